@@ -1,0 +1,75 @@
+"""The CUDA backend."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from banditformer.core.backend import Backend, Timing
+from banditformer.core.errors import BackendUnavailableError
+from banditformer.core.validation import check_int
+
+__all__ = ["CUDABackend"]
+
+
+class CUDABackend(Backend):
+    """Runs on one NVIDIA GPU; autocast in bfloat16 where supported, else float16; ``timer``
+    measures with CUDA events on the current stream.
+
+    Args:
+        index: the CUDA device index.
+
+    Raises:
+        BackendUnavailableError: when torch sees no CUDA device (or not ``index``).
+    """
+
+    name = "cuda"
+
+    def __init__(self, index: int = 0) -> None:
+        check_int("index", index, low=0)
+        if not self.is_available():
+            build = torch.version.cuda or "none (a CPU-only build)"
+            raise BackendUnavailableError(
+                f"expected a CUDA device for backend 'cuda', got torch.cuda.is_available() = False "
+                f"(torch {torch.__version__}, CUDA {build}); use backend 'cpu'"
+            )
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise BackendUnavailableError(f"expected a CUDA device index in [0, {count}), got {index}")
+        self._device = torch.device("cuda", index)
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return torch.cuda.is_available()
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def autocast_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize(self._device)
+
+    def memory_stats(self) -> dict[str, int]:
+        return {
+            "allocated": int(torch.cuda.memory_allocated(self._device)),
+            "peak_allocated": int(torch.cuda.max_memory_allocated(self._device)),
+            "reserved": int(torch.cuda.memory_reserved(self._device)),
+        }
+
+    @contextlib.contextmanager
+    def timer(self) -> Iterator[Timing]:
+        """Time the block with CUDA events, so queued kernels are counted and no host clock races them."""
+        timing = Timing()
+        with torch.cuda.device(self._device):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            yield timing
+            end.record()
+            end.synchronize()
+        timing.seconds = start.elapsed_time(end) / 1e3

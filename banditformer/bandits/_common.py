@@ -1,0 +1,75 @@
+"""Vectorised pieces the policies share: discounting, untried-arm dealing, top-k with varying k."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from banditformer.core.policy import PolicyBase
+from banditformer.core.validation import check_float
+
+# A score above any finite index, used to put untried arms first.
+_UNTRIED = 1e300
+
+
+def check_discount(discount: float) -> float:
+    """Discount factor gamma in (0, 1]; 1 keeps all history."""
+    return check_float("discount", discount, low=0.0, high=1.0, low_open=True)
+
+
+def apply_discount(policy: PolicyBase, names: tuple[str, ...], discount: Tensor) -> None:
+    """Multiply the named statistics by gamma: one step of discounting per ``update`` call
+    (Garivier and Moulines 2008, applied to a batch as one step). Multiplying by 1 is exact, and
+    no branch on the value keeps CUDA free of host syncs."""
+    for name in names:
+        getattr(policy, name).mul_(discount)
+
+
+def rank_within_group(groups: Tensor) -> Tensor:
+    """For each row, how many earlier rows share its group: ``(n,)`` int64."""
+    n = groups.shape[0]
+    order = torch.sort(groups, stable=True).indices
+    sorted_groups = groups[order]
+    first = torch.searchsorted(sorted_groups, sorted_groups, right=False)
+    rank = torch.empty_like(groups)
+    rank[order] = torch.arange(n, device=groups.device) - first
+    return rank
+
+
+def argmax_untried_first(scores: Tensor, counts: Tensor, groups: Tensor) -> Tensor:
+    """Pick the highest score per row, except that untried arms go first.
+
+    The untried-arm rule: while a row's group has arms with no (discounted) observation, the row
+    plays one of them; the rows of a group in one batch are dealt the untried arms in index order,
+    round-robin, so a batch of ``n >= K`` rows of one group tries every arm at once, and one row at
+    a time plays arms ``0, 1, ..., K-1`` before any repeat.
+
+    Args:
+        scores: ``(n, K)`` float index of each arm for each row.
+        counts: ``(n, K)`` observation counts seen by each row (its group's).
+        groups: ``(n,)`` group of each row.
+
+    Returns:
+        ``(n,)`` int64 arms.
+    """
+    untried = counts <= 0
+    n_untried = untried.sum(1)
+    greedy = scores.argmax(1)
+    position = rank_within_group(groups) % n_untried.clamp(min=1)
+    slot = untried.long().cumsum(1) - 1  # index of each untried arm among its row's untried arms
+    dealt = (untried & (slot == position.unsqueeze(1))).long().argmax(1)
+    return torch.where(n_untried > 0, dealt, greedy)
+
+
+def top_k_mask(scores: Tensor, k: Tensor) -> Tensor:
+    """A ``(n, N)`` bool mask of the ``k[i]`` highest scores of each row (ties to the lower index)."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    keep = torch.arange(scores.shape[1], device=scores.device).unsqueeze(0) < k.unsqueeze(1)
+    return torch.zeros_like(keep).scatter(1, order, keep)
+
+
+def untried_first_scores(scores: Tensor, counts: Tensor, generator: torch.Generator) -> Tensor:
+    """Scores with every untried base arm lifted above every tried one, in a random order per row
+    (for combinatorial policies, where a row takes several arms at once)."""
+    noise = torch.rand(scores.shape, generator=generator, device=scores.device, dtype=scores.dtype)
+    return torch.where(counts <= 0, _UNTRIED * (1 + noise), scores)

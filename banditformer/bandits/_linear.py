@@ -1,0 +1,81 @@
+"""Ridge-regression statistics shared by the linear contextual policies (LinUCB, linear TS)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from banditformer.core.policy import Policy
+from banditformer.core.validation import check_float
+
+
+def ridge_fit(gram: Tensor, xr: Tensor, ridge: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-arm ridge regression.
+
+    Args:
+        gram: ``(..., d, d)`` sums of ``x x^T``.
+        xr: ``(..., d)`` sums of ``r x``.
+        ridge: the regulariser lambda > 0 (``A = lambda I + gram``).
+
+    Returns:
+        ``theta`` ``(..., d)``, the ridge estimate ``A^-1 xr``, and ``A^-1`` ``(..., d, d)``.
+    """
+    d = gram.shape[-1]
+    eye = torch.eye(d, dtype=gram.dtype, device=gram.device)
+    chol = torch.linalg.cholesky(gram + ridge * eye)
+    a_inv = torch.cholesky_inverse(chol)
+    theta = torch.cholesky_solve(xr.unsqueeze(-1), chol).squeeze(-1)
+    return theta, a_inv
+
+
+def mean_and_width(context: Tensor, groups: Tensor, theta: Tensor, a_inv: Tensor) -> tuple[Tensor, Tensor]:
+    """Predicted reward ``x^T theta_a`` and its width ``sqrt(x^T A_a^-1 x)`` for every row and arm.
+
+    Args:
+        context: ``(n, d)``; groups: ``(n,)``; theta: ``(G, K, d)``; a_inv: ``(G, K, d, d)``.
+
+    Returns:
+        Two ``(n, K)`` tensors.
+    """
+    mean = torch.einsum("nd,nkd->nk", context, theta[groups])
+    quad = torch.einsum("nd,nkde,ne->nk", context, a_inv[groups], context)
+    return mean, quad.clamp(min=0.0).sqrt()
+
+
+class LinearPolicy(Policy):
+    """Disjoint linear models (one ridge regression per arm and group) on the context.
+
+    Args:
+        num_arms: K.
+        context_dim: d.
+        ridge: the ridge regulariser lambda > 0.
+    """
+
+    is_contextual = True
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        context_dim: int | None = None,
+        ridge: float = 1.0,
+        num_groups: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
+        d = int(self.context_dim)  # checked by the base class
+        self.register_buffer(
+            "ridge", torch.tensor(check_float("ridge", ridge, low=0.0, low_open=True), dtype=torch.float64)
+        )
+        self.add_state("gram", torch.zeros(num_groups, num_arms, d, d, dtype=torch.float64))
+        self.add_state("xr", torch.zeros(num_groups, num_arms, d, dtype=torch.float64))
+
+    def fit(self) -> tuple[Tensor, Tensor]:
+        """The ``(G, K, d)`` ridge estimates and ``(G, K, d, d)`` inverse design matrices."""
+        return ridge_fit(self.gram, self.xr, self.ridge)
+
+    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        assert context is not None  # the base class requires it for contextual policies
+        x = context.to(torch.float64)
+        self.gram.index_put_((groups, arms), x.unsqueeze(2) * x.unsqueeze(1), accumulate=True)  # (n, d, d)
+        self.xr.index_put_((groups, arms), rewards.unsqueeze(1) * x, accumulate=True)  # (n, d)

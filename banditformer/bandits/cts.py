@@ -1,0 +1,85 @@
+"""Combinatorial Thompson sampling (Wang and Chen 2018) with Beta priors on the base arms."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from banditformer.bandits._common import apply_discount, check_discount, top_k_mask
+from banditformer.core.policy import CombinatorialPolicy
+from banditformer.core.random import sample_beta
+from banditformer.core.validation import check_float
+
+__all__ = ["CTS"]
+
+
+class CTS(CombinatorialPolicy):
+    """Each row draws one sample from every base arm's Beta posterior and takes its top ``k[i]``.
+
+    Semi-bandit feedback: every chosen base arm reports a reward in [0, 1], turned into a
+    Bernoulli outcome by the Bernoulli trick (or used fractionally with ``bernoulli_trick=False``)
+    that updates that arm's Beta posterior. Rows of a group share the posterior but draw their own
+    samples.
+
+    Args:
+        num_arms: N base arms.
+        prior_alpha, prior_beta: the Beta prior of each base arm.
+        discount: gamma in (0, 1]; decays the posterior counts at every update call.
+        bernoulli_trick: draw Bernoulli outcomes from fractional rewards.
+
+    >>> p = CTS(num_arms=6, seed=0)
+    >>> p.select(k=torch.tensor([1, 3])).sum(1).tolist()
+    [1, 3]
+    """
+
+    reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 1.0,
+        discount: float = 1.0,
+        bernoulli_trick: bool = True,
+        context_dim: int | None = None,
+        num_groups: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
+        self.register_buffer(
+            "prior_alpha", torch.tensor(check_float("prior_alpha", prior_alpha, low=0.0, low_open=True), dtype=torch.float64)
+        )
+        self.register_buffer(
+            "prior_beta", torch.tensor(check_float("prior_beta", prior_beta, low=0.0, low_open=True), dtype=torch.float64)
+        )
+        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
+        self.bernoulli_trick = bool(bernoulli_trick)
+        self.add_state("successes", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_state("failures", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+
+    @property
+    def exact_batch_update(self) -> bool:  # type: ignore[override]
+        return not self.bernoulli_trick
+
+    def posterior(self) -> tuple[Tensor, Tensor]:
+        """The ``(G, N)`` Beta posterior parameters ``(alpha, beta)``."""
+        return self.prior_alpha + self.successes, self.prior_beta + self.failures
+
+    def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
+        alpha, beta = self.posterior()
+        samples = sample_beta(alpha[groups], beta[groups], self.generator)  # (n, N)
+        return top_k_mask(samples, k)
+
+    def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        if self.bernoulli_trick:
+            u = torch.rand(rewards.shape, generator=self.generator, device=self.device, dtype=rewards.dtype)
+            outcome = (u < rewards).to(rewards.dtype)
+        else:
+            outcome = rewards
+        mask = chosen.to(rewards.dtype)
+        apply_discount(self, ("successes", "failures"), self.discount)
+        self.successes.index_add_(0, groups, outcome * mask)
+        self.failures.index_add_(0, groups, (1.0 - outcome) * mask)

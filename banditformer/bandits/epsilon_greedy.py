@@ -1,0 +1,102 @@
+"""Epsilon-greedy with a fixed or a decaying exploration rate."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from banditformer.bandits._common import argmax_untried_first
+from banditformer.core.errors import InputValidationError
+from banditformer.core.policy import Policy
+from banditformer.core.validation import check_float
+
+__all__ = ["EpsilonGreedy", "epsilon_schedule", "SCHEDULES"]
+
+SCHEDULES = ("fixed", "inverse_time", "exponential")
+
+
+def epsilon_schedule(
+    epsilon: float | Tensor, schedule: str, rate: float | Tensor, t: Tensor, min_epsilon: float | Tensor = 0.0
+) -> Tensor:
+    """The exploration rate after ``t`` observations.
+
+    - ``fixed``: ``epsilon``;
+    - ``inverse_time``: ``epsilon / (1 + rate * t)`` (the 1/t decay of Auer et al. 2002's
+      epsilon_n-greedy, which keeps regret logarithmic);
+    - ``exponential``: ``epsilon * exp(-rate * t)``;
+
+    each floored at ``min_epsilon``.
+    """
+    if schedule == "fixed":
+        eps = torch.zeros_like(t) + epsilon
+    elif schedule == "inverse_time":
+        eps = epsilon / (1.0 + rate * t)
+    elif schedule == "exponential":
+        eps = epsilon * torch.exp(-rate * t)
+    else:
+        raise InputValidationError(f"expected `schedule` in {SCHEDULES}, got {schedule!r}")
+    return torch.maximum(eps, torch.as_tensor(min_epsilon, dtype=eps.dtype, device=eps.device))
+
+
+class EpsilonGreedy(Policy):
+    """Play the arm of highest mean reward; with probability epsilon play a uniform random arm.
+
+    Arms never observed in a row's group are played first (the untried-arm rule of
+    :func:`~banditformer.bandits._common.argmax_untried_first`); with ``epsilon = 0`` the policy is
+    then purely greedy on the empirical means. ``t`` in the schedule counts the observations of the
+    row's group.
+
+    Args:
+        num_arms: K.
+        epsilon: the (initial) exploration rate in [0, 1].
+        schedule: ``"fixed"``, ``"inverse_time"`` or ``"exponential"``.
+        rate: the decay rate of the decaying schedules.
+        min_epsilon: a floor for the decaying schedules.
+
+    >>> p = EpsilonGreedy(num_arms=2, epsilon=0.0)
+    >>> p.update(torch.tensor([0, 1]), torch.tensor([0.2, 0.9]))
+    >>> p.select(n=3).tolist()
+    [1, 1, 1]
+    """
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        epsilon: float = 0.1,
+        schedule: str = "fixed",
+        rate: float = 0.01,
+        min_epsilon: float = 0.0,
+        context_dim: int | None = None,
+        num_groups: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
+        if schedule not in SCHEDULES:
+            raise InputValidationError(f"expected `schedule` in {SCHEDULES}, got {schedule!r}")
+        self.schedule = schedule
+        self.register_buffer("epsilon", torch.tensor(check_float("epsilon", epsilon, low=0.0, high=1.0)))
+        self.register_buffer("rate", torch.tensor(check_float("rate", rate, low=0.0)))
+        self.register_buffer("min_epsilon", torch.tensor(check_float("min_epsilon", min_epsilon, low=0.0, high=1.0)))
+        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+
+    def current_epsilon(self, groups: Tensor | None = None) -> Tensor:
+        """The exploration rate of each group, ``(G,)``, or of each row for ``groups`` ``(n,)``."""
+        eps = epsilon_schedule(
+            self.epsilon, self.schedule, self.rate, self.counts.sum(1), self.min_epsilon
+        )
+        return eps if groups is None else eps[groups]
+
+    def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        n = groups.shape[0]
+        counts = self.counts[groups]
+        means = self.sums[groups] / counts.clamp(min=1e-12)
+        greedy = argmax_untried_first(means, counts, groups)
+        u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
+        random_arm = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
+        return torch.where(u < self.current_epsilon(groups), random_arm, greedy)
+
+    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        self.counts.index_put_((groups, arms), torch.ones_like(rewards), accumulate=True)
+        self.sums.index_put_((groups, arms), rewards, accumulate=True)

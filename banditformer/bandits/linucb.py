@@ -1,0 +1,55 @@
+"""LinUCB with disjoint linear models (Li, Chu, Langford and Schapire 2010)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from banditformer.bandits._linear import LinearPolicy, mean_and_width
+from banditformer.core.validation import check_float
+
+__all__ = ["LinUCB", "linucb_index"]
+
+
+def linucb_index(mean: Tensor, width: Tensor, alpha: float | Tensor) -> Tensor:
+    """The LinUCB index ``x^T theta_a + alpha * sqrt(x^T A_a^-1 x)`` from its two parts."""
+    return mean + alpha * width
+
+
+class LinUCB(LinearPolicy):
+    """Upper confidence bounds on a per-arm ridge regression of reward on context.
+
+    An arm never played has ``A = lambda I``, so its width is largest and it is tried early; no
+    separate untried-arm rule is needed.
+
+    Args:
+        num_arms: K.
+        context_dim: d.
+        alpha: the width multiplier (exploration).
+        ridge: lambda.
+
+    >>> p = LinUCB(num_arms=2, context_dim=3, seed=0)
+    >>> x = torch.eye(3)[:2]
+    >>> p.update(torch.tensor([0, 1]), torch.tensor([1.0, 0.0]), x)
+    >>> p.select(x).shape
+    torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        context_dim: int | None = None,
+        alpha: float = 1.0,
+        ridge: float = 1.0,
+        num_groups: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_arms, context_dim=context_dim, ridge=ridge, num_groups=num_groups, seed=seed)
+        self.register_buffer("alpha", torch.tensor(check_float("alpha", alpha, low=0.0), dtype=torch.float64))
+
+    def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        assert context is not None
+        theta, a_inv = self.fit()
+        mean, width = mean_and_width(context.to(torch.float64), groups, theta, a_inv)
+        return linucb_index(mean, width, self.alpha).argmax(1)

@@ -1,0 +1,92 @@
+"""Beta-Bernoulli Thompson sampling, for rewards in [0, 1] through the Bernoulli trick."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from banditformer.bandits._common import apply_discount, check_discount
+from banditformer.core.policy import Policy
+from banditformer.core.random import sample_beta
+from banditformer.core.validation import check_float
+
+__all__ = ["BetaThompson", "beta_posterior"]
+
+
+def beta_posterior(successes: Tensor, failures: Tensor, prior_alpha: float, prior_beta: float) -> tuple[Tensor, Tensor]:
+    """Posterior ``(alpha, beta)`` of a Beta(prior_alpha, prior_beta) prior after the given
+    (possibly fractional, discounted) successes and failures; both stay >= the prior's."""
+    return prior_alpha + successes, prior_beta + failures
+
+
+class BetaThompson(Policy):
+    """Thompson sampling with a Beta prior per arm (Agrawal and Goyal 2012).
+
+    A reward ``r`` in [0, 1] is turned into a Bernoulli outcome ``b ~ Bernoulli(r)`` (the Bernoulli
+    trick, drawn from the policy's generator), and ``b`` updates the arm's Beta posterior. With
+    ``bernoulli_trick=False`` the posterior takes ``r`` and ``1 - r`` directly (deterministic
+    updates, fractional counts). ``discount < 1`` decays successes and failures at every update
+    call, pulling the posterior back towards the prior.
+
+    Args:
+        num_arms: K.
+        prior_alpha, prior_beta: the Beta prior (both > 0).
+        discount: gamma in (0, 1].
+        bernoulli_trick: see above.
+
+    >>> p = BetaThompson(num_arms=2, seed=0)
+    >>> p.update(torch.tensor([0] * 20 + [1] * 20), torch.tensor([1.0] * 20 + [0.0] * 20))
+    >>> p.select(n=5).tolist()
+    [0, 0, 0, 0, 0]
+    """
+
+    reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 1.0,
+        discount: float = 1.0,
+        bernoulli_trick: bool = True,
+        context_dim: int | None = None,
+        num_groups: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
+        self.register_buffer(
+            "prior_alpha", torch.tensor(check_float("prior_alpha", prior_alpha, low=0.0, low_open=True), dtype=torch.float64)
+        )
+        self.register_buffer(
+            "prior_beta", torch.tensor(check_float("prior_beta", prior_beta, low=0.0, low_open=True), dtype=torch.float64)
+        )
+        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
+        self.bernoulli_trick = bool(bernoulli_trick)
+        self.add_state("successes", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_state("failures", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+
+    @property
+    def exact_batch_update(self) -> bool:  # type: ignore[override]
+        return not self.bernoulli_trick
+
+    def posterior(self) -> tuple[Tensor, Tensor]:
+        """The ``(G, K)`` Beta posterior parameters ``(alpha, beta)``."""
+        return beta_posterior(self.successes, self.failures, self.prior_alpha, self.prior_beta)
+
+    def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        alpha, beta = self.posterior()
+        samples = sample_beta(alpha[groups], beta[groups], self.generator)  # (n, K), one draw per row
+        return samples.argmax(1)
+
+    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        if self.bernoulli_trick:
+            u = torch.rand(rewards.shape, generator=self.generator, device=self.device, dtype=rewards.dtype)
+            outcome = (u < rewards).to(rewards.dtype)
+        else:
+            outcome = rewards
+        apply_discount(self, ("successes", "failures"), self.discount)
+        self.successes.index_put_((groups, arms), outcome, accumulate=True)
+        self.failures.index_put_((groups, arms), 1.0 - outcome, accumulate=True)

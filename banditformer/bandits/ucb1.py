@@ -1,0 +1,79 @@
+"""UCB1 (Auer, Cesa-Bianchi and Fischer 2002), with an optional discount for drifting rewards."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from banditformer.bandits._common import apply_discount, argmax_untried_first, check_discount
+from banditformer.core.policy import Policy
+from banditformer.core.validation import check_float
+
+__all__ = ["UCB1", "ucb1_index"]
+
+
+def ucb1_index(sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor = 1.0) -> Tensor:
+    """The UCB1 index ``mean + c * sqrt(2 ln t / n)``.
+
+    Args:
+        sums: ``(..., K)`` reward sums per arm.
+        counts: ``(..., K)`` plays per arm (arms with 0 plays get ``+inf``).
+        total: ``(...)`` total plays ``t``, broadcast over arms.
+        c: exploration scale; ``c = 1`` is Auer et al.'s UCB1, whose regret bound holds for
+            rewards in ``[0, 1]``.
+
+    Returns:
+        ``(..., K)`` indices.
+    """
+    safe = counts.clamp(min=1e-12)
+    bonus = c * torch.sqrt(2.0 * torch.log(total.clamp(min=1.0)).unsqueeze(-1) / safe)
+    return torch.where(counts > 0, sums / safe + bonus, torch.full_like(sums, float("inf")))
+
+
+class UCB1(Policy):
+    """UCB1 on rewards in ``[0, 1]``.
+
+    Untried arms are played first (see :func:`argmax_untried_first`): one row at a time plays every
+    arm once before any repeat. With ``discount < 1`` counts and sums decay by that factor at every
+    ``update`` call (discounted UCB, Garivier and Moulines 2008), so old rewards fade.
+
+    Args:
+        num_arms: K.
+        c: exploration scale (1 is UCB1).
+        discount: gamma in (0, 1]; 1 keeps all history.
+        num_groups, context_dim, seed: see :class:`~banditformer.core.PolicyBase`.
+
+    >>> p = UCB1(num_arms=3, seed=0)
+    >>> p.select(n=3).tolist()   # a batch deals the untried arms
+    [0, 1, 2]
+    """
+
+    reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        c: float = 1.0,
+        discount: float = 1.0,
+        context_dim: int | None = None,
+        num_groups: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
+        self.register_buffer("c", torch.tensor(check_float("c", c, low=0.0), dtype=torch.float64))
+        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
+        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+
+    def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        # One index table per group (G, K), gathered per row: rows of a group share statistics.
+        table = ucb1_index(self.sums, self.counts, self.counts.sum(1), self.c)
+        return argmax_untried_first(table[groups], self.counts[groups], groups)
+
+    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        apply_discount(self, ("counts", "sums"), self.discount)
+        self.counts.index_put_((groups, arms), torch.ones_like(rewards), accumulate=True)
+        self.sums.index_put_((groups, arms), rewards, accumulate=True)

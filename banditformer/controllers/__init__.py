@@ -1,0 +1,5 @@
+"""Architecture controllers (the DHT controller and the baselines)."""
+
+from banditformer.controllers.static import StaticFull
+
+__all__ = ["StaticFull"]

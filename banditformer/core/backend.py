@@ -1,0 +1,82 @@
+"""The compute-backend contract: device, precision, synchronisation, timing and memory."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import ClassVar
+
+import torch
+
+__all__ = ["Backend", "Timing"]
+
+
+class Timing:
+    """The result of :meth:`Backend.timer`: ``seconds`` is set when the ``with`` block exits."""
+
+    def __init__(self) -> None:
+        self.seconds: float = float("nan")
+
+    def __repr__(self) -> str:
+        return f"Timing(seconds={self.seconds:.6g})"
+
+
+class Backend(ABC):
+    """Where and how the model runs.
+
+    Implementations say whether they can run here (:meth:`is_available`), give the device and the
+    autocast dtype, synchronise, time a block correctly for their device, and report memory. Later
+    they also supply the routed-attention and depth-dispatch kernels the dynamic model calls.
+    """
+
+    #: The registry name, e.g. ``"cpu"``.
+    name: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def is_available(cls) -> bool:
+        """True when this machine can run the backend."""
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device:
+        """The device tensors live on."""
+
+    @property
+    @abstractmethod
+    def autocast_dtype(self) -> torch.dtype:
+        """The reduced-precision dtype used under :meth:`autocast`."""
+
+    @abstractmethod
+    def synchronize(self) -> None:
+        """Wait until queued work on the device is done."""
+
+    @abstractmethod
+    def memory_stats(self) -> dict[str, int]:
+        """Memory use in bytes: at least ``allocated`` and ``peak_allocated`` (0 where unknown)."""
+
+    def autocast(self, enabled: bool = True, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
+        """A ``torch.autocast`` context for this device (a no-op when ``enabled`` is False)."""
+        return torch.autocast(self.device.type, dtype=dtype or self.autocast_dtype, enabled=enabled)
+
+    @contextlib.contextmanager
+    def timer(self) -> Iterator[Timing]:
+        """Time the ``with`` block in seconds, including all device work it queued.
+
+        >>> from banditformer import make_backend
+        >>> with make_backend("cpu").timer() as t:
+        ...     _ = torch.ones(100).sum()
+        >>> t.seconds >= 0
+        True
+        """
+        timing = Timing()
+        self.synchronize()
+        start = time.perf_counter()
+        yield timing
+        self.synchronize()
+        timing.seconds = time.perf_counter() - start
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(device={self.device}, autocast_dtype={self.autocast_dtype})"

@@ -1,0 +1,72 @@
+"""The architecture-controller contract."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+from torch import Tensor, nn
+
+from banditformer.core.decision import Decision
+from banditformer.core.validation import check_context, check_int, check_rewards
+
+__all__ = ["Controller"]
+
+
+class Controller(nn.Module):
+    """Decides, per sample, how many layers run and which heads each layer uses.
+
+    Subclasses implement ``_decide`` and ``_feedback``; the public methods check their inputs.
+    A controller holds no learned router: its decisions come from bandit statistics (or are fixed,
+    for baselines).
+
+    Args:
+        num_layers: L, the model's number of layers.
+        num_heads: H, the number of attention heads per layer.
+    """
+
+    def __init__(self, num_layers: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_layers = check_int("num_layers", num_layers, low=1)
+        self.num_heads = check_int("num_heads", num_heads, low=1)
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self._anchor.device
+
+    def decide(self, context: Tensor, explore: bool = True) -> Decision:
+        """Choose the architecture of each sample.
+
+        Args:
+            context: a ``(B, D)`` float tensor (the pooled, detached stem output).
+            explore: True in training (policies explore), False at inference (they exploit).
+
+        Returns:
+            A :class:`Decision` for the ``B`` samples, already validated.
+        """
+        context = check_context("context", context, None, self.device)
+        decision = self._decide(context, bool(explore))
+        return decision.validate(self.num_layers, self.num_heads, context.shape[0], self.device)
+
+    def feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
+        """Report how each sample fared under its decision.
+
+        Args:
+            decision: what :meth:`decide` returned for these samples.
+            quality: a ``(B,)`` float tensor in ``[0, 1]`` (e.g. probability of the true class).
+            flops: a ``(B,)`` float tensor, each sample's FLOPs under the decision.
+        """
+        decision.validate(self.num_layers, self.num_heads, None, self.device)
+        b = decision.batch_size
+        check_rewards("quality", quality, (b,), self.device, 0.0, 1.0)
+        check_rewards("flops", flops, (b,), self.device, 0.0, float("inf"))
+        self._feedback(decision, quality, flops)
+
+    @abstractmethod
+    def _decide(self, context: Tensor, explore: bool) -> Decision:
+        """Return a Decision for checked contexts."""
+
+    @abstractmethod
+    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
+        """Update the policies from checked feedback."""

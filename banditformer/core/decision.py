@@ -1,0 +1,106 @@
+"""A controller's per-sample architecture decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from banditformer.core.errors import InputValidationError
+from banditformer.core.validation import check_int, check_tensor
+
+__all__ = ["Decision"]
+
+
+@dataclass
+class Decision:
+    """Which layers and heads run for each sample of a batch.
+
+    Attributes:
+        depth: a ``(B,)`` int64 tensor; sample ``i`` runs layers ``0 .. depth[i] - 1``
+            (``1 <= depth[i] <= L``) and then goes straight to the final norm and classifier.
+        heads: a ``(B, L, H)`` bool tensor; ``heads[i, l]`` is the head set of sample ``i`` in
+            layer ``l``. Entries of layers at or past ``depth[i]`` are ignored.
+        info: controller-private tensors (e.g. the arms it chose) that ``feedback`` reads back.
+
+    >>> d = Decision.full(batch_size=2, num_layers=4, num_heads=8)
+    >>> d.depth.tolist(), d.heads.shape
+    ([4, 4], torch.Size([2, 4, 8]))
+    """
+
+    depth: Tensor
+    heads: Tensor
+    info: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.depth.shape[0])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.heads.shape[1])
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.heads.shape[2])
+
+    @property
+    def active_layers(self) -> Tensor:
+        """A ``(B, L)`` bool tensor: True where the sample runs the layer."""
+        layers = torch.arange(self.num_layers, device=self.depth.device)
+        return layers.unsqueeze(0) < self.depth.unsqueeze(1)
+
+    @property
+    def head_counts(self) -> Tensor:
+        """A ``(B, L)`` int64 tensor of heads per layer, 0 for layers the sample skips."""
+        return (self.heads & self.active_layers.unsqueeze(-1)).sum(-1)
+
+    @classmethod
+    def full(
+        cls, batch_size: int, num_layers: int, num_heads: int, device: torch.device | str = "cpu"
+    ) -> Decision:
+        """Every sample runs every layer with every head."""
+        check_int("batch_size", batch_size, low=0)
+        check_int("num_layers", num_layers, low=1)
+        check_int("num_heads", num_heads, low=1)
+        depth = torch.full((batch_size,), num_layers, dtype=torch.long, device=device)
+        heads = torch.ones(batch_size, num_layers, num_heads, dtype=torch.bool, device=device)
+        return cls(depth, heads)
+
+    def validate(
+        self,
+        num_layers: int,
+        num_heads: int,
+        batch_size: int | None = None,
+        device: torch.device | None = None,
+    ) -> Decision:
+        """Check shapes, dtypes, device, depth range and non-empty head sets; return ``self``.
+
+        Raises:
+            InputValidationError: saying what was expected and what was got.
+        """
+        check_tensor("decision.depth", self.depth, shape=(batch_size,), kind="int", device=device)
+        b = self.depth.shape[0]
+        check_tensor(
+            "decision.heads",
+            self.heads,
+            shape=(b, num_layers, num_heads),
+            kind="bool",
+            device=self.depth.device if device is None else device,
+        )
+        if b == 0:
+            return self
+        bad = (self.depth < 1) | (self.depth > num_layers)
+        if bool(bad.any()):
+            raise InputValidationError(
+                f"expected `decision.depth` in [1, {num_layers}], got values {self.depth[bad][:5].tolist()}"
+            )
+        empty = self.active_layers & ~self.heads.any(-1)
+        if bool(empty.any()):
+            sample, layer = empty.nonzero()[0].tolist()
+            raise InputValidationError(
+                f"expected a non-empty head set in every layer a sample runs, got none for sample "
+                f"{sample} in layer {layer} ({int(empty.sum())} empty in all)"
+            )
+        return self

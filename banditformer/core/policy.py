@@ -1,0 +1,352 @@
+"""The bandit-policy contracts: :class:`Policy` (one arm per row) and :class:`CombinatorialPolicy`
+(k of N base arms per row, semi-bandit feedback).
+
+Both are ``nn.Module``\\ s whose statistics are tensors registered with :meth:`PolicyBase.add_state`,
+each with its distributed reduction, so ``.to(device)``, ``state_dict()`` and data-parallel sync come
+for free. Every random draw comes from the policy's own ``torch.Generator``, seeded at construction,
+and the generator's state is part of ``state_dict()``.
+
+Subclasses implement two methods, ``_select`` and ``_update``; the public ``select`` and ``update``
+validate every input first (raising :class:`InputValidationError` with the state untouched) and keep
+the lifetime statistics ``arm_counts`` and ``arm_reward_sums``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from banditformer.core.errors import InputValidationError
+from banditformer.core.random import make_generator
+from banditformer.core.validation import (
+    check_arms,
+    check_context,
+    check_int,
+    check_rewards,
+    check_tensor,
+)
+
+__all__ = ["PolicyBase", "Policy", "CombinatorialPolicy", "REDUCTIONS"]
+
+#: How a state tensor combines across data-parallel ranks ("sum": add the increments).
+REDUCTIONS = ("sum", "max", "min", None)
+
+
+class PolicyBase(nn.Module):
+    """What :class:`Policy` and :class:`CombinatorialPolicy` share: arms, groups, state, RNG.
+
+    Args:
+        num_arms: the number of arms (base arms, for a combinatorial policy).
+        context_dim: the length of a context vector; required by contextual policies, optional
+            for context-free ones, which then check contexts against it and otherwise ignore them.
+        num_groups: independent copies of the statistics; a row's ``groups`` entry picks its copy
+            (one per context bucket, or one per simulated run).
+        seed: seeds the policy's ``torch.Generator``.
+    """
+
+    #: True when the policy uses the context vector to decide.
+    is_contextual: ClassVar[bool] = False
+    #: The closed interval rewards must lie in.
+    reward_range: ClassVar[tuple[float, float]] = (float("-inf"), float("inf"))
+    #: False when updating with a batch may differ from the same rows one at a time
+    #: (randomised updates, or statistics that change the grouping of later rows).
+    exact_batch_update: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        context_dim: int | None = None,
+        num_groups: int = 1,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.num_arms = check_int("num_arms", num_arms, low=1)
+        if context_dim is not None:
+            check_int("context_dim", context_dim, low=1)
+        elif self.is_contextual:
+            raise InputValidationError(
+                f"expected `context_dim` (an int >= 1) for contextual policy {type(self).__name__}, got None"
+            )
+        self.context_dim = context_dim
+        self.num_groups = check_int("num_groups", num_groups, low=1)
+        self.seed = check_int("seed", seed, low=0)
+        self._reductions: dict[str, str | None] = {}
+        self._defaults: dict[str, Tensor] = {}
+        # A zero-size buffer that tells which device the policy lives on.
+        self.register_buffer("_anchor", torch.empty(0), persistent=False)
+        self._generator = make_generator(seed)
+        self.add_state("arm_counts", torch.zeros(num_arms, dtype=torch.float64))
+        self.add_state("arm_reward_sums", torch.zeros(num_arms, dtype=torch.float64))
+
+    # ----------------------------------------------------------------------------------- state
+    def add_state(self, name: str, default: Tensor, reduce: str | None = "sum") -> None:
+        """Register a statistic as a buffer, with its data-parallel reduction.
+
+        Args:
+            name: the attribute name.
+            default: the initial value; :meth:`reset` restores it.
+            reduce: ``"sum"`` (counts and sums: ranks add their increments), ``"max"``, ``"min"``,
+                or ``None`` (identical on every rank, e.g. a hyperparameter).
+        """
+        if reduce not in REDUCTIONS:
+            raise InputValidationError(f"expected `reduce` in {REDUCTIONS}, got {reduce!r}")
+        self.register_buffer(name, default.clone())
+        self._reductions[name] = reduce
+        self._defaults[name] = default.clone()
+
+    @property
+    def state_reductions(self) -> dict[str, str | None]:
+        """Name -> reduction of every registered statistic."""
+        return dict(self._reductions)
+
+    def reset(self) -> None:
+        """Restore every statistic to its initial value (the generator keeps its state)."""
+        for name, default in self._defaults.items():
+            getattr(self, name).copy_(default)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the policy's statistics."""
+        return self._anchor.device
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The policy's random source, on :attr:`device`."""
+        return self._generator
+
+    def _apply(self, fn: Any, recurse: bool = True) -> PolicyBase:  # noqa: D401 (torch API)
+        out = super()._apply(fn, recurse)
+        if self._generator.device.type != self.device.type or (
+            self.device.type == "cuda" and self._generator.device != self.device
+        ):
+            # A moved policy draws from a generator on its new device, seeded from the old one,
+            # so the sequence stays a deterministic function of the seed and the history.
+            sub = int(torch.randint(0, 2**62, (1,), generator=self._generator).item())
+            self._generator = make_generator(sub, self.device)
+        return out
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"rng_state": self._generator.get_state(), "rng_device": self._generator.device.type}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        if not isinstance(state, dict) or "rng_state" not in state:
+            raise InputValidationError(
+                f"expected extra state {{'rng_state': ByteTensor, 'rng_device': str}}, got {type(state).__name__}"
+            )
+        rng = state["rng_state"]
+        if state.get("rng_device") == self._generator.device.type:
+            self._generator.set_state(rng)
+        else:
+            # Saved on another device type: continue from a seed derived from the saved state.
+            digest = hashlib.blake2b(bytes(rng.cpu().numpy().tobytes()), digest_size=8).digest()
+            self._generator = make_generator(int.from_bytes(digest, "little") >> 1, self.device)
+
+    # ----------------------------------------------------------------------------- checking
+    def _rows(self, context: Tensor | None, n: int | None, groups: Tensor | None) -> tuple[int, Tensor | None]:
+        """Resolve the batch size from the arguments and check them; return (n, context)."""
+        sizes = []
+        if n is not None:
+            sizes.append(("n", check_int("n", n, low=0)))
+        if context is not None:
+            context = check_context("context", context, self.context_dim, self.device)
+            sizes.append(("context.shape[0]", context.shape[0]))
+        if groups is not None:
+            check_tensor("groups", groups, ndim=1, kind="int", device=self.device)
+            sizes.append(("groups.shape[0]", groups.shape[0]))
+        if self.is_contextual and context is None:
+            raise InputValidationError(
+                f"expected a `context` tensor of shape (n, {self.context_dim}) for contextual policy "
+                f"{type(self).__name__}, got None"
+            )
+        if not sizes:
+            raise InputValidationError("expected `n`, `context` or `groups` to give the batch size, got none")
+        if len({s for _, s in sizes}) > 1:
+            got = ", ".join(f"{k}={v}" for k, v in sizes)
+            raise InputValidationError(f"expected one batch size from the arguments, got {got}")
+        return sizes[0][1], context
+
+    def _groups(self, groups: Tensor | None, n: int) -> Tensor:
+        if groups is None:
+            return torch.zeros(n, dtype=torch.long, device=self.device)
+        if groups.numel() and bool(((groups < 0) | (groups >= self.num_groups)).any()):
+            raise InputValidationError(
+                f"expected `groups` in [0, {self.num_groups}), got values "
+                f"{groups[(groups < 0) | (groups >= self.num_groups)][:5].tolist()}"
+            )
+        return groups.long()
+
+    def extra_repr(self) -> str:
+        parts = [f"num_arms={self.num_arms}"]
+        if self.context_dim is not None:
+            parts.append(f"context_dim={self.context_dim}")
+        if self.num_groups != 1:
+            parts.append(f"num_groups={self.num_groups}")
+        parts.append(f"seed={self.seed}")
+        return ", ".join(parts)
+
+
+class Policy(PolicyBase):
+    """A batched bandit policy: one arm per row.
+
+    Subclasses implement ``_select(context, groups) -> LongTensor[n]`` and
+    ``_update(arms, rewards, context, groups)``; inputs reach them already checked.
+
+    >>> from banditformer import make_policy
+    >>> policy = make_policy("ucb1", num_arms=3, seed=0)
+    >>> arms = policy.select(n=4)             # (4,) int64 in [0, 3)
+    >>> policy.update(arms, torch.rand(4))    # rewards in [0, 1]
+    """
+
+    def select(self, context: Tensor | None = None, n: int | None = None, *, groups: Tensor | None = None) -> Tensor:
+        """Choose one arm for each of ``n`` rows.
+
+        Args:
+            context: a ``(n, context_dim)`` float tensor, or ``None`` for context-free use.
+            n: the number of rows, when neither ``context`` nor ``groups`` gives it.
+            groups: a ``(n,)`` int tensor; row ``i`` uses statistics copy ``groups[i]``.
+
+        Returns:
+            A ``(n,)`` int64 tensor of arms in ``[0, num_arms)`` on :attr:`device`.
+        """
+        n, context = self._rows(context, n, groups)
+        groups = self._groups(groups, n)
+        if n == 0:
+            return torch.zeros(0, dtype=torch.long, device=self.device)
+        return self._select(context, groups)
+
+    def update(
+        self,
+        arms: Tensor,
+        rewards: Tensor,
+        context: Tensor | None = None,
+        *,
+        groups: Tensor | None = None,
+    ) -> None:
+        """Feed back the rewards of the chosen arms.
+
+        Args:
+            arms: a ``(n,)`` int tensor of played arms.
+            rewards: a ``(n,)`` float tensor, finite and within :attr:`reward_range`.
+            context: the ``(n, context_dim)`` contexts the arms were chosen for.
+            groups: the ``(n,)`` statistics copies the rows belong to.
+
+        Raises:
+            InputValidationError: on a bad argument; the state is then unchanged.
+        """
+        arms = check_arms("arms", arms, self.num_arms, self.device)
+        n = arms.shape[0]
+        low, high = self.reward_range
+        rewards = check_rewards("rewards", rewards, (n,), self.device, low, high)
+        _, context = self._rows(context, n, groups)
+        groups = self._groups(groups, n)
+        if n == 0:
+            return
+        r = rewards.to(torch.float64)
+        self.arm_counts.index_add_(0, arms, torch.ones_like(r))
+        self.arm_reward_sums.index_add_(0, arms, r)
+        self._update(arms, r, context, groups)
+
+    @abstractmethod
+    def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        """Return a ``(n,)`` int64 tensor of arms for ``n >= 1`` checked rows."""
+
+    @abstractmethod
+    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        """Fold in ``n >= 1`` checked rows (rewards as float64)."""
+
+
+class CombinatorialPolicy(PolicyBase):
+    """A batched combinatorial semi-bandit: each row picks exactly ``k[i]`` of ``num_arms`` base arms
+    and observes a reward for each chosen base arm.
+
+    Subclasses implement ``_select(context, k, groups) -> BoolTensor[n, N]`` and
+    ``_update(chosen, rewards, context, groups)``.
+
+    >>> from banditformer import make_policy
+    >>> cts = make_policy("cts", num_arms=8, seed=0)
+    >>> chosen = cts.select(k=torch.tensor([2, 3, 8]))   # (3, 8) bool, rows sum to 2, 3, 8
+    >>> cts.update(chosen, torch.rand(3, 8))             # rewards of unchosen arms are ignored
+    """
+
+    def select(
+        self,
+        context: Tensor | None = None,
+        k: Tensor | int | None = None,
+        *,
+        n: int | None = None,
+        groups: Tensor | None = None,
+    ) -> Tensor:
+        """Choose ``k[i]`` distinct base arms for each row ``i``.
+
+        Args:
+            context: a ``(n, context_dim)`` float tensor or ``None``.
+            k: a ``(n,)`` int tensor with entries in ``[0, num_arms]``, or one int for every row.
+            n: the number of rows when ``k`` is an int and nothing else gives it.
+            groups: a ``(n,)`` int tensor of statistics copies.
+
+        Returns:
+            A ``(n, num_arms)`` bool tensor with exactly ``k[i]`` True entries in row ``i``.
+        """
+        if k is None:
+            raise InputValidationError("expected `k` (an int or a (n,) int tensor), got None")
+        if isinstance(k, Tensor):
+            check_tensor("k", k, ndim=1, kind="int", device=self.device)
+            n, context = self._rows(context, k.shape[0] if n is None else n, groups)
+            if k.shape[0] != n:
+                raise InputValidationError(f"expected `k` of shape ({n},), got shape {tuple(k.shape)}")
+        else:
+            check_int("k", k, low=0, high=self.num_arms)
+            n, context = self._rows(context, n, groups)
+            k = torch.full((n,), k, dtype=torch.long, device=self.device)
+        if k.numel() and bool(((k < 0) | (k > self.num_arms)).any()):
+            raise InputValidationError(
+                f"expected `k` in [0, {self.num_arms}], got values {k[(k < 0) | (k > self.num_arms)][:5].tolist()}"
+            )
+        groups = self._groups(groups, n)
+        if n == 0:
+            return torch.zeros(0, self.num_arms, dtype=torch.bool, device=self.device)
+        return self._select(context, k.long(), groups)
+
+    def update(
+        self,
+        chosen: Tensor,
+        rewards: Tensor,
+        context: Tensor | None = None,
+        *,
+        groups: Tensor | None = None,
+    ) -> None:
+        """Feed back one reward per chosen base arm (semi-bandit feedback).
+
+        Args:
+            chosen: a ``(n, num_arms)`` bool tensor, as returned by :meth:`select`.
+            rewards: a ``(n, num_arms)`` float tensor; entries where ``chosen`` is False are ignored
+                (they may be anything, NaN included).
+            context: the ``(n, context_dim)`` contexts.
+            groups: the ``(n,)`` statistics copies.
+        """
+        chosen = check_tensor("chosen", chosen, shape=(None, self.num_arms), kind="bool", device=self.device)
+        n = chosen.shape[0]
+        low, high = self.reward_range
+        rewards = check_rewards("rewards", rewards, (n, self.num_arms), self.device, low, high, mask=chosen)
+        _, context = self._rows(context, n, groups)
+        groups = self._groups(groups, n)
+        if n == 0:
+            return
+        mask = chosen.to(torch.float64)
+        r = torch.where(chosen, rewards.to(torch.float64), torch.zeros((), dtype=torch.float64, device=self.device))
+        self.arm_counts.add_(mask.sum(0))
+        self.arm_reward_sums.add_(r.sum(0))
+        self._update(chosen, r, context, groups)
+
+    @abstractmethod
+    def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
+        """Return a ``(n, N)`` bool tensor with ``k[i]`` True entries per row, ``n >= 1``."""
+
+    @abstractmethod
+    def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        """Fold in ``n >= 1`` checked rows; ``rewards`` is float64 with zeros where not chosen."""

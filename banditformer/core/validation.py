@@ -1,0 +1,166 @@
+"""Input checks shared by every public entry point.
+
+Each check raises :class:`InputValidationError` with an "expected ..., got ..." message and never
+mutates anything, so callers run all checks before touching state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from banditformer.core.errors import InputValidationError
+
+__all__ = [
+    "check_tensor",
+    "check_int",
+    "check_float",
+    "check_arms",
+    "check_rewards",
+    "check_context",
+]
+
+
+def _describe(x: object) -> str:
+    if isinstance(x, Tensor):
+        return f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
+    return f"{type(x).__name__} {x!r}"
+
+
+def check_tensor(
+    name: str,
+    x: object,
+    *,
+    ndim: int | None = None,
+    shape: tuple[int | None, ...] | None = None,
+    kind: str | None = None,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Check that ``x`` is a tensor of the given rank, shape, dtype kind and device.
+
+    Args:
+        name: the argument's name, used in the message.
+        x: the object to check.
+        ndim: the expected number of dimensions.
+        shape: the expected shape; ``None`` entries match any size.
+        kind: ``"float"``, ``"int"`` or ``"bool"``.
+        device: the expected device (compared by type and index).
+
+    Returns:
+        ``x``, unchanged.
+    """
+    if not isinstance(x, Tensor):
+        raise InputValidationError(f"expected `{name}` to be a torch.Tensor, got {_describe(x)}")
+    if ndim is not None and x.ndim != ndim:
+        raise InputValidationError(f"expected `{name}` to have {ndim} dimension(s), got {_describe(x)}")
+    if shape is not None:
+        ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
+        if not ok:
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            raise InputValidationError(f"expected `{name}` of shape {want}, got {_describe(x)}")
+    if kind == "float" and not x.is_floating_point():
+        raise InputValidationError(f"expected `{name}` to have a floating dtype, got {_describe(x)}")
+    if kind == "int" and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
+        raise InputValidationError(f"expected `{name}` to have an integer dtype, got {_describe(x)}")
+    if kind == "bool" and x.dtype != torch.bool:
+        raise InputValidationError(f"expected `{name}` to have dtype torch.bool, got {_describe(x)}")
+    if device is not None and not _same_device(x.device, device):
+        raise InputValidationError(f"expected `{name}` on device {device}, got {_describe(x)}")
+    return x
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type:
+        return False
+    if a.type == "cuda":
+        ia = a.index if a.index is not None else torch.cuda.current_device()
+        ib = b.index if b.index is not None else torch.cuda.current_device()
+        return ia == ib
+    return True
+
+
+def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+    """Check that ``value`` is an int (not a bool) in ``[low, high]``; return it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputValidationError(f"expected `{name}` to be an int, got {_describe(value)}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise InputValidationError(f"expected `{name}` in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_float(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Check that ``value`` is a finite real number in the given interval; return it as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputValidationError(f"expected `{name}` to be a number, got {_describe(value)}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise InputValidationError(f"expected `{name}` to be finite, got {v}")
+    bad_low = low is not None and (v <= low if low_open else v < low)
+    bad_high = high is not None and (v >= high if high_open else v > high)
+    if bad_low or bad_high:
+        lb = "(" if low_open else "["
+        hb = ")" if high_open else "]"
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise InputValidationError(f"expected `{name}` in {lb}{lo}, {hi}{hb}, got {v}")
+    return v
+
+
+def check_arms(name: str, arms: object, num_arms: int, device: torch.device, n: int | None = None) -> Tensor:
+    """Check a ``(n,)`` integer tensor of arm indices in ``[0, num_arms)``; return it as int64."""
+    arms = check_tensor(name, arms, shape=(n,), kind="int", device=device)
+    if arms.numel() and bool(((arms < 0) | (arms >= num_arms)).any()):
+        bad = arms[(arms < 0) | (arms >= num_arms)][:5].tolist()
+        raise InputValidationError(f"expected `{name}` in [0, {num_arms}), got values {bad}")
+    return arms.long()
+
+
+def check_rewards(
+    name: str,
+    rewards: object,
+    shape: tuple[int | None, ...],
+    device: torch.device,
+    low: float,
+    high: float,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Check a float reward tensor: finite and in ``[low, high]`` (where ``mask`` is True).
+
+    Args:
+        mask: a bool tensor of the same shape; only entries where it is True are checked
+            (semi-bandit feedback ignores the rewards of unchosen arms).
+    """
+    rewards = check_tensor(name, rewards, shape=shape, kind="float", device=device)
+    vals = rewards if mask is None else rewards[mask]
+    if vals.numel():
+        finite = torch.isfinite(vals)
+        if not bool(finite.all()):
+            bad = vals[~finite][:5].tolist()
+            raise InputValidationError(f"expected `{name}` to be finite, got values {bad}")
+        out = (vals < low) | (vals > high)
+        if bool(out.any()):
+            bad = vals[out][:5].tolist()
+            raise InputValidationError(f"expected `{name}` in [{low}, {high}], got values {bad}")
+    return rewards
+
+
+def check_context(
+    name: str, context: object, dim: int | None, device: torch.device, n: int | None = None
+) -> Tensor:
+    """Check a ``(n, dim)`` finite float context tensor."""
+    context = check_tensor(name, context, shape=(n, dim), kind="float", device=device)
+    if context.numel() and not bool(torch.isfinite(context).all()):
+        raise InputValidationError(f"expected `{name}` to be finite, got NaN or inf entries")
+    return context

@@ -1,0 +1,120 @@
+"""Plugins: the hook specs, the manager, and the public registry helpers.
+
+>>> from banditformer.plugins import list_policies, make_policy
+>>> "ucb1" in list_policies()
+True
+>>> make_policy("ucb1", num_arms=4).num_arms
+4
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from banditformer.core.backend import Backend
+from banditformer.core.controller import Controller
+from banditformer.core.errors import PluginError
+from banditformer.core.policy import PolicyBase
+from banditformer.plugins.manager import AUTOLOAD_ENV, ENTRY_POINT_GROUP, KINDS, Entry, PluginManager, hookimpl
+
+__all__ = [
+    "hookimpl",
+    "PluginManager",
+    "Entry",
+    "KINDS",
+    "AUTOLOAD_ENV",
+    "ENTRY_POINT_GROUP",
+    "get_plugin_manager",
+    "set_plugin_manager",
+    "make_policy",
+    "list_policies",
+    "make_controller",
+    "list_controllers",
+    "make_backend",
+    "list_backends",
+    "list_tasks",
+    "make_problem",
+    "list_problems",
+]
+
+_manager: PluginManager | None = None
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide manager, created (and entry points loaded) on first use."""
+    global _manager
+    if _manager is None:
+        _manager = PluginManager()
+    return _manager
+
+
+def set_plugin_manager(manager: PluginManager | None) -> None:
+    """Replace the process-wide manager (``None``: rebuild it on next use, e.g. after installing a plugin)."""
+    global _manager
+    _manager = manager
+
+
+def _build(kind: str, name: str, expected: type | tuple[type, ...], *args: Any, **kwargs: Any) -> Any:
+    entry = get_plugin_manager().get(kind, name)
+    obj = entry.factory(*args, **kwargs)
+    if not isinstance(obj, expected):
+        names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+        raise PluginError(
+            f"factory for {kind} {name!r} returned {type(obj).__name__}, expected {names}",
+            plugin=entry.plugin,
+            hook=KINDS[kind],
+        )
+    return obj
+
+
+def make_policy(name: str, **kwargs: Any) -> PolicyBase:
+    """Build a registered policy: ``make_policy("ucb1", num_arms=5, seed=0)``."""
+    return _build("policy", name, PolicyBase, **kwargs)
+
+
+def list_policies() -> list[str]:
+    """Names of every registered policy (built-in and plugins)."""
+    return get_plugin_manager().names("policy")
+
+
+def make_controller(name: str, **kwargs: Any) -> Controller:
+    """Build a registered controller: ``make_controller("static", num_layers=4, num_heads=8)``."""
+    return _build("controller", name, Controller, **kwargs)
+
+
+def list_controllers() -> list[str]:
+    """Names of every registered controller."""
+    return get_plugin_manager().names("controller")
+
+
+def make_backend(name: str, **kwargs: Any) -> Backend:
+    """Build a registered backend: ``make_backend("cpu")``.
+
+    Raises:
+        BackendUnavailableError: from the backend's constructor, when it cannot run here
+            (``make_backend("cuda")`` on a machine without a GPU).
+    """
+    return _build("backend", name, Backend, **kwargs)
+
+
+def list_backends(available_only: bool = False) -> list[str]:
+    """Names of the registered backends (only those that can run here, if ``available_only``)."""
+    reg = get_plugin_manager().registry("backend")
+    return sorted(
+        n for n, e in reg.items() if not available_only or not callable(getattr(e.factory, "is_available", None)) or e.factory.is_available()
+    )
+
+
+def list_tasks() -> list[str]:
+    """Names of every registered model task."""
+    return get_plugin_manager().names("task")
+
+
+def make_problem(name: str, **kwargs: Any) -> Any:
+    """Build a registered bandit problem: ``make_problem("bernoulli_easy", seed=0)``."""
+    return get_plugin_manager().get("problem", name).factory(**kwargs)
+
+
+def list_problems() -> list[str]:
+    """Names of every registered bandit problem."""
+    return get_plugin_manager().names("problem")

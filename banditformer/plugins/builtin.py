@@ -1,0 +1,53 @@
+"""The built-in implementations, registered through the same hooks as any third-party plugin."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from banditformer import bandits
+from banditformer.backends import CPUBackend, CUDABackend
+from banditformer.controllers import StaticFull
+from banditformer.harness.problems import BERNOULLI_INSTANCES, BernoulliProblem, GaussianProblem
+from banditformer.plugins.manager import hookimpl
+
+
+@hookimpl
+def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
+    return {
+        "ucb1": bandits.UCB1,
+        "discounted_ucb1": functools.partial(bandits.UCB1, discount=0.99),
+        "kl_ucb": bandits.KLUCB,
+        "epsilon_greedy": bandits.EpsilonGreedy,
+        "epsilon_greedy_decay": functools.partial(
+            bandits.EpsilonGreedy, epsilon=1.0, schedule="inverse_time", rate=0.05, min_epsilon=0.01
+        ),
+        "thompson_beta": bandits.BetaThompson,
+        "discounted_thompson_beta": functools.partial(bandits.BetaThompson, discount=0.99),
+        "thompson_gaussian": bandits.GaussianThompson,
+        "linucb": bandits.LinUCB,
+        "lin_thompson": bandits.LinearThompson,
+        "bucketed": bandits.Bucketed,
+        "cts": bandits.CTS,
+        "cucb": bandits.CUCB,
+    }
+
+
+@hookimpl
+def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
+    return {"static": StaticFull}
+
+
+@hookimpl
+def banditformer_add_backends() -> dict[str, Callable[..., Any]]:
+    return {"cpu": CPUBackend, "cuda": CUDABackend}
+
+
+@hookimpl
+def banditformer_add_problems() -> dict[str, Callable[..., Any]]:
+    problems: dict[str, Callable[..., Any]] = {
+        f"bernoulli_{name}": functools.partial(BernoulliProblem.instance, name) for name in BERNOULLI_INSTANCES
+    }
+    problems["gaussian"] = functools.partial(GaussianProblem, [1.0, 0.5, 0.0, -0.5])
+    return problems

@@ -1,0 +1,205 @@
+"""The plugin manager: built-ins and entry-point plugins through the same hooks, one failure at a time.
+
+Built-in implementations are a plugin like any other (:mod:`banditformer.plugins.builtin`),
+registered first. Entry points of group ``banditformer`` are then loaded one by one: a plugin that
+fails to import, breaks a hookspec, implements an unknown hook, raises in a hook or returns the
+wrong type is reported by name (a :class:`PluginWarning`, and in :attr:`PluginManager.failures`)
+and skipped, while the others load. Set ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD=1`` to skip entry
+points altogether.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+
+from banditformer.core.errors import (
+    DuplicateNameError,
+    PluginError,
+    PluginLoadError,
+    PluginWarning,
+    UnknownNameError,
+)
+from banditformer.plugins import hookspecs
+
+__all__ = ["PluginManager", "Entry", "KINDS", "ENTRY_POINT_GROUP", "AUTOLOAD_ENV", "hookimpl"]
+
+ENTRY_POINT_GROUP = "banditformer"
+AUTOLOAD_ENV = "BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD"
+BUILTIN = "builtin"
+
+#: kind -> the registry hook that provides it.
+KINDS: dict[str, str] = {
+    "policy": "banditformer_add_policies",
+    "controller": "banditformer_add_controllers",
+    "backend": "banditformer_add_backends",
+    "task": "banditformer_add_tasks",
+    "problem": "banditformer_add_problems",
+}
+
+hookimpl = pluggy.HookimplMarker(hookspecs.PROJECT)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One implementation in a registry: its kind, name, factory and the plugin it came from."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+
+
+class PluginManager:
+    """Loads plugins and builds the name -> factory registries.
+
+    Args:
+        autoload: load entry points of group ``banditformer``; default: unless the environment
+            variable ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD`` is set to a non-empty value.
+        builtins: register the built-in implementations.
+
+    >>> pm = PluginManager(autoload=False)
+    >>> "ucb1" in pm.names("policy")
+    True
+    """
+
+    def __init__(self, *, autoload: bool | None = None, builtins: bool = True) -> None:
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginError] = []
+        self._order: list[str] = []  # registration order: earlier plugins win name clashes
+        self._registries: dict[str, dict[str, Entry]] = {}
+        if builtins:
+            from banditformer.plugins import builtin
+
+            self.register(builtin, name=BUILTIN)
+        if autoload is None:
+            autoload = not os.environ.get(AUTOLOAD_ENV)
+        if autoload:
+            self.load_entry_points()
+
+    # -------------------------------------------------------------------------------- loading
+    def _fail(self, error: PluginError) -> None:
+        self.failures.append(error)
+        warnings.warn(str(error), PluginWarning, stacklevel=3)
+
+    def register(self, plugin: object, name: str | None = None, entry_point: str | None = None) -> bool:
+        """Register a plugin object (a module, class or instance with hook implementations).
+
+        Returns:
+            True if it was registered; False if it was rejected (the reason is in :attr:`failures`).
+        """
+        label = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        try:
+            registered = self._pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy's PluginValidationError, or a clashing plugin name
+            self._fail(PluginLoadError(f"{type(exc).__name__}: {exc}", plugin=label, entry_point=entry_point))
+            return False
+        if registered is None:
+            self._fail(PluginLoadError("already registered", plugin=label, entry_point=entry_point))
+            return False
+        label = self._pm.get_name(plugin) or label
+        for caller in self._pm.get_hookcallers(plugin) or []:
+            if caller.spec is None and not all(i.optionalhook for i in caller.get_hookimpls()):
+                self._pm.unregister(plugin)
+                self._fail(
+                    PluginLoadError(
+                        f"implements unknown hook {caller.name!r}; known hooks: {', '.join(sorted(KINDS.values()))}, "
+                        "banditformer_on_metrics",
+                        plugin=label,
+                        entry_point=entry_point,
+                        hook=caller.name,
+                    )
+                )
+                return False
+        self._order.append(label)
+        self._registries.clear()
+        return True
+
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Import and register every entry point of ``group``, one at a time."""
+        for ep in importlib.metadata.entry_points(group=group):
+            if self._pm.has_plugin(ep.name):
+                continue
+            try:
+                obj = ep.load()
+            except BaseException as exc:  # an import can raise anything, SystemExit included
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self._fail(PluginLoadError(f"failed to import: {type(exc).__name__}: {exc}", plugin=ep.name, entry_point=ep.value))
+                continue
+            self.register(obj, name=ep.name, entry_point=ep.value)
+
+    @property
+    def plugins(self) -> list[str]:
+        """Names of the registered plugins, in registration order."""
+        return list(self._order)
+
+    # ----------------------------------------------------------------------------- registries
+    def registry(self, kind: str) -> dict[str, Entry]:
+        """Name -> :class:`Entry` for one kind (``policy``, ``controller``, ``backend``, ``task``,
+        ``problem``), built on first use from every plugin's hook."""
+        if kind not in KINDS:
+            raise UnknownNameError("registry kind", kind, list(KINDS))
+        if kind not in self._registries:
+            self._registries[kind] = self._collect(kind)
+        return self._registries[kind]
+
+    def _collect(self, kind: str) -> dict[str, Entry]:
+        hook_name = KINDS[kind]
+        impls = getattr(self._pm.hook, hook_name).get_hookimpls()
+        rank = {name: i for i, name in enumerate(self._order)}
+        impls = sorted(impls, key=lambda impl: rank.get(impl.plugin_name, len(rank)))
+        out: dict[str, Entry] = {}
+        for impl in impls:
+            plugin = impl.plugin_name
+            try:
+                result = impl.function()
+            except Exception as exc:
+                self._fail(PluginError(f"raised {type(exc).__name__}: {exc}", plugin=plugin, hook=hook_name))
+                continue
+            if not isinstance(result, Mapping):
+                self._fail(
+                    PluginError(
+                        f"expected a mapping of name -> factory, got {type(result).__name__}",
+                        plugin=plugin,
+                        hook=hook_name,
+                    )
+                )
+                continue
+            for name, factory in result.items():
+                if not isinstance(name, str) or not name or not callable(factory):
+                    self._fail(
+                        PluginError(
+                            f"expected a non-empty str name and a callable factory, got {name!r} -> {type(factory).__name__}",
+                            plugin=plugin,
+                            hook=hook_name,
+                        )
+                    )
+                    continue
+                if name in out:
+                    self._fail(DuplicateNameError(kind, name, out[name].plugin, plugin))
+                    continue
+                out[name] = Entry(kind, name, factory, plugin)
+        return out
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names of one kind."""
+        return sorted(self.registry(kind))
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry for ``name``; :class:`UnknownNameError` (listing the known names) if absent."""
+        reg = self.registry(kind)
+        if name not in reg:
+            raise UnknownNameError(kind, name, list(reg))
+        return reg[name]
+
+    def notify_metrics(self, source: str, step: int, metrics: Mapping[str, float]) -> None:
+        """Call every ``banditformer_on_metrics`` observer."""
+        self._pm.hook.banditformer_on_metrics(source=source, step=step, metrics=dict(metrics))
