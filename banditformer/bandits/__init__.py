@@ -13,14 +13,14 @@ from banditformer.bandits.thompson_gaussian import GaussianThompson
 from banditformer.bandits.ucb1 import UCB1
 
 __all__ = [
-    "UCB1",
+    "CTS",
+    "CUCB",
     "KLUCB",
-    "EpsilonGreedy",
+    "UCB1",
     "BetaThompson",
+    "Bucketed",
+    "EpsilonGreedy",
     "GaussianThompson",
     "LinUCB",
     "LinearThompson",
-    "Bucketed",
-    "CTS",
-    "CUCB",
 ]

@@ -70,7 +70,9 @@ class Bucketed(Policy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=1, seed=seed)
         if num_groups != 1:
-            raise InputValidationError(f"expected `num_groups` = 1 for Bucketed (buckets are its groups), got {num_groups}")
+            raise InputValidationError(
+                f"expected `num_groups` = 1 for Bucketed (buckets are its groups), got {num_groups}"
+            )
         self.num_buckets = check_int("num_buckets", num_buckets, low=1)
         if isinstance(base, str):
             from banditformer.plugins import make_policy  # late: the registry imports this module

@@ -10,7 +10,7 @@ from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float
 
-__all__ = ["EpsilonGreedy", "epsilon_schedule", "SCHEDULES"]
+__all__ = ["SCHEDULES", "EpsilonGreedy", "epsilon_schedule"]
 
 SCHEDULES = ("fixed", "inverse_time", "exponential")
 
@@ -83,9 +83,7 @@ class EpsilonGreedy(Policy):
 
     def current_epsilon(self, groups: Tensor | None = None) -> Tensor:
         """The exploration rate of each group, ``(G,)``, or of each row for ``groups`` ``(n,)``."""
-        eps = epsilon_schedule(
-            self.epsilon, self.schedule, self.rate, self.counts.sum(1), self.min_epsilon
-        )
+        eps = epsilon_schedule(self.epsilon, self.schedule, self.rate, self.counts.sum(1), self.min_epsilon)
         return eps if groups is None else eps[groups]
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:

@@ -24,9 +24,7 @@ def bernoulli_kl(p: Tensor, q: Tensor) -> Tensor:
     return p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
 
 
-def kl_ucb_index(
-    sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor = 0.0, iters: int = 32
-) -> Tensor:
+def kl_ucb_index(sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor = 0.0, iters: int = 32) -> Tensor:
     """The KL-UCB index ``max{q in [mean, 1] : n * kl(mean, q) <= ln t + c ln ln t}``, by bisection.
 
     Args:

@@ -58,10 +58,12 @@ class BetaThompson(Policy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         self.register_buffer(
-            "prior_alpha", torch.tensor(check_float("prior_alpha", prior_alpha, low=0.0, low_open=True), dtype=torch.float64)
+            "prior_alpha",
+            torch.tensor(check_float("prior_alpha", prior_alpha, low=0.0, low_open=True), dtype=torch.float64),
         )
         self.register_buffer(
-            "prior_beta", torch.tensor(check_float("prior_beta", prior_beta, low=0.0, low_open=True), dtype=torch.float64)
+            "prior_beta",
+            torch.tensor(check_float("prior_beta", prior_beta, low=0.0, low_open=True), dtype=torch.float64),
         )
         self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
         self.bernoulli_trick = bool(bernoulli_trick)

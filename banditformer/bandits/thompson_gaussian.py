@@ -66,13 +66,13 @@ class GaussianThompson(Policy):
 
     def posterior(self) -> tuple[Tensor, Tensor]:
         """The ``(G, K)`` posterior means and standard deviations."""
-        return gaussian_posterior(
-            self.sums, self.counts, self.prior_mean, self.prior_std, self.noise_std
-        )
+        return gaussian_posterior(self.sums, self.counts, self.prior_mean, self.prior_std, self.noise_std)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         mean, std = self.posterior()
-        z = torch.randn((groups.shape[0], self.num_arms), generator=self.generator, device=self.device, dtype=mean.dtype)
+        z = torch.randn(
+            (groups.shape[0], self.num_arms), generator=self.generator, device=self.device, dtype=mean.dtype
+        )
         return (mean[groups] + std[groups] * z).argmax(1)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:

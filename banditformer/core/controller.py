@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 
 import torch
 from torch import Tensor, nn
@@ -13,7 +13,7 @@ from banditformer.core.validation import check_context, check_int, check_rewards
 __all__ = ["Controller"]
 
 
-class Controller(nn.Module):
+class Controller(nn.Module, ABC):
     """Decides, per sample, how many layers run and which heads each layer uses.
 
     Subclasses implement ``_decide`` and ``_feedback``; the public methods check their inputs.

@@ -57,9 +57,7 @@ class Decision:
         return (self.heads & self.active_layers.unsqueeze(-1)).sum(-1)
 
     @classmethod
-    def full(
-        cls, batch_size: int, num_layers: int, num_heads: int, device: torch.device | str = "cpu"
-    ) -> Decision:
+    def full(cls, batch_size: int, num_layers: int, num_heads: int, device: torch.device | str = "cpu") -> Decision:
         """Every sample runs every layer with every head."""
         check_int("batch_size", batch_size, low=0)
         check_int("num_layers", num_layers, low=1)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 __all__ = [
-    "BanditformerError",
-    "InputValidationError",
     "BackendUnavailableError",
+    "BanditformerError",
+    "DuplicateNameError",
+    "InputValidationError",
     "PluginError",
     "PluginLoadError",
-    "DuplicateNameError",
-    "UnknownNameError",
     "PluginWarning",
+    "UnknownNameError",
 ]
 
 
@@ -66,8 +66,7 @@ class DuplicateNameError(PluginError):
 
     def __init__(self, kind: str, name: str, first: str, second: str) -> None:
         super().__init__(
-            f"{kind} {name!r} is provided by both plugin {first!r} and plugin {second!r}; "
-            f"kept the one from {first!r}",
+            f"{kind} {name!r} is provided by both plugin {first!r} and plugin {second!r}; kept the one from {first!r}",
             plugin=second,
         )
         self.kind = kind

@@ -14,7 +14,7 @@ the lifetime statistics ``arm_counts`` and ``arm_reward_sums``.
 from __future__ import annotations
 
 import hashlib
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
@@ -30,13 +30,13 @@ from banditformer.core.validation import (
     check_tensor,
 )
 
-__all__ = ["PolicyBase", "Policy", "CombinatorialPolicy", "REDUCTIONS"]
+__all__ = ["REDUCTIONS", "CombinatorialPolicy", "Policy", "PolicyBase"]
 
 #: How a state tensor combines across data-parallel ranks ("sum": add the increments).
 REDUCTIONS = ("sum", "max", "min", None)
 
 
-class PolicyBase(nn.Module):
+class PolicyBase(nn.Module, ABC):
     """What :class:`Policy` and :class:`CombinatorialPolicy` share: arms, groups, state, RNG.
 
     Args:
@@ -119,7 +119,7 @@ class PolicyBase(nn.Module):
         """The policy's random source, on :attr:`device`."""
         return self._generator
 
-    def _apply(self, fn: Any, recurse: bool = True) -> PolicyBase:  # noqa: D401 (torch API)
+    def _apply(self, fn: Any, recurse: bool = True) -> PolicyBase:
         out = super()._apply(fn, recurse)
         if self._generator.device.type != self.device.type or (
             self.device.type == "cuda" and self._generator.device != self.device

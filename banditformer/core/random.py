@@ -11,7 +11,7 @@ import hashlib
 import torch
 from torch import Tensor
 
-__all__ = ["derive_seed", "make_generator", "sample_log_gamma", "sample_beta"]
+__all__ = ["derive_seed", "make_generator", "sample_beta", "sample_log_gamma"]
 
 _SEED_MASK = (1 << 63) - 1
 
@@ -22,7 +22,7 @@ def derive_seed(seed: int, *keys: object) -> int:
     >>> derive_seed(0, "depth") == derive_seed(0, "depth") != derive_seed(0, "heads")
     True
     """
-    text = repr((int(seed),) + tuple(str(k) for k in keys)).encode()
+    text = repr((int(seed), *(str(k) for k in keys))).encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") & _SEED_MASK
 
 

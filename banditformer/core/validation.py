@@ -14,12 +14,12 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 
 __all__ = [
-    "check_tensor",
-    "check_int",
-    "check_float",
     "check_arms",
-    "check_rewards",
     "check_context",
+    "check_float",
+    "check_int",
+    "check_rewards",
+    "check_tensor",
 ]
 
 
@@ -56,9 +56,9 @@ def check_tensor(
     if ndim is not None and x.ndim != ndim:
         raise InputValidationError(f"expected `{name}` to have {ndim} dimension(s), got {_describe(x)}")
     if shape is not None:
-        ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
+        ok = x.ndim == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape, strict=True))
         if not ok:
-            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
             raise InputValidationError(f"expected `{name}` of shape {want}, got {_describe(x)}")
     if kind == "float" and not x.is_floating_point():
         raise InputValidationError(f"expected `{name}` to have a floating dtype, got {_describe(x)}")
@@ -156,9 +156,7 @@ def check_rewards(
     return rewards
 
 
-def check_context(
-    name: str, context: object, dim: int | None, device: torch.device, n: int | None = None
-) -> Tensor:
+def check_context(name: str, context: object, dim: int | None, device: torch.device, n: int | None = None) -> Tensor:
     """Check a ``(n, dim)`` finite float context tensor."""
     context = check_tensor(name, context, shape=(n, dim), kind="float", device=device)
     if context.numel() and not bool(torch.isfinite(context).all()):

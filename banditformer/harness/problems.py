@@ -11,7 +11,7 @@ from banditformer.core.errors import InputValidationError
 from banditformer.core.random import make_generator
 from banditformer.core.validation import check_arms, check_float, check_int
 
-__all__ = ["BernoulliProblem", "GaussianProblem", "BERNOULLI_INSTANCES"]
+__all__ = ["BERNOULLI_INSTANCES", "BernoulliProblem", "GaussianProblem"]
 
 #: Standard Bernoulli instances: easy (wide gaps), close means, many arms.
 BERNOULLI_INSTANCES: dict[str, list[float]] = {

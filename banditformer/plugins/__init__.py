@@ -18,23 +18,24 @@ from banditformer.core.policy import PolicyBase
 from banditformer.plugins.manager import AUTOLOAD_ENV, ENTRY_POINT_GROUP, KINDS, Entry, PluginManager, hookimpl
 
 __all__ = [
-    "hookimpl",
-    "PluginManager",
-    "Entry",
-    "KINDS",
     "AUTOLOAD_ENV",
     "ENTRY_POINT_GROUP",
+    "KINDS",
+    "Entry",
+    "PluginManager",
     "get_plugin_manager",
-    "set_plugin_manager",
-    "make_policy",
-    "list_policies",
-    "make_controller",
-    "list_controllers",
-    "make_backend",
+    "hookimpl",
     "list_backends",
-    "list_tasks",
-    "make_problem",
+    "list_controllers",
+    "list_policies",
     "list_problems",
+    "list_tasks",
+    "make_backend",
+    "make_controller",
+    "make_policy",
+    "make_problem",
+    "reload_plugins",
+    "set_plugin_manager",
 ]
 
 _manager: PluginManager | None = None
@@ -48,6 +49,12 @@ def get_plugin_manager() -> PluginManager:
     return _manager
 
 
+def reload_plugins() -> PluginManager:
+    """Forget the process-wide manager and load every plugin again (e.g. after a ``pip install``)."""
+    set_plugin_manager(None)
+    return get_plugin_manager()
+
+
 def set_plugin_manager(manager: PluginManager | None) -> None:
     """Replace the process-wide manager (``None``: rebuild it on next use, e.g. after installing a plugin)."""
     global _manager
@@ -56,7 +63,14 @@ def set_plugin_manager(manager: PluginManager | None) -> None:
 
 def _build(kind: str, name: str, expected: type | tuple[type, ...], *args: Any, **kwargs: Any) -> Any:
     entry = get_plugin_manager().get(kind, name)
-    obj = entry.factory(*args, **kwargs)
+    try:
+        obj = entry.factory(*args, **kwargs)
+    except TypeError as exc:  # a factory that does not take the hook's documented arguments
+        raise PluginError(
+            f"factory for {kind} {name!r} rejected its arguments {sorted(kwargs)}: {exc}",
+            plugin=entry.plugin,
+            hook=KINDS[kind],
+        ) from exc
     if not isinstance(obj, expected):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
         raise PluginError(
@@ -101,7 +115,9 @@ def list_backends(available_only: bool = False) -> list[str]:
     """Names of the registered backends (only those that can run here, if ``available_only``)."""
     reg = get_plugin_manager().registry("backend")
     return sorted(
-        n for n, e in reg.items() if not available_only or not callable(getattr(e.factory, "is_available", None)) or e.factory.is_available()
+        n
+        for n, e in reg.items()
+        if not available_only or not callable(getattr(e.factory, "is_available", None)) or e.factory.is_available()
     )
 
 

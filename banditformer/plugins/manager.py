@@ -28,7 +28,7 @@ from banditformer.core.errors import (
 )
 from banditformer.plugins import hookspecs
 
-__all__ = ["PluginManager", "Entry", "KINDS", "ENTRY_POINT_GROUP", "AUTOLOAD_ENV", "hookimpl"]
+__all__ = ["AUTOLOAD_ENV", "ENTRY_POINT_GROUP", "KINDS", "Entry", "PluginManager", "hookimpl"]
 
 ENTRY_POINT_GROUP = "banditformer"
 AUTOLOAD_ENV = "BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD"
@@ -126,13 +126,25 @@ class PluginManager:
         """Import and register every entry point of ``group``, one at a time."""
         for ep in importlib.metadata.entry_points(group=group):
             if self._pm.has_plugin(ep.name):
+                self._fail(
+                    PluginLoadError(
+                        f"a plugin named {ep.name!r} is already registered (from "
+                        f"{getattr(self._pm.get_plugin(ep.name), '__name__', '?')}); skipped",
+                        plugin=ep.name,
+                        entry_point=ep.value,
+                    )
+                )
                 continue
             try:
                 obj = ep.load()
             except BaseException as exc:  # an import can raise anything, SystemExit included
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                self._fail(PluginLoadError(f"failed to import: {type(exc).__name__}: {exc}", plugin=ep.name, entry_point=ep.value))
+                self._fail(
+                    PluginLoadError(
+                        f"failed to import: {type(exc).__name__}: {exc}", plugin=ep.name, entry_point=ep.value
+                    )
+                )
                 continue
             self.register(obj, name=ep.name, entry_point=ep.value)
 
@@ -177,7 +189,8 @@ class PluginManager:
                 if not isinstance(name, str) or not name or not callable(factory):
                     self._fail(
                         PluginError(
-                            f"expected a non-empty str name and a callable factory, got {name!r} -> {type(factory).__name__}",
+                            "expected a non-empty str name and a callable factory, "
+                            f"got {name!r} -> {type(factory).__name__}",
                             plugin=plugin,
                             hook=hook_name,
                         )

@@ -61,7 +61,6 @@ def state_equal(a: PolicyBase, b: PolicyBase, exact: bool = False) -> bool:
             ok = torch.equal(va, vb) if exact else torch.allclose(va, vb, rtol=1e-9, atol=1e-9)
             if not ok:
                 return False
-        elif isinstance(va, dict):  # extra state: the generator
-            if not torch.equal(va["rng_state"], vb["rng_state"]):
-                return False
+        elif isinstance(va, dict) and not torch.equal(va["rng_state"], vb["rng_state"]):  # the generator
+            return False
     return True

@@ -43,7 +43,9 @@ def simulate(name: str, means: list[float], horizon: int) -> tuple[torch.Tensor,
 
 
 @pytest.mark.parametrize("name", ["ucb1", "thompson_beta"])
-@pytest.mark.parametrize(("means", "horizon"), [([0.7, 0.3], 1000), ([0.9] + [0.5] * 9, 2000)], ids=["2-armed", "10-armed"])
+@pytest.mark.parametrize(
+    ("means", "horizon"), [([0.7, 0.3], 1000), ([0.9] + [0.5] * 9, 2000)], ids=["2-armed", "10-armed"]
+)
 def test_finds_best_arm_with_regret_under_auer_bound(name: str, means: list[float], horizon: int) -> None:
     regret, late_plays = simulate(name, means, horizon)
     assert (late_plays.argmax(1) == 0).double().mean() >= 0.9  # the best arm is the most played, late on

@@ -72,7 +72,9 @@ def test_ridge_fit_solves_normal_equations() -> None:
     r = x @ w
     theta, a_inv = ridge_fit(x.T @ x, x.T @ r, torch.tensor(1e-6, dtype=torch.float64))
     assert torch.allclose(theta, w, atol=1e-4)
-    assert torch.allclose(a_inv @ (x.T @ x + 1e-6 * torch.eye(4, dtype=torch.float64)), torch.eye(4, dtype=torch.float64))
+    assert torch.allclose(
+        a_inv @ (x.T @ x + 1e-6 * torch.eye(4, dtype=torch.float64)), torch.eye(4, dtype=torch.float64)
+    )
 
 
 def test_rank_within_group() -> None:
@@ -101,7 +103,9 @@ def test_untried_arms_each_play_once_before_any_repeat(name: str, num_arms: int)
 
 def test_untried_rule_is_per_group() -> None:
     arms = argmax_untried_first(
-        torch.zeros(4, 3), torch.tensor([[0, 0, 5], [0, 0, 5], [0, 0, 5], [1, 1, 1]]).double(), torch.tensor([0, 0, 0, 1])
+        torch.zeros(4, 3),
+        torch.tensor([[0, 0, 5], [0, 0, 5], [0, 0, 5], [1, 1, 1]]).double(),
+        torch.tensor([0, 0, 0, 1]),
     )
     assert arms[:3].tolist() == [0, 1, 0]  # the group's two untried arms, round-robin
 

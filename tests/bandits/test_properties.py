@@ -135,7 +135,7 @@ def test_same_seed_gives_same_sequence(name: str, num_arms: int, seed: int) -> N
         p = build(name, num_arms, seed)
         gen = torch.Generator().manual_seed(seed)
         runs.append([play(p, 7, gen)[0] for _ in range(4)])
-    assert all(torch.equal(a, b) for a, b in zip(*runs))
+    assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,0 +1,215 @@
+"""The plugin manager: built-ins through the hooks, entry points one at a time, failures by name."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import banditformer
+from banditformer import (
+    DuplicateNameError,
+    PluginError,
+    PluginLoadError,
+    PluginWarning,
+    UnknownNameError,
+    hookimpl,
+)
+from banditformer.bandits import UCB1
+from banditformer.plugins import AUTOLOAD_ENV, PluginManager, set_plugin_manager
+
+
+def make_dist(root: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:
+    """Write an installed distribution by hand: modules plus a dist-info with entry points."""
+    for name, source in modules.items():
+        (root / f"{name}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"  # dist-info names use underscores
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "\n".join(f"{k} = {v}" for k, v in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[banditformer]\n{lines}\n")
+
+
+GOOD = """
+    import banditformer
+    from banditformer.bandits import UCB1
+
+    @banditformer.hookimpl
+    def banditformer_add_policies():
+        return {"good_ucb": UCB1}
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv(AUTOLOAD_ENV, raising=False)
+    yield tmp_path
+    for mod in [m for m in sys.modules if m.startswith("bfplug_")]:
+        del sys.modules[mod]
+
+
+def test_builtins_come_through_the_hooks() -> None:
+    pm = PluginManager(autoload=False)
+    assert pm.plugins == ["builtin"]
+    assert pm.get("policy", "ucb1").plugin == "builtin"
+    assert {"policy", "controller", "backend", "problem"} <= {
+        k for k in ("policy", "controller", "backend", "problem") if pm.names(k)
+    }
+
+
+def test_entry_point_plugin_loads(site: Path) -> None:
+    make_dist(site, "bfplug-good", {"bfplug_good": GOOD}, {"good": "bfplug_good"})
+    pm = PluginManager()
+    assert "good" in pm.plugins
+    assert pm.get("policy", "good_ucb").plugin == "good"
+    assert pm.failures == []
+
+
+@pytest.mark.parametrize(
+    ("source", "match", "hook"),
+    [
+        ("raise ImportError('no module named torch_nope')", "failed to import: ImportError", None),
+        ("raise SystemExit(3)", "failed to import: SystemExit", None),
+        (
+            "import banditformer\n@banditformer.hookimpl\ndef banditformer_add_polices():\n    return {}\n",
+            "unknown hook 'banditformer_add_polices'",
+            "banditformer_add_polices",
+        ),
+        (
+            "import banditformer\n@banditformer.hookimpl\ndef banditformer_on_metrics(bogus):\n    pass\n",
+            "PluginValidationError",
+            None,
+        ),
+    ],
+    ids=["import-error", "system-exit", "misspelled-hook", "bad-signature"],
+)
+def test_a_broken_plugin_is_reported_by_name_and_the_rest_load(site: Path, source: str, match: str, hook) -> None:
+    make_dist(site, "bfplug-good", {"bfplug_good": GOOD}, {"good": "bfplug_good"})
+    make_dist(site, "bfplug-bad", {"bfplug_bad": source}, {"bad": "bfplug_bad"})
+    with pytest.warns(PluginWarning, match="plugin 'bad'"):
+        pm = PluginManager()
+    assert "good_ucb" in pm.names("policy")  # the good plugin loaded regardless of order
+    [failure] = pm.failures
+    assert isinstance(failure, PluginLoadError)
+    assert failure.plugin == "bad" and failure.entry_point == "bfplug_bad" and failure.hook == hook
+    assert match in str(failure) and "entry point 'bfplug_bad'" in str(failure)
+
+
+def _raise() -> None:
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("result", "match"),
+    [
+        (lambda: [1, 2], "expected a mapping of name -> factory, got list"),
+        (_raise, "raised RuntimeError: boom"),
+        (lambda: {"x": 42}, "expected a non-empty str name and a callable factory"),
+    ],
+    ids=["list", "raises", "not-callable"],
+)
+def test_a_hook_returning_garbage_is_reported_and_skipped(result, match: str) -> None:
+    class Bad:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return result()
+
+    pm = PluginManager(autoload=False)
+    assert pm.register(Bad(), name="garbage")
+    with pytest.warns(PluginWarning, match=match):
+        names = pm.names("policy")
+    assert "ucb1" in names
+    assert pm.failures[0].plugin == "garbage" and pm.failures[0].hook == "banditformer_add_policies"
+
+
+def test_duplicate_name_is_an_error_naming_both_plugins() -> None:
+    class Clash:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return {"ucb1": UCB1, "other": UCB1}
+
+    pm = PluginManager(autoload=False)
+    pm.register(Clash(), name="clash")
+    with pytest.warns(PluginWarning, match="'ucb1' is provided by both plugin 'builtin' and plugin 'clash'"):
+        reg = pm.registry("policy")
+    assert reg["ucb1"].plugin == "builtin" and reg["other"].plugin == "clash"
+    [err] = pm.failures
+    assert isinstance(err, DuplicateNameError) and (err.first, err.second, err.name) == ("builtin", "clash", "ucb1")
+
+
+def test_env_var_disables_autoload(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_dist(site, "bfplug-good", {"bfplug_good": GOOD}, {"good": "bfplug_good"})
+    monkeypatch.setenv(AUTOLOAD_ENV, "1")
+    pm = PluginManager()
+    assert pm.plugins == ["builtin"] and "good_ucb" not in pm.names("policy")
+
+
+def test_registering_the_same_name_twice_is_reported() -> None:
+    pm = PluginManager(autoload=False)
+
+    class P:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return {}
+
+    assert pm.register(P(), name="p")
+    with pytest.warns(PluginWarning, match="plugin 'p'"):
+        assert not pm.register(P(), name="p")
+
+
+def test_unknown_name_lists_the_available_ones() -> None:
+    with pytest.raises(UnknownNameError, match=r"unknown policy 'ucb2'; expected one of: .*ucb1"):
+        banditformer.make_policy("ucb2", num_arms=2)
+    with pytest.raises(UnknownNameError, match="unknown registry kind"):
+        PluginManager(autoload=False).registry("widgets")
+
+
+def test_factory_returning_the_wrong_type_is_a_plugin_error() -> None:
+    class Liar:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return {"liar": lambda **kw: "not a policy"}
+
+    pm = PluginManager(autoload=False)
+    pm.register(Liar(), name="liar-plugin")
+    set_plugin_manager(pm)
+    try:
+        with pytest.raises(PluginError, match=r"plugin 'liar-plugin'.*returned str, expected PolicyBase"):
+            banditformer.make_policy("liar", num_arms=2)
+    finally:
+        set_plugin_manager(None)
+
+
+def test_observer_hook_receives_metrics() -> None:
+    seen = []
+
+    class Logger:
+        @hookimpl
+        def banditformer_on_metrics(self, source, step, metrics):
+            seen.append((source, step, metrics))
+
+    pm = PluginManager(autoload=False)
+    pm.register(Logger(), name="logger")
+    pm.notify_metrics("test", 3, {"regret": 1.5})
+    assert seen == [("test", 3, {"regret": 1.5})]
+
+
+def test_a_plugin_policy_is_usable_like_a_builtin() -> None:
+    class Plugin:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return {"my_ucb": lambda num_arms, **kw: UCB1(num_arms, c=0.5, **kw)}
+
+    pm = PluginManager(autoload=False)
+    pm.register(Plugin(), name="mine")
+    set_plugin_manager(pm)
+    try:
+        p = banditformer.make_policy("my_ucb", num_arms=3, seed=0)
+        p.update(p.select(n=3), torch.ones(3))
+        assert float(p.c) == 0.5 and "my_ucb" in banditformer.list_policies()
+    finally:
+        set_plugin_manager(None)

@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+import pytest
+
+from banditformer.cli import main
+
+
+def test_plugins_lists_every_kind_with_its_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "plugins loaded: builtin" in out
+    for line in ("ucb1", "cts", "static", "cpu", "bernoulli_easy"):
+        assert any(row.split()[:2] == [line, "builtin"] for row in out.splitlines() if row.strip()), line
+
+
+def test_demo_prints_a_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--horizon", "50", "--seeds", "3", "--policies", "ucb1", "thompson_beta"]) == 0
+    out = capsys.readouterr().out
+    assert "regret (mean ± 95% CI)" in out and "ucb1" in out and "thompson_beta" in out
+
+
+def test_bad_input_fails_before_work(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--problem", "nope"])
+    assert "unknown problem 'nope'; expected one of" in capsys.readouterr().err
+    assert main(["demo", "--horizon", "0"]) == 2
+    assert "expected `horizon` in [1, inf], got 0" in capsys.readouterr().err
+    assert main(["demo", "--policies", "ucb9", "--horizon", "5"]) == 2
+    assert "unknown policy 'ucb9'" in capsys.readouterr().err
+
+
+def test_console_script_entry_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "banditformer.cli", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("banditformer ")
