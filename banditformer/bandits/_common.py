@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import PolicyBase
 from banditformer.core.validation import check_float
 
@@ -15,6 +16,16 @@ _UNTRIED = 1e300
 def check_discount(discount: float) -> float:
     """Discount factor gamma in (0, 1]; 1 keeps all history."""
     return check_float("discount", discount, low=0.0, high=1.0, low_open=True)
+
+
+DRAWS = ("row", "group")
+
+
+def check_draws(draws: str) -> str:
+    """Thompson-sampling draw sharing: ``"row"`` or ``"group"``."""
+    if draws not in DRAWS:
+        raise InputValidationError(f"expected `draws` in {DRAWS}, got {draws!r}")
+    return draws
 
 
 def apply_discount(policy: PolicyBase, names: tuple[str, ...], discount: Tensor) -> None:
@@ -36,29 +47,47 @@ def rank_within_group(groups: Tensor) -> Tensor:
     return rank
 
 
-def argmax_untried_first(scores: Tensor, counts: Tensor, groups: Tensor) -> Tensor:
-    """Pick the highest score per row, except that untried arms go first.
+def add_at(table: Tensor, groups: Tensor, arms: Tensor, values: Tensor) -> None:
+    """``table[groups[i], arms[i]] += values[i]`` for every row, duplicates accumulating.
+
+    Args:
+        table: ``(G, K)`` or ``(G, K, ...)`` statistics, updated in place.
+        groups, arms: ``(n,)`` int64 indices.
+        values: ``(n,)`` or ``(n, ...)`` increments.
+    """
+    flat = table.view(-1, *table.shape[2:])
+    flat.index_add_(0, groups * table.shape[1] + arms, values)
+
+
+def argmax_untried_first(table: Tensor, counts: Tensor, groups: Tensor) -> Tensor:
+    """Each row plays its group's highest-index arm, except that untried arms go first.
 
     The untried-arm rule: while a row's group has arms with no (discounted) observation, the row
     plays one of them; the rows of a group in one batch are dealt the untried arms in index order,
     round-robin, so a batch of ``n >= K`` rows of one group tries every arm at once, and one row at
-    a time plays arms ``0, 1, ..., K-1`` before any repeat.
+    a time plays arms ``0, 1, ..., K-1`` before any repeat. Ties go to the lower arm index.
+
+    Rows of a group share their statistics, so the argmax is taken once per group ``(G, K)`` and
+    gathered; the per-row dealing runs only while some group has an untried arm.
 
     Args:
-        scores: ``(n, K)`` float index of each arm for each row.
-        counts: ``(n, K)`` observation counts seen by each row (its group's).
+        table: ``(G, K)`` float index of each arm in each group.
+        counts: ``(G, K)`` observation counts.
         groups: ``(n,)`` group of each row.
 
     Returns:
         ``(n,)`` int64 arms.
     """
-    untried = counts <= 0
+    arms = table.argmax(1)[groups]
+    untried_table = counts <= 0
+    if not bool(untried_table.any()):  # the common case once every arm has been played
+        return arms
+    untried = untried_table[groups]  # (n, K)
     n_untried = untried.sum(1)
-    greedy = scores.argmax(1)
     position = rank_within_group(groups) % n_untried.clamp(min=1)
     slot = untried.long().cumsum(1) - 1  # index of each untried arm among its row's untried arms
     dealt = (untried & (slot == position.unsqueeze(1))).long().argmax(1)
-    return torch.where(n_untried > 0, dealt, greedy)
+    return torch.where(n_untried > 0, dealt, arms)
 
 
 def top_k_mask(scores: Tensor, k: Tensor) -> Tensor:

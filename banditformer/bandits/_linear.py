@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from banditformer.bandits._common import add_at
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float
 
@@ -77,5 +78,5 @@ class LinearPolicy(Policy):
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None  # the base class requires it for contextual policies
         x = context.to(torch.float64)
-        self.gram.index_put_((groups, arms), x.unsqueeze(2) * x.unsqueeze(1), accumulate=True)  # (n, d, d)
-        self.xr.index_put_((groups, arms), rewards.unsqueeze(1) * x, accumulate=True)  # (n, d)
+        add_at(self.gram, groups, arms, x.unsqueeze(2) * x.unsqueeze(1))  # (n, d, d)
+        add_at(self.xr, groups, arms, rewards.unsqueeze(1) * x)  # (n, d)

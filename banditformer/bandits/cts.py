@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import apply_discount, check_discount, top_k_mask
+from banditformer.bandits._common import apply_discount, check_discount, check_draws, top_k_mask
 from banditformer.core.policy import CombinatorialPolicy
 from banditformer.core.random import sample_beta
 from banditformer.core.validation import check_float
@@ -28,6 +28,9 @@ class CTS(CombinatorialPolicy):
         prior_alpha, prior_beta: the Beta prior of each base arm.
         discount: gamma in (0, 1]; decays the posterior counts at every update call.
         bernoulli_trick: draw Bernoulli outcomes from fractional rewards.
+        draws: ``"row"`` (a posterior sample per row) or ``"group"`` (one sample per group and
+            ``select`` call, shared by its rows: rows of a group with the same ``k`` get the same
+            subset, which lets an executor run them as one dense block).
 
     >>> p = CTS(num_arms=6, seed=0)
     >>> p.select(k=torch.tensor([1, 3])).sum(1).tolist()
@@ -44,6 +47,7 @@ class CTS(CombinatorialPolicy):
         prior_beta: float = 1.0,
         discount: float = 1.0,
         bernoulli_trick: bool = True,
+        draws: str = "row",
         context_dim: int | None = None,
         num_groups: int = 1,
         seed: int = 0,
@@ -59,6 +63,7 @@ class CTS(CombinatorialPolicy):
         )
         self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
         self.bernoulli_trick = bool(bernoulli_trick)
+        self.draws = check_draws(draws)
         self.add_state("successes", torch.zeros(num_groups, num_arms, dtype=torch.float64))
         self.add_state("failures", torch.zeros(num_groups, num_arms, dtype=torch.float64))
 
@@ -72,8 +77,14 @@ class CTS(CombinatorialPolicy):
 
     def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
         alpha, beta = self.posterior()
-        samples = sample_beta(alpha[groups], beta[groups], self.generator)  # (n, N)
-        return top_k_mask(samples, k)
+        if self.draws == "group":
+            samples = sample_beta(alpha, beta, self.generator)  # (G, N), shared by each group's rows
+            order = torch.sort(samples, dim=1, descending=True, stable=True).indices
+            rank = torch.empty_like(order).scatter_(
+                1, order, torch.arange(self.num_arms, device=self.device).expand_as(order)
+            )
+            return rank[groups] < k.unsqueeze(1)
+        return top_k_mask(sample_beta(alpha[groups], beta[groups], self.generator), k)  # (n, N) draws
 
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         if self.bernoulli_trick:

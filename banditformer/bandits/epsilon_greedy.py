@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import argmax_untried_first
+from banditformer.bandits._common import add_at, argmax_untried_first
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float
@@ -88,13 +88,12 @@ class EpsilonGreedy(Policy):
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         n = groups.shape[0]
-        counts = self.counts[groups]
-        means = self.sums[groups] / counts.clamp(min=1e-12)
-        greedy = argmax_untried_first(means, counts, groups)
+        means = self.sums / self.counts.clamp(min=1e-12)  # (G, K)
+        greedy = argmax_untried_first(means, self.counts, groups)
         u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
         random_arm = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
         return torch.where(u < self.current_epsilon(groups), random_arm, greedy)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        self.counts.index_put_((groups, arms), torch.ones_like(rewards), accumulate=True)
-        self.sums.index_put_((groups, arms), rewards, accumulate=True)
+        add_at(self.counts, groups, arms, torch.ones_like(rewards))
+        add_at(self.sums, groups, arms, rewards)

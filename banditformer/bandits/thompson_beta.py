@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import apply_discount, check_discount
+from banditformer.bandits._common import add_at, apply_discount, check_discount, check_draws
 from banditformer.core.policy import Policy
 from banditformer.core.random import sample_beta
 from banditformer.core.validation import check_float
@@ -35,6 +35,9 @@ class BetaThompson(Policy):
         prior_alpha, prior_beta: the Beta prior (both > 0).
         discount: gamma in (0, 1].
         bernoulli_trick: see above.
+        draws: ``"row"`` (each row draws its own posterior sample) or ``"group"`` (batched Thompson
+            sampling: one draw per group and ``select`` call, shared by the group's rows; much
+            cheaper for large batches, and it gives the rows of a group the same arm).
 
     >>> p = BetaThompson(num_arms=2, seed=0)
     >>> p.update(torch.tensor([0] * 20 + [1] * 20), torch.tensor([1.0] * 20 + [0.0] * 20))
@@ -52,6 +55,7 @@ class BetaThompson(Policy):
         prior_beta: float = 1.0,
         discount: float = 1.0,
         bernoulli_trick: bool = True,
+        draws: str = "row",
         context_dim: int | None = None,
         num_groups: int = 1,
         seed: int = 0,
@@ -67,6 +71,7 @@ class BetaThompson(Policy):
         )
         self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
         self.bernoulli_trick = bool(bernoulli_trick)
+        self.draws = check_draws(draws)
         self.add_state("successes", torch.zeros(num_groups, num_arms, dtype=torch.float64))
         self.add_state("failures", torch.zeros(num_groups, num_arms, dtype=torch.float64))
 
@@ -80,8 +85,9 @@ class BetaThompson(Policy):
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         alpha, beta = self.posterior()
-        samples = sample_beta(alpha[groups], beta[groups], self.generator)  # (n, K), one draw per row
-        return samples.argmax(1)
+        if self.draws == "group":
+            return sample_beta(alpha, beta, self.generator).argmax(1)[groups]  # one (G, K) draw
+        return sample_beta(alpha[groups], beta[groups], self.generator).argmax(1)  # (n, K) draws
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         if self.bernoulli_trick:
@@ -90,5 +96,5 @@ class BetaThompson(Policy):
         else:
             outcome = rewards
         apply_discount(self, ("successes", "failures"), self.discount)
-        self.successes.index_put_((groups, arms), outcome, accumulate=True)
-        self.failures.index_put_((groups, arms), 1.0 - outcome, accumulate=True)
+        add_at(self.successes, groups, arms, outcome)
+        add_at(self.failures, groups, arms, 1.0 - outcome)

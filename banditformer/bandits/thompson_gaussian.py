@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import apply_discount, check_discount
+from banditformer.bandits._common import add_at, apply_discount, check_discount
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float
 
@@ -77,5 +77,5 @@ class GaussianThompson(Policy):
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         apply_discount(self, ("counts", "sums"), self.discount)
-        self.counts.index_put_((groups, arms), torch.ones_like(rewards), accumulate=True)
-        self.sums.index_put_((groups, arms), rewards, accumulate=True)
+        add_at(self.counts, groups, arms, torch.ones_like(rewards))
+        add_at(self.sums, groups, arms, rewards)

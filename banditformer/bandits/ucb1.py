@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import apply_discount, argmax_untried_first, check_discount
+from banditformer.bandits._common import add_at, apply_discount, argmax_untried_first, check_discount
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float
 
@@ -71,9 +71,9 @@ class UCB1(Policy):
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # One index table per group (G, K), gathered per row: rows of a group share statistics.
         table = ucb1_index(self.sums, self.counts, self.counts.sum(1), self.c)
-        return argmax_untried_first(table[groups], self.counts[groups], groups)
+        return argmax_untried_first(table, self.counts, groups)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         apply_discount(self, ("counts", "sums"), self.discount)
-        self.counts.index_put_((groups, arms), torch.ones_like(rewards), accumulate=True)
-        self.sums.index_put_((groups, arms), rewards, accumulate=True)
+        add_at(self.counts, groups, arms, torch.ones_like(rewards))
+        add_at(self.sums, groups, arms, rewards)

@@ -14,6 +14,7 @@ the lifetime statistics ``arm_counts`` and ``arm_reward_sums``.
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -28,6 +29,9 @@ from banditformer.core.validation import (
     check_int,
     check_rewards,
     check_tensor,
+    index_ok,
+    range_ok,
+    values_ok,
 )
 
 __all__ = ["REDUCTIONS", "CombinatorialPolicy", "Policy", "PolicyBase"]
@@ -147,17 +151,25 @@ class PolicyBase(nn.Module, ABC):
             self._generator = make_generator(int.from_bytes(digest, "little") >> 1, self.device)
 
     # ----------------------------------------------------------------------------- checking
-    def _rows(self, context: Tensor | None, n: int | None, groups: Tensor | None) -> tuple[int, Tensor | None]:
-        """Resolve the batch size from the arguments and check them; return (n, context)."""
+    def _rows(
+        self, context: Tensor | None, n: int | None, groups: Tensor | None, checks: list
+    ) -> tuple[int, Tensor | None, Tensor]:
+        """Resolve the batch size and check shapes, dtypes and devices (no host sync); append the
+        value checks of ``context`` and ``groups`` to ``checks``. Returns ``(n, context, groups)``
+        with ``groups`` defaulting to zeros."""
         sizes = []
         if n is not None:
             sizes.append(("n", check_int("n", n, low=0)))
         if context is not None:
-            context = check_context("context", context, self.context_dim, self.device)
+            check_tensor("context", context, shape=(None, self.context_dim), kind="float", device=self.device)
             sizes.append(("context.shape[0]", context.shape[0]))
+            checks.append((range_ok(context), lambda: check_context("context", context, self.context_dim, self.device)))
         if groups is not None:
             check_tensor("groups", groups, ndim=1, kind="int", device=self.device)
             sizes.append(("groups.shape[0]", groups.shape[0]))
+            checks.append(
+                (index_ok(groups, self.num_groups), lambda: check_arms("groups", groups, self.num_groups, self.device))
+            )
         if self.is_contextual and context is None:
             raise InputValidationError(
                 f"expected a `context` tensor of shape (n, {self.context_dim}) for contextual policy "
@@ -168,17 +180,15 @@ class PolicyBase(nn.Module, ABC):
         if len({s for _, s in sizes}) > 1:
             got = ", ".join(f"{k}={v}" for k, v in sizes)
             raise InputValidationError(f"expected one batch size from the arguments, got {got}")
-        return sizes[0][1], context
-
-    def _groups(self, groups: Tensor | None, n: int) -> Tensor:
+        rows = sizes[0][1]
         if groups is None:
-            return torch.zeros(n, dtype=torch.long, device=self.device)
-        if groups.numel() and bool(((groups < 0) | (groups >= self.num_groups)).any()):
-            raise InputValidationError(
-                f"expected `groups` in [0, {self.num_groups}), got values "
-                f"{groups[(groups < 0) | (groups >= self.num_groups)][:5].tolist()}"
-            )
-        return groups.long()
+            groups = torch.zeros(rows, dtype=torch.long, device=self.device)
+        return rows, context, groups.long()
+
+    def _add_lifetime(self, arms: Tensor, rewards: Tensor) -> None:
+        """Add ``(n,)`` plays and float64 rewards of base arms to ``arm_counts`` / ``arm_reward_sums``."""
+        self.arm_counts.index_add_(0, arms, torch.ones_like(rewards))
+        self.arm_reward_sums.index_add_(0, arms, rewards)
 
     def extra_repr(self) -> str:
         parts = [f"num_arms={self.num_arms}"]
@@ -213,8 +223,9 @@ class Policy(PolicyBase):
         Returns:
             A ``(n,)`` int64 tensor of arms in ``[0, num_arms)`` on :attr:`device`.
         """
-        n, context = self._rows(context, n, groups)
-        groups = self._groups(groups, n)
+        checks: list = []
+        n, context, groups = self._rows(context, n, groups, checks)
+        values_ok(checks)
         if n == 0:
             return torch.zeros(0, dtype=torch.long, device=self.device)
         return self._select(context, groups)
@@ -238,17 +249,21 @@ class Policy(PolicyBase):
         Raises:
             InputValidationError: on a bad argument; the state is then unchanged.
         """
-        arms = check_arms("arms", arms, self.num_arms, self.device)
+        arms = check_tensor("arms", arms, ndim=1, kind="int", device=self.device)
         n = arms.shape[0]
         low, high = self.reward_range
-        rewards = check_rewards("rewards", rewards, (n,), self.device, low, high)
-        _, context = self._rows(context, n, groups)
-        groups = self._groups(groups, n)
+        rewards = check_tensor("rewards", rewards, shape=(n,), kind="float", device=self.device)
+        checks: list = [
+            (index_ok(arms, self.num_arms), lambda: check_arms("arms", arms, self.num_arms, self.device)),
+            (range_ok(rewards, low, high), lambda: check_rewards("rewards", rewards, (n,), self.device, low, high)),
+        ]
+        _, context, groups = self._rows(context, n, groups, checks)
+        values_ok(checks)
         if n == 0:
             return
+        arms = arms.long()
         r = rewards.to(torch.float64)
-        self.arm_counts.index_add_(0, arms, torch.ones_like(r))
-        self.arm_reward_sums.index_add_(0, arms, r)
+        self._add_lifetime(arms, r)
         self._update(arms, r, context, groups)
 
     @abstractmethod
@@ -294,20 +309,19 @@ class CombinatorialPolicy(PolicyBase):
         """
         if k is None:
             raise InputValidationError("expected `k` (an int or a (n,) int tensor), got None")
+        checks: list = []
         if isinstance(k, Tensor):
             check_tensor("k", k, ndim=1, kind="int", device=self.device)
-            n, context = self._rows(context, k.shape[0] if n is None else n, groups)
+            n, context, groups = self._rows(context, k.shape[0] if n is None else n, groups, checks)
             if k.shape[0] != n:
                 raise InputValidationError(f"expected `k` of shape ({n},), got shape {tuple(k.shape)}")
+            kk = k
+            checks.append((index_ok(k, self.num_arms + 1), lambda: check_arms("k", kk, self.num_arms + 1, self.device)))
         else:
             check_int("k", k, low=0, high=self.num_arms)
-            n, context = self._rows(context, n, groups)
+            n, context, groups = self._rows(context, n, groups, checks)
             k = torch.full((n,), k, dtype=torch.long, device=self.device)
-        if k.numel() and bool(((k < 0) | (k > self.num_arms)).any()):
-            raise InputValidationError(
-                f"expected `k` in [0, {self.num_arms}], got values {k[(k < 0) | (k > self.num_arms)][:5].tolist()}"
-            )
-        groups = self._groups(groups, n)
+        values_ok(checks)
         if n == 0:
             return torch.zeros(0, self.num_arms, dtype=torch.bool, device=self.device)
         return self._select(context, k.long(), groups)
@@ -332,14 +346,20 @@ class CombinatorialPolicy(PolicyBase):
         chosen = check_tensor("chosen", chosen, shape=(None, self.num_arms), kind="bool", device=self.device)
         n = chosen.shape[0]
         low, high = self.reward_range
-        rewards = check_rewards("rewards", rewards, (n, self.num_arms), self.device, low, high, mask=chosen)
-        _, context = self._rows(context, n, groups)
-        groups = self._groups(groups, n)
+        rewards = check_tensor("rewards", rewards, shape=(n, self.num_arms), kind="float", device=self.device)
+        fill = low if math.isfinite(low) else 0.0
+        checks: list = [
+            (
+                range_ok(torch.where(chosen, rewards, fill), low, high),
+                lambda: check_rewards("rewards", rewards, (n, self.num_arms), self.device, low, high, mask=chosen),
+            )
+        ]
+        _, context, groups = self._rows(context, n, groups, checks)
+        values_ok(checks)
         if n == 0:
             return
-        mask = chosen.to(torch.float64)
-        r = torch.where(chosen, rewards.to(torch.float64), torch.zeros((), dtype=torch.float64, device=self.device))
-        self.arm_counts.add_(mask.sum(0))
+        r = torch.where(chosen, rewards.to(torch.float64), 0.0)
+        self.arm_counts.add_(chosen.sum(0))
         self.arm_reward_sums.add_(r.sum(0))
         self._update(chosen, r, context, groups)
 

@@ -7,6 +7,7 @@ mutates anything, so callers run all checks before touching state.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -27,6 +28,42 @@ def _describe(x: object) -> str:
     if isinstance(x, Tensor):
         return f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
     return f"{type(x).__name__} {x!r}"
+
+
+def index_ok(x: Tensor, high: int) -> Tensor:
+    """A 0-dim bool tensor: every entry of ``x`` is in ``[0, high)`` (True when empty). No host sync."""
+    return ((x >= 0) & (x < high)).all()
+
+
+def range_ok(x: Tensor, low: float = -math.inf, high: float = math.inf) -> Tensor:
+    """A 0-dim bool tensor: every entry of ``x`` is finite and in ``[low, high]``. No host sync.
+
+    NaN fails every comparison, so a finite interval needs no separate finiteness test.
+    """
+    inside = (x >= low) & (x <= high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        inside = inside & torch.isfinite(x)
+    return inside.all()
+
+
+def values_ok(checks: list[tuple[Tensor, Callable[[], object]]]) -> None:
+    """Run value checks with one host sync.
+
+    Args:
+        checks: pairs of a 0-dim bool tensor (from :func:`index_ok`, :func:`range_ok`, ...) and a
+            function that raises the detailed :class:`InputValidationError` for that check.
+
+    Raises:
+        InputValidationError: from the first failing check's function.
+    """
+    if not checks:
+        return
+    if bool(torch.stack([ok for ok, _ in checks]).all()):
+        return
+    for ok, explain in checks:
+        if not bool(ok):
+            explain()
+    raise InputValidationError("expected valid input, got a value check that failed without detail")  # unreachable
 
 
 def check_tensor(

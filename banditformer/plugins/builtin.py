@@ -24,12 +24,14 @@ def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
             bandits.EpsilonGreedy, epsilon=1.0, schedule="inverse_time", rate=0.05, min_epsilon=0.01
         ),
         "thompson_beta": bandits.BetaThompson,
+        "thompson_beta_shared": functools.partial(bandits.BetaThompson, draws="group"),
         "discounted_thompson_beta": functools.partial(bandits.BetaThompson, discount=0.99),
         "thompson_gaussian": bandits.GaussianThompson,
         "linucb": bandits.LinUCB,
         "lin_thompson": bandits.LinearThompson,
         "bucketed": bandits.Bucketed,
         "cts": bandits.CTS,
+        "cts_shared": functools.partial(bandits.CTS, draws="group"),
         "cucb": bandits.CUCB,
     }
 

@@ -102,12 +102,24 @@ def test_untried_arms_each_play_once_before_any_repeat(name: str, num_arms: int)
 
 
 def test_untried_rule_is_per_group() -> None:
-    arms = argmax_untried_first(
-        torch.zeros(4, 3),
-        torch.tensor([[0, 0, 5], [0, 0, 5], [0, 0, 5], [1, 1, 1]]).double(),
-        torch.tensor([0, 0, 0, 1]),
-    )
-    assert arms[:3].tolist() == [0, 1, 0]  # the group's two untried arms, round-robin
+    table = torch.tensor([[0.0, 0.0, 9.0], [0.0, 7.0, 0.0]])
+    counts = torch.tensor([[0, 0, 5], [1, 1, 1]]).double()
+    arms = argmax_untried_first(table, counts, torch.tensor([0, 1, 0, 0, 1]))
+    assert arms.tolist() == [0, 1, 1, 0, 1]  # group 0 deals its untried arms 0, 1 round-robin; group 1 is greedy
+
+
+@pytest.mark.parametrize("policy_cls", [BetaThompson, CTS])
+def test_group_draws_are_shared_by_a_groups_rows(policy_cls) -> None:
+    p = policy_cls(num_arms=6, draws="group", num_groups=2, seed=0)
+    groups = torch.tensor([0, 1] * 20)
+    if policy_cls is CTS:
+        chosen = p.select(k=3, groups=groups)
+        assert torch.equal(chosen[0::2], chosen[0].expand(20, 6)) and torch.equal(chosen[1::2], chosen[1].expand(20, 6))
+    else:
+        arms = p.select(groups=groups)
+        assert bool((arms[0::2] == arms[0]).all() and (arms[1::2] == arms[1]).all())
+    with pytest.raises(InputValidationError, match="draws"):
+        policy_cls(num_arms=2, draws="column")
 
 
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 30))
