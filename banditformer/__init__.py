@@ -22,6 +22,8 @@ from banditformer.core import (
     PluginWarning,
     Policy,
     UnknownNameError,
+    set_value_checks,
+    value_checks,
 )
 from banditformer.plugins import (
     get_plugin_manager,
@@ -67,4 +69,6 @@ __all__ = [
     "make_policy",
     "make_problem",
     "reload_plugins",
+    "set_value_checks",
+    "value_checks",
 ]

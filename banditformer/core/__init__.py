@@ -22,6 +22,8 @@ from banditformer.core.validation import (
     check_int,
     check_rewards,
     check_tensor,
+    set_value_checks,
+    value_checks,
 )
 
 __all__ = [
@@ -50,4 +52,6 @@ __all__ = [
     "make_generator",
     "sample_beta",
     "sample_log_gamma",
+    "set_value_checks",
+    "value_checks",
 ]

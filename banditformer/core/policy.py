@@ -163,12 +163,17 @@ class PolicyBase(nn.Module, ABC):
         if context is not None:
             check_tensor("context", context, shape=(None, self.context_dim), kind="float", device=self.device)
             sizes.append(("context.shape[0]", context.shape[0]))
-            checks.append((range_ok(context), lambda: check_context("context", context, self.context_dim, self.device)))
+            checks.append(
+                (lambda: range_ok(context), lambda: check_context("context", context, self.context_dim, self.device))
+            )
         if groups is not None:
             check_tensor("groups", groups, ndim=1, kind="int", device=self.device)
             sizes.append(("groups.shape[0]", groups.shape[0]))
             checks.append(
-                (index_ok(groups, self.num_groups), lambda: check_arms("groups", groups, self.num_groups, self.device))
+                (
+                    lambda: index_ok(groups, self.num_groups),
+                    lambda: check_arms("groups", groups, self.num_groups, self.device),
+                )
             )
         if self.is_contextual and context is None:
             raise InputValidationError(
@@ -254,8 +259,11 @@ class Policy(PolicyBase):
         low, high = self.reward_range
         rewards = check_tensor("rewards", rewards, shape=(n,), kind="float", device=self.device)
         checks: list = [
-            (index_ok(arms, self.num_arms), lambda: check_arms("arms", arms, self.num_arms, self.device)),
-            (range_ok(rewards, low, high), lambda: check_rewards("rewards", rewards, (n,), self.device, low, high)),
+            (lambda: index_ok(arms, self.num_arms), lambda: check_arms("arms", arms, self.num_arms, self.device)),
+            (
+                lambda: range_ok(rewards, low, high),
+                lambda: check_rewards("rewards", rewards, (n,), self.device, low, high),
+            ),
         ]
         _, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
@@ -316,7 +324,9 @@ class CombinatorialPolicy(PolicyBase):
             if k.shape[0] != n:
                 raise InputValidationError(f"expected `k` of shape ({n},), got shape {tuple(k.shape)}")
             kk = k
-            checks.append((index_ok(k, self.num_arms + 1), lambda: check_arms("k", kk, self.num_arms + 1, self.device)))
+            checks.append(
+                (lambda: index_ok(kk, self.num_arms + 1), lambda: check_arms("k", kk, self.num_arms + 1, self.device))
+            )
         else:
             check_int("k", k, low=0, high=self.num_arms)
             n, context, groups = self._rows(context, n, groups, checks)
@@ -350,7 +360,7 @@ class CombinatorialPolicy(PolicyBase):
         fill = low if math.isfinite(low) else 0.0
         checks: list = [
             (
-                range_ok(torch.where(chosen, rewards, fill), low, high),
+                lambda: range_ok(torch.where(chosen, rewards, fill), low, high),
                 lambda: check_rewards("rewards", rewards, (n, self.num_arms), self.device, low, high, mask=chosen),
             )
         ]

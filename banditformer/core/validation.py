@@ -6,8 +6,9 @@ mutates anything, so callers run all checks before touching state.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -46,22 +47,60 @@ def range_ok(x: Tensor, low: float = -math.inf, high: float = math.inf) -> Tenso
     return inside.all()
 
 
-def values_ok(checks: list[tuple[Tensor, Callable[[], object]]]) -> None:
-    """Run value checks with one host sync.
+_VALUE_CHECKS = True
+
+
+def value_checks_enabled() -> bool:
+    """Whether the value checks of :func:`values_ok` run (see :func:`set_value_checks`)."""
+    return _VALUE_CHECKS
+
+
+def set_value_checks(enabled: bool) -> None:
+    """Turn the value checks (finite, in range, valid indices) on or off process-wide.
+
+    They cost a few small ops and one host sync per call, which matters on CUDA in a tight loop.
+    Shape, dtype and device checks need no sync and always run. Like
+    ``torch.distributions.Distribution.set_default_validate_args``: turn off only code you trust.
+    """
+    global _VALUE_CHECKS
+    _VALUE_CHECKS = bool(enabled)
+
+
+@contextlib.contextmanager
+def value_checks(enabled: bool) -> Iterator[None]:
+    """A context in which value checks are on or off; the previous setting comes back after it.
+
+    >>> import banditformer as bf, torch
+    >>> p = bf.make_policy("ucb1", num_arms=2)
+    >>> with value_checks(False):
+    ...     p.update(p.select(n=4), torch.ones(4))
+    """
+    previous = _VALUE_CHECKS
+    set_value_checks(enabled)
+    try:
+        yield
+    finally:
+        set_value_checks(previous)
+
+
+def values_ok(checks: list[tuple[Callable[[], Tensor], Callable[[], object]]]) -> None:
+    """Run value checks with one host sync (none when value checks are off).
 
     Args:
-        checks: pairs of a 0-dim bool tensor (from :func:`index_ok`, :func:`range_ok`, ...) and a
-            function that raises the detailed :class:`InputValidationError` for that check.
+        checks: pairs of a function giving a 0-dim bool tensor (from :func:`index_ok`,
+            :func:`range_ok`, ...) and a function that raises the detailed
+            :class:`InputValidationError` for that check.
 
     Raises:
         InputValidationError: from the first failing check's function.
     """
-    if not checks:
+    if not checks or not _VALUE_CHECKS:
         return
-    if bool(torch.stack([ok for ok, _ in checks]).all()):
+    flags = [ok() for ok, _ in checks]
+    if bool(torch.stack(flags).all()):
         return
-    for ok, explain in checks:
-        if not bool(ok):
+    for flag, (_, explain) in zip(flags, checks, strict=True):
+        if not bool(flag):
             explain()
     raise InputValidationError("expected valid input, got a value check that failed without detail")  # unreachable
 

@@ -249,3 +249,19 @@ def test_bad_selects_raise(name: str) -> None:
         with pytest.raises(InputValidationError, match="expected"):
             p.select(**kwargs)
     assert state_equal(p, before, exact=True)
+
+
+@pytest.mark.parametrize("name", ["ucb1", "cts"])
+def test_value_checks_can_be_switched_off_but_shape_checks_stay(name: str) -> None:
+    from banditformer import value_checks
+
+    p = build(name, 3, seed=0)
+    comb = isinstance(p, CombinatorialPolicy)
+    choice = p.select(k=1, n=2) if comb else p.select(n=2)
+    bad = torch.full((2, 3) if comb else (2,), 7.0)  # out of range
+    with value_checks(False):
+        p.update(choice, bad)  # accepted: the caller vouches for the values
+        with pytest.raises(InputValidationError, match="shape"):
+            p.update(choice, bad[:1])
+    with pytest.raises(InputValidationError, match=r"in \[0.0, 1.0\]"):
+        p.update(choice, bad)  # back on after the context

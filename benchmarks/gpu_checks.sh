@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The GPU checks of a release, in one go: the whole test suite (CUDA tests included) and the policy
+# throughput benchmark on CPU and CUDA. Writes logs to $OUT (or ./gpu-checks).
+# Needs torch with CUDA, pluggy, hypothesis, pytest, scipy; MABWiser optional.
+set -uo pipefail
+out="${OUT:-gpu-checks}"
+mkdir -p "$out"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
+python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 | tee "$out/pytest-cuda.txt" | tail -5
+python3 -m pytest -q -p no:cacheprovider -x tests 2>&1 | tee "$out/pytest-all.txt" | tail -5
+python3 benchmarks/policy_throughput.py --batches 1 256 4096 65536 --seconds 0.3 --json "$out/throughput.json" \
+    2>&1 | tee "$out/throughput.txt"
+python3 benchmarks/policy_throughput.py --batches 1 256 4096 65536 --seconds 0.3 --devices cuda --no-mabwiser \
+    --no-value-checks --json "$out/throughput-nochecks.json" 2>&1 | tee "$out/throughput-nochecks.txt" | tail -25

@@ -1,0 +1,452 @@
+"""Decisions per second of every registered bandit policy, with MABWiser side by side.
+
+What it measures: for each policy, device and batch size, the throughput of one bandit round --
+``select`` a batch of decisions, then ``update`` the policy with their rewards -- on a K=10-armed
+Bernoulli problem (arm means ``BERNOULLI_INSTANCES["ten"]``). Combinatorial policies choose k=3
+of N=10 base arms per row and get one Bernoulli reward per base arm (semi-bandit feedback);
+contextual policies get random Gaussian contexts of dimension d=8. Contexts and the per-arm
+rewards are drawn up front into a small pool that the loop cycles through, so the clock measures
+the policy: the only non-policy work inside the timed loop is one ``gather`` that picks the played
+arms' rewards out of the pool. Each cell is warmed up, then run in doubling chunks of iterations
+(the device is synchronized at the end of every chunk) until at least ``--seconds`` have elapsed;
+with ``--repeats R`` the fastest of R such windows is reported (useful on a busy machine)::
+
+    decisions/s = batch * iterations / seconds
+
+When MABWiser is installed, its UCB1 (alpha=1), Thompson sampling and epsilon-greedy (epsilon=0.1)
+run on the same problem and reward pool: fitted once on one pull of every arm, then per iteration
+``predict`` one decision per row (dummy one-column contexts) and ``partial_fit`` on them. MABWiser
+runs on the CPU only and is timed the same way (a window always has at least one iteration, so a
+slow cell stops at the first chunk boundary after ``--seconds``).
+The comparison table gives ucb1 / thompson_beta / epsilon_greedy against these, with the ratio
+ours / MABWiser (above 1: ours is faster).
+
+Run from the repository root (with ``pip install -e .[bench]`` for MABWiser)::
+
+    python benchmarks/policy_throughput.py
+    python benchmarks/policy_throughput.py --batches 1 256 --seconds 0.5 --policies ucb1 linucb
+    python benchmarks/policy_throughput.py --devices cpu --no-mabwiser --json results.json
+    python benchmarks/policy_throughput.py --threads 1 --repeats 3     # steadier on a shared machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from banditformer import CombinatorialPolicy, Policy, list_policies, make_backend, make_policy, set_value_checks
+from banditformer.core.policy import PolicyBase
+from banditformer.harness.problems import BERNOULLI_INSTANCES, BernoulliProblem
+
+NUM_ARMS = 10  # K arms, or N base arms for a combinatorial policy
+TOP_K = 3  # base arms chosen per row by a combinatorial policy
+CONTEXT_DIM = 8
+POOL = 8  # distinct (context, reward) batches cycled through by the timed loop
+WARMUP_ITERS = 3
+SEED = 0
+MEANS = BERNOULLI_INSTANCES["ten"]
+#: Our policy -> (MABWiser label, MABWiser learning-policy factory name and kwargs).
+MABWISER_PAIRS: dict[str, tuple[str, str, dict[str, float]]] = {
+    "ucb1": ("UCB1(alpha=1)", "UCB1", {"alpha": 1.0}),
+    "thompson_beta": ("ThompsonSampling", "ThompsonSampling", {}),
+    "epsilon_greedy": ("EpsilonGreedy(eps=0.1)", "EpsilonGreedy", {"epsilon": 0.1}),
+}
+
+
+@dataclass
+class Result:
+    """One cell of the throughput table."""
+
+    library: str  # "banditformer" or "mabwiser"
+    policy: str
+    device: str
+    batch: int
+    iterations: int
+    seconds: float
+    decisions_per_s: float
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    results: list[Result] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------- machine
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info(devices: Sequence[str]) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "gpu": torch.cuda.get_device_name(0) if "cuda" in devices and torch.cuda.is_available() else None,
+    }
+    try:
+        import mabwiser
+
+        info["mabwiser"] = getattr(mabwiser, "__version__", "installed")
+    except ImportError:
+        info["mabwiser"] = None
+    return info
+
+
+# -------------------------------------------------------------------------------------------- timing
+def time_loop(
+    step: Callable[[int], None], seconds: float, sync: Callable[[], None], repeats: int = 1
+) -> tuple[int, float]:
+    """Warm up, then time ``repeats`` windows of at least ``seconds`` each; return the fastest
+    window's (iterations, seconds).
+
+    A window runs ``step(i)`` in chunks (each at most doubling the iterations so far) until
+    ``seconds`` have elapsed. The device is synchronized before the clock starts and at the end
+    of each chunk, so queued GPU work is counted without a synchronization per iteration.
+    """
+    for i in range(WARMUP_ITERS):
+        step(i)
+    done = WARMUP_ITERS
+    best: tuple[int, float] | None = None
+    for _ in range(max(1, repeats)):
+        total_iters, total_s, chunk = 0, 0.0, 1
+        while total_s < seconds:
+            sync()
+            start = time.perf_counter()
+            for i in range(chunk):
+                step(done + i)
+            sync()
+            total_s += time.perf_counter() - start
+            total_iters += chunk
+            done += chunk
+            remaining = seconds - total_s
+            chunk = max(1, min(total_iters, int(remaining * total_iters / total_s) + 1)) if remaining > 0 else 1
+        if best is None or total_iters / total_s > best[0] / best[1]:
+            best = (total_iters, total_s)
+    assert best is not None
+    return best
+
+
+def _no_sync() -> None:
+    return None
+
+
+def device_sync(device: str) -> Callable[[], None]:
+    if device == "cpu":
+        return _no_sync
+    return make_backend("cuda").synchronize
+
+
+# ------------------------------------------------------------------------------------------ problem
+@dataclass
+class Pool:
+    """Pre-drawn data: ``rewards[j]`` is a (batch, K) 0/1 table, ``contexts[j]`` a (batch, d) tensor."""
+
+    rewards: list[Tensor]
+    contexts: list[Tensor]
+
+
+def make_pool(batch: int, device: str) -> Pool:
+    problem = BernoulliProblem(MEANS, seed=SEED)
+    every_arm = torch.arange(NUM_ARMS).repeat(batch)
+    rewards = [problem.pull(every_arm).view(batch, NUM_ARMS).to(device) for _ in range(POOL)]
+    gen = torch.Generator().manual_seed(SEED + 1)
+    contexts = [torch.randn(batch, CONTEXT_DIM, generator=gen).to(device) for _ in range(POOL)]
+    return Pool(rewards, contexts)
+
+
+def policy_step(policy: PolicyBase, pool: Pool, batch: int) -> Callable[[int], None]:
+    """One select + update round of ``policy`` on pool entry ``i % POOL``."""
+    contextual = policy.is_contextual
+    if isinstance(policy, CombinatorialPolicy):
+        comb = policy
+
+        def step(i: int) -> None:
+            j = i % POOL
+            ctx = pool.contexts[j] if contextual else None
+            mask = comb.select(ctx, k=TOP_K, n=batch)
+            comb.update(mask, pool.rewards[j], ctx)
+
+        return step
+
+    if not isinstance(policy, Policy):
+        raise TypeError(f"expected a Policy or CombinatorialPolicy, got {type(policy).__name__}")
+    single = policy
+
+    def step_single(i: int) -> None:
+        j = i % POOL
+        ctx = pool.contexts[j] if contextual else None
+        arms = single.select(ctx, n=batch)
+        rewards = pool.rewards[j].gather(1, arms.unsqueeze(1)).squeeze(1)
+        single.update(arms, rewards, ctx)
+
+    return step_single
+
+
+def bench_policy(name: str, device: str, batch: int, seconds: float, repeats: int) -> Result:
+    try:
+        policy = make_policy(name, num_arms=NUM_ARMS, context_dim=CONTEXT_DIM, seed=SEED).to(device)
+        step = policy_step(policy, make_pool(batch, device), batch)
+        iters, secs = time_loop(step, seconds, device_sync(device), repeats)
+    except Exception as exc:  # report and go on with the other cells
+        return Result("banditformer", name, device, batch, 0, 0.0, float("nan"), f"{type(exc).__name__}: {exc}")
+    return Result("banditformer", name, device, batch, iters, secs, batch * iters / secs)
+
+
+# ---------------------------------------------------------------------------------------- MABWiser
+def mabwiser_available() -> bool:
+    try:
+        import mabwiser.mab  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def check_mabwiser_predict() -> bool:
+    """True when ``predict`` with n dummy rows returns n decisions for a context-free policy."""
+    from mabwiser.mab import MAB, LearningPolicy
+
+    mab = MAB(arms=list(range(NUM_ARMS)), learning_policy=LearningPolicy.EpsilonGreedy(epsilon=0.1), seed=SEED)
+    mab.fit(list(range(NUM_ARMS)), [0.0] * NUM_ARMS)
+    out = mab.predict(np.zeros((5, 1)))
+    return isinstance(out, list) and len(out) == 5
+
+
+def bench_mabwiser(ours: str, batch: int, seconds: float, repeats: int, per_row: bool) -> Result:
+    from mabwiser.mab import MAB, LearningPolicy
+
+    label, factory, kwargs = MABWISER_PAIRS[ours]
+    try:
+        mab = MAB(arms=list(range(NUM_ARMS)), learning_policy=getattr(LearningPolicy, factory)(**kwargs), seed=SEED)
+        pool = make_pool(batch, "cpu")
+        tables = [r.numpy() for r in pool.rewards]
+        first = BernoulliProblem(MEANS, seed=SEED + 2).pull(torch.arange(NUM_ARMS))
+        mab.fit(list(range(NUM_ARMS)), first.tolist())
+        dummy = np.zeros((batch, 1))
+        rows = np.arange(batch)
+
+        def predict() -> np.ndarray:
+            if batch == 1:
+                return np.asarray([mab.predict()])
+            if per_row:
+                return np.asarray([mab.predict() for _ in range(batch)])
+            return np.asarray(mab.predict(dummy))
+
+        def step(i: int) -> None:
+            decisions = predict()
+            rewards = tables[i % POOL][rows, decisions]
+            mab.partial_fit(decisions, rewards)
+
+        iters, secs = time_loop(step, seconds, _no_sync, repeats)
+    except Exception as exc:
+        return Result("mabwiser", label, "cpu", batch, 0, 0.0, float("nan"), f"{type(exc).__name__}: {exc}")
+    return Result("mabwiser", label, "cpu", batch, iters, secs, batch * iters / secs)
+
+
+# ------------------------------------------------------------------------------------------ output
+def fmt_rate(x: float) -> str:
+    return "error" if x != x else f"{x:,.0f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    widths = [max(len(h), *(len(r[c]) for r in rows)) if rows else len(h) for c, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(s.rjust(w) if r else s.ljust(w) for s, w, r in zip(cells, widths, right, strict=True)).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in rows)
+    return "\n".join(out)
+
+
+def print_report(report: Report) -> None:
+    print("Machine")
+    for key, value in report.machine.items():
+        print(f"  {key + ':':15} {value}")
+    s = report.settings
+    print(
+        f"Problem: Bernoulli means {MEANS}, K={NUM_ARMS} (combinatorial: N={NUM_ARMS}, k={TOP_K}), "
+        f"context_dim={CONTEXT_DIM}\nTiming: {WARMUP_ITERS} warm-up rounds, then the fastest of "
+        f"{s['repeats']} window(s) of >= {s['seconds']} s per cell"
+    )
+    print("decisions/s = batch * (select + update rounds) / seconds; combinatorial: one decision = one k-subset\n")
+
+    ours = [r for r in report.results if r.library == "banditformer"]
+    rows = [
+        [r.policy, r.device, str(r.batch), str(r.iterations), f"{r.seconds:.3f}", fmt_rate(r.decisions_per_s)]
+        for r in ours
+    ]
+    print("banditformer select+update throughput")
+    print(table(["policy", "device", "batch", "iters", "seconds", "decisions/s"], rows, [False, False, *[True] * 4]))
+
+    theirs = {(r.policy, r.batch): r for r in report.results if r.library == "mabwiser"}
+    if theirs:
+        print("\nbanditformer vs MABWiser (MABWiser on cpu)")
+        crows = []
+        for r in ours:
+            if r.policy not in MABWISER_PAIRS:
+                continue
+            label = MABWISER_PAIRS[r.policy][0]
+            m = theirs.get((label, r.batch))
+            if m is None:
+                continue
+            ratio = r.decisions_per_s / m.decisions_per_s
+            crows.append(
+                [
+                    r.policy,
+                    label,
+                    r.device,
+                    str(r.batch),
+                    fmt_rate(r.decisions_per_s),
+                    fmt_rate(m.decisions_per_s),
+                    "n/a" if ratio != ratio else f"{ratio:.3g}x",
+                ]
+            )
+        headers = ["ours", "MABWiser", "device", "batch", "ours dec/s", "MABWiser dec/s", "ours/MABWiser"]
+        print(table(headers, crows, [False, False, False, *[True] * 4]))
+
+    errors = [r for r in report.results if r.error]
+    if errors:
+        print("\nErrors")
+        for r in errors:
+            print(f"  {r.library} {r.policy} {r.device} batch={r.batch}: {r.error}")
+    if report.notes:
+        print("\nNotes")
+        for note in report.notes:
+            print(f"  - {note}")
+
+
+# -------------------------------------------------------------------------------------------- main
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096], help="batch sizes (rows per round)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="minimum timed seconds per cell")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="timed windows per cell; the fastest is reported (damps noise)"
+    )
+    parser.add_argument("--policies", nargs="+", default=None, help="policy names (default: every registered one)")
+    parser.add_argument(
+        "--devices", nargs="+", default=None, choices=["cpu", "cuda"], help="default: cpu, plus cuda if available"
+    )
+    parser.add_argument("--no-mabwiser", action="store_true", help="skip the MABWiser comparison")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
+    parser.add_argument(
+        "--no-value-checks",
+        action="store_true",
+        help="time with banditformer.set_value_checks(False) (no finite/range checks, no host sync per call)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    notes: list[str] = []
+    if args.no_value_checks:
+        set_value_checks(False)
+        notes.append("value checks off (banditformer.set_value_checks(False)): shape/dtype/device checks only")
+
+    registered = list_policies()
+    policies = args.policies or registered
+    unknown = [p for p in policies if p not in registered]
+    if unknown:
+        print(f"unknown policies {unknown}; registered: {registered}", file=sys.stderr)
+        return 2
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if torch.get_num_threads() > 1 and load >= 0.5:
+        notes.append(
+            f"load average {load:.2f} at start: other processes compete for the CPU, and torch's "
+            f"{torch.get_num_threads()} intra-op threads can then slow down many-fold; "
+            "--threads 1 --repeats 3 is steadier"
+        )
+
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if "cuda" in devices and not torch.cuda.is_available():
+        notes.append("cuda requested but torch.cuda.is_available() is False: cuda cells skipped")
+        devices = [d for d in devices if d != "cuda"]
+
+    report = Report(
+        machine=machine_info(devices),
+        settings={
+            "batches": args.batches,
+            "seconds": args.seconds,
+            "repeats": args.repeats,
+            "threads": torch.get_num_threads(),
+            "devices": devices,
+            "policies": policies,
+            "value_checks": not args.no_value_checks,
+        },
+        notes=notes,
+    )
+
+    for device in devices:
+        for name in policies:
+            for batch in args.batches:
+                report.results.append(bench_policy(name, device, batch, args.seconds, args.repeats))
+
+    compare = [p for p in policies if p in MABWISER_PAIRS]
+    if args.no_mabwiser:
+        notes.append("MABWiser comparison skipped (--no-mabwiser)")
+    elif not compare:
+        notes.append(f"MABWiser comparison skipped: none of {sorted(MABWISER_PAIRS)} selected")
+    elif not mabwiser_available():
+        notes.append("MABWiser not installed (pip install mabwiser): comparison skipped")
+    else:
+        per_row = not check_mabwiser_predict()
+        if per_row:
+            notes.append("MABWiser predict(n dummy rows) did not return n decisions: looping predict() per row")
+        else:
+            notes.append(
+                "MABWiser: predict(n x 1 dummy contexts) returns one decision per row; batch 1 uses predict() (scalar)"
+            )
+        for name in compare:
+            for batch in args.batches:
+                report.results.append(bench_mabwiser(name, batch, args.seconds, args.repeats, per_row))
+
+    print_report(report)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(
+                {
+                    "machine": report.machine,
+                    "settings": report.settings,
+                    "results": [asdict(r) for r in report.results],
+                    "notes": report.notes,
+                },
+                f,
+                indent=2,
+            )
+        print(f"\nwrote {args.json}")
+    return 1 if any(r.error for r in report.results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
