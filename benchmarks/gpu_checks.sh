@@ -8,8 +8,7 @@ mkdir -p "$out"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$out/gpu.txt"
-python3 -m pytest -q -p no:cacheprovider -m cuda tests 2>&1 | tee "$out/pytest-cuda.txt" | tail -5
-python3 -m pytest -q -p no:cacheprovider -x tests 2>&1 | tee "$out/pytest-all.txt" | tail -5
+python3 -m pytest -q -p no:cacheprovider -rs tests 2>&1 | tee "$out/pytest-all.txt" | tail -5
 python3 benchmarks/policy_throughput.py --batches 1 256 4096 65536 --seconds 0.3 --json "$out/throughput.json" \
     2>&1 | tee "$out/throughput.txt"
 python3 benchmarks/policy_throughput.py --batches 1 256 4096 65536 --seconds 0.3 --devices cuda --no-mabwiser \
