@@ -7,10 +7,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import apply_discount, check_discount, check_draws, top_k_mask
+from banditformer.bandits._beta import add_beta_state, bernoulli_outcomes, beta_posterior
+from banditformer.bandits._common import apply_discount, top_k_mask
 from banditformer.core.policy import CombinatorialPolicy
 from banditformer.core.random import sample_beta
-from banditformer.core.validation import check_float
 
 __all__ = ["CTS"]
 
@@ -53,19 +53,7 @@ class CTS(CombinatorialPolicy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
-        self.register_buffer(
-            "prior_alpha",
-            torch.tensor(check_float("prior_alpha", prior_alpha, low=0.0, low_open=True), dtype=torch.float64),
-        )
-        self.register_buffer(
-            "prior_beta",
-            torch.tensor(check_float("prior_beta", prior_beta, low=0.0, low_open=True), dtype=torch.float64),
-        )
-        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
-        self.bernoulli_trick = bool(bernoulli_trick)
-        self.draws = check_draws(draws)
-        self.add_state("successes", torch.zeros(num_groups, num_arms, dtype=torch.float64))
-        self.add_state("failures", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        add_beta_state(self, prior_alpha, prior_beta, discount, bernoulli_trick, draws)
 
     @property
     def exact_batch_update(self) -> bool:  # type: ignore[override]
@@ -73,7 +61,7 @@ class CTS(CombinatorialPolicy):
 
     def posterior(self) -> tuple[Tensor, Tensor]:
         """The ``(G, N)`` Beta posterior parameters ``(alpha, beta)``."""
-        return self.prior_alpha + self.successes, self.prior_beta + self.failures
+        return beta_posterior(self.successes, self.failures, self.prior_alpha, self.prior_beta)
 
     def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
         alpha, beta = self.posterior()
@@ -87,11 +75,7 @@ class CTS(CombinatorialPolicy):
         return top_k_mask(sample_beta(alpha[groups], beta[groups], self.generator), k)  # (n, N) draws
 
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        if self.bernoulli_trick:
-            u = torch.rand(rewards.shape, generator=self.generator, device=self.device, dtype=rewards.dtype)
-            outcome = (u < rewards).to(rewards.dtype)
-        else:
-            outcome = rewards
+        outcome = bernoulli_outcomes(rewards, self.generator, self.bernoulli_trick)
         mask = chosen.to(rewards.dtype)
         apply_discount(self, ("successes", "failures"), self.discount)
         self.successes.index_add_(0, groups, outcome * mask)

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, apply_discount, check_discount, check_draws
+from banditformer.bandits._beta import add_beta_state, bernoulli_outcomes, beta_posterior
+from banditformer.bandits._common import add_at, apply_discount
 from banditformer.core.policy import Policy
 from banditformer.core.random import sample_beta
-from banditformer.core.validation import check_float
 
-__all__ = ["BetaThompson", "beta_posterior"]
-
-
-def beta_posterior(successes: Tensor, failures: Tensor, prior_alpha: float, prior_beta: float) -> tuple[Tensor, Tensor]:
-    """Posterior ``(alpha, beta)`` of a Beta(prior_alpha, prior_beta) prior after the given
-    (possibly fractional, discounted) successes and failures; both stay >= the prior's."""
-    return prior_alpha + successes, prior_beta + failures
+__all__ = ["BetaThompson"]
 
 
 class BetaThompson(Policy):
@@ -61,19 +54,7 @@ class BetaThompson(Policy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
-        self.register_buffer(
-            "prior_alpha",
-            torch.tensor(check_float("prior_alpha", prior_alpha, low=0.0, low_open=True), dtype=torch.float64),
-        )
-        self.register_buffer(
-            "prior_beta",
-            torch.tensor(check_float("prior_beta", prior_beta, low=0.0, low_open=True), dtype=torch.float64),
-        )
-        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
-        self.bernoulli_trick = bool(bernoulli_trick)
-        self.draws = check_draws(draws)
-        self.add_state("successes", torch.zeros(num_groups, num_arms, dtype=torch.float64))
-        self.add_state("failures", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        add_beta_state(self, prior_alpha, prior_beta, discount, bernoulli_trick, draws)
 
     @property
     def exact_batch_update(self) -> bool:  # type: ignore[override]
@@ -90,11 +71,7 @@ class BetaThompson(Policy):
         return sample_beta(alpha[groups], beta[groups], self.generator).argmax(1)  # (n, K) draws
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        if self.bernoulli_trick:
-            u = torch.rand(rewards.shape, generator=self.generator, device=self.device, dtype=rewards.dtype)
-            outcome = (u < rewards).to(rewards.dtype)
-        else:
-            outcome = rewards
+        outcome = bernoulli_outcomes(rewards, self.generator, self.bernoulli_trick)
         apply_discount(self, ("successes", "failures"), self.discount)
         add_at(self.successes, groups, arms, outcome)
         add_at(self.failures, groups, arms, 1.0 - outcome)
