@@ -2,6 +2,7 @@
 (:mod:`banditformer.plugins.builtin`), the same door third-party policies use."""
 
 from banditformer.bandits.bucketed import Bucketed
+from banditformer.bandits.bucketed_combinatorial import BucketedCombinatorial
 from banditformer.bandits.cts import CTS
 from banditformer.bandits.cucb import CUCB
 from banditformer.bandits.epsilon_greedy import EpsilonGreedy
@@ -19,6 +20,7 @@ __all__ = [
     "UCB1",
     "BetaThompson",
     "Bucketed",
+    "BucketedCombinatorial",
     "EpsilonGreedy",
     "GaussianThompson",
     "LinUCB",

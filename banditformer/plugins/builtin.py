@@ -30,6 +30,7 @@ def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
         "linucb": bandits.LinUCB,
         "lin_thompson": bandits.LinearThompson,
         "bucketed": bandits.Bucketed,
+        "bucketed_combinatorial": bandits.BucketedCombinatorial,
         "cts": bandits.CTS,
         "cts_shared": functools.partial(bandits.CTS, draws="group"),
         "cucb": bandits.CUCB,

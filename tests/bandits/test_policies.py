@@ -10,7 +10,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from banditformer import InputValidationError, make_policy
-from banditformer.bandits import CTS, CUCB, UCB1, BetaThompson, Bucketed, EpsilonGreedy, GaussianThompson, LinUCB
+from banditformer.bandits import (
+    CTS,
+    CUCB,
+    UCB1,
+    BetaThompson,
+    Bucketed,
+    BucketedCombinatorial,
+    EpsilonGreedy,
+    GaussianThompson,
+    LinUCB,
+)
 from banditformer.bandits._common import argmax_untried_first, rank_within_group, top_k_mask
 from banditformer.bandits._linear import ridge_fit
 from banditformer.bandits.epsilon_greedy import epsilon_schedule
@@ -248,3 +258,24 @@ def test_constructor_arguments_are_checked() -> None:
         CTS(num_arms=2, seed=-1)
     with pytest.raises(InputValidationError, match="prior_alpha"):
         BetaThompson(num_arms=2, prior_alpha=0.0)
+
+
+def test_bucketed_combinatorial_learns_per_bucket_best_subset() -> None:
+    gen = torch.Generator().manual_seed(0)
+    p = BucketedCombinatorial(num_arms=4, context_dim=2, base="cts", num_buckets=2, seed=0)
+    centers = torch.tensor([[5.0, 5.0], [-5.0, -5.0]])
+    good = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])  # bucket 0 likes arms 0, 1
+    for _ in range(150):
+        c = torch.randint(0, 2, (16,), generator=gen)
+        x = centers[c] + 0.1 * torch.randn(16, 2, generator=gen)
+        chosen = p.select(x, k=2)
+        p.update(chosen, good[c], x)
+    chosen = p.select(centers.repeat(20, 1), k=2)
+    assert (chosen == good.bool().repeat(20, 1)).all(1).double().mean() > 0.9
+
+
+def test_bucketed_combinatorial_needs_a_combinatorial_base() -> None:
+    with pytest.raises(InputValidationError, match="context-free CombinatorialPolicy"):
+        BucketedCombinatorial(num_arms=3, context_dim=2, base="ucb1")
+    with pytest.raises(InputValidationError, match="num_groups"):
+        BucketedCombinatorial(num_arms=3, context_dim=2, num_groups=2)

@@ -1,0 +1,106 @@
+"""Online clustering of contexts into buckets, shared by the bucketed wrappers.
+
+The first ``num_buckets`` contexts fed back seed the centroids; afterwards each context joins its
+nearest centroid, whose position is the running mean of the contexts it has taken (sequential
+k-means). A centroid is stored as a sum and a count, so bucket statistics reduce across ranks by
+summation like every other statistic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from banditformer.core.errors import InputValidationError
+from banditformer.core.policy import PolicyBase
+from banditformer.core.random import derive_seed
+from banditformer.core.validation import check_int
+
+
+def assign_buckets(context: Tensor, centroids: Tensor, live: Tensor) -> Tensor:
+    """Index of the nearest live centroid (Euclidean) for each context row.
+
+    Args:
+        context: ``(n, d)``; centroids: ``(B, d)``; live: ``(B,)`` bool, True for buckets in use.
+
+    Returns:
+        ``(n,)`` int64 bucket indices (bucket 0 while no bucket is live).
+    """
+    dist = torch.cdist(context, centroids)  # (n, B)
+    dist = torch.where(live.unsqueeze(0), dist, torch.full_like(dist, float("inf")))
+    return dist.argmin(1)
+
+
+class BucketsMixin:
+    """Adds a base policy with one statistics group per bucket, and the bucket state, to a
+    contextual :class:`PolicyBase` subclass."""
+
+    base: PolicyBase
+    num_buckets: int
+
+    def _init_buckets(
+        self,
+        kind: type[PolicyBase],
+        base: str | Callable[..., PolicyBase],
+        num_buckets: int,
+        base_kwargs: dict[str, Any] | None,
+        num_groups: int,
+    ) -> None:
+        policy: Any = self
+        name = type(self).__name__
+        if num_groups != 1:
+            raise InputValidationError(
+                f"expected `num_groups` = 1 for {name} (buckets are its groups), got {num_groups}"
+            )
+        self.num_buckets = check_int("num_buckets", num_buckets, low=1)
+        if isinstance(base, str):
+            from banditformer.plugins import make_policy  # late: the registry imports this module
+
+            factory: Callable[..., PolicyBase] = lambda k, **kw: make_policy(base, num_arms=k, **kw)  # noqa: E731
+        elif callable(base):
+            factory = base
+        else:
+            raise InputValidationError(f"expected `base` to be a policy name or factory, got {type(base).__name__}")
+        seed = derive_seed(policy.seed, "base")
+        built = factory(policy.num_arms, num_groups=num_buckets, seed=seed, **(base_kwargs or {}))
+        if not isinstance(built, kind) or built.is_contextual or built.num_groups != num_buckets:
+            raise InputValidationError(
+                f"expected `base` to build a context-free {kind.__name__} with num_groups={num_buckets}, got {built!r}"
+            )
+        self.base = built
+        policy.reward_range = built.reward_range
+        d = int(policy.context_dim)
+        policy.add_state("centroid_sums", torch.zeros(num_buckets, d, dtype=torch.float64))
+        policy.add_state("centroid_counts", torch.zeros(num_buckets, dtype=torch.float64))
+
+    @property
+    def centroids(self) -> Tensor:
+        """``(B, d)`` bucket centres (zeros for buckets not yet seeded)."""
+        policy: Any = self
+        return policy.centroid_sums / policy.centroid_counts.clamp(min=1.0).unsqueeze(1)
+
+    def buckets(self, context: Tensor) -> Tensor:
+        """``(n,)`` bucket of each ``(n, d)`` context under the current centroids."""
+        policy: Any = self
+        return assign_buckets(context.to(torch.float64), self.centroids, policy.centroid_counts > 0)
+
+    def _learn_buckets(self, context: Tensor) -> Tensor:
+        """Route ``(n, d)`` fed-back contexts to buckets, moving the centroids; ``(n,)`` buckets."""
+        policy: Any = self
+        x = context.to(torch.float64)
+        # Seed empty buckets with the first rows, in order, until all are live.
+        empty = (policy.centroid_counts <= 0).nonzero().squeeze(1)
+        m = min(int(empty.numel()), x.shape[0])
+        if m:
+            policy.centroid_sums[empty[:m]] = x[:m]
+            policy.centroid_counts[empty[:m]] = 1.0
+        rest = x[m:]
+        if not rest.shape[0]:
+            return empty[:m]
+        routed = self.buckets(rest)
+        policy.centroid_sums.index_add_(0, routed, rest)
+        policy.centroid_counts.index_add_(0, routed, torch.ones_like(rest[:, 0]))
+        return torch.cat([empty[:m], routed])
