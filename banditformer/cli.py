@@ -34,11 +34,11 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from banditformer.harness.quick import compare_policies, format_table
 
+    results = compare_policies(args.problem, args.policies, args.horizon, args.seeds, args.seed)
     print(
         f"banditformer {__version__}: context-free bandit policies on problem {args.problem!r}, "
         f"{args.seeds} runs of {args.horizon} rounds (runs batched as policy groups)\n"
     )
-    results = compare_policies(args.problem, args.policies, args.horizon, args.seeds, args.seed)
     print(format_table(results))
     return 0
 

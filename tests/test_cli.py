@@ -35,3 +35,11 @@ def test_console_script_entry_runs() -> None:
         [sys.executable, "-m", "banditformer.cli", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("banditformer ")
+
+
+def test_demo_on_a_gaussian_problem_picks_the_policies_that_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--problem", "gaussian", "--horizon", "20", "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "thompson_gaussian" in out and "ucb1" not in out  # UCB1 needs rewards in [0, 1]
+    assert main(["demo", "--policies", "cts", "--horizon", "5"]) == 2
+    assert "expected a context-free, one-arm policy" in capsys.readouterr().err

@@ -27,6 +27,8 @@ def add_beta_state(
     policy.register_buffer("prior_beta", torch.tensor(beta, dtype=f64))
     policy.register_buffer("discount", torch.tensor(check_discount(discount), dtype=f64))
     policy.bernoulli_trick = bool(bernoulli_trick)
+    # Bernoulli outcomes are drawn per update call, so a batch differs from the same rows one by one.
+    policy.exact_batch_update = not policy.bernoulli_trick
     policy.draws = check_draws(draws)
     policy.add_state("successes", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64))
     policy.add_state("failures", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64))

@@ -23,7 +23,14 @@ def ridge_fit(gram: Tensor, xr: Tensor, ridge: Tensor) -> tuple[Tensor, Tensor]:
     """
     d = gram.shape[-1]
     eye = torch.eye(d, dtype=gram.dtype, device=gram.device)
-    chol = torch.linalg.cholesky(gram + ridge * eye)
+    design = gram + ridge * eye
+    chol, info = torch.linalg.cholesky_ex(design)
+    if bool((info > 0).any()):
+        # Rounding broke positive definiteness (huge or many repeated contexts: 1e16 + 1 == 1e16).
+        # The exact matrix has every eigenvalue >= lambda; restore that and invert spectrally.
+        vals, vecs = torch.linalg.eigh(design)
+        a_inv = (vecs / vals.clamp(min=ridge).unsqueeze(-2)) @ vecs.transpose(-1, -2)
+        return (a_inv @ xr.unsqueeze(-1)).squeeze(-1), a_inv
     a_inv = torch.cholesky_inverse(chol)
     theta = torch.cholesky_solve(xr.unsqueeze(-1), chol).squeeze(-1)
     return theta, a_inv
@@ -53,6 +60,8 @@ class LinearPolicy(Policy):
     """
 
     is_contextual = True
+    # Keeps x x^T and its sums finite in float64.
+    context_bound = 1e100
 
     def __init__(
         self,

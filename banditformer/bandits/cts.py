@@ -55,10 +55,6 @@ class CTS(CombinatorialPolicy):
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         add_beta_state(self, prior_alpha, prior_beta, discount, bernoulli_trick, draws)
 
-    @property
-    def exact_batch_update(self) -> bool:  # type: ignore[override]
-        return not self.bernoulli_trick
-
     def posterior(self) -> tuple[Tensor, Tensor]:
         """The ``(G, N)`` Beta posterior parameters ``(alpha, beta)``."""
         return beta_posterior(self.successes, self.failures, self.prior_alpha, self.prior_beta)

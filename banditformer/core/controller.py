@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from banditformer.core.decision import Decision
+from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_context, check_int, check_rewards
 
 __all__ = ["Controller"]
@@ -57,6 +58,8 @@ class Controller(nn.Module, ABC):
             quality: a ``(B,)`` float tensor in ``[0, 1]`` (e.g. probability of the true class).
             flops: a ``(B,)`` float tensor, each sample's FLOPs under the decision.
         """
+        if not isinstance(decision, Decision):
+            raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
         decision.validate(self.num_layers, self.num_heads, None, self.device)
         b = decision.batch_size
         check_rewards("quality", quality, (b,), self.device, 0.0, 1.0)

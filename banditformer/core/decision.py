@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
-from banditformer.core.validation import check_int, check_tensor
+from banditformer.core.validation import check_device, check_int, check_tensor
 
 __all__ = ["Decision"]
 
@@ -62,6 +62,7 @@ class Decision:
         check_int("batch_size", batch_size, low=0)
         check_int("num_layers", num_layers, low=1)
         check_int("num_heads", num_heads, low=1)
+        device = check_device("device", device)
         depth = torch.full((batch_size,), num_layers, dtype=torch.long, device=device)
         heads = torch.ones(batch_size, num_layers, num_heads, dtype=torch.bool, device=device)
         return cls(depth, heads)
@@ -78,6 +79,8 @@ class Decision:
         Raises:
             InputValidationError: saying what was expected and what was got.
         """
+        check_int("num_layers", num_layers, low=1)
+        check_int("num_heads", num_heads, low=1)
         check_tensor("decision.depth", self.depth, shape=(batch_size,), kind="int", device=device)
         b = self.depth.shape[0]
         check_tensor(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -56,6 +57,8 @@ class PolicyBase(nn.Module, ABC):
     is_contextual: ClassVar[bool] = False
     #: The closed interval rewards must lie in.
     reward_range: ClassVar[tuple[float, float]] = (float("-inf"), float("inf"))
+    #: Contexts must be finite with every entry in ``[-context_bound, context_bound]``.
+    context_bound: ClassVar[float] = float("inf")
     #: False when updating with a batch may differ from the same rows one at a time
     #: (randomised updates, or statistics that change the grouping of later rows).
     exact_batch_update: ClassVar[bool] = True
@@ -78,12 +81,12 @@ class PolicyBase(nn.Module, ABC):
             )
         self.context_dim = context_dim
         self.num_groups = check_int("num_groups", num_groups, low=1)
-        self.seed = check_int("seed", seed, low=0)
+        self.seed = check_int("seed", seed, low=0, high=2**63 - 1)
         self._reductions: dict[str, str | None] = {}
         self._defaults: dict[str, Tensor] = {}
         # A zero-size buffer that tells which device the policy lives on.
         self.register_buffer("_anchor", torch.empty(0), persistent=False)
-        self._generator = make_generator(seed)
+        self._generator = make_generator(seed, self._anchor.device)  # honours torch.set_default_device
         self.add_state("arm_counts", torch.zeros(num_arms, dtype=torch.float64))
         self.add_state("arm_reward_sums", torch.zeros(num_arms, dtype=torch.float64))
 
@@ -109,9 +112,13 @@ class PolicyBase(nn.Module, ABC):
         return dict(self._reductions)
 
     def reset(self) -> None:
-        """Restore every statistic to its initial value (the generator keeps its state)."""
+        """Restore every statistic, and those of wrapped policies, to its initial value (the
+        generators keep their state)."""
         for name, default in self._defaults.items():
             getattr(self, name).copy_(default)
+        for child in self.children():
+            if isinstance(child, PolicyBase):
+                child.reset()
 
     @property
     def device(self) -> torch.device:
@@ -124,7 +131,14 @@ class PolicyBase(nn.Module, ABC):
         return self._generator
 
     def _apply(self, fn: Any, recurse: bool = True) -> PolicyBase:
+        # Statistics keep their dtype: `model.half()` or `model.to(torch.bfloat16)` on a model that
+        # holds a policy moves the policy with it but must not round its counts.
+        dtypes = {name: b.dtype for name, b in self._buffers.items() if b is not None}
         out = super()._apply(fn, recurse)
+        for name, dtype in dtypes.items():
+            buf = self._buffers[name]
+            if buf is not None and buf.dtype != dtype:
+                self._buffers[name] = buf.to(dtype)
         if self._generator.device.type != self.device.type or (
             self.device.type == "cuda" and self._generator.device != self.device
         ):
@@ -134,15 +148,48 @@ class PolicyBase(nn.Module, ABC):
             self._generator = make_generator(sub, self.device)
         return out
 
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load statistics, hyperparameters and the generator state, after checking that every
+        entry fits (same keys when ``strict``, same shapes, same policy class), so that a load
+        that fails changes nothing.
+
+        Raises:
+            InputValidationError: saying which entry was expected and what was got.
+        """
+        own = self.state_dict()
+        if not isinstance(state_dict, Mapping):
+            raise InputValidationError(f"expected a state dict (a mapping), got {type(state_dict).__name__}")
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        if strict and (missing or unexpected):
+            raise InputValidationError(
+                f"expected the state dict of a {type(self).__name__}, got missing keys {missing} and "
+                f"unexpected keys {unexpected}"
+            )
+        for key, value in state_dict.items():
+            mine = own.get(key)
+            if isinstance(mine, Tensor) and (not isinstance(value, Tensor) or value.shape != mine.shape):
+                got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise InputValidationError(f"expected `{key}` of shape {tuple(mine.shape)}, got {got}")
+            if key.endswith("_extra_state") and isinstance(mine, dict):
+                saved = value.get("policy") if isinstance(value, dict) else None
+                if saved is not None and saved != mine["policy"]:
+                    raise InputValidationError(f"expected the state of a {mine['policy']} at `{key}`, got {saved}")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def get_extra_state(self) -> dict[str, Any]:
-        return {"rng_state": self._generator.get_state(), "rng_device": self._generator.device.type}
+        return {
+            "rng_state": self._generator.get_state(),
+            "rng_device": self._generator.device.type,
+            "policy": type(self).__qualname__,
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         if not isinstance(state, dict) or "rng_state" not in state:
             raise InputValidationError(
                 f"expected extra state {{'rng_state': ByteTensor, 'rng_device': str}}, got {type(state).__name__}"
             )
-        rng = state["rng_state"]
+        rng = state["rng_state"].cpu()  # torch.load(map_location="cuda") may have moved it
         if state.get("rng_device") == self._generator.device.type:
             self._generator.set_state(rng)
         else:
@@ -164,7 +211,10 @@ class PolicyBase(nn.Module, ABC):
             check_tensor("context", context, shape=(None, self.context_dim), kind="float", device=self.device)
             sizes.append(("context.shape[0]", context.shape[0]))
             checks.append(
-                (lambda: range_ok(context), lambda: check_context("context", context, self.context_dim, self.device))
+                (
+                    lambda: range_ok(context, -self.context_bound, self.context_bound),
+                    lambda: check_context("context", context, self.context_dim, self.device, bound=self.context_bound),
+                )
             )
         if groups is not None:
             check_tensor("groups", groups, ndim=1, kind="int", device=self.device)

@@ -50,7 +50,9 @@ def sample_log_gamma(concentration: Tensor, generator: torch.Generator) -> Tenso
     g = torch._standard_gamma(concentration + 1.0, generator=generator)
     u = torch.rand(concentration.shape, generator=generator, device=concentration.device, dtype=concentration.dtype)
     u = u.clamp(min=torch.finfo(u.dtype).tiny)  # log(0) would give -inf - -inf = NaN in a Beta
-    return torch.log(g) + torch.log(u) / concentration
+    # Clamped to a finite floor: with concentrations near 1e-308 log(u) / a reaches -inf, and a
+    # Beta draw would then compute -inf - -inf = NaN.
+    return (torch.log(g) + torch.log(u) / concentration).clamp(min=torch.finfo(concentration.dtype).min / 4)
 
 
 def sample_beta(alpha: Tensor, beta: Tensor, generator: torch.Generator) -> Tensor:

@@ -18,10 +18,17 @@ from banditformer.core.errors import InputValidationError
 __all__ = [
     "check_arms",
     "check_context",
+    "check_device",
     "check_float",
     "check_int",
     "check_rewards",
     "check_tensor",
+    "index_ok",
+    "range_ok",
+    "set_value_checks",
+    "value_checks",
+    "value_checks_enabled",
+    "values_ok",
 ]
 
 
@@ -157,6 +164,17 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return True
 
 
+def check_device(name: str, device: object) -> torch.device:
+    """Check that ``device`` names a device torch can use here; return it as ``torch.device``."""
+    try:
+        dev = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError) as exc:
+        raise InputValidationError(f"expected `{name}` to be a torch device, got {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputValidationError(f"expected `{name}` to be a device of this machine, got {dev} without a CUDA GPU")
+    return dev
+
+
 def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
     """Check that ``value`` is an int (not a bool) in ``[low, high]``; return it."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -232,9 +250,15 @@ def check_rewards(
     return rewards
 
 
-def check_context(name: str, context: object, dim: int | None, device: torch.device, n: int | None = None) -> Tensor:
-    """Check a ``(n, dim)`` finite float context tensor."""
+def check_context(
+    name: str, context: object, dim: int | None, device: torch.device, n: int | None = None, bound: float = math.inf
+) -> Tensor:
+    """Check a ``(n, dim)`` finite float context tensor with entries in ``[-bound, bound]``."""
     context = check_tensor(name, context, shape=(n, dim), kind="float", device=device)
     if context.numel() and not bool(torch.isfinite(context).all()):
         raise InputValidationError(f"expected `{name}` to be finite, got NaN or inf entries")
+    if context.numel() and bool((context.abs() > bound).any()):
+        raise InputValidationError(
+            f"expected `{name}` entries in [-{bound:g}, {bound:g}], got max |x| = {float(context.abs().max()):g}"
+        )
     return context

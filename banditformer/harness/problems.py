@@ -26,6 +26,9 @@ BERNOULLI_INSTANCES: dict[str, list[float]] = {
 class _MeansProblem:
     """A K-armed problem with fixed arm means; ``pull`` draws one reward per played arm."""
 
+    #: The interval every reward lies in.
+    reward_range: tuple[float, float] = (float("-inf"), float("inf"))
+
     def __init__(self, means: Sequence[float] | Tensor, *, seed: int = 0, device: torch.device | str = "cpu") -> None:
         m = torch.as_tensor(means, dtype=torch.float64, device=device).flatten()
         if m.numel() < 1 or not bool(torch.isfinite(m).all()):
@@ -63,6 +66,8 @@ class BernoulliProblem(_MeansProblem):
     >>> p.pull(torch.tensor([0, 1, 0])).shape
     torch.Size([3])
     """
+
+    reward_range = (0.0, 1.0)
 
     def __init__(self, means: Sequence[float] | Tensor, *, seed: int = 0, device: torch.device | str = "cpu") -> None:
         super().__init__(means, seed=seed, device=device)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from scipy import stats
 
+from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_int
 from banditformer.plugins import get_plugin_manager, list_policies, make_policy, make_problem
@@ -34,14 +35,17 @@ class PolicyResult:
     decisions_per_second: float
 
 
-def context_free_policies() -> list[str]:
-    """Registered policies that choose one arm without a context."""
-    out = []
-    for name in list_policies():
-        p = make_policy(name, num_arms=2, context_dim=1)
-        if isinstance(p, Policy) and not p.is_contextual:
-            out.append(name)
-    return out
+def _fits(policy: object, reward_range: tuple[float, float]) -> bool:
+    """A context-free one-arm policy whose reward range holds ``reward_range``."""
+    if not isinstance(policy, Policy) or policy.is_contextual:
+        return False
+    low, high = policy.reward_range
+    return low <= reward_range[0] and reward_range[1] <= high
+
+
+def context_free_policies(reward_range: tuple[float, float] = (0.0, 1.0)) -> list[str]:
+    """Registered policies that choose one arm without a context and take rewards in ``reward_range``."""
+    return [n for n in list_policies() if _fits(make_policy(n, num_arms=2, context_dim=1), reward_range)]
 
 
 def _ci95(x: torch.Tensor) -> float:
@@ -72,7 +76,15 @@ def compare_policies(
     """
     check_int("horizon", horizon, low=1)
     check_int("seeds", seeds, low=1)
-    names = list(policies) if policies is not None else context_free_policies()
+    check_int("seed", seed, low=0)
+    reward_range = make_problem(problem, seed=seed).reward_range
+    names = list(policies) if policies is not None else context_free_policies(reward_range)
+    for name in names:
+        if not _fits(make_policy(name, num_arms=2, context_dim=1), reward_range):
+            raise InputValidationError(
+                f"expected a context-free, one-arm policy taking rewards in {reward_range} (the range of "
+                f"problem {problem!r}), got {name!r}; such policies: {', '.join(context_free_policies(reward_range))}"
+            )
     pm = get_plugin_manager()
     results = []
     groups = torch.arange(seeds)

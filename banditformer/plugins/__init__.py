@@ -9,11 +9,12 @@ True
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
-from banditformer.core.errors import PluginError
+from banditformer.core.errors import InputValidationError, PluginError
 from banditformer.core.policy import PolicyBase
 from banditformer.plugins.manager import AUTOLOAD_ENV, ENTRY_POINT_GROUP, KINDS, Entry, PluginManager, hookimpl
 
@@ -61,16 +62,27 @@ def set_plugin_manager(manager: PluginManager | None) -> None:
     _manager = manager
 
 
+def _call_factory(entry: Entry, args: tuple, kwargs: dict[str, Any]) -> Any:
+    """Call a registry factory, first checking the arguments against its signature, so that a
+    caller's typo is an input error and not blamed on the plugin."""
+    try:
+        signature = inspect.signature(entry.factory)
+    except (TypeError, ValueError):  # some callables have no signature
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InputValidationError(
+                f"expected arguments matching {entry.kind} {entry.name!r}{signature}, got "
+                f"{', '.join([*map(repr, args), *(f'{k}={v!r}' for k, v in kwargs.items())])} ({exc})"
+            ) from None
+    return entry.factory(*args, **kwargs)
+
+
 def _build(kind: str, name: str, expected: type | tuple[type, ...], *args: Any, **kwargs: Any) -> Any:
     entry = get_plugin_manager().get(kind, name)
-    try:
-        obj = entry.factory(*args, **kwargs)
-    except TypeError as exc:  # a factory that does not take the hook's documented arguments
-        raise PluginError(
-            f"factory for {kind} {name!r} rejected its arguments {sorted(kwargs)}: {exc}",
-            plugin=entry.plugin,
-            hook=KINDS[kind],
-        ) from exc
+    obj = _call_factory(entry, args, kwargs)
     if not isinstance(obj, expected):
         names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
         raise PluginError(
@@ -128,7 +140,7 @@ def list_tasks() -> list[str]:
 
 def make_problem(name: str, **kwargs: Any) -> Any:
     """Build a registered bandit problem: ``make_problem("bernoulli_easy", seed=0)``."""
-    return get_plugin_manager().get("problem", name).factory(**kwargs)
+    return _call_factory(get_plugin_manager().get("problem", name), (), kwargs)
 
 
 def list_problems() -> list[str]:

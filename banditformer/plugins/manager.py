@@ -86,6 +86,8 @@ class PluginManager:
 
     # -------------------------------------------------------------------------------- loading
     def _fail(self, error: PluginError) -> None:
+        if any(str(seen) == str(error) for seen in self.failures):
+            return  # registries are re-collected after a new registration: report each failure once
         self.failures.append(error)
         warnings.warn(str(error), PluginWarning, stacklevel=3)
 
@@ -124,7 +126,8 @@ class PluginManager:
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
         """Import and register every entry point of ``group``, one at a time."""
-        for ep in importlib.metadata.entry_points(group=group):
+        # Sorted by name, so which plugin keeps a clashing name does not depend on the file system.
+        for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
             if self._pm.has_plugin(ep.name):
                 self._fail(
                     PluginLoadError(
@@ -214,5 +217,15 @@ class PluginManager:
         return reg[name]
 
     def notify_metrics(self, source: str, step: int, metrics: Mapping[str, float]) -> None:
-        """Call every ``banditformer_on_metrics`` observer."""
-        self._pm.hook.banditformer_on_metrics(source=source, step=step, metrics=dict(metrics))
+        """Call every ``banditformer_on_metrics`` observer; one that raises is reported by name
+        (a :class:`PluginWarning` and :attr:`failures`) and the others are still called."""
+        payload = dict(metrics)
+        for impl in self._pm.hook.banditformer_on_metrics.get_hookimpls():
+            try:
+                impl.function(source=source, step=step, metrics=payload)
+            except Exception as exc:
+                self._fail(
+                    PluginError(
+                        f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook="banditformer_on_metrics"
+                    )
+                )

@@ -48,3 +48,27 @@ def test_state_dict_moves_between_cpu_and_cuda(name: str) -> None:
     q.load_state_dict(p.state_dict())
     assert torch.equal(q.arm_counts.cpu(), p.arm_counts)
     play(q, 8, torch.Generator(device="cuda").manual_seed(0))
+
+
+@pytest.mark.parametrize("name", ["thompson_beta", "cts", "ucb1"])
+def test_state_loaded_with_map_location_cuda(name: str) -> None:
+    import io
+
+    p = build(name, 3, seed=0, device="cuda")
+    play(p, 4, torch.Generator(device="cuda").manual_seed(0))
+    buf = io.BytesIO()
+    torch.save(p.state_dict(), buf)
+    buf.seek(0)
+    q = build(name, 3, seed=1, device="cuda")
+    q.load_state_dict(torch.load(buf, map_location="cuda", weights_only=True))
+    g1, g2 = torch.Generator(device="cuda").manual_seed(2), torch.Generator(device="cuda").manual_seed(2)
+    assert torch.equal(play(p, 8, g1)[0], play(q, 8, g2)[0])
+
+
+def test_policies_built_under_a_cuda_default_device_draw_on_cuda() -> None:
+    torch.set_default_device("cuda")
+    try:
+        p = build("thompson_beta", 3, seed=0)
+        assert p.generator.device.type == "cuda" and p.select(n=4).device.type == "cuda"
+    finally:
+        torch.set_default_device("cpu")

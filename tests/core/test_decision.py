@@ -57,3 +57,14 @@ def test_static_controller_and_feedback_checks() -> None:
         c.decide(torch.randn(5))
     with pytest.raises(InputValidationError, match="num_layers"):
         make_controller("static", num_layers=0, num_heads=4)
+
+
+def test_feedback_and_validate_check_their_arguments() -> None:
+    c = make_controller("static", num_layers=2, num_heads=2)
+    with pytest.raises(InputValidationError, match="expected `decision` to be a Decision, got str"):
+        c.feedback("x", torch.rand(1), torch.ones(1))  # type: ignore[arg-type]
+    with pytest.raises(InputValidationError, match="num_layers"):
+        Decision.full(1, 3, 2).validate("3", 2)  # type: ignore[arg-type]
+    if not torch.cuda.is_available():
+        with pytest.raises(InputValidationError, match="without a CUDA GPU"):
+            Decision.full(1, 2, 2, device="cuda")

@@ -213,3 +213,46 @@ def test_a_plugin_policy_is_usable_like_a_builtin() -> None:
         assert float(p.c) == 0.5 and "my_ucb" in banditformer.list_policies()
     finally:
         set_plugin_manager(None)
+
+
+def test_a_raising_observer_is_reported_and_the_others_still_run() -> None:
+    seen = []
+
+    class Broken:
+        @hookimpl
+        def banditformer_on_metrics(self, source, step, metrics):
+            raise RuntimeError("logger down")
+
+    class Fine:
+        @hookimpl
+        def banditformer_on_metrics(self, source, step, metrics):
+            seen.append(step)
+
+    pm = PluginManager(autoload=False)
+    pm.register(Broken(), name="broken")
+    pm.register(Fine(), name="fine")
+    with pytest.warns(PluginWarning, match="plugin 'broken', hook 'banditformer_on_metrics': raised RuntimeError"):
+        pm.notify_metrics("test", 1, {})
+    assert seen == [1]
+
+
+def test_a_callers_bad_argument_is_an_input_error_not_a_plugin_error() -> None:
+    with pytest.raises(banditformer.InputValidationError, match=r"expected arguments matching policy 'ucb1'.*foo=1"):
+        banditformer.make_policy("ucb1", num_arms=3, foo=1)
+    with pytest.raises(banditformer.InputValidationError, match="problem 'bernoulli_easy'"):
+        banditformer.make_problem("bernoulli_easy", foo=1)
+
+
+def test_each_failure_is_reported_once_even_when_registries_are_rebuilt() -> None:
+    class Bad:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return [1]
+
+    pm = PluginManager(autoload=False)
+    pm.register(Bad(), name="bad")
+    with pytest.warns(PluginWarning):
+        pm.names("policy")
+    pm.register(type("Empty", (), {})(), name="empty")  # clears the cached registries
+    pm.names("policy")
+    assert len(pm.failures) == 1
