@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from banditformer import CombinatorialPolicy, InputValidationError
+from banditformer import CombinatorialPolicy, InputValidationError, make_policy
 from tests.bandits.helpers import ALL, build, play, state_equal
 
 pytestmark = pytest.mark.cuda
@@ -68,7 +68,7 @@ def test_state_loaded_with_map_location_cuda(name: str) -> None:
 def test_policies_built_under_a_cuda_default_device_draw_on_cuda() -> None:
     torch.set_default_device("cuda")
     try:
-        p = build("thompson_beta", 3, seed=0)
+        p = make_policy("thompson_beta", num_arms=3, seed=0)  # no .to(): the default device decides
         assert p.generator.device.type == "cuda" and p.select(n=4).device.type == "cuda"
     finally:
         torch.set_default_device("cpu")
