@@ -10,6 +10,8 @@ from typing import ClassVar
 
 import torch
 
+from banditformer.core import kernels
+
 __all__ = ["Backend", "Timing"]
 
 
@@ -56,6 +58,29 @@ class Backend(ABC):
     @abstractmethod
     def memory_stats(self) -> dict[str, int]:
         """Memory use in bytes: at least ``allocated`` and ``peak_allocated`` (0 where unknown)."""
+
+    def routed_attention(
+        self,
+        x: torch.Tensor,
+        heads: torch.Tensor,
+        qkv_weight: torch.Tensor,
+        qkv_bias: torch.Tensor | None,
+        proj_weight: torch.Tensor,
+        proj_bias: torch.Tensor | None,
+        num_heads: int,
+    ) -> torch.Tensor:
+        """Self-attention in which row ``i`` runs only the heads in ``heads[i]``: the kernel the
+        dynamic transformer's fast path calls. The default is
+        :func:`banditformer.core.kernels.routed_attention`; a backend may bring a faster one with
+        the same result.
+
+        Args:
+            x: ``(n, T, D)``; heads: ``(n, H)`` bool; the attention's weights and biases.
+
+        Returns:
+            ``(n, T, D)``.
+        """
+        return kernels.routed_attention(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
 
     def autocast(self, enabled: bool = True, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
         """A ``torch.autocast`` context for this device (a no-op when ``enabled`` is False)."""

@@ -1,0 +1,149 @@
+"""FLOP accounting: fvcore counts each piece of a model once, a cost table turns decisions into
+per-sample FLOPs with one gather.
+
+Convention (fvcore's): one **multiply-add counts as one FLOP**; torch's ``FlopCounterMode`` counts
+two, so its figures are twice ours. fvcore drops ops it has no handler for; we register handlers
+for ``scaled_dot_product_attention`` (its two matmuls, plus one per attention score for the
+softmax), ``softmax``, ``gelu`` and the elementwise ``add``/``mul`` (one per output element).
+Norms keep fvcore's count (five per element with an affine transform).
+
+Training: a backward pass costs about twice the forward (gradients of inputs and of weights), so
+training FLOPs are :data:`TRAIN_FLOPS_FACTOR` (3) times the forward FLOPs.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from banditformer.core.decision import Decision
+from banditformer.core.errors import InputValidationError
+
+__all__ = ["MATMUL_OPS", "TRAIN_FLOPS_FACTOR", "CostTable", "count_flops"]
+
+#: Forward + backward FLOPs over forward FLOPs.
+TRAIN_FLOPS_FACTOR = 3.0
+
+#: The operator keys of matrix products in :func:`count_flops`' breakdown (what torch's
+#: ``FlopCounterMode`` also counts).
+MATMUL_OPS = ("linear", "matmul", "bmm", "addmm", "mm", "einsum", "conv", "attention_matmul")
+
+
+def _shape(value: Any) -> list[int]:
+    return list(value.type().sizes())
+
+
+def _sdpa_flops(inputs: list[Any], outputs: list[Any]) -> Counter[str]:
+    # q (..., T, hd), k (..., S, hd): Q K^T and A V are each prod(...) * T * S * hd multiply-adds.
+    q, k = _shape(inputs[0]), _shape(inputs[1])
+    batch_heads = math.prod(q[:-2])
+    t, hd, s = q[-2], q[-1], k[-2]
+    return Counter({"attention_matmul": 2 * batch_heads * t * s * hd, "softmax": batch_heads * t * s})
+
+
+def _per_output_element(inputs: list[Any], outputs: list[Any]) -> int:
+    return math.prod(_shape(outputs[0]))
+
+
+_HANDLES: dict[str, Callable[[list[Any], list[Any]], Any]] = {
+    "aten::scaled_dot_product_attention": _sdpa_flops,
+    "aten::softmax": _per_output_element,
+    "aten::gelu": _per_output_element,
+    "aten::add": _per_output_element,
+    "aten::mul": _per_output_element,
+}
+
+
+class _Call(nn.Module):
+    """Wraps a function of tensors as a module, for fvcore's tracer."""
+
+    def __init__(self, fn: Callable[..., Tensor], owner: nn.Module) -> None:
+        super().__init__()
+        self.fn = fn
+        self.owner = owner  # registers the parameters the function uses
+
+    def forward(self, *args: Tensor) -> Tensor:
+        return self.fn(*args)
+
+
+def count_flops(fn: Callable[..., Tensor], owner: nn.Module, inputs: Sequence[Tensor]) -> Counter[str]:
+    """Forward FLOPs (multiply-add = 1) of ``fn(*inputs)`` by operator, with fvcore.
+
+    Args:
+        fn: a function of tensors that uses ``owner``'s parameters.
+        owner: the module holding those parameters.
+        inputs: example inputs (their batch size counts: pass one sample for per-sample FLOPs).
+
+    Returns:
+        A Counter from operator name (``linear``, ``attention_matmul``, ``layer_norm``, ...) to FLOPs.
+    """
+    from fvcore.nn import FlopCountAnalysis  # late: fvcore's import is slow and warns
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer warns about modules it reached indirectly
+        analysis = FlopCountAnalysis(_Call(fn, owner), tuple(inputs))
+        analysis.set_op_handle(**_HANDLES)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        return Counter(analysis.by_operator())
+
+
+@dataclass
+class CostTable:
+    """Per-sample forward FLOPs of a dynamic transformer's pieces, at one sequence length.
+
+    Attributes:
+        stem: FLOPs of the embedding and block 0 (always run in full).
+        layers: ``(L, H + 1)`` float64: ``layers[l, k]`` is the FLOPs of block ``l`` with ``k``
+            heads (``k = 0``: the block is skipped, 0 FLOPs). Row 0 is the stem block's (unused
+            by :meth:`sample_flops`, which counts it in ``stem``).
+        classifier: FLOPs of the final norm, pooling and classifier.
+        seq_len: the positions per sample the table was counted at.
+        matmul_share: the part of the full model's FLOPs that are matrix products.
+    """
+
+    stem: float
+    layers: Tensor
+    classifier: float
+    seq_len: int
+    matmul_share: float = 1.0
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.layers.shape[0])
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.layers.shape[1]) - 1
+
+    @property
+    def full(self) -> float:
+        """FLOPs of one sample through the full model."""
+        return self.stem + float(self.layers[1:, -1].sum()) + self.classifier
+
+    def sample_flops(self, decision: Decision, training: bool = False) -> Tensor:
+        """Each sample's forward FLOPs under ``decision`` (times :data:`TRAIN_FLOPS_FACTOR` when
+        ``training``), vectorised: one gather over the ``(B, L)`` head counts.
+
+        Returns:
+            ``(B,)`` float64 on the decision's device.
+        """
+        if not isinstance(decision, Decision):
+            raise InputValidationError(f"expected a Decision, got {type(decision).__name__}")
+        decision.validate(self.num_layers, self.num_heads)
+        table = self.layers.to(decision.depth.device)
+        counts = decision.head_counts  # (B, L), 0 where the sample skips the block
+        per_block = table.gather(1, counts.T).T  # (B, L): layers[l, counts[b, l]]
+        flops = self.stem + per_block[:, 1:].sum(1) + self.classifier
+        return flops * (TRAIN_FLOPS_FACTOR if training else 1.0)
+
+    def flop_ratio(self, decision: Decision) -> Tensor:
+        """``(B,)`` each sample's FLOPs over the full model's."""
+        return self.sample_flops(decision) / self.full

@@ -1,0 +1,118 @@
+"""The torch kernels of the dynamic transformer's fast path: attention over per-row head subsets.
+
+A backend may replace them (see :class:`~banditformer.core.Backend`); these are the defaults and
+the reference for any replacement. Shapes: ``n`` rows, ``T`` positions, ``D = H * hd`` width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["head_subset_codes", "routed_attention", "subset_attention"]
+
+
+def subset_attention(
+    x: Tensor,
+    head_idx: Tensor | None,
+    qkv_weight: Tensor,
+    qkv_bias: Tensor | None,
+    proj_weight: Tensor,
+    proj_bias: Tensor | None,
+    num_heads: int,
+) -> Tensor:
+    """Multi-head self-attention of every row over the same heads, computing those heads only.
+
+    The weights of the chosen heads are sliced once and the rows run as one dense block, so the
+    cost is proportional to the number of heads. Unchosen heads contribute nothing; the output is
+    not rescaled (as in head pruning).
+
+    Args:
+        x: ``(n, T, D)`` inputs.
+        head_idx: ``(k,)`` int64 indices of the heads to run, or ``None`` for all ``H``.
+        qkv_weight, qkv_bias: the fused ``(3D, D)`` input projection and its ``(3D,)`` bias.
+        proj_weight, proj_bias: the ``(D, D)`` output projection and its ``(D,)`` bias.
+        num_heads: H.
+
+    Returns:
+        ``(n, T, D)`` attention outputs (after the output projection and its bias).
+    """
+    n, t, d = x.shape
+    hd = d // num_heads
+    if head_idx is None:
+        k, w_in, b_in, w_out = num_heads, qkv_weight, qkv_bias, proj_weight
+    else:
+        k = int(head_idx.shape[0])
+        w_in = qkv_weight.view(3, num_heads, hd, d)[:, head_idx].reshape(3 * k * hd, d)
+        b_in = None if qkv_bias is None else qkv_bias.view(3, num_heads, hd)[:, head_idx].reshape(-1)
+        w_out = proj_weight.view(d, num_heads, hd)[:, head_idx].reshape(d, k * hd)
+    qkv = F.linear(x, w_in, b_in).view(n, t, 3, k, hd).permute(2, 0, 3, 1, 4)  # (3, n, k, T, hd)
+    y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (n, k, T, hd)
+    y = y.transpose(1, 2).reshape(n, t, k * hd)  # (n, T, k * hd)
+    return F.linear(y, w_out, proj_bias)
+
+
+def head_subset_codes(heads: Tensor) -> Tensor:
+    """Each row's head set as an int64 bit code: ``(n, H)`` bool -> ``(n,)`` (H <= 62)."""
+    weights = 2 ** torch.arange(heads.shape[1], device=heads.device)
+    return (heads.long() * weights).sum(1)
+
+
+def routed_attention(
+    x: Tensor,
+    heads: Tensor,
+    qkv_weight: Tensor,
+    qkv_bias: Tensor | None,
+    proj_weight: Tensor,
+    proj_bias: Tensor | None,
+    num_heads: int,
+    max_groups: int = 8,
+) -> Tensor:
+    """Self-attention where row ``i`` uses only the heads in ``heads[i]``.
+
+    Rows that share a head set run together as one dense block on weights sliced once
+    (:func:`subset_attention`). With more than ``max_groups`` distinct sets, the rows are instead
+    grouped per head (a loop over the ``H`` heads, each on the rows that chose it), which bounds
+    the number of blocks by ``H``.
+
+    Args:
+        x: ``(n, T, D)``; heads: ``(n, H)`` bool with at least one head per row.
+        max_groups: the most distinct head sets run as separate dense blocks.
+
+    Returns:
+        ``(n, T, D)``, equal (up to rounding) to full attention with the unchosen heads' outputs
+        zeroed before the output projection.
+    """
+    codes = head_subset_codes(heads)
+    unique, inverse = torch.unique(codes, return_inverse=True)
+    groups = unique.shape[0]
+    weights = (qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
+    if groups == 1:
+        row = heads[0]
+        idx = None if bool(row.all()) else row.nonzero().squeeze(1)
+        return subset_attention(x, idx, *weights)
+    if groups <= max_groups:
+        out = x.new_zeros(x.shape)
+        for g, code in enumerate(unique.tolist()):
+            rows = (inverse == g).nonzero().squeeze(1)
+            idx = torch.tensor([h for h in range(num_heads) if code >> h & 1], device=x.device)
+            out = out.index_copy(0, rows, subset_attention(x.index_select(0, rows), idx, *weights))
+        return out
+    # Per head: each head runs on the rows that chose it; contributions add up in the output.
+    _, t, d = x.shape
+    hd = d // num_heads
+    w_in = qkv_weight.view(3, num_heads, hd, d)
+    b_in = None if qkv_bias is None else qkv_bias.view(3, num_heads, hd)
+    w_out = proj_weight.view(d, num_heads, hd)
+    out = x.new_zeros(x.shape)
+    for h in range(num_heads):
+        rows = heads[:, h].nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        xs = x.index_select(0, rows)
+        qkv = F.linear(xs, w_in[:, h].reshape(3 * hd, d), None if b_in is None else b_in[:, h].reshape(-1))
+        qkv = qkv.view(-1, t, 3, 1, hd).permute(2, 0, 3, 1, 4)  # (3, n_h, 1, T, hd)
+        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]).reshape(-1, t, hd)  # (n_h, T, hd)
+        out = out.index_add(0, rows, F.linear(y, w_out[:, h]))
+    return out if proj_bias is None else out + proj_bias

@@ -1,0 +1,246 @@
+"""The dynamic transformer: an encoder classifier whose depth and heads are chosen per sample.
+
+Data flow: ``stem(x)`` runs the embedding and the first block for every sample and returns the
+hidden states and each sample's context (the pooled, detached stem output); a controller turns the
+context into a :class:`~banditformer.core.Decision`; ``run(h, decision)`` runs the rest. A sample
+of depth ``d`` goes from block ``d - 1`` straight to the final norm and classifier.
+
+Two execution paths give the same result:
+
+- ``path="reference"``: every block runs on every sample; skipped blocks are undone with
+  ``torch.where`` and unchosen heads are zeroed (masking: simple, plainly right, saves nothing);
+- ``path="fast"`` (default): samples are sorted by depth, block ``l`` runs on the contiguous prefix
+  still active, and attention computes the chosen heads only (the backend's routed kernel).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from banditformer.core.backend import Backend
+from banditformer.core.decision import Decision
+from banditformer.core.errors import InputValidationError
+from banditformer.core.flops import MATMUL_OPS, CostTable, count_flops
+from banditformer.core.validation import check_tensor
+from banditformer.model.config import TransformerConfig
+from banditformer.model.layers import Block, InputEmbedding
+
+__all__ = ["PATHS", "DynamicTransformer"]
+
+PATHS = ("fast", "reference")
+
+
+class DynamicTransformer(nn.Module):
+    """A pre-LN transformer encoder classifier with per-sample depth and heads.
+
+    Args:
+        cfg: the :class:`TransformerConfig`.
+        backend: supplies the fast path's kernels; default: the CPU or CUDA backend matching
+            the input's device.
+
+    >>> from banditformer.model import TransformerConfig
+    >>> model = DynamicTransformer(TransformerConfig(input="sequence", num_classes=3, seq_len=8, d_model=16,
+    ...                                              num_layers=3, num_heads=2))
+    >>> x = torch.randn(4, 8)
+    >>> h, context = model.stem(x)                      # (4, 9, 16), (4, 16)
+    >>> d = Decision.full(4, 3, 2); d.depth[:2] = 1     # two samples stop after the stem
+    >>> model.run(h, d).shape                           # (4, 3) logits
+    torch.Size([4, 3])
+    """
+
+    def __init__(self, cfg: TransformerConfig, backend: Backend | None = None) -> None:
+        super().__init__()
+        if not isinstance(cfg, TransformerConfig):
+            raise InputValidationError(f"expected a TransformerConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.backend = backend
+        self.embed = InputEmbedding(cfg)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.head = nn.Linear(cfg.d_model, cfg.num_classes, bias=cfg.bias)
+        self.apply(self._init_weights)
+        self._cost_tables: dict[tuple[str, ...] | None, CostTable] = {}
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    # ---------------------------------------------------------------------------------- FLOPs
+    def example_input(self, batch_size: int = 1) -> Tensor:
+        """A zero input of the configured kind and shape, on the model's device."""
+        cfg, dev = self.cfg, self.head.weight.device
+        if cfg.input == "tokens":
+            return torch.zeros(batch_size, cfg.seq_len, dtype=torch.long, device=dev)
+        if cfg.input == "patches":
+            return torch.zeros(batch_size, cfg.channels, cfg.image_size, cfg.image_size, device=dev)
+        return torch.zeros(batch_size, cfg.seq_len, cfg.features, device=dev)
+
+    def cost_table(self, ops: Sequence[str] | None = None) -> CostTable:
+        """Per-sample forward FLOPs of the stem, of each block with ``k = 1 .. H`` heads, and of the
+        classifier, counted once each with fvcore (multiply-add = 1; see
+        :mod:`banditformer.core.flops`). The blocks share one shape, so block 1's counts serve all.
+
+        Args:
+            ops: count only these operator kinds (e.g. :data:`~banditformer.core.flops.MATMUL_OPS`);
+                default: all.
+        """
+        key = tuple(ops) if ops is not None else None
+        cached = self._cost_tables.get(key)
+        if cached is not None:
+            return cached
+        cfg = self.cfg
+
+        def total(counter: Counter[str]) -> float:
+            return float(sum(v for k, v in counter.items() if ops is None or k in ops))
+
+        h = torch.zeros(1, cfg.tokens_per_sample, cfg.d_model, device=self.head.weight.device)
+        embed = count_flops(self.embed, self, [self.example_input()])
+        full_block = count_flops(lambda x: self.blocks[0].forward_subset(x, None), self, [h])
+        per_heads = [0.0]
+        for k in range(1, cfg.num_heads + 1):
+            idx = torch.arange(k, device=h.device)
+            per_heads.append(total(count_flops(lambda x, i=idx: self.blocks[0].forward_subset(x, i), self, [h])))
+        classifier = count_flops(self.classify, self, [h])
+        layers = torch.tensor(per_heads, dtype=torch.float64).expand(cfg.num_layers, -1).clone()
+        everything = embed + full_block + classifier
+        matmuls = sum(v for k, v in everything.items() if k in MATMUL_OPS)
+        table = CostTable(
+            stem=total(embed) + total(full_block),
+            layers=layers,
+            classifier=total(classifier),
+            seq_len=cfg.tokens_per_sample,
+            matmul_share=matmuls / max(sum(everything.values()), 1),
+        )
+        self._cost_tables[key] = table
+        return table
+
+    def sample_flops(self, decision: Decision, training: bool = False) -> Tensor:
+        """``(B,)`` forward FLOPs of each sample under ``decision`` (x3 when ``training``)."""
+        return self.cost_table().sample_flops(decision, training)
+
+    # --------------------------------------------------------------------------------- checks
+    def check_input(self, x: object) -> Tensor:
+        """Check the raw input for the configured kind; return it."""
+        cfg = self.cfg
+        dev = self.head.weight.device
+        if cfg.input == "tokens":
+            x = check_tensor("x", x, shape=(None, cfg.seq_len), kind="int", device=dev)
+            if x.numel() and bool(((x < 0) | (x >= int(cfg.vocab_size))).any()):  # type: ignore[arg-type]
+                raise InputValidationError(f"expected token ids in [0, {cfg.vocab_size}), got {x.min()}..{x.max()}")
+        elif cfg.input == "patches":
+            s = cfg.image_size
+            x = check_tensor("x", x, shape=(None, cfg.channels, s, s), kind="float", device=dev)
+        else:
+            x = check_tensor("x", x, kind="float", device=dev)
+            ok = (x.ndim == 2 and cfg.features == 1 and x.shape[1] == cfg.seq_len) or (
+                x.ndim == 3 and tuple(x.shape[1:]) == (cfg.seq_len, cfg.features)
+            )
+            if not ok:
+                raise InputValidationError(
+                    f"expected `x` of shape (B, {cfg.seq_len}, {cfg.features})"
+                    + (f" or (B, {cfg.seq_len})" if cfg.features == 1 else "")
+                    + f", got {tuple(x.shape)}"
+                )
+        return x
+
+    def check_decision(self, decision: object, batch_size: int, device: torch.device) -> Decision:
+        """Validate a decision for this model; block 0 (the stem) must keep every head."""
+        if not isinstance(decision, Decision):
+            raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
+        decision.validate(self.cfg.num_layers, self.cfg.num_heads, batch_size, device)
+        if batch_size and not bool(decision.heads[:, 0].all()):
+            raise InputValidationError(
+                "expected every head in block 0 (the stem always runs in full), got a partial head set"
+            )
+        return decision
+
+    # -------------------------------------------------------------------------------- forward
+    def pool(self, h: Tensor) -> Tensor:
+        """``(B, T', D)`` -> ``(B, D)``: the class token or the mean over positions."""
+        return h[:, 0] if self.cfg.pooling == "cls" else h.mean(1)
+
+    def stem(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Embedding and block 0 for every sample.
+
+        Returns:
+            ``h`` ``(B, T', D)`` hidden states and ``context`` ``(B, D)``, the pooled, detached
+            stem output that controllers decide from.
+        """
+        h = self.blocks[0](self.embed(self.check_input(x)))
+        return h, self.pool(h).detach()
+
+    def classify(self, h: Tensor) -> Tensor:
+        """Final norm, pooling and classifier: ``(B, T', D)`` -> ``(B, num_classes)`` logits."""
+        return self.head(self.pool(self.norm(h)))
+
+    def _backend(self, device: torch.device) -> Backend:
+        if self.backend is not None:
+            return self.backend
+        from banditformer.plugins import make_backend  # late: the registry imports model code
+
+        return make_backend(device.type)
+
+    def run(self, h: Tensor, decision: Decision, path: str = "fast") -> Tensor:
+        """Blocks ``1 .. depth - 1`` of each sample, then the classifier.
+
+        Args:
+            h: ``(B, T', D)`` from :meth:`stem`.
+            decision: the per-sample depth ``(B,)`` and head sets ``(B, L, H)``.
+            path: ``"fast"`` or ``"reference"`` (see the module docstring).
+
+        Returns:
+            ``(B, num_classes)`` logits.
+        """
+        if path not in PATHS:
+            raise InputValidationError(f"expected `path` in {PATHS}, got {path!r}")
+        check_tensor("h", h, shape=(None, self.cfg.tokens_per_sample, self.cfg.d_model), kind="float")
+        decision = self.check_decision(decision, h.shape[0], h.device)
+        if h.shape[0] == 0:
+            return self.classify(h)
+        if path == "reference":
+            return self._run_reference(h, decision)
+        return self._run_fast(h, decision)
+
+    def forward(self, x: Tensor, decision: Decision | None = None, path: str = "fast") -> Tensor:
+        """Logits ``(B, num_classes)`` for input ``x`` under ``decision`` (the full model if None)."""
+        h, _ = self.stem(x)
+        if decision is None:
+            decision = Decision.full(h.shape[0], self.cfg.num_layers, self.cfg.num_heads, device=h.device)
+        return self.run(h, decision, path)
+
+    def _run_reference(self, h: Tensor, decision: Decision) -> Tensor:
+        for layer in range(1, self.cfg.num_layers):
+            active = (decision.depth > layer)[:, None, None]  # (B, 1, 1)
+            h = torch.where(active, self.blocks[layer](h, decision.heads[:, layer]), h)
+        return self.classify(h)
+
+    def _run_fast(self, h: Tensor, decision: Decision) -> Tensor:
+        backend = self._backend(h.device)
+        order = torch.sort(decision.depth, descending=True, stable=True).indices  # deepest first
+        depth, heads = decision.depth[order], decision.heads[order]
+        layers = torch.arange(1, self.cfg.num_layers, device=h.device)
+        active = (depth.unsqueeze(1) > layers).sum(0).tolist()  # rows still running each block
+        cur, done = h[order], []
+        for layer, n in zip(range(1, self.cfg.num_layers), active, strict=True):
+            if n < cur.shape[0]:
+                done.append(cur[n:])  # these samples' depth is reached: straight to the classifier
+                cur = cur[:n]
+            if n == 0:
+                break
+            row_heads = heads[:n, layer]
+            if bool(row_heads.all()):
+                cur = self.blocks[layer].forward_subset(cur, None)  # all heads: one dense block
+            else:
+                cur = self.blocks[layer].forward_routed(cur, row_heads, backend)
+        done.append(cur)
+        logits = self.classify(torch.cat(done[::-1]))  # back in sorted order
+        return logits[torch.argsort(order)]
