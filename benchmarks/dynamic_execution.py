@@ -1,0 +1,163 @@
+"""How much of the FLOP saving of per-sample depth and heads becomes time saving.
+
+For depth only, heads only and both, at several FLOP ratios, forward and forward+backward, it
+prints the time of the full model, of the masked path (``path="reference"``: everything runs,
+skipped work is zeroed) and of the fast path, the FLOP ratio (from the fvcore cost table) and the
+efficiency ``FLOP ratio / (fast time / full time)`` (1.0 is the limit).
+
+Run:
+
+    python benchmarks/dynamic_execution.py                       # CPU, float32
+    python benchmarks/dynamic_execution.py --device cuda --dtype bfloat16 --batch 64 --seq 256 --width 1024
+
+Head sets are drawn per sample (``per-sample``) or from a few shared sets (``shared``: what a
+controller sharing one Thompson draw per context bucket produces).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from collections.abc import Callable, Sequence
+
+import torch
+
+from banditformer import Decision, make_backend
+from banditformer.model import DynamicTransformer, TransformerConfig
+
+
+def spread(gen: torch.Generator, n: int, top: int, ratio: float) -> torch.Tensor:
+    """``n`` random integers in ``[1, top]`` with mean about ``ratio * top``."""
+    mean = ratio * top
+    low, high = (max(1.0, 2 * mean - top), top) if ratio >= 0.5 else (1.0, max(1.0, 2 * mean - 1))
+    return torch.randint(round(low), round(high) + 1, (n,), generator=gen)
+
+
+def make_decision(kind: str, ratio: float, b: int, layers: int, heads: int, gen: torch.Generator) -> Decision:
+    depth = torch.full((b,), layers, dtype=torch.long)
+    mask = torch.ones(b, layers, heads, dtype=torch.bool)
+    if kind in ("depth", "both") and layers > 1:
+        # The stem block always runs: aim the other blocks' share at the requested overall ratio.
+        r = ratio if kind == "depth" else ratio**0.5
+        share = min(1.0, max(0.0, (r * layers - 1) / (layers - 1)))
+        depth = (1 + spread(gen, b, layers - 1, share)).clamp(max=layers) if share > 0 else torch.ones_like(depth)
+    if kind.startswith("heads") or kind == "both":
+        r = ratio if kind.startswith("heads") else ratio**0.5
+        shared = kind.endswith("shared")
+        rows = 4 if shared else b
+        k = spread(gen, rows * layers, heads, r).view(rows, layers)
+        scores = torch.rand(rows, layers, heads, generator=gen)
+        rank = scores.argsort(-1).argsort(-1)
+        sets = rank < k.unsqueeze(-1)
+        mask = sets[torch.randint(0, rows, (b,), generator=gen)] if shared else sets
+        mask[:, 0] = True
+    return Decision(depth, mask)
+
+
+def time_it(fn: Callable[[], None], backend, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        with backend.timer() as t:
+            fn()
+        times.append(t.seconds)
+    return min(times)  # the least disturbed run: timing noise only ever adds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--layers", type=int, default=6)
+    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.75, 0.5, 0.25])
+    p.add_argument("--kinds", nargs="+", default=["depth", "heads", "heads-shared", "both"])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--json", default=None, help="also write the rows as JSON")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backend = make_backend(args.device)
+    dtype = getattr(torch, args.dtype)
+    cfg = TransformerConfig(
+        input="sequence",
+        num_classes=10,
+        seq_len=args.seq - 1,
+        d_model=args.width,
+        num_layers=args.layers,
+        num_heads=args.heads,
+        pooling="cls",
+    )
+    torch.manual_seed(0)
+    model = DynamicTransformer(cfg, backend=backend)
+    table = model.cost_table()
+    model = model.to(backend.device)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, cfg.seq_len, 1, generator=gen).to(backend.device)
+    name = torch.cuda.get_device_name(backend.device) if args.device == "cuda" else platform.processor() or "cpu"
+    threads = torch.get_num_threads()
+    print(f"device: {args.device} ({name}), dtype {args.dtype}, torch {torch.__version__}, threads {threads}")
+    print(
+        f"model: B={args.batch} T={cfg.tokens_per_sample} D={cfg.d_model} L={cfg.num_layers} H={cfg.num_heads}; "
+        f"full forward {table.full / 1e9:.3f} GFLOP/sample (multiply-add = 1)"
+    )
+    head = (
+        f"{'kind':<13}{'ratio':>6}{'pass':>9}{'full ms':>10}{'masked ms':>11}{'fast ms':>10}"
+        f"{'FLOP ratio':>12}{'time ratio':>12}{'efficiency':>12}"
+    )
+    print(head + "\n" + "-" * len(head))
+    rows = []
+    full_decision = Decision.full(args.batch, cfg.num_layers, cfg.num_heads, device=backend.device)
+    for kind in args.kinds:
+        for ratio in args.ratios:
+            d = make_decision(kind, ratio, args.batch, cfg.num_layers, cfg.num_heads, gen)
+            flop_ratio = float(table.sample_flops(d).mean()) / table.full
+            d = Decision(d.depth.to(backend.device), d.heads.to(backend.device))
+            for mode in ("forward", "fwd+bwd"):
+
+                def run(decision: Decision, path: str, mode: str = mode) -> Callable[[], None]:
+                    def step() -> None:
+                        with backend.autocast(enabled=dtype != torch.float32, dtype=dtype):
+                            if mode == "forward":
+                                with torch.no_grad():
+                                    model(x, decision, path=path)
+                            else:
+                                model(x, decision, path=path).float().sum().backward()
+
+                    return step
+
+                full = time_it(run(full_decision, "fast"), backend, args.repeats)
+                masked = time_it(run(d, "reference"), backend, args.repeats)
+                fast = time_it(run(d, "fast"), backend, args.repeats)
+                time_ratio = fast / full
+                row = dict(
+                    kind=kind,
+                    target=ratio,
+                    mode=mode,
+                    full_ms=full * 1e3,
+                    masked_ms=masked * 1e3,
+                    fast_ms=fast * 1e3,
+                    flop_ratio=flop_ratio,
+                    time_ratio=time_ratio,
+                    efficiency=flop_ratio / time_ratio,
+                )
+                rows.append(row)
+                print(
+                    f"{kind:<13}{ratio:>6.2f}{mode:>9}{full * 1e3:>10.1f}{masked * 1e3:>11.1f}{fast * 1e3:>10.1f}"
+                    f"{flop_ratio:>12.3f}{time_ratio:>12.3f}{flop_ratio / time_ratio:>12.2f}",
+                    flush=True,
+                )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"device": name, "args": vars(args), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
