@@ -93,11 +93,14 @@ def routed_attention(
         idx = None if bool(row.all()) else row.nonzero().squeeze(1)
         return subset_attention(x, idx, *weights)
     if groups <= max_groups:
-        out = x.new_zeros(x.shape)
+        out: Tensor | None = None
         for g, code in enumerate(unique.tolist()):
             rows = (inverse == g).nonzero().squeeze(1)
             idx = torch.tensor([h for h in range(num_heads) if code >> h & 1], device=x.device)
-            out = out.index_copy(0, rows, subset_attention(x.index_select(0, rows), idx, *weights))
+            y = subset_attention(x.index_select(0, rows), idx, *weights)
+            out = y.new_zeros(x.shape) if out is None else out  # autocast may pick y's dtype
+            out = out.index_copy(0, rows, y)
+        assert out is not None
         return out
     # Per head: each head runs on the rows that chose it; contributions add up in the output.
     _, t, d = x.shape
@@ -105,7 +108,7 @@ def routed_attention(
     w_in = qkv_weight.view(3, num_heads, hd, d)
     b_in = None if qkv_bias is None else qkv_bias.view(3, num_heads, hd)
     w_out = proj_weight.view(d, num_heads, hd)
-    out = x.new_zeros(x.shape)
+    out = None
     for h in range(num_heads):
         rows = heads[:, h].nonzero().squeeze(1)
         if rows.numel() == 0:
@@ -114,5 +117,8 @@ def routed_attention(
         qkv = F.linear(xs, w_in[:, h].reshape(3 * hd, d), None if b_in is None else b_in[:, h].reshape(-1))
         qkv = qkv.view(-1, t, 3, 1, hd).permute(2, 0, 3, 1, 4)  # (3, n_h, 1, T, hd)
         y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]).reshape(-1, t, hd)  # (n_h, T, hd)
-        out = out.index_add(0, rows, F.linear(y, w_out[:, h]))
+        contribution = F.linear(y, w_out[:, h])  # (n_h, T, D)
+        out = contribution.new_zeros(x.shape) if out is None else out  # autocast may pick its dtype
+        out = out.index_add(0, rows, contribution)
+    assert out is not None  # every row has at least one head
     return out if proj_bias is None else out + proj_bias
