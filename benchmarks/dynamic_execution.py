@@ -56,14 +56,18 @@ def make_decision(kind: str, ratio: float, b: int, layers: int, heads: int, gen:
     return Decision(depth, mask)
 
 
-def time_it(fn: Callable[[], None], backend, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def time_all(fns: Sequence[Callable[[], None]], backend, repeats: int) -> list[float]:
+    """Best-of-``repeats`` seconds of each function, timed in interleaved rounds so that slow
+    drift of a shared machine hits every function alike (noise only ever adds time)."""
+    for fn in fns:
+        fn()  # warm-up
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        with backend.timer() as t:
-            fn()
-        times.append(t.seconds)
-    return min(times)  # the least disturbed run: timing noise only ever adds
+        for i, fn in enumerate(fns):
+            with backend.timer() as t:
+                fn()
+            best[i] = min(best[i], t.seconds)
+    return best
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,9 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                     return step
 
-                full = time_it(run(full_decision, "fast"), backend, args.repeats)
-                masked = time_it(run(d, "reference"), backend, args.repeats)
-                fast = time_it(run(d, "fast"), backend, args.repeats)
+                full, masked, fast = time_all(
+                    [run(full_decision, "fast"), run(d, "reference"), run(d, "fast")], backend, args.repeats
+                )
                 time_ratio = fast / full
                 row = dict(
                     kind=kind,
