@@ -35,6 +35,10 @@ class Backend(ABC):
 
     #: The registry name, e.g. ``"cpu"``.
     name: ClassVar[str]
+    #: Time per useful FLOP of the routed-attention strategies (rows sharing a head set, rows
+    #: grouped per head) relative to dense attention on this device; the kernel masks instead
+    #: where routing would be slower. 1.0: always route.
+    routed_overheads: ClassVar[tuple[float, float]] = (1.0, 1.0)
 
     @classmethod
     @abstractmethod
@@ -80,7 +84,9 @@ class Backend(ABC):
         Returns:
             ``(n, T, D)``.
         """
-        return kernels.routed_attention(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
+        return kernels.routed_attention(
+            x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, overheads=self.routed_overheads
+        )
 
     def autocast(self, enabled: bool = True, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
         """A ``torch.autocast`` context for this device (a no-op when ``enabled`` is False)."""

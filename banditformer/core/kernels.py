@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["head_subset_codes", "routed_attention", "subset_attention"]
+__all__ = ["head_subset_codes", "masked_attention", "routed_attention", "subset_attention"]
 
 
 def subset_attention(
@@ -53,6 +53,25 @@ def subset_attention(
     return F.linear(y, w_out, proj_bias)
 
 
+def masked_attention(
+    x: Tensor,
+    heads: Tensor | None,
+    qkv_weight: Tensor,
+    qkv_bias: Tensor | None,
+    proj_weight: Tensor,
+    proj_bias: Tensor | None,
+    num_heads: int,
+) -> Tensor:
+    """Reference: every head runs; ``heads`` ``(n, H)`` bool zeroes the unchosen heads' outputs
+    before the output projection (``None``: all heads). ``x`` ``(n, T, D)`` -> ``(n, T, D)``."""
+    n, t, d = x.shape
+    qkv = F.linear(x, qkv_weight, qkv_bias).view(n, t, 3, num_heads, d // num_heads).permute(2, 0, 3, 1, 4)
+    y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (n, H, T, hd)
+    if heads is not None:
+        y = y * heads.to(y.dtype)[:, :, None, None]
+    return F.linear(y.transpose(1, 2).reshape(n, t, d), proj_weight, proj_bias)
+
+
 def head_subset_codes(heads: Tensor) -> Tensor:
     """Each row's head set as an int64 bit code: ``(n, H)`` bool -> ``(n,)`` (H <= 62)."""
     weights = 2 ** torch.arange(heads.shape[1], device=heads.device)
@@ -68,17 +87,22 @@ def routed_attention(
     proj_bias: Tensor | None,
     num_heads: int,
     max_groups: int = 8,
+    overheads: tuple[float, float] = (1.0, 1.0),
 ) -> Tensor:
     """Self-attention where row ``i`` uses only the heads in ``heads[i]``.
 
     Rows that share a head set run together as one dense block on weights sliced once
     (:func:`subset_attention`). With more than ``max_groups`` distinct sets, the rows are instead
     grouped per head (a loop over the ``H`` heads, each on the rows that chose it), which bounds
-    the number of blocks by ``H``.
+    the number of blocks by ``H``. When the chosen strategy would not beat computing every head
+    (the kept share of heads times its ``overheads`` factor is 1 or more), the kernel masks
+    instead (:func:`masked_attention`): same result, never slower than masking.
 
     Args:
         x: ``(n, T, D)``; heads: ``(n, H)`` bool with at least one head per row.
         max_groups: the most distinct head sets run as separate dense blocks.
+        overheads: time per useful FLOP of the (per-set, per-head) strategies relative to dense
+            attention, as measured on the backend's device (1.0: no overhead).
 
     Returns:
         ``(n, T, D)``, equal (up to rounding) to full attention with the unchosen heads' outputs
@@ -92,6 +116,9 @@ def routed_attention(
         row = heads[0]
         idx = None if bool(row.all()) else row.nonzero().squeeze(1)
         return subset_attention(x, idx, *weights)
+    kept = float(heads.sum()) / heads.numel()
+    if kept * overheads[0 if groups <= max_groups else 1] >= 1.0:
+        return masked_attention(x, heads, *weights)
     if groups <= max_groups:
         out: Tensor | None = None
         for g, code in enumerate(unique.tolist()):

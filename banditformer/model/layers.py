@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from banditformer.core.backend import Backend
-from banditformer.core.kernels import subset_attention
+from banditformer.core.kernels import masked_attention, subset_attention
 from banditformer.model.config import TransformerConfig
 
 __all__ = ["MLP", "Attention", "Block", "InputEmbedding"]
@@ -61,13 +61,7 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, heads: Tensor | None = None) -> Tensor:
         """Reference: all heads run; ``heads`` ``(B, H)`` bool zeroes the unchosen ones' outputs."""
-        b, t, d = x.shape
-        hd = d // self.num_heads
-        qkv = self.qkv(x).view(b, t, 3, self.num_heads, hd).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
-        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, H, T, hd)
-        if heads is not None:
-            y = y * heads.to(y.dtype)[:, :, None, None]
-        return self.proj(y.transpose(1, 2).reshape(b, t, d))  # (B, T, D)
+        return masked_attention(x, heads, *self._weights())
 
     def forward_subset(self, x: Tensor, head_idx: Tensor | None) -> Tensor:
         """Fast: every row runs only heads ``head_idx`` ``(k,)`` (all when ``None``)."""

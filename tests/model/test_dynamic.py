@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from banditformer import Decision, InputValidationError
+from banditformer.backends import CPUBackend
 from banditformer.core import kernels
 from banditformer.model import DynamicTransformer, TransformerConfig
 
@@ -47,6 +48,10 @@ def sample_input(model: DynamicTransformer, b: int, gen: torch.Generator) -> tor
     return torch.randn(b, cfg.seq_len, cfg.features, generator=gen)
 
 
+class AlwaysRoute(CPUBackend):
+    routed_overheads = (1.0, 1.0)
+
+
 CONFIGS = [
     {},
     {"pooling": "mean"},
@@ -58,9 +63,13 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("overrides", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "base")
-@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 12), shared=st.booleans())
-def test_fast_path_equals_reference_in_outputs_and_gradients(overrides: dict, seed: int, b: int, shared: bool) -> None:
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 12), shared=st.booleans(), route=st.booleans())
+def test_fast_path_equals_reference_in_outputs_and_gradients(
+    overrides: dict, seed: int, b: int, shared: bool, route: bool
+) -> None:
     model = make_model(seed % 1000, **overrides)
+    if route:  # always take the routed strategies, never the masking fallback
+        model.backend = AlwaysRoute()
     gen = torch.Generator().manual_seed(seed)
     x = sample_input(model, b, gen)
     d = random_decision(gen, b, model.cfg.num_layers, model.cfg.num_heads, shared)
@@ -80,8 +89,15 @@ def test_fast_path_equals_reference_in_outputs_and_gradients(overrides: dict, se
         torch.testing.assert_close(grads[1][name], g, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
 
 
-@given(seed=st.integers(0, 10**6), n=st.integers(1, 20), max_groups=st.sampled_from([0, 1, 4, 100]))
-def test_routed_attention_strategies_agree_with_masking(seed: int, n: int, max_groups: int) -> None:
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(1, 20),
+    max_groups=st.sampled_from([0, 1, 4, 100]),
+    overheads=st.sampled_from([(1.0, 1.0), (9.0, 9.0)]),
+)
+def test_routed_attention_strategies_agree_with_masking(
+    seed: int, n: int, max_groups: int, overheads: tuple[float, float]
+) -> None:
     gen = torch.Generator().manual_seed(seed)
     h, t, d = 4, 5, 16
     x = torch.randn(n, t, d, generator=gen)
@@ -92,7 +108,7 @@ def test_routed_attention_strategies_agree_with_masking(seed: int, n: int, max_g
     qkv = torch.nn.functional.linear(x, w_in, b_in).view(n, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
     y = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]) * heads[:, :, None, None]
     expected = torch.nn.functional.linear(y.transpose(1, 2).reshape(n, t, d), w_out, b_out)
-    got = kernels.routed_attention(x, heads, w_in, b_in, w_out, b_out, h, max_groups=max_groups)
+    got = kernels.routed_attention(x, heads, w_in, b_in, w_out, b_out, h, max_groups=max_groups, overheads=overheads)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
