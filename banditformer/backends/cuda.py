@@ -8,10 +8,25 @@ from collections.abc import Iterator
 import torch
 
 from banditformer.core.backend import Backend, Timing
-from banditformer.core.errors import BackendUnavailableError
+from banditformer.core.errors import BackendUnavailableError, InputValidationError
 from banditformer.core.validation import check_int
 
-__all__ = ["CUDABackend"]
+__all__ = ["ROUTED_KERNELS", "CUDABackend", "resolve_routed_kernel"]
+
+#: Choices for the CUDA backend's routed-attention kernel.
+ROUTED_KERNELS = ("torch", "triton", "auto")
+
+
+def resolve_routed_kernel(kernel: str, has_triton: bool) -> str:
+    """``"torch"`` or ``"triton"`` for a requested kernel: ``"auto"`` takes Triton where it is
+    installed and falls back to the torch kernel otherwise; ``"triton"`` without Triton is an error."""
+    if kernel not in ROUTED_KERNELS:
+        raise InputValidationError(f"expected `kernel` in {ROUTED_KERNELS}, got {kernel!r}")
+    if kernel == "auto":
+        return "triton" if has_triton else "torch"
+    if kernel == "triton" and not has_triton:
+        raise BackendUnavailableError("expected Triton for kernel='triton', got no importable `triton` package")
+    return kernel
 
 
 class CUDABackend(Backend):
@@ -20,6 +35,11 @@ class CUDABackend(Backend):
 
     Args:
         index: the CUDA device index.
+        kernel: the routed-attention kernel of the dynamic transformer's fast path: ``"torch"``
+            (default: :func:`banditformer.core.kernels.routed_attention`, masking where routing
+            would be slower), ``"triton"`` (the gather-GEMM kernels of
+            :mod:`banditformer.backends.triton_kernels`; forward only fast, backward recomputes
+            with torch; not yet tuned or timed on a GPU) or ``"auto"`` (Triton where installed).
 
     Raises:
         BackendUnavailableError: when torch sees no CUDA device (or not ``index``).
@@ -31,8 +51,11 @@ class CUDABackend(Backend):
     # unless few heads are kept. A gather-GEMM kernel of its own would lower these.
     routed_overheads = (4.0, 10.0)
 
-    def __init__(self, index: int = 0) -> None:
+    def __init__(self, index: int = 0, kernel: str = "torch") -> None:
         check_int("index", index, low=0)
+        from banditformer.backends import triton_kernels
+
+        self.kernel = resolve_routed_kernel(kernel, triton_kernels.HAS_TRITON)
         if not self.is_available():
             build = torch.version.cuda or "none (a CPU-only build)"
             raise BackendUnavailableError(
@@ -55,6 +78,22 @@ class CUDABackend(Backend):
     @property
     def autocast_dtype(self) -> torch.dtype:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def routed_attention(
+        self,
+        x: torch.Tensor,
+        heads: torch.Tensor,
+        qkv_weight: torch.Tensor,
+        qkv_bias: torch.Tensor | None,
+        proj_weight: torch.Tensor,
+        proj_bias: torch.Tensor | None,
+        num_heads: int,
+    ) -> torch.Tensor:
+        if self.kernel == "triton":
+            from banditformer.backends.triton_kernels import triton_routed_attention
+
+            return triton_routed_attention(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
+        return super().routed_attention(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
 
     def synchronize(self) -> None:
         torch.cuda.synchronize(self._device)

@@ -185,6 +185,7 @@ def test_partial_stem_heads_and_bad_inputs_are_refused() -> None:
 
 def test_the_cpu_backend_kernel_is_used_and_cuda_falls_back_to_the_torch_kernel() -> None:
     from banditformer.backends import CPUBackend, CUDABackend
+    from banditformer.backends.cuda import resolve_routed_kernel
     from banditformer.core.backend import Backend
 
     calls = []
@@ -200,5 +201,6 @@ def test_the_cpu_backend_kernel_is_used_and_cuda_falls_back_to_the_torch_kernel(
     d = random_decision(gen, 6, 3, 4)
     model(torch.randn(6, 6, 1), d)
     assert calls  # the fast path went through the backend's kernel
-    # Without a GPU kernel of its own, the CUDA backend runs the same torch kernel.
-    assert CUDABackend.routed_attention is Backend.routed_attention
+    # Where Triton is missing, the CUDA backend's "auto" kernel is the torch one the CPU runs.
+    assert resolve_routed_kernel("auto", has_triton=False) == "torch"
+    assert CUDABackend.__mro__[1] is Backend
