@@ -88,12 +88,15 @@ class CUDABackend(Backend):
         proj_weight: torch.Tensor,
         proj_bias: torch.Tensor | None,
         num_heads: int,
+        host_heads: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.kernel == "triton":
             from banditformer.backends.triton_kernels import triton_routed_attention
 
             return triton_routed_attention(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
-        return super().routed_attention(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
+        return super().routed_attention(
+            x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads
+        )
 
     def synchronize(self) -> None:
         torch.cuda.synchronize(self._device)

@@ -72,6 +72,7 @@ class Backend(ABC):
         proj_weight: torch.Tensor,
         proj_bias: torch.Tensor | None,
         num_heads: int,
+        host_heads: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Self-attention in which row ``i`` runs only the heads in ``heads[i]``: the kernel the
         dynamic transformer's fast path calls. The default is
@@ -79,13 +80,22 @@ class Backend(ABC):
         the same result.
 
         Args:
-            x: ``(n, T, D)``; heads: ``(n, H)`` bool; the attention's weights and biases.
+            x: ``(n, T, D)``; heads: ``(n, H)`` bool; the attention's weights and biases;
+            host_heads: ``heads`` on the CPU, when the caller has it (spares a host sync).
 
         Returns:
             ``(n, T, D)``.
         """
         return kernels.routed_attention(
-            x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, overheads=self.routed_overheads
+            x,
+            heads,
+            qkv_weight,
+            qkv_bias,
+            proj_weight,
+            proj_bias,
+            num_heads,
+            overheads=self.routed_overheads,
+            host_heads=host_heads,
         )
 
     def autocast(self, enabled: bool = True, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:

@@ -88,6 +88,7 @@ def routed_attention(
     num_heads: int,
     max_groups: int = 8,
     overheads: tuple[float, float] = (1.0, 1.0),
+    host_heads: Tensor | None = None,
 ) -> Tensor:
     """Self-attention where row ``i`` uses only the heads in ``heads[i]``.
 
@@ -103,27 +104,34 @@ def routed_attention(
         max_groups: the most distinct head sets run as separate dense blocks.
         overheads: time per useful FLOP of the (per-set, per-head) strategies relative to dense
             attention, as measured on the backend's device (1.0: no overhead).
+        host_heads: ``heads`` already copied to the CPU; all planning (grouping, the choice of
+            strategy) happens there, so a caller that copies a whole decision once spares the
+            GPU one host sync per block.
 
     Returns:
         ``(n, T, D)``, equal (up to rounding) to full attention with the unchosen heads' outputs
         zeroed before the output projection.
     """
-    codes = head_subset_codes(heads)
-    unique, inverse = torch.unique(codes, return_inverse=True)
+    host = heads.cpu() if host_heads is None else host_heads  # planning happens on the host
+
+    def to_device(index: Tensor) -> Tensor:
+        return index.to(x.device, non_blocking=True)
+
+    unique, inverse = torch.unique(head_subset_codes(host), return_inverse=True)
     groups = unique.shape[0]
     weights = (qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
     if groups == 1:
-        row = heads[0]
-        idx = None if bool(row.all()) else row.nonzero().squeeze(1)
+        row = host[0]
+        idx = None if bool(row.all()) else to_device(row.nonzero().squeeze(1))
         return subset_attention(x, idx, *weights)
-    kept = float(heads.sum()) / heads.numel()
+    kept = float(host.sum()) / host.numel()
     if kept * overheads[0 if groups <= max_groups else 1] >= 1.0:
         return masked_attention(x, heads, *weights)
     if groups <= max_groups:
         out: Tensor | None = None
         for g, code in enumerate(unique.tolist()):
-            rows = (inverse == g).nonzero().squeeze(1)
-            idx = torch.tensor([h for h in range(num_heads) if code >> h & 1], device=x.device)
+            rows = to_device((inverse == g).nonzero().squeeze(1))
+            idx = to_device(torch.tensor([h for h in range(num_heads) if code >> h & 1]))
             y = subset_attention(x.index_select(0, rows), idx, *weights)
             out = y.new_zeros(x.shape) if out is None else out  # autocast may pick y's dtype
             out = out.index_copy(0, rows, y)
@@ -137,9 +145,10 @@ def routed_attention(
     w_out = proj_weight.view(d, num_heads, hd)
     out = None
     for h in range(num_heads):
-        rows = heads[:, h].nonzero().squeeze(1)
+        rows = host[:, h].nonzero().squeeze(1)
         if rows.numel() == 0:
             continue
+        rows = to_device(rows)
         xs = x.index_select(0, rows)
         qkv = F.linear(xs, w_in[:, h].reshape(3 * hd, d), None if b_in is None else b_in[:, h].reshape(-1))
         qkv = qkv.view(-1, t, 3, 1, hd).permute(2, 0, 3, 1, 4)  # (3, n_h, 1, T, hd)

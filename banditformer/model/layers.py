@@ -67,9 +67,9 @@ class Attention(nn.Module):
         """Fast: every row runs only heads ``head_idx`` ``(k,)`` (all when ``None``)."""
         return subset_attention(x, head_idx, *self._weights())
 
-    def forward_routed(self, x: Tensor, heads: Tensor, backend: Backend) -> Tensor:
+    def forward_routed(self, x: Tensor, heads: Tensor, backend: Backend, host_heads: Tensor | None = None) -> Tensor:
         """Fast: row ``i`` runs only the heads in ``heads[i]``, with the backend's kernel."""
-        return backend.routed_attention(x, heads, *self._weights())
+        return backend.routed_attention(x, heads, *self._weights(), host_heads=host_heads)
 
 
 class MLP(nn.Module):
@@ -105,7 +105,7 @@ class Block(nn.Module):
         x = x + self.drop(self.attn.forward_subset(self.ln1(x), head_idx))
         return x + self.mlp(self.ln2(x))
 
-    def forward_routed(self, x: Tensor, heads: Tensor, backend: Backend) -> Tensor:
-        """Fast path: row ``i`` runs the heads in ``heads[i]`` only."""
-        x = x + self.drop(self.attn.forward_routed(self.ln1(x), heads, backend))
+    def forward_routed(self, x: Tensor, heads: Tensor, backend: Backend, host_heads: Tensor | None = None) -> Tensor:
+        """Fast path: row ``i`` runs the heads in ``heads[i]`` only (``host_heads``: a CPU copy)."""
+        x = x + self.drop(self.attn.forward_routed(self.ln1(x), heads, backend, host_heads))
         return x + self.mlp(self.ln2(x))

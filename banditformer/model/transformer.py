@@ -227,8 +227,10 @@ class DynamicTransformer(nn.Module):
         backend = self._backend(h.device)
         order = torch.sort(decision.depth, descending=True, stable=True).indices  # deepest first
         depth, heads = decision.depth[order], decision.heads[order]
-        layers = torch.arange(1, self.cfg.num_layers, device=h.device)
-        active = (depth.unsqueeze(1) > layers).sum(0).tolist()  # rows still running each block
+        # One copy of the sorted decision to the host: all planning below reads it, so the blocks
+        # run without further host syncs.
+        depth_host, heads_host = depth.cpu(), heads.cpu()
+        active = (depth_host.unsqueeze(1) > torch.arange(1, self.cfg.num_layers)).sum(0).tolist()
         cur, done = h[order], []
         for layer, n in zip(range(1, self.cfg.num_layers), active, strict=True):
             if n < cur.shape[0]:
@@ -236,11 +238,11 @@ class DynamicTransformer(nn.Module):
                 cur = cur[:n]
             if n == 0:
                 break
-            row_heads = heads[:n, layer]
-            if bool(row_heads.all()):
+            host_heads = heads_host[:n, layer]
+            if bool(host_heads.all()):
                 cur = self.blocks[layer].forward_subset(cur, None)  # all heads: one dense block
             else:
-                cur = self.blocks[layer].forward_routed(cur, row_heads, backend)
+                cur = self.blocks[layer].forward_routed(cur, heads[:n, layer], backend, host_heads)
         done.append(cur)
         logits = self.classify(torch.cat(done[::-1]))  # back in sorted order
         return logits[torch.argsort(order)]
