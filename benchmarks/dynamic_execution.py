@@ -9,6 +9,7 @@ Run:
 
     python benchmarks/dynamic_execution.py                       # CPU, float32
     python benchmarks/dynamic_execution.py --device cuda --dtype bfloat16 --batch 64 --seq 256 --width 1024
+    python benchmarks/dynamic_execution.py --device cuda ... --kernel triton     # the gather-GEMM kernels
 
 Head sets are drawn per sample (``per-sample``) or from a few shared sets (``shared``: what a
 controller sharing one Thompson draw per context bucket produces).
@@ -84,10 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the rows as JSON")
+    p.add_argument(
+        "--kernel", default="torch", choices=["torch", "triton", "auto"], help="CUDA routed-attention kernel"
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    backend = make_backend(args.device)
+    backend = make_backend(args.device, **({"kernel": args.kernel} if args.device == "cuda" else {}))
     dtype = getattr(torch, args.dtype)
     cfg = TransformerConfig(
         input="sequence",
