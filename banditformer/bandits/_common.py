@@ -60,7 +60,7 @@ def add_at(table: Tensor, groups: Tensor, arms: Tensor, values: Tensor) -> None:
 
 
 def argmax_untried_first(table: Tensor, counts: Tensor, groups: Tensor) -> Tensor:
-    """Each row plays its group's highest-index arm, except that untried arms go first.
+    """Each row plays its group's highest-scoring arm, except that untried arms go first.
 
     The untried-arm rule: while a row's group has arms with no (discounted) observation, the row
     plays one of them; the rows of a group in one batch are dealt the untried arms in index order,
