@@ -93,7 +93,9 @@ class CUDABackend(Backend):
         if self.kernel == "triton":
             from banditformer.backends.triton_kernels import triton_routed_attention
 
-            return triton_routed_attention(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
+            return triton_routed_attention(
+                x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads
+            )
         return super().routed_attention(
             x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads
         )

@@ -46,7 +46,7 @@ if HAS_TRITON:
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
         # One program: pair p, a tile of positions and a tile of the pair's 3*HD output columns.
-        p = tl.program_id(0)
+        p = tl.program_id(0).to(tl.int64)  # int64: output offsets pass 2**31 at large sizes
         row = tl.load(row_ptr + p)
         head = tl.load(head_ptr + p)
         offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -81,7 +81,7 @@ if HAS_TRITON:
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     ):  # fmt: skip
         # One program: row i, a tile of positions and of output features; sums over i's heads.
-        i = tl.program_id(0)
+        i = tl.program_id(0).to(tl.int64)
         first = tl.load(start_ptr + i)
         last = tl.load(start_ptr + i + 1)
         offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -113,15 +113,18 @@ if HAS_TRITON:
 
 
 def _forward(
-    x: Tensor, heads: Tensor, qkv_w: Tensor, qkv_b: Tensor | None, proj_w: Tensor, proj_b: Tensor | None, h: int
+    x: Tensor, host: Tensor, qkv_w: Tensor, qkv_b: Tensor | None, proj_w: Tensor, proj_b: Tensor | None, h: int
 ) -> Tensor:
     n, t, d = x.shape
     hd = d // h
     x, qkv_w, proj_w = x.contiguous(), qkv_w.contiguous(), proj_w.contiguous()
-    pairs = heads.nonzero()  # (P, 2), sorted by row then head
-    rows, head_ids = pairs[:, 0].contiguous(), pairs[:, 1].contiguous()
-    starts = torch.zeros(n + 1, dtype=torch.long, device=x.device)
-    starts[1:] = heads.sum(1).cumsum(0)
+    # The (row, head) pairs are listed on the host copy of the head sets: no host sync here.
+    pairs = host.nonzero()  # (P, 2), sorted by row then head
+    starts = torch.zeros(n + 1, dtype=torch.long)
+    starts[1:] = host.sum(1).cumsum(0)
+    rows, head_ids, starts = (
+        t_.contiguous().to(x.device, non_blocking=True) for t_ in (pairs[:, 0], pairs[:, 1], starts)
+    )
     num_pairs = pairs.shape[0]
     # float32 stays float32 (no TF32 rounding), so the kernel matches the torch path's precision.
     precision = "ieee" if x.dtype == torch.float32 else None
@@ -147,10 +150,11 @@ class _RoutedAttention(torch.autograd.Function):
     """Triton forward; the backward recomputes with the torch kernel and differentiates that."""
 
     @staticmethod
-    def forward(ctx: Any, x, heads, qkv_w, qkv_b, proj_w, proj_b, h):  # type: ignore[override]
+    def forward(ctx: Any, x, heads, host, qkv_w, qkv_b, proj_w, proj_b, h):  # type: ignore[override]
         ctx.save_for_backward(x, heads, qkv_w, qkv_b, proj_w, proj_b)
+        ctx.host = host
         ctx.num_heads = h
-        return _forward(x, heads, qkv_w, qkv_b, proj_w, proj_b, h)
+        return _forward(x, host, qkv_w, qkv_b, proj_w, proj_b, h)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor):  # type: ignore[override]
@@ -161,12 +165,12 @@ class _RoutedAttention(torch.autograd.Function):
         ]
         with torch.enable_grad():
             out = kernels.routed_attention(
-                inputs[0], heads, inputs[1], inputs[2], inputs[3], inputs[4], ctx.num_heads, max_groups=0
+                inputs[0], heads, inputs[1], inputs[2], inputs[3], inputs[4], ctx.num_heads, host_heads=ctx.host
             )
         wanted = [t for t in inputs if t is not None and t.requires_grad]
         grads = iter(torch.autograd.grad(out, wanted, grad) if wanted else [])
         gx, gw, gb, gpw, gpb = (next(grads) if t is not None and t.requires_grad else None for t in inputs)
-        return gx, None, gw, gb, gpw, gpb, None
+        return gx, None, None, gw, gb, gpw, gpb, None
 
 
 def triton_routed_attention(
@@ -177,15 +181,18 @@ def triton_routed_attention(
     proj_weight: Tensor,
     proj_bias: Tensor | None,
     num_heads: int,
+    host_heads: Tensor | None = None,
 ) -> Tensor:
     """Attention in which row ``i`` runs only the heads in ``heads[i]``, with the gather-GEMM
-    kernels; same arguments and result as :func:`banditformer.core.kernels.routed_attention`.
-    Under autocast, inputs are cast to the autocast dtype first."""
+    kernels; same arguments and result as :func:`banditformer.core.kernels.routed_attention`
+    (``host_heads``: a CPU copy of ``heads``, which spares a host sync). Under autocast, inputs
+    are cast to the autocast dtype first."""
+    host = heads.cpu() if host_heads is None else host_heads
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)
         x, qkv_weight, proj_weight = x.to(dtype), qkv_weight.to(dtype), proj_weight.to(dtype)
         qkv_bias = None if qkv_bias is None else qkv_bias.to(dtype)
         proj_bias = None if proj_bias is None else proj_bias.to(dtype)
         with torch.autocast(x.device.type, enabled=False):
-            return _RoutedAttention.apply(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
-    return _RoutedAttention.apply(x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
+            return _RoutedAttention.apply(x, heads, host, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
+    return _RoutedAttention.apply(x, heads, host, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)

@@ -13,6 +13,7 @@ training FLOPs are :data:`TRAIN_FLOPS_FACTOR` (3) times the forward FLOPs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections import Counter
@@ -86,7 +87,12 @@ def count_flops(fn: Callable[..., Tensor], owner: nn.Module, inputs: Sequence[Te
     """
     from fvcore.nn import FlopCountAnalysis  # late: fvcore's import is slow and warns
 
-    with warnings.catch_warnings(), torch.no_grad():
+    devices = {p.device.type for p in owner.parameters()} or {"cpu"}
+    # No autocast while tracing: its casted weight copies would become graph constants.
+    no_autocast = [torch.autocast(d, enabled=False) for d in devices]
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.ExitStack() as stack:
+        for ctx in no_autocast:
+            stack.enter_context(ctx)
         warnings.simplefilter("ignore")  # the tracer warns about modules it reached indirectly
         analysis = FlopCountAnalysis(_Call(fn, owner), tuple(inputs))
         analysis.set_op_handle(**_HANDLES)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["head_subset_codes", "masked_attention", "routed_attention", "subset_attention"]
+__all__ = ["masked_attention", "routed_attention", "subset_attention"]
 
 
 def subset_attention(
@@ -72,12 +72,6 @@ def masked_attention(
     return F.linear(y.transpose(1, 2).reshape(n, t, d), proj_weight, proj_bias)
 
 
-def head_subset_codes(heads: Tensor) -> Tensor:
-    """Each row's head set as an int64 bit code: ``(n, H)`` bool -> ``(n,)`` (H <= 62)."""
-    weights = 2 ** torch.arange(heads.shape[1], device=heads.device)
-    return (heads.long() * weights).sum(1)
-
-
 def routed_attention(
     x: Tensor,
     heads: Tensor,
@@ -104,9 +98,9 @@ def routed_attention(
         max_groups: the most distinct head sets run as separate dense blocks.
         overheads: time per useful FLOP of the (per-set, per-head) strategies relative to dense
             attention, as measured on the backend's device (1.0: no overhead).
-        host_heads: ``heads`` already copied to the CPU; all planning (grouping, the choice of
-            strategy) happens there, so a caller that copies a whole decision once spares the
-            GPU one host sync per block.
+        host_heads: ``heads`` already copied to the CPU (it must equal ``heads``); all planning
+            (grouping, the choice of strategy) happens there, so a caller that copies a whole
+            decision once spares the GPU one host sync per block.
 
     Returns:
         ``(n, T, D)``, equal (up to rounding) to full attention with the unchosen heads' outputs
@@ -117,7 +111,7 @@ def routed_attention(
     def to_device(index: Tensor) -> Tensor:
         return index.to(x.device, non_blocking=True)
 
-    unique, inverse = torch.unique(head_subset_codes(host), return_inverse=True)
+    unique, inverse = torch.unique(host, dim=0, return_inverse=True)  # (G, H) distinct head sets
     groups = unique.shape[0]
     weights = (qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
     if groups == 1:
@@ -129,9 +123,9 @@ def routed_attention(
         return masked_attention(x, heads, *weights)
     if groups <= max_groups:
         out: Tensor | None = None
-        for g, code in enumerate(unique.tolist()):
+        for g in range(groups):
             rows = to_device((inverse == g).nonzero().squeeze(1))
-            idx = to_device(torch.tensor([h for h in range(num_heads) if code >> h & 1]))
+            idx = to_device(unique[g].nonzero().squeeze(1))
             y = subset_attention(x.index_select(0, rows), idx, *weights)
             out = y.new_zeros(x.shape) if out is None else out  # autocast may pick y's dtype
             out = out.index_copy(0, rows, y)

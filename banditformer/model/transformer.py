@@ -77,12 +77,12 @@ class DynamicTransformer(nn.Module):
     # ---------------------------------------------------------------------------------- FLOPs
     def example_input(self, batch_size: int = 1) -> Tensor:
         """A zero input of the configured kind and shape, on the model's device."""
-        cfg, dev = self.cfg, self.head.weight.device
+        cfg, dev, dtype = self.cfg, self.head.weight.device, self.head.weight.dtype
         if cfg.input == "tokens":
             return torch.zeros(batch_size, cfg.seq_len, dtype=torch.long, device=dev)
         if cfg.input == "patches":
-            return torch.zeros(batch_size, cfg.channels, cfg.image_size, cfg.image_size, device=dev)
-        return torch.zeros(batch_size, cfg.seq_len, cfg.features, device=dev)
+            return torch.zeros(batch_size, cfg.channels, cfg.image_size, cfg.image_size, device=dev, dtype=dtype)
+        return torch.zeros(batch_size, cfg.seq_len, cfg.features, device=dev, dtype=dtype)
 
     def cost_table(self, ops: Sequence[str] | None = None) -> CostTable:
         """Per-sample forward FLOPs of the stem, of each block with ``k = 1 .. H`` heads, and of the
@@ -93,6 +93,8 @@ class DynamicTransformer(nn.Module):
             ops: count only these operator kinds (e.g. :data:`~banditformer.core.flops.MATMUL_OPS`);
                 default: all.
         """
+        if isinstance(ops, str):
+            raise InputValidationError(f"expected `ops` to be a sequence of operator names, got the string {ops!r}")
         key = tuple(ops) if ops is not None else None
         cached = self._cost_tables.get(key)
         if cached is not None:
@@ -102,16 +104,23 @@ class DynamicTransformer(nn.Module):
         def total(counter: Counter[str]) -> float:
             return float(sum(v for k, v in counter.items() if ops is None or k in ops))
 
-        h = torch.zeros(1, cfg.tokens_per_sample, cfg.d_model, device=self.head.weight.device)
+        h = torch.zeros(
+            1, cfg.tokens_per_sample, cfg.d_model, device=self.head.weight.device, dtype=self.head.weight.dtype
+        )
         embed = count_flops(self.embed, self, [self.example_input()])
         full_block = count_flops(lambda x: self.blocks[0].forward_subset(x, None), self, [h])
         per_heads = [0.0]
+        all_heads: Counter[str] = Counter()
         for k in range(1, cfg.num_heads + 1):
             idx = torch.arange(k, device=h.device)
-            per_heads.append(total(count_flops(lambda x, i=idx: self.blocks[0].forward_subset(x, i), self, [h])))
+            counted = count_flops(lambda x, i=idx: self.blocks[0].forward_subset(x, i), self, [h])
+            per_heads.append(total(counted))
+            all_heads = counted
         classifier = count_flops(self.classify, self, [h])
         layers = torch.tensor(per_heads, dtype=torch.float64).expand(cfg.num_layers, -1).clone()
-        everything = embed + full_block + classifier
+        everything = embed + full_block + classifier  # the full model, as sample_flops counts it
+        for _ in range(cfg.num_layers - 1):
+            everything.update(all_heads)
         matmuls = sum(v for k, v in everything.items() if k in MATMUL_OPS)
         table = CostTable(
             stem=total(embed) + total(full_block),
@@ -131,9 +140,11 @@ class DynamicTransformer(nn.Module):
     def check_input(self, x: object) -> Tensor:
         """Check the raw input for the configured kind; return it."""
         cfg = self.cfg
-        dev = self.head.weight.device
+        dev, dtype = self.head.weight.device, self.head.weight.dtype
         if cfg.input == "tokens":
             x = check_tensor("x", x, shape=(None, cfg.seq_len), kind="int", device=dev)
+            if x.dtype not in (torch.int32, torch.int64):
+                raise InputValidationError(f"expected token ids of dtype int64 or int32, got {x.dtype}")
             if x.numel() and bool(((x < 0) | (x >= int(cfg.vocab_size))).any()):  # type: ignore[arg-type]
                 raise InputValidationError(f"expected token ids in [0, {cfg.vocab_size}), got {x.min()}..{x.max()}")
         elif cfg.input == "patches":
@@ -150,6 +161,8 @@ class DynamicTransformer(nn.Module):
                     + (f" or (B, {cfg.seq_len})" if cfg.features == 1 else "")
                     + f", got {tuple(x.shape)}"
                 )
+        if cfg.input != "tokens" and x.dtype != dtype:
+            raise InputValidationError(f"expected `x` of the model's dtype {dtype}, got {x.dtype}")
         return x
 
     def check_decision(self, decision: object, batch_size: int, device: torch.device) -> Decision:
@@ -202,7 +215,12 @@ class DynamicTransformer(nn.Module):
         """
         if path not in PATHS:
             raise InputValidationError(f"expected `path` in {PATHS}, got {path!r}")
-        check_tensor("h", h, shape=(None, self.cfg.tokens_per_sample, self.cfg.d_model), kind="float")
+        weight = self.head.weight
+        check_tensor(
+            "h", h, shape=(None, self.cfg.tokens_per_sample, self.cfg.d_model), kind="float", device=weight.device
+        )
+        if h.dtype != weight.dtype:
+            raise InputValidationError(f"expected `h` of the model's dtype {weight.dtype}, got {h.dtype}")
         decision = self.check_decision(decision, h.shape[0], h.device)
         if h.shape[0] == 0:
             return self.classify(h)

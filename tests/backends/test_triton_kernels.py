@@ -1,5 +1,6 @@
 """The Triton gather-GEMM kernels: checked in Triton's CPU interpreter where Triton is installed,
-and on the GPU where there is one (both skipped otherwise)."""
+and on the GPU where there is one (both skipped otherwise). bfloat16 is checked on the GPU only:
+the interpreter's bf16 `tl.dot` is broken (Triton 3.9), whatever the kernel."""
 
 from __future__ import annotations
 

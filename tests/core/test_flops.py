@@ -77,3 +77,19 @@ def test_bad_decisions_for_the_table() -> None:
         table.sample_flops("x")  # type: ignore[arg-type]
     with pytest.raises(InputValidationError, match="shape"):
         table.sample_flops(Decision.full(2, 5, 4))
+
+
+def test_cost_table_under_autocast_and_for_other_dtypes() -> None:
+    model = make_model(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        flops = model.sample_flops(Decision.full(2, 3, 4))  # first built inside autocast
+    assert float(flops[0]) == pytest.approx(model.cost_table().full)
+    assert make_model(0).double().cost_table().full == pytest.approx(model.cost_table().full)
+    with pytest.raises(InputValidationError, match="sequence of operator names"):
+        model.cost_table("linear")  # type: ignore[arg-type]
+
+
+def test_matmul_share_covers_the_whole_model() -> None:
+    table = make_model(0, num_layers=5).cost_table()
+    matmul = make_model(0, num_layers=5).cost_table(MATMUL_OPS)
+    assert table.matmul_share == pytest.approx(matmul.full / table.full, rel=1e-9)

@@ -204,3 +204,28 @@ def test_the_cpu_backend_kernel_is_used_and_cuda_falls_back_to_the_torch_kernel(
     # Where Triton is missing, the CUDA backend's "auto" kernel is the torch one the CPU runs.
     assert resolve_routed_kernel("auto", has_triton=False) == "torch"
     assert CUDABackend.__mro__[1] is Backend
+
+
+def test_many_heads_route_correctly() -> None:
+    # More heads than bits in an int64 head-set code: grouping must still tell the sets apart.
+    model = make_model(0, num_heads=65, d_model=130, num_layers=2, seq_len=3)
+    model.backend = AlwaysRoute()
+    d = Decision.full(2, 2, 65)
+    d.heads[0, 1] = False
+    d.heads[0, 1, 0] = True
+    d.heads[1, 1] = False
+    d.heads[1, 1, [0, 64]] = True
+    x = torch.randn(2, 3, 1)
+    torch.testing.assert_close(model(x, d), model(x, d, path="reference"))
+
+
+def test_dtype_mismatches_are_clear_errors() -> None:
+    model = make_model(0)
+    with pytest.raises(InputValidationError, match=r"model's dtype torch\.float32, got torch\.float64"):
+        model(torch.randn(2, 6, 1, dtype=torch.float64))
+    h, _ = model.stem(torch.randn(2, 6, 1))
+    with pytest.raises(InputValidationError, match="`h` of the model's dtype"):
+        model.run(h.double(), Decision.full(2, 3, 4))
+    tokens = make_model(0, input="tokens", vocab_size=5)
+    with pytest.raises(InputValidationError, match="int64 or int32"):
+        tokens(torch.zeros(2, 6, dtype=torch.uint8))
