@@ -64,6 +64,7 @@ class DynamicTransformer(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.num_classes, bias=cfg.bias)
         self.apply(self._init_weights)
         self._cost_tables: dict[tuple[str, ...] | None, CostTable] = {}
+        self._default_backends: dict[str, Backend] = {}
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -198,9 +199,11 @@ class DynamicTransformer(nn.Module):
     def _backend(self, device: torch.device) -> Backend:
         if self.backend is not None:
             return self.backend
-        from banditformer.plugins import make_backend  # late: the registry imports model code
+        if device.type not in self._default_backends:
+            from banditformer.plugins import make_backend  # late: the registry imports model code
 
-        return make_backend(device.type)
+            self._default_backends[device.type] = make_backend(device.type)
+        return self._default_backends[device.type]
 
     def run(self, h: Tensor, decision: Decision, path: str = "fast") -> Tensor:
         """Blocks ``1 .. depth - 1`` of each sample, then the classifier.
