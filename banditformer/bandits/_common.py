@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
-from banditformer.core.policy import PolicyBase
+from banditformer.core.policy import PolicyBase, top_k_mask  # noqa: F401 (re-exported)
 from banditformer.core.validation import check_float
 
 # A score above any finite index, used to put untried arms first.
@@ -90,11 +90,10 @@ def argmax_untried_first(table: Tensor, counts: Tensor, groups: Tensor) -> Tenso
     return torch.where(n_untried > 0, dealt, arms)
 
 
-def top_k_mask(scores: Tensor, k: Tensor) -> Tensor:
-    """A ``(n, N)`` bool mask of the ``k[i]`` highest scores of each row (ties to the lower index)."""
-    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
-    keep = torch.arange(scores.shape[1], device=scores.device).unsqueeze(0) < k.unsqueeze(1)
-    return torch.zeros_like(keep).scatter(1, order, keep)
+def empirical_means(sums: Tensor, counts: Tensor, groups: Tensor) -> Tensor:
+    """``(n, K)`` mean reward of each arm in each row's group; ``-inf`` for arms never observed."""
+    c = counts[groups]
+    return torch.where(c > 0, sums[groups] / c.clamp(min=1e-12), torch.full_like(c, float("-inf")))
 
 
 def untried_first_scores(scores: Tensor, counts: Tensor, generator: torch.Generator) -> Tensor:

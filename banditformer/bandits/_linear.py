@@ -84,6 +84,11 @@ class LinearPolicy(Policy):
         """The ``(G, K, d)`` ridge estimates and ``(G, K, d, d)`` inverse design matrices."""
         return ridge_fit(self.gram, self.xr, self.ridge)
 
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        assert context is not None
+        theta, a_inv = self.fit()
+        return mean_and_width(context.to(torch.float64), groups, theta, a_inv)[0]
+
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None  # the base class requires it for contextual policies
         x = context.to(torch.float64)

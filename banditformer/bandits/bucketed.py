@@ -56,6 +56,10 @@ class Bucketed(BucketsMixin, Policy):
         assert context is not None
         return self.base.select(n=context.shape[0], groups=self.buckets(context))
 
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        assert context is not None
+        return self.base.expected_rewards(groups=self.buckets(context))
+
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None
         self.base.update(arms, rewards, groups=self._learn_buckets(context))

@@ -51,6 +51,10 @@ class BucketedCombinatorial(BucketsMixin, CombinatorialPolicy):
         assert context is not None
         return self.base.select(k=k, groups=self.buckets(context))
 
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        assert context is not None
+        return self.base.expected_rewards(groups=self.buckets(context))
+
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None
         self.base.update(chosen, rewards, groups=self._learn_buckets(context))

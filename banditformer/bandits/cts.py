@@ -70,6 +70,10 @@ class CTS(CombinatorialPolicy):
             return rank[groups] < k.unsqueeze(1)
         return top_k_mask(sample_beta(alpha[groups], beta[groups], self.generator), k)  # (n, N) draws
 
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        alpha, beta = self.posterior()
+        return (alpha / (alpha + beta))[groups]  # the posterior mean
+
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         outcome = bernoulli_outcomes(rewards, self.generator, self.bernoulli_trick)
         mask = chosen.to(rewards.dtype)

@@ -7,7 +7,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import apply_discount, check_discount, top_k_mask, untried_first_scores
+from banditformer.bandits._common import (
+    apply_discount,
+    check_discount,
+    empirical_means,
+    top_k_mask,
+    untried_first_scores,
+)
 from banditformer.bandits.ucb1 import ucb1_index
 from banditformer.core.policy import CombinatorialPolicy
 from banditformer.core.validation import check_float
@@ -53,6 +59,9 @@ class CUCB(CombinatorialPolicy):
         table = ucb1_index(self.sums, self.counts, self.rounds, self.c * 0.75**0.5)  # (G, N)
         scores = untried_first_scores(table[groups], self.counts[groups], self.generator)
         return top_k_mask(scores, k)
+
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         apply_discount(self, ("counts", "sums", "rounds"), self.discount)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, argmax_untried_first
+from banditformer.bandits._common import add_at, argmax_untried_first, empirical_means
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float
@@ -93,6 +93,9 @@ class EpsilonGreedy(Policy):
         u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
         random_arm = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
         return torch.where(u < self.current_epsilon(groups), random_arm, greedy)
+
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         add_at(self.counts, groups, arms, torch.ones_like(rewards))

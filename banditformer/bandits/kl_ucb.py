@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, apply_discount, argmax_untried_first, check_discount
+from banditformer.bandits._common import add_at, apply_discount, argmax_untried_first, check_discount, empirical_means
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float, check_int
 
@@ -93,6 +93,9 @@ class KLUCB(Policy):
         totals = self.counts.sum(1)
         table = kl_ucb_index(self.sums, self.counts, totals, self.c, self.iters)  # (G, K)
         return argmax_untried_first(table, self.counts, groups)
+
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         apply_discount(self, ("counts", "sums"), self.discount)

@@ -66,6 +66,10 @@ class BetaThompson(Policy):
             return sample_beta(alpha, beta, self.generator).argmax(1)[groups]  # one (G, K) draw
         return sample_beta(alpha[groups], beta[groups], self.generator).argmax(1)  # (n, K) draws
 
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        alpha, beta = self.posterior()
+        return (alpha / (alpha + beta))[groups]  # the posterior mean
+
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         outcome = bernoulli_outcomes(rewards, self.generator, self.bernoulli_trick)
         apply_discount(self, ("successes", "failures"), self.discount)

@@ -75,6 +75,9 @@ class GaussianThompson(Policy):
         )
         return (mean[groups] + std[groups] * z).argmax(1)
 
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        return self.posterior()[0][groups]
+
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         apply_discount(self, ("counts", "sums"), self.discount)
         add_at(self.counts, groups, arms, torch.ones_like(rewards))

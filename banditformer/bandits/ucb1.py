@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, apply_discount, argmax_untried_first, check_discount
+from banditformer.bandits._common import add_at, apply_discount, argmax_untried_first, check_discount, empirical_means
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_float
 
@@ -72,6 +72,9 @@ class UCB1(Policy):
         # One index table per group (G, K), gathered per row: rows of a group share statistics.
         table = ucb1_index(self.sums, self.counts, self.counts.sum(1), self.c)
         return argmax_untried_first(table, self.counts, groups)
+
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         apply_discount(self, ("counts", "sums"), self.discount)

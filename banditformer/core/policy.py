@@ -35,10 +35,17 @@ from banditformer.core.validation import (
     values_ok,
 )
 
-__all__ = ["REDUCTIONS", "CombinatorialPolicy", "Policy", "PolicyBase"]
+__all__ = ["REDUCTIONS", "CombinatorialPolicy", "Policy", "PolicyBase", "top_k_mask"]
 
 #: How a state tensor combines across data-parallel ranks ("sum": add the increments).
 REDUCTIONS = ("sum", "max", "min", None)
+
+
+def top_k_mask(scores: Tensor, k: Tensor) -> Tensor:
+    """A ``(n, N)`` bool mask of the ``k[i]`` highest scores of each row (ties to the lower index)."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    keep = torch.arange(scores.shape[1], device=scores.device).unsqueeze(0) < k.unsqueeze(1)
+    return torch.zeros_like(keep).scatter(1, order, keep)
 
 
 class PolicyBase(nn.Module, ABC):
@@ -240,6 +247,23 @@ class PolicyBase(nn.Module, ABC):
             groups = torch.zeros(rows, dtype=torch.long, device=self.device)
         return rows, context, groups.long()
 
+    def expected_rewards(
+        self, context: Tensor | None = None, n: int | None = None, *, groups: Tensor | None = None
+    ) -> Tensor:
+        """The policy's current estimate of each arm's mean reward for each row: ``(n, K)`` float64
+        (``-inf`` for arms it has no estimate of). ``select(..., explore=False)`` maximises it."""
+        checks: list = []
+        n, context, groups = self._rows(context, n, groups, checks)
+        values_ok(checks)
+        return self._means(context, groups)
+
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        """``(n, K)`` estimated mean rewards for checked rows; policies override this to offer a
+        greedy (``explore=False``) mode."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no greedy mode (explore=False): it does not implement `_means`"
+        )
+
     def _add_lifetime(self, arms: Tensor, rewards: Tensor) -> None:
         """Add ``(n,)`` plays and float64 rewards of base arms to ``arm_counts`` / ``arm_reward_sums``."""
         self.arm_counts.index_add_(0, arms, torch.ones_like(rewards))
@@ -267,13 +291,22 @@ class Policy(PolicyBase):
     >>> policy.update(arms, torch.rand(4))    # rewards in [0, 1]
     """
 
-    def select(self, context: Tensor | None = None, n: int | None = None, *, groups: Tensor | None = None) -> Tensor:
+    def select(
+        self,
+        context: Tensor | None = None,
+        n: int | None = None,
+        *,
+        groups: Tensor | None = None,
+        explore: bool = True,
+    ) -> Tensor:
         """Choose one arm for each of ``n`` rows.
 
         Args:
             context: a ``(n, context_dim)`` float tensor, or ``None`` for context-free use.
             n: the number of rows, when neither ``context`` nor ``groups`` gives it.
             groups: a ``(n,)`` int tensor; row ``i`` uses statistics copy ``groups[i]``.
+            explore: True: the policy's own rule (optimism, sampling, ...). False: greedy on
+                :meth:`expected_rewards`, deterministic and drawing nothing (for inference).
 
         Returns:
             A ``(n,)`` int64 tensor of arms in ``[0, num_arms)`` on :attr:`device`.
@@ -283,6 +316,8 @@ class Policy(PolicyBase):
         values_ok(checks)
         if n == 0:
             return torch.zeros(0, dtype=torch.long, device=self.device)
+        if not explore:
+            return self._means(context, groups).argmax(1)
         return self._select(context, groups)
 
     def update(
@@ -353,6 +388,7 @@ class CombinatorialPolicy(PolicyBase):
         *,
         n: int | None = None,
         groups: Tensor | None = None,
+        explore: bool = True,
     ) -> Tensor:
         """Choose ``k[i]`` distinct base arms for each row ``i``.
 
@@ -361,6 +397,7 @@ class CombinatorialPolicy(PolicyBase):
             k: a ``(n,)`` int tensor with entries in ``[0, num_arms]``, or one int for every row.
             n: the number of rows when ``k`` is an int and nothing else gives it.
             groups: a ``(n,)`` int tensor of statistics copies.
+            explore: False: the ``k[i]`` base arms of highest :meth:`expected_rewards`.
 
         Returns:
             A ``(n, num_arms)`` bool tensor with exactly ``k[i]`` True entries in row ``i``.
@@ -384,6 +421,8 @@ class CombinatorialPolicy(PolicyBase):
         values_ok(checks)
         if n == 0:
             return torch.zeros(0, self.num_arms, dtype=torch.bool, device=self.device)
+        if not explore:
+            return top_k_mask(self._means(context, groups), k.long())
         return self._select(context, k.long(), groups)
 
     def update(

@@ -279,3 +279,19 @@ def test_bucketed_combinatorial_needs_a_combinatorial_base() -> None:
         BucketedCombinatorial(num_arms=3, context_dim=2, base="ucb1")
     with pytest.raises(InputValidationError, match="num_groups"):
         BucketedCombinatorial(num_arms=3, context_dim=2, num_groups=2)
+
+
+def test_a_policy_without_means_says_it_has_no_greedy_mode() -> None:
+    from banditformer import Policy
+
+    class NoMeans(Policy):
+        def _select(self, context, groups):
+            return torch.zeros_like(groups)
+
+        def _update(self, arms, rewards, context, groups):
+            return None
+
+    p = NoMeans(num_arms=2)
+    assert p.select(n=3).tolist() == [0, 0, 0]
+    with pytest.raises(NotImplementedError, match="NoMeans has no greedy mode"):
+        p.select(n=3, explore=False)

@@ -265,3 +265,32 @@ def test_value_checks_can_be_switched_off_but_shape_checks_stay(name: str) -> No
             p.update(choice, bad[:1])
     with pytest.raises(InputValidationError, match=r"in \[0.0, 1.0\]"):
         p.update(choice, bad)  # back on after the context
+
+
+@pytest.mark.parametrize("name", ALL)
+@given(num_arms=arms_st, n=rows_st, seed=seed_st, warm=st.integers(0, 3))
+def test_greedy_mode_is_deterministic_and_maximises_expected_rewards(
+    name: str, num_arms: int, n: int, seed: int, warm: int
+) -> None:
+    p = build(name, num_arms, seed)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(warm):
+        play(p, 6, gen)
+    x = contexts(n, gen)
+    rng = p.generator.get_state()
+    means = p.expected_rewards(x)
+    assert means.shape == (n, num_arms)
+    if isinstance(p, CombinatorialPolicy):
+        k = torch.randint(0, num_arms + 1, (n,), generator=gen)
+        chosen = p.select(x, k=k, explore=False)
+        assert torch.equal(chosen, p.select(x, k=k, explore=False)) and torch.equal(chosen.sum(1), k)
+        if n:  # every chosen arm scores at least as high as every unchosen one
+            low = torch.where(chosen, means, torch.inf).min(1).values
+            high = torch.where(chosen, -torch.inf, means).max(1).values
+            assert bool((low >= high).all())
+    else:
+        arms = p.select(x, explore=False)
+        assert torch.equal(arms, p.select(x, explore=False))
+        if n:
+            assert bool((means.gather(1, arms.unsqueeze(1)).squeeze(1) == means.max(1).values).all())
+    assert torch.equal(p.generator.get_state(), rng)  # greedy draws nothing

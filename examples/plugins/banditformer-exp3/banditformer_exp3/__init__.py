@@ -105,6 +105,10 @@ class EXP3(Policy):
         probs = self.probabilities(groups)
         return torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
 
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        # EXP3 keeps no mean estimates; its play probabilities rank the arms the same way.
+        return self.probabilities(groups)
+
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         # Probabilities of the played arms before any row of this batch is folded in: (n,).
         p = self.probabilities()[groups, arms]
