@@ -1,5 +1,6 @@
 """Architecture controllers (the DHT controller and the baselines)."""
 
+from banditformer.controllers.dht import DHTController
 from banditformer.controllers.static import StaticFull
 
-__all__ = ["StaticFull"]
+__all__ = ["DHTController", "StaticFull"]

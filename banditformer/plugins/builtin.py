@@ -8,7 +8,7 @@ from typing import Any
 
 from banditformer import bandits
 from banditformer.backends import CPUBackend, CUDABackend
-from banditformer.controllers import StaticFull
+from banditformer.controllers import DHTController, StaticFull
 from banditformer.harness.problems import BERNOULLI_INSTANCES, BernoulliProblem, GaussianProblem
 from banditformer.plugins.manager import hookimpl
 
@@ -39,7 +39,11 @@ def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
 
 @hookimpl
 def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
-    return {"static": StaticFull}
+    return {
+        "static": StaticFull,
+        "dht": DHTController,
+        "dht_integrated": functools.partial(DHTController, mode="integrated"),
+    }
 
 
 @hookimpl

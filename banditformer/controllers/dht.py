@@ -1,0 +1,168 @@
+"""The DHT controller: contextual bandits choose each sample's depth, heads per block and which
+heads, with no learned router (Dynamic Hierarchical Transformer, arXiv 2312.03038).
+
+Modes:
+
+- ``tree``: a contextual policy picks the depth; for each block ``1 .. L-1`` a policy picks the
+  number of heads and a combinatorial policy picks which heads given that number (one statistics
+  group per block, so each block learns its own head count and head set; all blocks are decided
+  in one batched call per policy);
+- ``integrated``: the depth as in ``tree``, then **one** head count and **one** head set per sample,
+  shared by all its blocks: three decisions per sample instead of ``1 + 2 (L - 1)``.
+
+Every slot takes any registered policy by name, so plugin policies plug in here too. Block 0 (the
+stem) always runs in full.
+
+Reward of a sample: ``r = (quality - lam * flops / full_flops + lam) / (1 + lam)``, in [0, 1] for
+quality in [0, 1]: ``lam`` trades accuracy for compute. Every decision of the sample (its depth, and
+the head count and head set of each block it ran) is rewarded with ``r``; a head's semi-bandit
+reward is the reward of the sample it served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from banditformer.core.controller import Controller
+from banditformer.core.decision import Decision
+from banditformer.core.errors import InputValidationError
+from banditformer.core.policy import CombinatorialPolicy, Policy
+from banditformer.core.random import derive_seed
+from banditformer.core.validation import check_float, check_int
+
+__all__ = ["MODES", "DHTController", "dht_reward"]
+
+MODES = ("tree", "integrated")
+
+
+def dht_reward(quality: Tensor, flop_ratio: Tensor, lam: float) -> Tensor:
+    """``(quality - lam * flop_ratio + lam) / (1 + lam)``: in [0, 1] for both inputs in [0, 1]."""
+    return ((quality - lam * flop_ratio + lam) / (1.0 + lam)).clamp(0.0, 1.0)
+
+
+class DHTController(Controller):
+    """Bandit policies decide each sample's architecture, in training (explore) and inference
+    (greedy on the learned estimates).
+
+    Args:
+        num_layers: L (block 0 is the always-run stem).
+        num_heads: H.
+        context_dim: the width of the context vectors (the model's ``d_model``).
+        full_flops: FLOPs of one sample through the full model (``model.cost_table().full``).
+        mode: ``"tree"`` or ``"integrated"``.
+        lam: the FLOP penalty of the reward.
+        depth_policy, count_policy, head_policy: registered policy names for the three slots
+            (contextual for depth; context-free one-arm for head counts; combinatorial for heads).
+        depth_kwargs, count_kwargs, head_kwargs: options for them.
+        seed: master seed; each slot gets a derived sub-seed.
+
+    >>> c = DHTController(num_layers=4, num_heads=4, context_dim=8, full_flops=1e6, seed=0)
+    >>> d = c.decide(torch.randn(5, 8))
+    >>> d.depth.shape, d.heads.shape
+    (torch.Size([5]), torch.Size([5, 4, 4]))
+    >>> c.feedback(d, quality=torch.rand(5), flops=torch.full((5,), 5e5))
+    """
+
+    def __init__(
+        self,
+        num_layers: int,
+        num_heads: int,
+        context_dim: int,
+        full_flops: float,
+        *,
+        mode: str = "tree",
+        lam: float = 0.5,
+        depth_policy: str = "bucketed",
+        count_policy: str = "ucb1",
+        head_policy: str = "cts",
+        depth_kwargs: dict[str, Any] | None = None,
+        count_kwargs: dict[str, Any] | None = None,
+        head_kwargs: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(num_layers, num_heads)
+        from banditformer.plugins import make_policy  # late: the registry imports controllers
+
+        if mode not in MODES:
+            raise InputValidationError(f"expected `mode` in {MODES}, got {mode!r}")
+        self.mode = mode
+        self.context_dim = check_int("context_dim", context_dim, low=1)
+        self.full_flops = check_float("full_flops", full_flops, low=0.0, low_open=True)
+        self.lam = check_float("lam", lam, low=0.0)
+        check_int("seed", seed, low=0)
+        blocks = max(num_layers - 1, 1)
+        groups = blocks if mode == "tree" else 1
+        self.depth = make_policy(
+            depth_policy, num_arms=num_layers, context_dim=context_dim, seed=derive_seed(seed, "depth"),
+            **(depth_kwargs or {}),
+        )  # fmt: skip
+        self.counts = make_policy(
+            count_policy,
+            num_arms=num_heads,
+            num_groups=groups,
+            seed=derive_seed(seed, "counts"),
+            **(count_kwargs or {}),
+        )
+        self.heads = make_policy(
+            head_policy, num_arms=num_heads, num_groups=groups, seed=derive_seed(seed, "heads"), **(head_kwargs or {})
+        )
+        if not isinstance(self.depth, Policy) or not self.depth.is_contextual:
+            raise InputValidationError(f"expected a contextual one-arm policy for depth, got {depth_policy!r}")
+        if not isinstance(self.counts, Policy) or self.counts.is_contextual:
+            raise InputValidationError(f"expected a context-free one-arm policy for head counts, got {count_policy!r}")
+        if not isinstance(self.heads, CombinatorialPolicy) or self.heads.is_contextual:
+            raise InputValidationError(f"expected a context-free combinatorial policy for heads, got {head_policy!r}")
+
+    def _decide(self, context: Tensor, explore: bool) -> Decision:
+        b, layers, h = context.shape[0], self.num_layers, self.num_heads
+        if context.shape[1] != self.context_dim:
+            raise InputValidationError(f"expected `context` of width {self.context_dim}, got {context.shape[1]}")
+        x = context.to(torch.float32)
+        depth_arm = self.depth.select(x, explore=explore)  # (B,)
+        heads = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
+        if layers == 1:
+            return Decision(depth_arm + 1, heads, {"context": x, "depth_arm": depth_arm})
+        blocks = layers - 1
+        if self.mode == "tree":
+            groups = torch.arange(blocks, device=context.device).repeat(b)  # (B * (L-1),) block of each row
+            count_arm = self.counts.select(groups=groups, explore=explore)
+            chosen = self.heads.select(k=count_arm + 1, groups=groups, explore=explore)  # (B * (L-1), H)
+            heads[:, 1:] = chosen.view(b, blocks, h)
+            count_arm = count_arm.view(b, blocks)
+        else:
+            count_arm = self.counts.select(n=b, explore=explore)  # one head count per sample
+            chosen = self.heads.select(k=count_arm + 1, explore=explore)  # one head set per sample
+            heads[:, 1:] = chosen.unsqueeze(1)
+            count_arm = count_arm.unsqueeze(1).expand(b, blocks)
+        return Decision(depth_arm + 1, heads, {"context": x, "depth_arm": depth_arm, "count_arm": count_arm})
+
+    def reward(self, quality: Tensor, flops: Tensor) -> Tensor:
+        """``(B,)`` rewards in [0, 1] from quality and FLOPs (see :func:`dht_reward`)."""
+        return dht_reward(quality.to(torch.float64), (flops.to(torch.float64) / self.full_flops).clamp(0, 1), self.lam)
+
+    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
+        info = decision.info
+        if not {"context", "depth_arm"} <= set(info):
+            raise InputValidationError(
+                "expected a Decision made by this controller's decide(), got one without its info"
+            )
+        r = self.reward(quality, flops).to(torch.float32)  # (B,)
+        self.depth.update(info["depth_arm"], r, info["context"])
+        if self.num_layers == 1:
+            return
+        b, blocks, h = decision.batch_size, self.num_layers - 1, self.num_heads
+        ran = decision.active_layers[:, 1:]  # (B, L-1): blocks each sample ran
+        if self.mode == "tree":
+            groups = torch.arange(blocks, device=r.device).expand(b, blocks)[ran]
+            rewards = r.unsqueeze(1).expand(b, blocks)[ran]
+            self.counts.update(info["count_arm"][ran], rewards, groups=groups)
+            chosen = decision.heads[:, 1:][ran]  # (rows, H)
+            self.heads.update(chosen, rewards.unsqueeze(1).expand(-1, h).contiguous(), groups=groups)
+        else:
+            did = ran.any(1)  # samples that ran any block beyond the stem
+            self.counts.update(info["count_arm"][did, 0], r[did])
+            chosen = decision.heads[did, 1]
+            self.heads.update(chosen, r[did].unsqueeze(1).expand(-1, h).contiguous())
