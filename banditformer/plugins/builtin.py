@@ -8,7 +8,7 @@ from typing import Any
 
 from banditformer import bandits
 from banditformer.backends import CPUBackend, CUDABackend
-from banditformer.controllers import DHTController, StaticFull
+from banditformer.controllers import DHTController, LayerDropController, RandomController, StaticFull, StaticSmall
 from banditformer.harness.problems import BERNOULLI_INSTANCES, BernoulliProblem, GaussianProblem
 from banditformer.plugins.manager import hookimpl
 
@@ -41,6 +41,9 @@ def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
 def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
     return {
         "static": StaticFull,
+        "static_small": StaticSmall,
+        "random": RandomController,
+        "layerdrop": LayerDropController,
         "dht": DHTController,
         "dht_integrated": functools.partial(DHTController, mode="integrated"),
     }
