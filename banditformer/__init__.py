@@ -37,6 +37,7 @@ from banditformer.plugins import (
     make_controller,
     make_policy,
     make_problem,
+    make_task,
     reload_plugins,
 )
 
@@ -68,6 +69,7 @@ __all__ = [
     "make_controller",
     "make_policy",
     "make_problem",
+    "make_task",
     "reload_plugins",
     "set_value_checks",
     "value_checks",

@@ -35,6 +35,7 @@ __all__ = [
     "make_controller",
     "make_policy",
     "make_problem",
+    "make_task",
     "reload_plugins",
     "set_plugin_manager",
 ]
@@ -136,6 +137,13 @@ def list_backends(available_only: bool = False) -> list[str]:
 def list_tasks() -> list[str]:
     """Names of every registered model task."""
     return get_plugin_manager().names("task")
+
+
+def make_task(name: str, **kwargs: Any) -> Any:
+    """Build a registered task: ``make_task("digits", seed=0)`` -> :class:`~banditformer.harness.tasks.Task`."""
+    from banditformer.harness.tasks import Task
+
+    return _build("task", name, Task, **kwargs)
 
 
 def make_problem(name: str, **kwargs: Any) -> Any:

