@@ -1,0 +1,78 @@
+"""The trainer: it learns, evaluates greedily, and a resumed run ends exactly like an uninterrupted one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import banditformer as bf
+from banditformer.harness.trainer import TrainConfig, Trainer, save_atomic
+from banditformer.model import DynamicTransformer
+
+
+def setup(controller: str = "dht", epochs: int = 2, seed: int = 0) -> Trainer:
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=300, length=6, max_hops=2)
+    torch.manual_seed(seed)
+    model = DynamicTransformer(task.config(d_model=16, num_layers=3, num_heads=2, dropout=0.1))
+    kwargs = {"num_layers": 3, "num_heads": 2}
+    if controller == "dht":
+        kwargs.update(context_dim=16, full_flops=model.cost_table().full, seed=seed)
+    config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, seed=seed, progress=False)
+    return Trainer(model, bf.make_controller(controller, **kwargs), task, config)
+
+
+def test_training_lowers_the_loss_and_reports_metrics() -> None:
+    trainer = setup("static", epochs=1)
+    x, y = trainer._batch(trainer.task.train, torch.arange(64))
+    first = trainer.train_step(x, y)["loss"]
+    for _ in range(30):
+        last = trainer.train_step(x, y)["loss"]
+    assert last < first
+    metrics = trainer.evaluate(trainer.task.test)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["flop_saving"] == pytest.approx(0.0)
+    assert metrics["depth"].shape == (len(trainer.task.test),)
+
+
+def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    whole = setup()
+    final = whole.fit()
+    interrupted = setup()
+    interrupted.fit(stop_after=7)  # mid-epoch (10 steps per epoch)
+    interrupted.save(tmp_path / "ckpt.pt")
+    resumed = setup(seed=0)
+    resumed.load(tmp_path / "ckpt.pt")
+    again = resumed.fit()
+    assert again["accuracy"] == final["accuracy"] and again["flops_per_sample"] == final["flops_per_sample"]
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for (name, a), b in zip(
+        whole.controller.state_dict().items(), resumed.controller.state_dict().values(), strict=True
+    ):
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b), name
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path: Path) -> None:
+    trainer = setup(epochs=1)
+    trainer.save(tmp_path / "good.pt")
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(bf.InputValidationError, match="unreadable"):
+        trainer.load(tmp_path / "cut.pt")
+    save_atomic({"hello": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(bf.InputValidationError, match="expected a banditformer-checkpoint-1 file"):
+        trainer.load(tmp_path / "foreign.pt")
+    other = setup(epochs=3)
+    with pytest.raises(bf.InputValidationError, match="config"):
+        other.load(tmp_path / "good.pt")
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_trainer_checks_its_arguments() -> None:
+    trainer = setup(epochs=1)
+    with pytest.raises(bf.InputValidationError, match="Controller"):
+        Trainer(trainer.model, "dht", trainer.task, trainer.config)  # type: ignore[arg-type]
+    with pytest.raises(bf.InputValidationError, match="epochs"):
+        TrainConfig(epochs=0)
