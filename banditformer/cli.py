@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from banditformer import __version__
 from banditformer.core.errors import BanditformerError
-from banditformer.plugins import KINDS, get_plugin_manager, list_problems
+from banditformer.plugins import KINDS, get_plugin_manager, list_problems, list_tasks
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
@@ -32,6 +32,37 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from banditformer.harness.experiment import run_experiment
+    from banditformer.harness.trainer import TrainConfig
+
+    train = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed, progress=not args.quiet)
+    model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": "cls"}
+    runs = [
+        ("full model", "static", {}),
+        (f"DHT (lambda={args.lam:g})", "dht", {"lam": args.lam}),
+    ]
+    print(
+        f"banditformer {__version__}: the Dynamic Hierarchical Transformer against the full model on "
+        f"{args.task!r}, {args.epochs} epochs, seed {args.seed}, on the CPU\n",
+        flush=True,
+    )
+    rows = []
+    for label, controller, kwargs in runs:
+        r = run_experiment(args.task, controller, seed=args.seed, model=model, controller_kwargs=kwargs, train=train)
+        rows.append((label, r))
+    head = f"{'controller':<22}{'test accuracy':>15}{'FLOP saving (inference)':>26}{'(training)':>12}{'train time':>12}"
+    print("\n" + head + "\n" + "-" * len(head))
+    for label, r in rows:
+        print(
+            f"{label:<22}{r['accuracy']:>15.1%}{r['flop_saving']:>26.1%}{r['train_flop_saving']:>12.1%}"
+            f"{r['wall_time_s']:>11.1f}s"
+        )
+    dht = rows[1][1]
+    print(f"\nDHT depth distribution at inference (depth 1..{args.layers}): {dht['depth_counts']}")
+    return 0
+
+
+def _cmd_bandits(args: argparse.Namespace) -> int:
     from banditformer.harness.quick import compare_policies, format_table
 
     results = compare_policies(args.problem, args.policies, args.horizon, args.seeds, args.seed)
@@ -52,13 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list every registered implementation and its plugin")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if any plugin failed to load")
     p.set_defaults(func=_cmd_plugins)
-    d = sub.add_parser("demo", help="compare the context-free bandit policies on a Bernoulli problem")
+    m = sub.add_parser("demo", help="train DHT and the full model on a task and compare them")
+    m.add_argument("--task", default="digits", help="a registered task (default: %(default)s)")
+    m.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
+    m.add_argument("--lam", type=float, default=0.1, help="DHT's FLOP penalty (default: %(default)s)")
+    m.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: %(default)s)")
+    m.add_argument("--width", type=int, default=64, help="d_model (default: %(default)s)")
+    m.add_argument("--layers", type=int, default=4, help="blocks (default: %(default)s)")
+    m.add_argument("--heads", type=int, default=4, help="heads per block (default: %(default)s)")
+    m.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    m.add_argument("--quiet", action="store_true", help="no progress bar")
+    m.set_defaults(func=_cmd_demo)
+    d = sub.add_parser("bandits", help="compare the context-free bandit policies on a Bernoulli problem")
     d.add_argument("--problem", default="bernoulli_easy", help="a registered problem (default: %(default)s)")
     d.add_argument("--policies", nargs="+", default=None, help="policy names (default: every context-free one)")
     d.add_argument("--horizon", type=int, default=2000, help="rounds per run (default: %(default)s)")
     d.add_argument("--seeds", type=int, default=20, help="independent runs (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
-    d.set_defaults(func=_cmd_demo)
+    d.set_defaults(func=_cmd_bandits)
     return parser
 
 
@@ -67,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "problem", None) is not None and args.problem not in list_problems():
         parser.error(f"unknown problem {args.problem!r}; expected one of: {', '.join(list_problems())}")
+    if getattr(args, "task", None) is not None and args.task not in list_tasks():
+        parser.error(f"unknown task {args.task!r}; expected one of: {', '.join(list_tasks())}")
     try:
         return int(args.func(args))
     except BanditformerError as exc:

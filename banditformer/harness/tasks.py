@@ -112,9 +112,11 @@ def pointer_chasing(seed: int = 0, num_samples: int = 4000, length: int = 16, ma
 
 
 def digits(seed: int = 0) -> Task:
-    """scikit-learn's 8x8 digits, pixel values scaled to [0, 1], as images of 2x2 patches."""
+    """scikit-learn's 8x8 digits as images of 2x2 patches, pixel values standardised (mean 0,
+    variance 1 over the whole set)."""
     data = _need("sklearn.datasets").load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1)  # (1797, 1, 8, 8), values 0..16
+    x = (x - x.mean()) / x.std()
     y = torch.tensor(data.target, dtype=torch.long)
     model = {"input": "patches", "image_size": 8, "patch_size": 2, "channels": 1, "num_classes": 10}
     return _split("digits", model, x, y, seed, [str(i) for i in range(10)])

@@ -115,6 +115,8 @@ class Trainer:
         self.step = 0
         self.full_flops = model.cost_table().full
         self.history: list[dict[str, float]] = []
+        self.train_flops = 0.0  # summed per-sample forward FLOPs of every training sample so far
+        self.train_samples = 0
         torch.manual_seed(derive_seed(config.seed, "global"))  # dropout draws from the global RNG
 
     # ----------------------------------------------------------------------------------- data
@@ -142,6 +144,8 @@ class Trainer:
         quality = logits.detach().softmax(-1).gather(1, y.unsqueeze(1)).squeeze(1)
         flops = self.model.sample_flops(decision).to(quality.device)
         self.controller.feedback(decision, quality, flops.float())
+        self.train_flops += float(flops.sum())
+        self.train_samples += int(flops.numel())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -153,6 +157,11 @@ class Trainer:
             "accuracy": float((logits.argmax(1) == y).float().mean()),
             "flop_ratio": float(flops.mean()) / self.full_flops,
         }
+
+    @property
+    def train_flop_ratio(self) -> float:
+        """Mean forward FLOPs per training sample so far, over the full model's."""
+        return self.train_flops / max(self.train_samples, 1) / self.full_flops
 
     @torch.no_grad()
     def evaluate(self, split: Split, batch_size: int = 256) -> dict[str, Any]:
@@ -230,6 +239,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
+            "train_flops": self.train_flops,
+            "train_samples": self.train_samples,
             "rng_global": torch.get_rng_state(),
         }
 
@@ -256,4 +267,5 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
         self.history = list(state["history"])
+        self.train_flops, self.train_samples = float(state["train_flops"]), int(state["train_samples"])
         torch.set_rng_state(state["rng_global"])
