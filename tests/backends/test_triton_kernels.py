@@ -65,6 +65,7 @@ def test_kernel_choice_falls_back_to_torch_without_triton() -> None:
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs the triton package (its CPU interpreter runs the kernels)")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the kernels for real (the test below)")
 def test_triton_kernels_match_the_torch_kernel_in_the_interpreter() -> None:
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=600)
