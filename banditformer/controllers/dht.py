@@ -38,7 +38,7 @@ __all__ = ["MODES", "DHTController", "dht_reward"]
 MODES = ("tree", "integrated")
 
 
-def dht_reward(quality: Tensor, flop_ratio: Tensor, lam: float) -> Tensor:
+def dht_reward(quality: Tensor, flop_ratio: Tensor, lam: float | Tensor) -> Tensor:
     """``(quality - lam * flop_ratio + lam) / (1 + lam)``: in [0, 1] for both inputs in [0, 1]."""
     return ((quality - lam * flop_ratio + lam) / (1.0 + lam)).clamp(0.0, 1.0)
 
@@ -53,7 +53,11 @@ class DHTController(Controller):
         context_dim: the width of the context vectors (the model's ``d_model``).
         full_flops: FLOPs of one sample through the full model (``model.cost_table().full``).
         mode: ``"tree"`` or ``"integrated"``.
-        lam: the FLOP penalty of the reward.
+        lam: the FLOP penalty of the reward (the starting value when ``flop_budget`` is set).
+        flop_budget: a target mean FLOP ratio in (0, 1]: ``lam`` then adapts by dual ascent after
+            every feedback, ``lam <- max(0, lam + lam_lr * (mean FLOP ratio - flop_budget))``,
+            rising while samples cost more than the budget and falling while they cost less.
+        lam_lr: the step size of that adaptation.
         depth_policy, count_policy, head_policy: registered policy names for the three slots
             (contextual for depth; context-free one-arm for head counts; combinatorial for heads).
         depth_kwargs, count_kwargs, head_kwargs: options for them.
@@ -75,6 +79,8 @@ class DHTController(Controller):
         *,
         mode: str = "tree",
         lam: float = 0.5,
+        flop_budget: float | None = None,
+        lam_lr: float = 0.05,
         depth_policy: str = "bucketed",
         count_policy: str = "ucb1",
         head_policy: str = "cts",
@@ -91,7 +97,12 @@ class DHTController(Controller):
         self.mode = mode
         self.context_dim = check_int("context_dim", context_dim, low=1)
         self.full_flops = check_float("full_flops", full_flops, low=0.0, low_open=True)
-        self.lam = check_float("lam", lam, low=0.0)
+        # lam is a buffer: it is state when it adapts, and travels with state_dict().
+        self.register_buffer("lam", torch.tensor(check_float("lam", lam, low=0.0), dtype=torch.float64))
+        self.flop_budget = (
+            None if flop_budget is None else check_float("flop_budget", flop_budget, low=0.0, high=1.0, low_open=True)
+        )
+        self.lam_lr = check_float("lam_lr", lam_lr, low=0.0)
         check_int("seed", seed, low=0)
         blocks = max(num_layers - 1, 1)
         groups = blocks if mode == "tree" else 1
@@ -141,7 +152,8 @@ class DHTController(Controller):
 
     def reward(self, quality: Tensor, flops: Tensor) -> Tensor:
         """``(B,)`` rewards in [0, 1] from quality and FLOPs (see :func:`dht_reward`)."""
-        return dht_reward(quality.to(torch.float64), (flops.to(torch.float64) / self.full_flops).clamp(0, 1), self.lam)
+        ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 1)
+        return dht_reward(quality.to(torch.float64), ratio, float(self.lam))
 
     def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
         info = decision.info
@@ -150,6 +162,9 @@ class DHTController(Controller):
                 "expected a Decision made by this controller's decide(), got one without its info"
             )
         r = self.reward(quality, flops).to(torch.float32)  # (B,)
+        if self.flop_budget is not None:  # dual ascent on the FLOP constraint
+            ratio = float((flops.to(torch.float64) / self.full_flops).mean())
+            self.lam.copy_((self.lam + self.lam_lr * (ratio - self.flop_budget)).clamp(min=0.0))
         self.depth.update(info["depth_arm"], r, info["context"])
         if self.num_layers == 1:
             return

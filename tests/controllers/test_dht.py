@@ -97,3 +97,21 @@ def test_bad_configuration_and_input() -> None:
 
     with pytest.raises(InputValidationError, match="without its info"):
         c.feedback(Decision.full(3, L, H), torch.rand(3), torch.ones(3))
+
+
+def test_lambda_adapts_to_a_flop_budget() -> None:
+    # Quality never depends on the architecture here, so only the budget restrains the FLOPs: the
+    # penalty must settle where the mean FLOP ratio meets the budget.
+    gen = torch.Generator().manual_seed(0)
+    c = DHTController(L, H, D, full_flops=1.0, lam=0.0, flop_budget=0.5, lam_lr=0.05, seed=0)
+    ratios = []
+    for _ in range(400):
+        d = c.decide(torch.randn(32, D, generator=gen))
+        flops = flops_of(d).float()
+        quality = 0.5 + 0.5 * flops  # bigger is better: the controller wants the full model...
+        c.feedback(d, quality.clamp(0, 1), flops)
+        ratios.append(float(flops.mean()))
+    assert float(c.lam) > 0.0  # ...so the penalty had to rise
+    assert abs(sum(ratios[-100:]) / 100 - 0.5) < 0.15
+    state = c.state_dict()
+    assert "lam" in state and float(state["lam"]) == float(c.lam)
