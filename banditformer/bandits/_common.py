@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
-from banditformer.core.policy import PolicyBase, top_k_mask  # noqa: F401 (re-exported)
+from banditformer.core.policy import PolicyBase
 from banditformer.core.validation import check_float
 
 # A score above any finite index, used to put untried arms first.

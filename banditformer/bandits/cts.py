@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._beta import add_beta_state, bernoulli_outcomes, beta_posterior
-from banditformer.bandits._common import apply_discount, top_k_mask
-from banditformer.core.policy import CombinatorialPolicy
+from banditformer.bandits._common import apply_discount
+from banditformer.core.policy import CombinatorialPolicy, top_k_mask
 from banditformer.core.random import sample_beta
 
 __all__ = ["CTS"]

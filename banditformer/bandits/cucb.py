@@ -11,11 +11,10 @@ from banditformer.bandits._common import (
     apply_discount,
     check_discount,
     empirical_means,
-    top_k_mask,
     untried_first_scores,
 )
 from banditformer.bandits.ucb1 import ucb1_index
-from banditformer.core.policy import CombinatorialPolicy
+from banditformer.core.policy import CombinatorialPolicy, top_k_mask
 from banditformer.core.validation import check_float
 
 __all__ = ["CUCB"]

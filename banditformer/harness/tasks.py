@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from banditformer.core.errors import BanditformerError, InputValidationError
+from banditformer.core.errors import BanditformerError
 from banditformer.core.random import make_generator
 from banditformer.core.validation import check_int
 
@@ -180,10 +180,3 @@ def bbc_news(seed: int = 0, seq_len: int = 256, vocab_size: int = 5000) -> Task:
     model = {"input": "tokens", "vocab_size": vocab_size, "seq_len": seq_len, "num_classes": len(classes)}
     parts = [Split(x[i], y[i]) for i in (train, val, test)]
     return Task("bbc_news", model, *parts, classes=list(classes))
-
-
-def check_task(task: object) -> Task:
-    """Check that a task factory returned a :class:`Task`."""
-    if not isinstance(task, Task):
-        raise InputValidationError(f"expected a Task, got {type(task).__name__}")
-    return task

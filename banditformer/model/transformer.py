@@ -250,7 +250,8 @@ class DynamicTransformer(nn.Module):
         depth, heads = decision.depth[order], decision.heads[order]
         # One copy of the sorted decision to the host: all planning below reads it, so the blocks
         # run without further host syncs.
-        depth_host, heads_host = depth.cpu(), heads.cpu()
+        packed = torch.cat([depth.unsqueeze(1), heads.flatten(1).long()], dim=1).cpu()
+        depth_host, heads_host = packed[:, 0], packed[:, 1:].view_as(heads).bool()
         active = (depth_host.unsqueeze(1) > torch.arange(1, self.cfg.num_layers)).sum(0).tolist()
         cur, done = h[order], []
         for layer, n in zip(range(1, self.cfg.num_layers), active, strict=True):

@@ -21,12 +21,13 @@ from banditformer.bandits import (
     GaussianThompson,
     LinUCB,
 )
-from banditformer.bandits._common import argmax_untried_first, rank_within_group, top_k_mask
+from banditformer.bandits._common import argmax_untried_first, rank_within_group
 from banditformer.bandits._linear import ridge_fit
 from banditformer.bandits.epsilon_greedy import epsilon_schedule
 from banditformer.bandits.kl_ucb import bernoulli_kl, kl_ucb_index
 from banditformer.bandits.thompson_gaussian import gaussian_posterior
 from banditformer.bandits.ucb1 import ucb1_index
+from banditformer.core.policy import top_k_mask
 
 
 # ------------------------------------------------------------------------------------ formulas
