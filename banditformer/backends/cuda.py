@@ -89,15 +89,16 @@ class CUDABackend(Backend):
         proj_bias: torch.Tensor | None,
         num_heads: int,
         host_heads: torch.Tensor | None = None,
+        gate: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if self.kernel == "triton":
+        if self.kernel == "triton" and gate is None:  # the Triton kernels take no head gate
             from banditformer.backends.triton_kernels import triton_routed_attention
 
             return triton_routed_attention(
                 x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads
             )
         return super().routed_attention(
-            x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads
+            x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads, gate=gate
         )
 
     def synchronize(self) -> None:

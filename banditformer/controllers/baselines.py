@@ -38,7 +38,7 @@ def budget_shape(table: CostTable, ratio: float) -> tuple[int, int]:
 class _Fixed(Controller):
     """Shared by the baselines: decisions that ignore feedback."""
 
-    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
+    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         return None
 
 

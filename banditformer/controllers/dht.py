@@ -15,8 +15,17 @@ stem) always runs in full.
 
 Reward of a sample: ``r = (quality - lam * flops / full_flops + lam) / (1 + lam)``, in [0, 1] for
 quality in [0, 1]: ``lam`` trades accuracy for compute. Every decision of the sample (its depth, and
-the head count and head set of each block it ran) is rewarded with ``r``; a head's semi-bandit
-reward is the reward of the sample it served.
+the head count and head set of each block it ran) is rewarded with ``r``. The semi-bandit reward of
+each chosen head (``head_reward``) is either
+
+- ``"sample"``: ``r``, the reward of the sample it served (every chosen head alike), or
+- ``"importance"``: ``r * I_h / max_{h' chosen} I_h'``, where ``I_h = |dL/d g_h|`` is the head's
+  importance score for the sample (Michel et al., 2019, "Are Sixteen Heads Really Better than
+  One?"): the gradient of the sample's loss with respect to a gate ``g_h = 1`` on the head's
+  output, measured in the training backward pass (see ``DynamicTransformer.run(head_gate=...)``).
+  The most important head of each block gets ``r``, the others proportionally less, so the CTS
+  learns which heads matter and not only which sets did well. In ``integrated`` mode the scores
+  are summed over the blocks the sample ran.
 """
 
 from __future__ import annotations
@@ -33,14 +42,35 @@ from banditformer.core.policy import CombinatorialPolicy, Policy
 from banditformer.core.random import derive_seed
 from banditformer.core.validation import check_float, check_int
 
-__all__ = ["MODES", "DHTController", "dht_reward"]
+__all__ = ["HEAD_REWARDS", "MODES", "DHTController", "dht_reward", "importance_rewards"]
 
 MODES = ("tree", "integrated")
+HEAD_REWARDS = ("sample", "importance")
 
 
 def dht_reward(quality: Tensor, flop_ratio: Tensor, lam: float | Tensor) -> Tensor:
     """``(quality - lam * flop_ratio + lam) / (1 + lam)``: in [0, 1] for both inputs in [0, 1]."""
     return ((quality - lam * flop_ratio + lam) / (1.0 + lam)).clamp(0.0, 1.0)
+
+
+def importance_rewards(reward: Tensor, importance: Tensor, chosen: Tensor) -> Tensor:
+    """Per-head rewards ``reward * I_h / max_{h' chosen} I_h'`` (a row whose chosen heads all
+    score 0 gives each of them ``reward``).
+
+    Args:
+        reward: ``(n,)`` rewards in [0, 1]; importance: ``(n, H)`` non-negative scores;
+        chosen: ``(n, H)`` bool.
+
+    Returns:
+        ``(n, H)`` rewards in [0, 1] (0 for unchosen heads).
+
+    >>> importance_rewards(torch.tensor([0.8]), torch.tensor([[2.0, 1.0, 9.0]]), torch.tensor([[True, True, False]]))
+    tensor([[0.8000, 0.4000, 0.0000]])
+    """
+    imp = importance.to(reward.dtype) * chosen
+    top = imp.amax(1, keepdim=True)
+    share = torch.where(top > 0, imp / top.clamp_min(torch.finfo(imp.dtype).tiny), chosen.to(imp.dtype))
+    return reward.unsqueeze(1) * share
 
 
 class DHTController(Controller):
@@ -58,6 +88,9 @@ class DHTController(Controller):
             every feedback, ``lam <- max(0, lam + lam_lr * (mean FLOP ratio - flop_budget))``,
             rising while samples cost more than the budget and falling while they cost less.
         lam_lr: the step size of that adaptation.
+        head_reward: ``"sample"`` or ``"importance"``, the semi-bandit reward of each chosen head
+            (see the module docstring); ``"importance"`` needs ``head_importance`` in
+            :meth:`feedback`, which :class:`~banditformer.harness.trainer.Trainer` measures.
         depth_policy, count_policy, head_policy: registered policy names for the three slots
             (contextual for depth; context-free one-arm for head counts; combinatorial for heads).
         depth_kwargs, count_kwargs, head_kwargs: options for them.
@@ -81,6 +114,7 @@ class DHTController(Controller):
         lam: float = 0.5,
         flop_budget: float | None = None,
         lam_lr: float = 0.05,
+        head_reward: str = "sample",
         depth_policy: str = "bucketed",
         count_policy: str = "ucb1",
         head_policy: str = "cts",
@@ -95,6 +129,9 @@ class DHTController(Controller):
         if mode not in MODES:
             raise InputValidationError(f"expected `mode` in {MODES}, got {mode!r}")
         self.mode = mode
+        if head_reward not in HEAD_REWARDS:
+            raise InputValidationError(f"expected `head_reward` in {HEAD_REWARDS}, got {head_reward!r}")
+        self.head_reward = head_reward
         self.context_dim = check_int("context_dim", context_dim, low=1)
         self.full_flops = check_float("full_flops", full_flops, low=0.0, low_open=True)
         # lam is a buffer: it is state when it adapts, and travels with state_dict().
@@ -150,12 +187,16 @@ class DHTController(Controller):
             count_arm = count_arm.unsqueeze(1).expand(b, blocks)
         return Decision(depth_arm + 1, heads, {"context": x, "depth_arm": depth_arm, "count_arm": count_arm})
 
+    @property
+    def wants_head_importance(self) -> bool:
+        return self.head_reward == "importance" and self.num_layers > 1
+
     def reward(self, quality: Tensor, flops: Tensor) -> Tensor:
         """``(B,)`` rewards in [0, 1] from quality and FLOPs (see :func:`dht_reward`)."""
         ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 1)
         return dht_reward(quality.to(torch.float64), ratio, float(self.lam))
 
-    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
+    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         info = decision.info
         if not {"context", "depth_arm"} <= set(info):
             raise InputValidationError(
@@ -175,9 +216,18 @@ class DHTController(Controller):
             rewards = r.unsqueeze(1).expand(b, blocks)[ran]
             self.counts.update(info["count_arm"][ran], rewards, groups=groups)
             chosen = decision.heads[:, 1:][ran]  # (rows, H)
-            self.heads.update(chosen, rewards.unsqueeze(1).expand(-1, h).contiguous(), groups=groups)
+            if "head_importance" in extra:
+                head_rewards = importance_rewards(rewards, extra["head_importance"][:, 1:][ran], chosen)
+            else:
+                head_rewards = rewards.unsqueeze(1).expand(-1, h).contiguous()
+            self.heads.update(chosen, head_rewards.to(torch.float32), groups=groups)
         else:
             did = ran.any(1)  # samples that ran any block beyond the stem
             self.counts.update(info["count_arm"][did, 0], r[did])
             chosen = decision.heads[did, 1]
-            self.heads.update(chosen, r[did].unsqueeze(1).expand(-1, h).contiguous())
+            if "head_importance" in extra:
+                summed = (extra["head_importance"][:, 1:] * ran.unsqueeze(2)).sum(1)  # (B, H) over blocks run
+                head_rewards = importance_rewards(r[did], summed[did], chosen)
+            else:
+                head_rewards = r[did].unsqueeze(1).expand(-1, h).contiguous()
+            self.heads.update(chosen, head_rewards.to(torch.float32))

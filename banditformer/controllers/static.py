@@ -22,5 +22,5 @@ class StaticFull(Controller):
     def _decide(self, context: Tensor, explore: bool) -> Decision:
         return Decision.full(context.shape[0], self.num_layers, self.num_heads, device=context.device)
 
-    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
+    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         return None

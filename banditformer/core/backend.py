@@ -73,6 +73,7 @@ class Backend(ABC):
         proj_bias: torch.Tensor | None,
         num_heads: int,
         host_heads: torch.Tensor | None = None,
+        gate: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Self-attention in which row ``i`` runs only the heads in ``heads[i]``: the kernel the
         dynamic transformer's fast path calls. The default is
@@ -82,6 +83,8 @@ class Backend(ABC):
         Args:
             x: ``(n, T, D)``; heads: ``(n, H)`` bool; the attention's weights and biases;
             host_heads: ``heads`` on the CPU, when the caller has it (spares a host sync).
+            gate: ``(n, H)`` float multipliers of the heads' outputs, or ``None``: a kernel given a
+                gate must let gradients reach it (it measures head importance during training).
 
         Returns:
             ``(n, T, D)``.
@@ -96,6 +99,7 @@ class Backend(ABC):
             num_heads,
             overheads=self.routed_overheads,
             host_heads=host_heads,
+            gate=gate,
         )
 
     def autocast(self, enabled: bool = True, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:

@@ -36,6 +36,12 @@ class Controller(nn.Module, ABC):
     def device(self) -> torch.device:
         return self._anchor.device
 
+    @property
+    def wants_head_importance(self) -> bool:
+        """True when :meth:`feedback` needs ``head_importance`` (a trainer then gates the heads
+        to measure it); False by default."""
+        return False
+
     def decide(self, context: Tensor, explore: bool = True) -> Decision:
         """Choose the architecture of each sample.
 
@@ -50,13 +56,19 @@ class Controller(nn.Module, ABC):
         decision = self._decide(context, bool(explore))
         return decision.validate(self.num_layers, self.num_heads, context.shape[0], self.device)
 
-    def feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
+    def feedback(
+        self, decision: Decision, quality: Tensor, flops: Tensor, head_importance: Tensor | None = None
+    ) -> None:
         """Report how each sample fared under its decision.
 
         Args:
             decision: what :meth:`decide` returned for these samples.
             quality: a ``(B,)`` float tensor in ``[0, 1]`` (e.g. probability of the true class).
             flops: a ``(B,)`` float tensor, each sample's FLOPs under the decision.
+            head_importance: optional ``(B, L, H)`` non-negative float scores of each head for
+                its sample (e.g. ``|dL/d gate|``, see
+                :meth:`~banditformer.model.DynamicTransformer.run`); controllers that do not use
+                it ignore it.
         """
         if not isinstance(decision, Decision):
             raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
@@ -64,12 +76,23 @@ class Controller(nn.Module, ABC):
         b = decision.batch_size
         check_rewards("quality", quality, (b,), self.device, 0.0, 1.0)
         check_rewards("flops", flops, (b,), self.device, 0.0, float("inf"))
-        self._feedback(decision, quality, flops)
+        if not self.wants_head_importance:
+            self._feedback(decision, quality, flops)  # head_importance, if any, is not used
+            return
+        shape = (b, self.num_layers, self.num_heads)
+        if head_importance is None:
+            raise InputValidationError(
+                f"expected `head_importance` of shape {shape} for {type(self).__name__} (it rewards "
+                "heads by importance), got None"
+            )
+        check_rewards("head_importance", head_importance, shape, self.device, 0.0, float("inf"))
+        self._feedback(decision, quality, flops, head_importance=head_importance)
 
     @abstractmethod
     def _decide(self, context: Tensor, explore: bool) -> Decision:
         """Return a Decision for checked contexts."""
 
     @abstractmethod
-    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor) -> None:
-        """Update the policies from checked feedback."""
+    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
+        """Update the policies from checked feedback (``extra`` holds ``head_importance`` for a
+        controller whose :attr:`wants_head_importance` is True)."""

@@ -21,6 +21,7 @@ def subset_attention(
     proj_weight: Tensor,
     proj_bias: Tensor | None,
     num_heads: int,
+    gate: Tensor | None = None,
 ) -> Tensor:
     """Multi-head self-attention of every row over the same heads, computing those heads only.
 
@@ -34,6 +35,9 @@ def subset_attention(
         qkv_weight, qkv_bias: the fused ``(3D, D)`` input projection and its ``(3D,)`` bias.
         proj_weight, proj_bias: the ``(D, D)`` output projection and its ``(D,)`` bias.
         num_heads: H.
+        gate: ``(n, H)`` float multipliers of each head's output, or ``None``. Passing ones leaves
+            the result unchanged; its gradient is then each head's importance score
+            ``dL/d gate`` (Michel et al., 2019). Only the chosen heads' entries are read.
 
     Returns:
         ``(n, T, D)`` attention outputs (after the output projection and its bias).
@@ -49,6 +53,9 @@ def subset_attention(
         w_out = proj_weight.view(d, num_heads, hd)[:, head_idx].reshape(d, k * hd)
     qkv = F.linear(x, w_in, b_in).view(n, t, 3, k, hd).permute(2, 0, 3, 1, 4)  # (3, n, k, T, hd)
     y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (n, k, T, hd)
+    if gate is not None:
+        g = gate if head_idx is None else gate.index_select(1, head_idx)
+        y = y * g.to(y.dtype)[:, :, None, None]
     y = y.transpose(1, 2).reshape(n, t, k * hd)  # (n, T, k * hd)
     return F.linear(y, w_out, proj_bias)
 
@@ -61,14 +68,19 @@ def masked_attention(
     proj_weight: Tensor,
     proj_bias: Tensor | None,
     num_heads: int,
+    gate: Tensor | None = None,
 ) -> Tensor:
     """Reference: every head runs; ``heads`` ``(n, H)`` bool zeroes the unchosen heads' outputs
-    before the output projection (``None``: all heads). ``x`` ``(n, T, D)`` -> ``(n, T, D)``."""
+    before the output projection (``None``: all heads); ``gate`` ``(n, H)`` multiplies the kept
+    ones (see :func:`subset_attention`). ``x`` ``(n, T, D)`` -> ``(n, T, D)``."""
     n, t, d = x.shape
     qkv = F.linear(x, qkv_weight, qkv_bias).view(n, t, 3, num_heads, d // num_heads).permute(2, 0, 3, 1, 4)
     y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (n, H, T, hd)
-    if heads is not None:
-        y = y * heads.to(y.dtype)[:, :, None, None]
+    if heads is not None or gate is not None:
+        mask = torch.ones(n, num_heads, dtype=y.dtype, device=y.device) if heads is None else heads.to(y.dtype)
+        if gate is not None:
+            mask = mask * gate.to(y.dtype)
+        y = y * mask[:, :, None, None]
     return F.linear(y.transpose(1, 2).reshape(n, t, d), proj_weight, proj_bias)
 
 
@@ -83,6 +95,7 @@ def routed_attention(
     max_groups: int = 8,
     overheads: tuple[float, float] = (1.0, 1.0),
     host_heads: Tensor | None = None,
+    gate: Tensor | None = None,
 ) -> Tensor:
     """Self-attention where row ``i`` uses only the heads in ``heads[i]``.
 
@@ -101,6 +114,8 @@ def routed_attention(
         host_heads: ``heads`` already copied to the CPU (it must equal ``heads``); all planning
             (grouping, the choice of strategy) happens there, so a caller that copies a whole
             decision once spares the GPU one host sync per block.
+        gate: ``(n, H)`` float multipliers of the heads' outputs, or ``None`` (see
+            :func:`subset_attention`).
 
     Returns:
         ``(n, T, D)``, equal (up to rounding) to full attention with the unchosen heads' outputs
@@ -117,16 +132,18 @@ def routed_attention(
     if groups == 1:
         row = host[0]
         idx = None if bool(row.all()) else to_device(row.nonzero().squeeze(1))
-        return subset_attention(x, idx, *weights)
+        return subset_attention(x, idx, *weights, gate=gate)
     kept = float(host.sum()) / host.numel()
     if kept * overheads[0 if groups <= max_groups else 1] >= 1.0:
-        return masked_attention(x, heads, *weights)
+        return masked_attention(x, heads, *weights, gate=gate)
     if groups <= max_groups:
         out: Tensor | None = None
         for g in range(groups):
             rows = to_device((inverse == g).nonzero().squeeze(1))
             idx = to_device(unique[g].nonzero().squeeze(1))
-            y = subset_attention(x.index_select(0, rows), idx, *weights)
+            y = subset_attention(
+                x.index_select(0, rows), idx, *weights, gate=None if gate is None else gate.index_select(0, rows)
+            )
             out = y.new_zeros(x.shape) if out is None else out  # autocast may pick y's dtype
             out = out.index_copy(0, rows, y)
         assert out is not None
@@ -147,6 +164,8 @@ def routed_attention(
         qkv = F.linear(xs, w_in[:, h].reshape(3 * hd, d), None if b_in is None else b_in[:, h].reshape(-1))
         qkv = qkv.view(-1, t, 3, 1, hd).permute(2, 0, 3, 1, 4)  # (3, n_h, 1, T, hd)
         y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]).reshape(-1, t, hd)  # (n_h, T, hd)
+        if gate is not None:
+            y = y * gate[:, h].index_select(0, rows).to(y.dtype)[:, None, None]
         contribution = F.linear(y, w_out[:, h])  # (n_h, T, D)
         out = contribution.new_zeros(x.shape) if out is None else out  # autocast may pick its dtype
         out = out.index_add(0, rows, contribution)

@@ -129,25 +129,36 @@ class Trainer:
         return split.x[index].to(self.backend.device), split.y[index].to(self.backend.device)
 
     # ----------------------------------------------------------------------------------- steps
-    def _forward(self, x: Tensor, explore: bool) -> tuple[Tensor, Any]:
+    def _forward(self, x: Tensor, explore: bool, gate: bool = False) -> tuple[Tensor, Any, Tensor | None]:
         with self.backend.autocast(enabled=self.config.autocast):
             h, context = self.model.stem(x)
             decision = self.controller.decide(context, explore=explore)
-            logits = self.model.run(h, decision)
-        return logits.float(), decision
+            head_gate = None
+            if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
+                head_gate = torch.ones(decision.heads.shape, device=h.device, requires_grad=True)
+            logits = self.model.run(h, decision, head_gate=head_gate)
+        return logits.float(), decision, head_gate
 
     def train_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
-        """One optimisation step on a batch; returns its loss, accuracy and FLOP ratio."""
+        """One optimisation step on a batch; returns its loss, accuracy and FLOP ratio.
+
+        The controller's feedback comes after the backward pass, so that a controller that
+        rewards heads by importance gets ``|dL/d gate|`` per sample (the batch loss is a mean, so
+        the gradients are scaled back by the batch size)."""
         self.model.train()
-        logits, decision = self._forward(x, explore=True)
+        logits, decision, gate = self._forward(x, explore=True, gate=self.controller.wants_head_importance)
         loss = F.cross_entropy(logits, y)
         quality = logits.detach().softmax(-1).gather(1, y.unsqueeze(1)).squeeze(1)
         flops = self.model.sample_flops(decision).to(quality.device)
-        self.controller.feedback(decision, quality, flops.float())
         self.train_flops += float(flops.sum())
         self.train_samples += int(flops.numel())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        importance = None
+        if gate is not None:
+            grad = gate.grad if gate.grad is not None else torch.zeros_like(gate)
+            importance = grad.abs() * y.shape[0]
+        self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
@@ -171,7 +182,7 @@ class Trainer:
         correct, flops, depths, heads = 0, [], [], []
         for start in range(0, len(split), batch_size):
             x, y = self._batch(split, torch.arange(start, min(start + batch_size, len(split))))
-            logits, decision = self._forward(x, explore=False)
+            logits, decision, _ = self._forward(x, explore=False)
             correct += int((logits.argmax(1) == y).sum())
             flops.append(self.model.sample_flops(decision).cpu())
             depths.append(decision.depth.cpu())

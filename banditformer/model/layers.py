@@ -59,17 +59,22 @@ class Attention(nn.Module):
     def _weights(self) -> tuple:
         return self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias, self.num_heads
 
-    def forward(self, x: Tensor, heads: Tensor | None = None) -> Tensor:
-        """Reference: all heads run; ``heads`` ``(B, H)`` bool zeroes the unchosen ones' outputs."""
-        return masked_attention(x, heads, *self._weights())
+    def forward(self, x: Tensor, heads: Tensor | None = None, gate: Tensor | None = None) -> Tensor:
+        """Reference: all heads run; ``heads`` ``(B, H)`` bool zeroes the unchosen ones' outputs;
+        ``gate`` ``(B, H)`` float multiplies each head's output (head importance)."""
+        return masked_attention(x, heads, *self._weights(), gate=gate)
 
-    def forward_subset(self, x: Tensor, head_idx: Tensor | None) -> Tensor:
+    def forward_subset(self, x: Tensor, head_idx: Tensor | None, gate: Tensor | None = None) -> Tensor:
         """Fast: every row runs only heads ``head_idx`` ``(k,)`` (all when ``None``)."""
-        return subset_attention(x, head_idx, *self._weights())
+        return subset_attention(x, head_idx, *self._weights(), gate=gate)
 
-    def forward_routed(self, x: Tensor, heads: Tensor, backend: Backend, host_heads: Tensor | None = None) -> Tensor:
+    def forward_routed(
+        self, x: Tensor, heads: Tensor, backend: Backend, host_heads: Tensor | None = None, gate: Tensor | None = None
+    ) -> Tensor:
         """Fast: row ``i`` runs only the heads in ``heads[i]``, with the backend's kernel."""
-        return backend.routed_attention(x, heads, *self._weights(), host_heads=host_heads)
+        if gate is None:  # a plugin backend's kernel need not know the gate argument
+            return backend.routed_attention(x, heads, *self._weights(), host_heads=host_heads)
+        return backend.routed_attention(x, heads, *self._weights(), host_heads=host_heads, gate=gate)
 
 
 class MLP(nn.Module):
@@ -95,17 +100,20 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, heads: Tensor | None = None) -> Tensor:
-        """Reference path (head masking); ``x`` ``(B, T, D)``, ``heads`` ``(B, H)`` bool or None."""
-        x = x + self.drop(self.attn(self.ln1(x), heads))
+    def forward(self, x: Tensor, heads: Tensor | None = None, gate: Tensor | None = None) -> Tensor:
+        """Reference path (head masking); ``x`` ``(B, T, D)``, ``heads`` ``(B, H)`` bool or None,
+        ``gate`` ``(B, H)`` float head multipliers or None."""
+        x = x + self.drop(self.attn(self.ln1(x), heads, gate))
         return x + self.mlp(self.ln2(x))
 
-    def forward_subset(self, x: Tensor, head_idx: Tensor | None) -> Tensor:
+    def forward_subset(self, x: Tensor, head_idx: Tensor | None, gate: Tensor | None = None) -> Tensor:
         """Every row runs heads ``head_idx`` only (used for FLOP counting and shared sets)."""
-        x = x + self.drop(self.attn.forward_subset(self.ln1(x), head_idx))
+        x = x + self.drop(self.attn.forward_subset(self.ln1(x), head_idx, gate))
         return x + self.mlp(self.ln2(x))
 
-    def forward_routed(self, x: Tensor, heads: Tensor, backend: Backend, host_heads: Tensor | None = None) -> Tensor:
+    def forward_routed(
+        self, x: Tensor, heads: Tensor, backend: Backend, host_heads: Tensor | None = None, gate: Tensor | None = None
+    ) -> Tensor:
         """Fast path: row ``i`` runs the heads in ``heads[i]`` only (``host_heads``: a CPU copy)."""
-        x = x + self.drop(self.attn.forward_routed(self.ln1(x), heads, backend, host_heads))
+        x = x + self.drop(self.attn.forward_routed(self.ln1(x), heads, backend, host_heads, gate))
         return x + self.mlp(self.ln2(x))

@@ -205,13 +205,18 @@ class DynamicTransformer(nn.Module):
             self._default_backends[device.type] = make_backend(device.type)
         return self._default_backends[device.type]
 
-    def run(self, h: Tensor, decision: Decision, path: str = "fast") -> Tensor:
+    def run(self, h: Tensor, decision: Decision, path: str = "fast", head_gate: Tensor | None = None) -> Tensor:
         """Blocks ``1 .. depth - 1`` of each sample, then the classifier.
 
         Args:
             h: ``(B, T', D)`` from :meth:`stem`.
             decision: the per-sample depth ``(B,)`` and head sets ``(B, L, H)``.
             path: ``"fast"`` or ``"reference"`` (see the module docstring).
+            head_gate: ``(B, L, H)`` float multipliers of each head's output, or ``None``. Pass
+                ``torch.ones(..., requires_grad=True)``: the logits are unchanged, and after a
+                backward pass ``head_gate.grad`` holds each chosen head's importance score
+                ``dL/d gate`` for its sample (Michel et al., 2019); entries of heads that did not
+                run get no gradient. Block 0 is not gated.
 
         Returns:
             ``(B, num_classes)`` logits.
@@ -225,11 +230,13 @@ class DynamicTransformer(nn.Module):
         if h.dtype != weight.dtype:
             raise InputValidationError(f"expected `h` of the model's dtype {weight.dtype}, got {h.dtype}")
         decision = self.check_decision(decision, h.shape[0], h.device)
+        if head_gate is not None:
+            check_tensor("head_gate", head_gate, shape=tuple(decision.heads.shape), kind="float", device=weight.device)
         if h.shape[0] == 0:
             return self.classify(h)
         if path == "reference":
-            return self._run_reference(h, decision)
-        return self._run_fast(h, decision)
+            return self._run_reference(h, decision, head_gate)
+        return self._run_fast(h, decision, head_gate)
 
     def forward(self, x: Tensor, decision: Decision | None = None, path: str = "fast") -> Tensor:
         """Logits ``(B, num_classes)`` for input ``x`` under ``decision`` (the full model if None)."""
@@ -238,16 +245,18 @@ class DynamicTransformer(nn.Module):
             decision = Decision.full(h.shape[0], self.cfg.num_layers, self.cfg.num_heads, device=h.device)
         return self.run(h, decision, path)
 
-    def _run_reference(self, h: Tensor, decision: Decision) -> Tensor:
+    def _run_reference(self, h: Tensor, decision: Decision, gate: Tensor | None = None) -> Tensor:
         for layer in range(1, self.cfg.num_layers):
             active = (decision.depth > layer)[:, None, None]  # (B, 1, 1)
-            h = torch.where(active, self.blocks[layer](h, decision.heads[:, layer]), h)
+            g = None if gate is None else gate[:, layer]
+            h = torch.where(active, self.blocks[layer](h, decision.heads[:, layer], g), h)
         return self.classify(h)
 
-    def _run_fast(self, h: Tensor, decision: Decision) -> Tensor:
+    def _run_fast(self, h: Tensor, decision: Decision, gate: Tensor | None = None) -> Tensor:
         backend = self._backend(h.device)
         order = torch.sort(decision.depth, descending=True, stable=True).indices  # deepest first
         depth, heads = decision.depth[order], decision.heads[order]
+        gate = None if gate is None else gate[order]
         # One copy of the sorted decision to the host: all planning below reads it, so the blocks
         # run without further host syncs.
         packed = torch.cat([depth.unsqueeze(1), heads.flatten(1).long()], dim=1).cpu()
@@ -261,10 +270,11 @@ class DynamicTransformer(nn.Module):
             if n == 0:
                 break
             host_heads = heads_host[:n, layer]
+            g = None if gate is None else gate[:n, layer]
             if bool(host_heads.all()):
-                cur = self.blocks[layer].forward_subset(cur, None)  # all heads: one dense block
+                cur = self.blocks[layer].forward_subset(cur, None, g)  # all heads: one dense block
             else:
-                cur = self.blocks[layer].forward_routed(cur, heads[:n, layer], backend, host_heads)
+                cur = self.blocks[layer].forward_routed(cur, heads[:n, layer], backend, host_heads, g)
         done.append(cur)
         logits = self.classify(torch.cat(done[::-1]))  # back in sorted order
         return logits[torch.argsort(order)]

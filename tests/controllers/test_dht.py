@@ -115,3 +115,37 @@ def test_lambda_adapts_to_a_flop_budget() -> None:
     assert abs(sum(ratios[-100:]) / 100 - 0.5) < 0.15
     state = c.state_dict()
     assert "lam" in state and float(state["lam"]) == float(c.lam)
+
+
+def test_importance_rewards_scale_each_chosen_head_by_its_share_of_the_top_score() -> None:
+    from banditformer.controllers.dht import importance_rewards
+
+    r = torch.tensor([0.5, 1.0, 0.3])
+    imp = torch.tensor([[4.0, 2.0, 0.0, 7.0], [0.0, 0.0, 0.0, 0.0], [1.0, 3.0, 3.0, 0.0]])
+    chosen = torch.tensor([[True, True, True, False], [True, False, True, False], [False, True, True, True]])
+    out = importance_rewards(r, imp, chosen)
+    expected = torch.tensor([[0.5, 0.25, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0], [0.0, 0.3, 0.3, 0.0]])
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("mode", ["tree", "integrated"])
+def test_importance_reward_needs_scores_and_teaches_cts_which_heads_matter(mode: str) -> None:
+    c = DHTController(L, H, D, full_flops=1.0, mode=mode, head_reward="importance", seed=0)
+    assert c.wants_head_importance
+    x = torch.randn(64, D)
+    d = c.decide(x)
+    with pytest.raises(InputValidationError, match="head_importance"):
+        c.feedback(d, torch.rand(64), flops_of(d))
+    with pytest.raises(InputValidationError, match="head_importance"):
+        c.feedback(d, torch.rand(64), flops_of(d), head_importance=-torch.ones(64, L, H))
+    # Head 1 never matters and head 3 always matters most; the sample reward is the same for all.
+    importance = torch.tensor([0.5, 0.0, 0.5, 1.0]).expand(64, L, H).contiguous()
+    for _ in range(30):
+        d = c.decide(x)
+        c.feedback(d, torch.full((64,), 0.9), flops_of(d), head_importance=importance)
+    groups = c.heads.num_groups
+    means = c.heads.expected_rewards(groups=torch.arange(groups)).mean(0)  # per head, over blocks
+    assert means.argmax() == 3 and means.argmin() == 1
+    assert not DHTController(L, H, D, full_flops=1.0, seed=0).wants_head_importance
+    with pytest.raises(InputValidationError, match="head_reward"):
+        DHTController(L, H, D, full_flops=1.0, head_reward="gradient")

@@ -76,3 +76,28 @@ def test_trainer_checks_its_arguments() -> None:
         Trainer(trainer.model, "dht", trainer.task, trainer.config)  # type: ignore[arg-type]
     with pytest.raises(bf.InputValidationError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_an_importance_rewarding_controller_gets_per_sample_head_scores() -> None:
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=200, length=6, max_hops=2)
+    torch.manual_seed(0)
+    model = DynamicTransformer(task.config(d_model=16, num_layers=3, num_heads=2))
+    ctrl = bf.make_controller(
+        "dht", num_layers=3, num_heads=2, context_dim=16, full_flops=model.cost_table().full, head_reward="importance"
+    )
+    trainer = Trainer(model, ctrl, task, TrainConfig(epochs=1, batch_size=32, progress=False))
+    seen = []
+    feedback = ctrl.feedback
+
+    def spy(decision, quality, flops, head_importance=None):
+        seen.append((decision, head_importance))
+        feedback(decision, quality, flops, head_importance=head_importance)
+
+    ctrl.feedback = spy
+    trainer.train_step(*trainer._batch(task.train, torch.arange(32)))
+    decision, importance = seen[0]
+    assert importance is not None and importance.shape == (32, 3, 2)
+    ran = decision.active_layers.unsqueeze(2) & decision.heads
+    ran[:, 0] = False
+    assert bool((importance[~ran] == 0).all()) and bool((importance[ran] > 0).any())
+    trainer.fit()  # a whole epoch with importance rewards

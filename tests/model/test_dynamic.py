@@ -229,3 +229,70 @@ def test_dtype_mismatches_are_clear_errors() -> None:
     tokens = make_model(0, input="tokens", vocab_size=5)
     with pytest.raises(InputValidationError, match="int64 or int32"):
         tokens(torch.zeros(2, 6, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("overrides", CONFIGS[:4], ids=["base", "mean", "tokens", "patches"])
+@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 10), route=st.booleans())
+def test_head_gate_leaves_outputs_unchanged_and_its_gradient_agrees_between_paths(
+    overrides: dict, seed: int, b: int, route: bool
+) -> None:
+    model = make_model(seed % 1000, **overrides)
+    if route:
+        model.backend = AlwaysRoute()
+    gen = torch.Generator().manual_seed(seed)
+    x = sample_input(model, b, gen)
+    d = random_decision(gen, b, model.cfg.num_layers, model.cfg.num_heads)
+    target = torch.randint(0, model.cfg.num_classes, (b,), generator=gen)
+    plain = model(x, d)
+    grads = []
+    for path in ("reference", "fast"):
+        gate = torch.ones(d.heads.shape, requires_grad=True)
+        h, _ = model.stem(x)
+        logits = model.run(h, d, path=path, head_gate=gate)
+        torch.testing.assert_close(logits, plain, rtol=1e-5, atol=1e-5)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        grads.append(torch.zeros_like(gate) if gate.grad is None else gate.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+    ran = d.active_layers.unsqueeze(2) & d.heads  # (B, L, H): heads that ran
+    ran[:, 0] = False  # block 0 is not gated
+    assert bool((grads[0][~ran] == 0).all()), "a head that did not run has an importance"
+
+
+def test_head_gate_gradient_is_the_loss_derivative_by_finite_differences() -> None:
+    model = make_model(3).double()
+    gen = torch.Generator().manual_seed(0)
+    x = sample_input(model, 4, gen).double()
+    d = Decision(torch.tensor([3, 2, 3, 1]), torch.ones(4, 3, 4, dtype=torch.bool))
+    d.heads[0, 2, 1] = False
+    y = torch.tensor([0, 1, 2, 0])
+
+    def loss(gate: torch.Tensor) -> torch.Tensor:
+        h, _ = model.stem(x)
+        return torch.nn.functional.cross_entropy(model.run(h, d, head_gate=gate), y, reduction="sum")
+
+    gate = torch.ones(4, 3, 4, dtype=torch.float64, requires_grad=True)
+    loss(gate).backward()
+    for idx in [(0, 1, 2), (0, 2, 3), (1, 1, 0), (2, 2, 2)]:
+        plus, minus = torch.ones_like(gate.detach()), torch.ones_like(gate.detach())
+        plus[idx] += 1e-6
+        minus[idx] -= 1e-6
+        numeric = (loss(plus) - loss(minus)) / 2e-6
+        torch.testing.assert_close(gate.grad[idx], numeric.detach(), rtol=1e-5, atol=1e-7)
+    assert float(gate.grad[0, 2, 1]) == 0.0 and float(gate.grad[3].abs().sum()) == 0.0  # unchosen, not run
+
+
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 20), max_groups=st.sampled_from([0, 1, 4, 100]))
+def test_routed_attention_with_a_gate_agrees_with_masking(seed: int, n: int, max_groups: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    h, t, d = 4, 5, 16
+    x = torch.randn(n, t, d, generator=gen)
+    w_in, b_in = torch.randn(3 * d, d, generator=gen) * 0.3, torch.randn(3 * d, generator=gen)
+    w_out, b_out = torch.randn(d, d, generator=gen) * 0.3, torch.randn(d, generator=gen)
+    heads = torch.rand(n, h, generator=gen) < 0.5
+    heads[:, 0] |= ~heads.any(1)
+    gate = torch.rand(n, h, generator=gen) * 2
+    expected = kernels.masked_attention(x, heads, w_in, b_in, w_out, b_out, h, gate=gate)
+    got = kernels.routed_attention(
+        x, heads, w_in, b_in, w_out, b_out, h, max_groups=max_groups, overheads=(1.0, 1.0), gate=gate
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
