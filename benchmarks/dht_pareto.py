@@ -1,10 +1,15 @@
-"""Accuracy against FLOP saving: DHT at several lambdas beside the baselines, on one task.
+"""Accuracy against FLOP saving: DHT beside the baselines, on one task.
 
-    python benchmarks/dht_pareto.py --task digits --epochs 15 --lams 0.05 0.2 0.5 --budgets 0.5 0.25
+    python benchmarks/dht_pareto.py --task digits --epochs 100 --layers 8 --budgets 0.5 0.25 \\
+        --lams 0.05 0.2 --workers 2 --json results/digits.json
 
-Prints one row per run (test accuracy, inference and training FLOP saving, time) and writes all
-results as JSON with ``--json``. Baselines: the full model, ``static_small`` and ``random`` at each
-FLOP budget, and ``layerdrop`` pruned to the depth of each budget's static model.
+Runs the full model; ``static_small``, ``random`` and ``layerdrop`` at each FLOP budget (``random``
+matched to the budget's mean FLOPs, ``layerdrop`` pruned to the depth of the budget's static
+model); DHT at each ``--lams`` value, and DHT with ``lam`` adapted to each budget (``flop_budget``).
+Every run trains a fresh model with the same schedule and seed. Prints one row per run (test
+accuracy, inference and training FLOP saving, wall time) and the accuracy-FLOPs frontier of the
+baselines, and writes every result as JSON with ``--json``. ``--workers`` runs that many trainings
+at once, one thread each.
 """
 
 from __future__ import annotations
@@ -13,57 +18,126 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from typing import Any
 
 import torch
 
-from banditformer.controllers import budget_shape
+from banditformer.controllers import RandomController, budget_shape
 from banditformer.harness.experiment import run_experiment
 from banditformer.harness.trainer import TrainConfig
 from banditformer.model import DynamicTransformer
 from banditformer.plugins import make_task
 
+BASELINES = ("full", "static_small", "random", "layerdrop")
+
+
+def plan(args: argparse.Namespace, table: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """The runs: (label, controller name, controller kwargs)."""
+    extra = json.loads(args.dht_kwargs)
+    runs: list[tuple[str, str, dict[str, Any]]] = [("full", "static", {})]
+    for b in args.budgets:
+        depth, heads = budget_shape(table, b)
+        rc = RandomController.for_budget(table, b, seed=args.seed)
+        runs += [
+            (f"static_small@{b:g}", "static_small", {"depth": depth, "heads": heads}),
+            (f"random@{b:g}", "random", {"max_depth": rc.max_depth, "max_heads": rc.max_heads}),
+            (f"layerdrop@{b:g}", "layerdrop", {"drop": args.layerdrop, "inference_depth": depth}),
+        ]
+    runs += [(f"dht lam={lam:g}", "dht", {"lam": lam, **extra}) for lam in args.lams]
+    runs += [(f"dht budget={b:g}", "dht", {"flop_budget": b, "lam": 0.1, **extra}) for b in args.dht_budgets]
+    return runs
+
+
+def _run(task: str, controller: str, seed: int, model: dict, kwargs: dict, train: TrainConfig, task_kwargs: dict):
+    torch.set_num_threads(1)
+    return run_experiment(
+        task, controller, seed=seed, model=model, controller_kwargs=kwargs, train=train, task_kwargs=task_kwargs
+    )
+
+
+def frontier(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The baseline runs no other baseline run beats in both accuracy and inference FLOP saving."""
+    base = [r for r in results if r["label"].split("@")[0] in BASELINES]
+    return [
+        r
+        for r in base
+        if not any(
+            o["accuracy"] >= r["accuracy"] and o["flop_saving"] >= r["flop_saving"] and o is not r
+            and (o["accuracy"], o["flop_saving"]) != (r["accuracy"], r["flop_saving"])
+            for o in base
+        )
+    ]  # fmt: skip
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", default="digits")
+    p.add_argument("--task-kwargs", default="{}", help="JSON options of the task")
     p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--lams", type=float, nargs="+", default=[0.05, 0.2, 0.5])
-    p.add_argument("--budgets", type=float, nargs="+", default=[0.5, 0.25])
+    p.add_argument("--lams", type=float, nargs="*", default=[0.05, 0.2, 0.5])
+    p.add_argument("--budgets", type=float, nargs="*", default=[0.5, 0.25])
+    p.add_argument("--dht-budgets", type=float, nargs="*", default=[], help="DHT runs with lam adapted to these")
+    p.add_argument("--dht-kwargs", default="{}", help="JSON options for every DHT run (mode, head_reward, ...)")
+    p.add_argument("--layerdrop", type=float, default=0.2, help="LayerDrop's training drop rate")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--pooling", default="cls")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--only", nargs="*", default=None, help="run only the labels starting with these")
+    p.add_argument("--workers", type=int, default=1)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": "cls"}
-    train = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed, progress=False)
-    table = DynamicTransformer(make_task(args.task, seed=args.seed).config(**model)).cost_table()
-    runs: list[tuple[str, str, dict]] = [("full", "static", {})]
-    for b in args.budgets:
-        depth, heads = budget_shape(table, b)
-        runs.append((f"static_small@{b:g}", "static_small", {"depth": depth, "heads": heads}))
-        from banditformer.controllers import RandomController
-
-        rc = RandomController.for_budget(table, b, seed=args.seed)
-        runs.append((f"random@{b:g}", "random", {"max_depth": rc.max_depth, "max_heads": rc.max_heads}))
-        runs.append((f"layerdrop@{b:g}", "layerdrop", {"drop": 0.2, "inference_depth": depth}))
-    runs += [(f"dht lam={lam:g}", "dht", {"lam": lam}) for lam in args.lams]
-    head = f"{'run':<22}{'accuracy':>10}{'saving (inference)':>20}{'(training)':>12}{'time':>8}"
+    model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": args.pooling}
+    task_kwargs = json.loads(args.task_kwargs)
+    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=False)
+    table = DynamicTransformer(make_task(args.task, seed=args.seed, **task_kwargs).config(**model)).cost_table()
+    runs = plan(args, table)
+    if args.only:
+        runs = [r for r in runs if r[0].startswith(tuple(args.only))]
+    head = f"{'run':<24}{'accuracy':>10}{'saving (inference)':>20}{'(training)':>12}{'time':>8}"
     print(
-        f"task {args.task}, {args.epochs} epochs, seed {args.seed}, torch {torch.__version__}\n{head}\n"
-        + "-" * len(head)
+        f"task {args.task}, model {model}, {args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, "
+        f"torch {torch.__version__}\n{head}\n" + "-" * len(head),
+        flush=True,
     )
-    results = []
-    for label, controller, kwargs in runs:
-        r = run_experiment(args.task, controller, seed=args.seed, model=model, controller_kwargs=kwargs, train=train)
+
+    def row(r: dict[str, Any]) -> str:
+        line = (
+            f"{r['label']:<24}{r['accuracy']:>10.1%}{r['flop_saving']:>20.1%}{r['train_flop_saving']:>12.1%}"
+            f"{r['wall_time_s']:>7.0f}s"
+        )
+        rho = r.get("spearman_difficulty_flops")
+        return line + (f"   spearman {rho:+.2f}" if rho is not None else "")
+
+    results: list[dict[str, Any]] = []
+
+    def done(label: str, r: dict[str, Any]) -> None:
         r["label"] = label
         results.append(r)
-        print(
-            f"{label:<22}{r['accuracy']:>10.1%}{r['flop_saving']:>20.1%}{r['train_flop_saving']:>12.1%}"
-            f"{r['wall_time_s']:>7.1f}s",
-            flush=True,
-        )
+        print(row(r), flush=True)
+
+    if args.workers == 1:
+        for label, ctrl, kw in runs:
+            done(label, run_experiment(args.task, ctrl, seed=args.seed, model=model, controller_kwargs=kw,
+                                       train=train, task_kwargs=task_kwargs))  # fmt: skip
+    else:
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+            futures = {
+                pool.submit(_run, args.task, ctrl, args.seed, model, kw, train, task_kwargs): label
+                for label, ctrl, kw in runs
+            }
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+    order = [label for label, _, _ in runs]
+    results.sort(key=lambda r: order.index(r["label"]))
+    front = frontier(results)
+    if front:
+        print("\nbaseline frontier: " + ", ".join(f"{r['label']} {r['accuracy']:.1%}" for r in front))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(results, f, indent=1)

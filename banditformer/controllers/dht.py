@@ -88,6 +88,12 @@ class DHTController(Controller):
             every feedback, ``lam <- max(0, lam + lam_lr * (mean FLOP ratio - flop_budget))``,
             rising while samples cost more than the budget and falling while they cost less.
         lam_lr: the step size of that adaptation.
+        warmup_steps: for this many feedback calls (training batches) the controller explores
+            nothing: every sample runs the full model and the policies learn nothing, so that every
+            block is trained before the bandits judge depths and heads by the model's quality
+            (a bandit started on an untrained model learns that depth does not help, stays
+            shallow, and the deep blocks never learn). Inference (``explore=False``) is greedy
+            throughout.
         head_reward: ``"sample"`` or ``"importance"``, the semi-bandit reward of each chosen head
             (see the module docstring); ``"importance"`` needs ``head_importance`` in
             :meth:`feedback`, which :class:`~banditformer.harness.trainer.Trainer` measures.
@@ -114,6 +120,7 @@ class DHTController(Controller):
         lam: float = 0.5,
         flop_budget: float | None = None,
         lam_lr: float = 0.05,
+        warmup_steps: int = 0,
         head_reward: str = "sample",
         depth_policy: str = "bucketed",
         count_policy: str = "ucb1",
@@ -140,6 +147,8 @@ class DHTController(Controller):
             None if flop_budget is None else check_float("flop_budget", flop_budget, low=0.0, high=1.0, low_open=True)
         )
         self.lam_lr = check_float("lam_lr", lam_lr, low=0.0)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
+        self.register_buffer("feedback_calls", torch.zeros((), dtype=torch.int64))
         check_int("seed", seed, low=0)
         blocks = max(num_layers - 1, 1)
         groups = blocks if mode == "tree" else 1
@@ -169,6 +178,9 @@ class DHTController(Controller):
         if context.shape[1] != self.context_dim:
             raise InputValidationError(f"expected `context` of width {self.context_dim}, got {context.shape[1]}")
         x = context.to(torch.float32)
+        if explore and int(self.feedback_calls) < self.warmup_steps:  # warm-up: the full model
+            full = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
+            return Decision(torch.full((b,), layers, device=context.device), full, {"context": x, "warmup": True})
         depth_arm = self.depth.select(x, explore=explore)  # (B,)
         heads = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
         if layers == 1:
@@ -198,6 +210,9 @@ class DHTController(Controller):
 
     def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         info = decision.info
+        self.feedback_calls += 1
+        if info.get("warmup"):
+            return  # warm-up decisions teach the policies nothing
         if not {"context", "depth_arm"} <= set(info):
             raise InputValidationError(
                 "expected a Decision made by this controller's decide(), got one without its info"

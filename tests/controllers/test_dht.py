@@ -149,3 +149,22 @@ def test_importance_reward_needs_scores_and_teaches_cts_which_heads_matter(mode:
     assert not DHTController(L, H, D, full_flops=1.0, seed=0).wants_head_importance
     with pytest.raises(InputValidationError, match="head_reward"):
         DHTController(L, H, D, full_flops=1.0, head_reward="gradient")
+
+
+def test_warmup_runs_the_full_model_and_teaches_the_policies_nothing() -> None:
+    c = DHTController(L, H, D, full_flops=1.0, warmup_steps=3, seed=0)
+    x = torch.randn(8, D)
+    before = {k: v.clone() for k, v in c.state_dict().items() if k != "feedback_calls" and isinstance(v, torch.Tensor)}
+    for _ in range(3):
+        d = c.decide(x)
+        assert bool((d.depth == L).all()) and bool(d.heads.all())
+        c.feedback(d, torch.rand(8), flops_of(d))
+    after = c.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    assert int(after["feedback_calls"]) == 3
+    d = c.decide(x)  # the bandits take over
+    assert not (bool((d.depth == L).all()) and bool(d.heads.all()))
+    c.feedback(d, torch.rand(8), flops_of(d))
+    assert int(c.feedback_calls) == 4
+    with pytest.raises(InputValidationError, match="warmup_steps"):
+        DHTController(L, H, D, full_flops=1.0, warmup_steps=-1)
