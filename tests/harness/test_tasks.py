@@ -10,7 +10,7 @@ from banditformer.harness.tasks import Split, Task, pointer_chasing, split_indic
 from banditformer.model import DynamicTransformer
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
 
-SIZES = {"pointer_chasing": 4000, "digits": 1797, "mnist1d": 5000, "bbc_news": 2225}
+SIZES = {"pointer_chasing": 20000, "digits": 1797, "mnist1d": 5000, "bbc_news": 2225}
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))
