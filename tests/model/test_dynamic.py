@@ -48,6 +48,17 @@ def sample_input(model: DynamicTransformer, b: int, gen: torch.Generator) -> tor
     return torch.randn(b, cfg.seq_len, cfg.features, generator=gen)
 
 
+def attention_inputs(seed: int, n: int, h: int = 4, t: int = 5, d: int = 16) -> tuple:
+    """A generator, inputs ``(n, t, d)``, attention weights and head sets (at least one per row)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, t, d, generator=gen)
+    w_in, b_in = torch.randn(3 * d, d, generator=gen) * 0.3, torch.randn(3 * d, generator=gen)
+    w_out, b_out = torch.randn(d, d, generator=gen) * 0.3, torch.randn(d, generator=gen)
+    heads = torch.rand(n, h, generator=gen) < 0.5
+    heads[:, 0] |= ~heads.any(1)
+    return gen, x, (w_in, b_in, w_out, b_out), heads
+
+
 class AlwaysRoute(CPUBackend):
     routed_overheads = (1.0, 1.0)
 
@@ -98,13 +109,8 @@ def test_fast_path_equals_reference_in_outputs_and_gradients(
 def test_routed_attention_strategies_agree_with_masking(
     seed: int, n: int, max_groups: int, overheads: tuple[float, float]
 ) -> None:
-    gen = torch.Generator().manual_seed(seed)
+    _, x, (w_in, b_in, w_out, b_out), heads = attention_inputs(seed, n)
     h, t, d = 4, 5, 16
-    x = torch.randn(n, t, d, generator=gen)
-    w_in, b_in = torch.randn(3 * d, d, generator=gen) * 0.3, torch.randn(3 * d, generator=gen)
-    w_out, b_out = torch.randn(d, d, generator=gen) * 0.3, torch.randn(d, generator=gen)
-    heads = torch.rand(n, h, generator=gen) < 0.5
-    heads[:, 0] |= ~heads.any(1)
     qkv = torch.nn.functional.linear(x, w_in, b_in).view(n, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
     y = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]) * heads[:, :, None, None]
     expected = torch.nn.functional.linear(y.transpose(1, 2).reshape(n, t, d), w_out, b_out)
@@ -283,13 +289,8 @@ def test_head_gate_gradient_is_the_loss_derivative_by_finite_differences() -> No
 
 @given(seed=st.integers(0, 10**6), n=st.integers(1, 20), max_groups=st.sampled_from([0, 1, 4, 100]))
 def test_routed_attention_with_a_gate_agrees_with_masking(seed: int, n: int, max_groups: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    h, t, d = 4, 5, 16
-    x = torch.randn(n, t, d, generator=gen)
-    w_in, b_in = torch.randn(3 * d, d, generator=gen) * 0.3, torch.randn(3 * d, generator=gen)
-    w_out, b_out = torch.randn(d, d, generator=gen) * 0.3, torch.randn(d, generator=gen)
-    heads = torch.rand(n, h, generator=gen) < 0.5
-    heads[:, 0] |= ~heads.any(1)
+    gen, x, (w_in, b_in, w_out, b_out), heads = attention_inputs(seed, n)
+    h = 4
     gate = torch.rand(n, h, generator=gen) * 2
     expected = kernels.masked_attention(x, heads, w_in, b_in, w_out, b_out, h, gate=gate)
     got = kernels.routed_attention(
