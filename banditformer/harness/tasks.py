@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from banditformer.core.errors import BanditformerError
+from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.random import make_generator
 from banditformer.core.validation import check_int
 
@@ -138,10 +138,15 @@ def _mnist1d_arrays() -> tuple[Tensor, Tensor]:
     return x, y
 
 
-def mnist1d(seed: int = 0) -> Task:
-    """MNIST-1D (Greydanus 2020): 5,000 sequences of 40 values, 10 classes, re-split by ``seed``."""
+def mnist1d(seed: int = 0, patch: int = 1) -> Task:
+    """MNIST-1D (Greydanus 2020): 5,000 sequences of 40 values, 10 classes, re-split by ``seed``;
+    ``patch`` consecutive values make one token (``40 / patch`` tokens of ``patch`` features)."""
+    check_int("patch", patch, low=1)
+    if 40 % patch:
+        raise InputValidationError(f"expected `patch` to divide the sequence length 40, got {patch}")
     x, y = _mnist1d_arrays()
-    model = {"input": "sequence", "seq_len": 40, "features": 1, "num_classes": 10}
+    x = x.view(-1, 40 // patch, patch)
+    model = {"input": "sequence", "seq_len": 40 // patch, "features": patch, "num_classes": 10}
     return _split("mnist1d", model, x, y, seed, [str(i) for i in range(10)])
 
 

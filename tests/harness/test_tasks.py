@@ -71,3 +71,13 @@ def test_a_user_registers_a_task_from_outside() -> None:
         assert bf.make_task("tiny", seed=1).config(d_model=8, num_heads=2).seq_len == 4
     finally:
         set_plugin_manager(None)
+
+
+def test_mnist1d_patches_regroup_the_same_values() -> None:
+    plain, patched = bf.make_task("mnist1d", seed=0), bf.make_task("mnist1d", seed=0, patch=4)
+    assert patched.model["seq_len"] == 10 and patched.model["features"] == 4
+    assert torch.equal(patched.test.x.reshape(len(patched.test), 40), plain.test.x.reshape(len(plain.test), 40))
+    model = DynamicTransformer(patched.config(d_model=16, num_layers=2, num_heads=2))
+    assert model(patched.val.x[:3]).shape == (3, 10)
+    with pytest.raises(bf.InputValidationError, match="divide"):
+        bf.make_task("mnist1d", patch=3)
