@@ -87,12 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--pooling", default="cls")
+    p.add_argument("--exit-heads", action="store_true", help="a norm and classifier per exit depth")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", default=None, help="run only the labels starting with these")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": args.pooling}
+    if args.exit_heads:
+        model["exit_heads"] = True
     task_kwargs = json.loads(args.task_kwargs)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=False)
     table = DynamicTransformer(make_task(args.task, seed=args.seed, **task_kwargs).config(**model)).cost_table()

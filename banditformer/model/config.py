@@ -32,6 +32,9 @@ class TransformerConfig:
         pooling: ``"cls"`` (a learned class token) or ``"mean"`` over positions.
         dropout: dropout probability (0 makes the fast and reference paths equal exactly).
         bias: biases in the linear layers and norms.
+        exit_heads: give every depth ``1 .. L-1`` its own final norm and classifier (the full
+            depth keeps the main ones), as multi-exit networks do, instead of one classifier
+            shared by all exits. Same FLOPs per sample; ``(L-1)(2D + D*C)`` more parameters.
 
     >>> cfg = TransformerConfig(input="sequence", num_classes=10, seq_len=40, d_model=64)
     >>> cfg.tokens_per_sample, cfg.head_dim
@@ -53,6 +56,7 @@ class TransformerConfig:
     pooling: str = "cls"
     dropout: float = 0.0
     bias: bool = True
+    exit_heads: bool = False
 
     def __post_init__(self) -> None:
         if self.input not in INPUT_KINDS:

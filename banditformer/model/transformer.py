@@ -62,6 +62,9 @@ class DynamicTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.norm = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.head = nn.Linear(cfg.d_model, cfg.num_classes, bias=cfg.bias)
+        exits = cfg.num_layers - 1 if cfg.exit_heads else 0  # depths 1 .. L-1; depth L uses norm/head
+        self.exit_norms = nn.ModuleList(nn.LayerNorm(cfg.d_model, bias=cfg.bias) for _ in range(exits))
+        self.exit_heads = nn.ModuleList(nn.Linear(cfg.d_model, cfg.num_classes, bias=cfg.bias) for _ in range(exits))
         self.apply(self._init_weights)
         self._cost_tables: dict[tuple[str, ...] | None, CostTable] = {}
         self._default_backends: dict[str, Backend] = {}
@@ -192,9 +195,13 @@ class DynamicTransformer(nn.Module):
         h = self.blocks[0](self.embed(self.check_input(x)))
         return h, self.pool(h).detach()
 
-    def classify(self, h: Tensor) -> Tensor:
-        """Final norm, pooling and classifier: ``(B, T', D)`` -> ``(B, num_classes)`` logits."""
-        return self.head(self.pool(self.norm(h)))
+    def classify(self, h: Tensor, depth: int | None = None) -> Tensor:
+        """Final norm, pooling and classifier: ``(B, T', D)`` -> ``(B, num_classes)`` logits, with
+        the exit's own norm and classifier for samples of ``depth < L`` when the model has
+        ``exit_heads`` (``None``: the full depth's)."""
+        if depth is None or depth >= self.cfg.num_layers or not self.cfg.exit_heads:
+            return self.head(self.pool(self.norm(h)))
+        return self.exit_heads[depth - 1](self.pool(self.exit_norms[depth - 1](h)))
 
     def _backend(self, device: torch.device) -> Backend:
         if self.backend is not None:
@@ -250,7 +257,10 @@ class DynamicTransformer(nn.Module):
             active = (decision.depth > layer)[:, None, None]  # (B, 1, 1)
             g = None if gate is None else gate[:, layer]
             h = torch.where(active, self.blocks[layer](h, decision.heads[:, layer], g), h)
-        return self.classify(h)
+        if not self.cfg.exit_heads:
+            return self.classify(h)
+        every = torch.stack([self.classify(h, d) for d in range(1, self.cfg.num_layers + 1)], 1)  # (B, L, C)
+        return every[torch.arange(h.shape[0], device=h.device), decision.depth - 1]
 
     def _run_fast(self, h: Tensor, decision: Decision, gate: Tensor | None = None) -> Tensor:
         backend = self._backend(h.device)
@@ -265,7 +275,7 @@ class DynamicTransformer(nn.Module):
         cur, done = h[order], []
         for layer, n in zip(range(1, self.cfg.num_layers), active, strict=True):
             if n < cur.shape[0]:
-                done.append(cur[n:])  # these samples' depth is reached: straight to the classifier
+                done.append((layer, cur[n:]))  # these samples' depth is reached: to the classifier
                 cur = cur[:n]
             if n == 0:
                 break
@@ -275,6 +285,9 @@ class DynamicTransformer(nn.Module):
                 cur = self.blocks[layer].forward_subset(cur, None, g)  # all heads: one dense block
             else:
                 cur = self.blocks[layer].forward_routed(cur, heads[:n, layer], backend, host_heads, g)
-        done.append(cur)
-        logits = self.classify(torch.cat(done[::-1]))  # back in sorted order
+        done.append((self.cfg.num_layers, cur))
+        if self.cfg.exit_heads:  # each exit's own classifier, chunks back in sorted order
+            logits = torch.cat([self.classify(chunk, d) for d, chunk in done[::-1]])
+        else:
+            logits = self.classify(torch.cat([chunk for _, chunk in done[::-1]]))
         return logits[torch.argsort(order)]

@@ -70,6 +70,7 @@ CONFIGS = [
     {"input": "patches", "image_size": 8, "patch_size": 4, "channels": 2, "num_heads": 8, "d_model": 32},
     {"features": 3, "num_layers": 1},
     {"bias": False, "num_layers": 5},
+    {"exit_heads": True, "num_layers": 4},
 ]
 
 
@@ -297,3 +298,19 @@ def test_routed_attention_with_a_gate_agrees_with_masking(seed: int, n: int, max
         x, heads, w_in, b_in, w_out, b_out, h, max_groups=max_groups, overheads=(1.0, 1.0), gate=gate
     )
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_exit_heads_classify_each_depth_with_its_own_head() -> None:
+    model = make_model(0, exit_heads=True, num_layers=3)
+    assert len(model.exit_heads) == 2 and len(model.exit_norms) == 2
+    gen = torch.Generator().manual_seed(0)
+    x = sample_input(model, 6, gen)
+    d = Decision(torch.tensor([1, 2, 3, 1, 2, 3]), torch.ones(6, 3, 4, dtype=torch.bool))
+    h, _ = model.stem(x)
+    logits = model(x, d)
+    torch.testing.assert_close(logits[0], model.exit_heads[0](model.exit_norms[0](h[:1]))[0, 0])
+    shared = make_model(0, num_layers=3)
+    shared.load_state_dict(model.state_dict(), strict=False)  # same blocks and main head
+    torch.testing.assert_close(shared(x, d)[2::3], logits[2::3])  # depth L uses the main head
+    assert not torch.allclose(shared(x, d)[0], logits[0])
+    assert model.cost_table().full == shared.cost_table().full  # same FLOPs per sample
