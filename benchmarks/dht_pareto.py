@@ -15,6 +15,7 @@ at once, one thread each.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dht-budgets", type=float, nargs="*", default=[], help="DHT runs with lam adapted to these")
     p.add_argument("--dht-kwargs", default="{}", help="JSON options for every DHT run (mode, head_reward, ...)")
     p.add_argument("--layerdrop", type=float, default=0.2, help="LayerDrop's training drop rate")
+    p.add_argument("--greedy-tail", type=float, default=0.0, help="DHT runs train greedily for this last share")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
@@ -98,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         model["exit_heads"] = True
     task_kwargs = json.loads(args.task_kwargs)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=False)
+    dht_train = dataclasses.replace(train, greedy_tail=args.greedy_tail)
+
+    def config(controller: str) -> TrainConfig:
+        return dht_train if controller.startswith("dht") else train
+
     table = DynamicTransformer(make_task(args.task, seed=args.seed, **task_kwargs).config(**model)).cost_table()
     runs = plan(args, table)
     if args.only:
@@ -127,11 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers == 1:
         for label, ctrl, kw in runs:
             done(label, run_experiment(args.task, ctrl, seed=args.seed, model=model, controller_kwargs=kw,
-                                       train=train, task_kwargs=task_kwargs))  # fmt: skip
+                                       train=config(ctrl), task_kwargs=task_kwargs))  # fmt: skip
     else:
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
             futures = {
-                pool.submit(_run, args.task, ctrl, args.seed, model, kw, train, task_kwargs): label
+                pool.submit(_run, args.task, ctrl, args.seed, model, kw, config(ctrl), task_kwargs): label
                 for label, ctrl, kw in runs
             }
             for fut in as_completed(futures):

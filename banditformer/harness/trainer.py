@@ -45,6 +45,9 @@ class TrainConfig:
         seed: seeds the data order and the global RNG (dropout) for reproducible runs.
         autocast: run forward passes under the backend's autocast.
         progress: show a progress bar (loss, accuracy, FLOP saving).
+        greedy_tail: the last share of the training steps decides greedily (``explore=False``,
+            as at inference), so the network fine-tunes on the architectures it will run; the
+            controller still gets feedback. 0 explores to the end.
     """
 
     epochs: int = 5
@@ -55,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     autocast: bool = False
     progress: bool = True
+    greedy_tail: float = 0.0
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, low=1)
@@ -63,6 +67,7 @@ class TrainConfig:
         check_float("weight_decay", self.weight_decay, low=0.0)
         check_float("grad_clip", self.grad_clip, low=0.0, low_open=True)
         check_int("seed", self.seed, low=0)
+        check_float("greedy_tail", self.greedy_tail, low=0.0, high=1.0, high_open=True)
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -146,7 +151,8 @@ class Trainer:
         rewards heads by importance gets ``|dL/d gate|`` per sample (the batch loss is a mean, so
         the gradients are scaled back by the batch size)."""
         self.model.train()
-        logits, decision, gate = self._forward(x, explore=True, gate=self.controller.wants_head_importance)
+        explore = self.step < self.total_steps * (1.0 - self.config.greedy_tail)
+        logits, decision, gate = self._forward(x, explore=explore, gate=self.controller.wants_head_importance)
         loss = F.cross_entropy(logits, y)
         quality = logits.detach().softmax(-1).gather(1, y.unsqueeze(1)).squeeze(1)
         flops = self.model.sample_flops(decision).to(quality.device)

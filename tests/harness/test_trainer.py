@@ -101,3 +101,23 @@ def test_an_importance_rewarding_controller_gets_per_sample_head_scores() -> Non
     ran[:, 0] = False
     assert bool((importance[~ran] == 0).all()) and bool((importance[ran] > 0).any())
     trainer.fit()  # a whole epoch with importance rewards
+
+
+def test_a_greedy_tail_trains_the_last_steps_on_inference_decisions() -> None:
+    trainer = setup(epochs=2)
+    trainer.config.greedy_tail = 0.5
+    calls = []
+    decide = trainer.controller.decide
+
+    def spy(context, explore=True):
+        calls.append(explore)
+        return decide(context, explore=explore)
+
+    trainer.controller.decide = spy
+    trainer.evaluate = lambda split: {"accuracy": 0.0}  # only the training steps are counted here
+    trainer.fit()
+    assert len(calls) == trainer.total_steps
+    half = trainer.total_steps // 2
+    assert all(calls[:half]) and not any(calls[half + 1 :])
+    with pytest.raises(bf.InputValidationError, match="greedy_tail"):
+        TrainConfig(greedy_tail=1.0)
