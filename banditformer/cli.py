@@ -1,7 +1,8 @@
 """The ``banditformer`` command.
 
 banditformer plugins            list every implementation and the plugin it came from
-banditformer demo               the quick bandit comparison (the README's main job)
+banditformer demo               DHT against the full model on a task (the README's main job)
+banditformer bench bandits      policies x seeds on a bandit problem, results to a folder
 banditformer --version
 """
 
@@ -66,6 +67,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_bandits(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from banditformer.harness.bench import BanditBenchConfig, format_report, run_bandits, write_report
+
+    config = BanditBenchConfig(
+        problem=args.problem, policies=args.policies, horizon=args.horizon, seeds=args.seeds, seed=args.seed,
+        checkpoints=args.checkpoints,
+    )  # fmt: skip
+    report = run_bandits(config, progress=not args.quiet)
+    folder = write_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-bandits-{config.digest()}")
+    print(
+        f"banditformer {__version__}: {len(report.results)} policies on {args.problem!r}, {args.seeds} seeds of "
+        f"{args.horizon} rounds\n"
+    )
+    print(format_report(report))
+    print(f"\nresults: {folder}/results.json, {folder}/regret.csv")
+    return 1 if any(r.error for r in report.results) else 0
+
+
 def _cmd_bandits(args: argparse.Namespace) -> int:
     from banditformer.harness.quick import compare_policies, format_table
 
@@ -111,6 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seeds", type=int, default=20, help="independent runs (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
     d.set_defaults(func=_cmd_bandits)
+    bench = sub.add_parser("bench", help="the benchmark harness (results written to a folder)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    bb = bench_sub.add_parser(
+        "bandits", help="policies x seeds on a bandit problem: regret table, JSON and CSV with regret curves"
+    )
+    bb.add_argument("--problem", default="bernoulli_easy", help="a registered problem (default: %(default)s)")
+    bb.add_argument(
+        "--policies", nargs="+", default=None, help="policy names (default: every context-free one taking its rewards)"
+    )
+    bb.add_argument("--horizon", type=int, default=2000, help="rounds per run (default: %(default)s)")
+    bb.add_argument("--seeds", type=int, default=20, help="independent runs per policy (default: %(default)s)")
+    bb.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
+    bb.add_argument(
+        "--checkpoints", type=int, default=10, help="regret checkpoints, log-spaced (default: %(default)s)"
+    )
+    bb.add_argument(
+        "--out", default="results", help="parent folder of <time>-bandits-<config hash>/ (default: %(default)s)"
+    )
+    bb.add_argument("--quiet", action="store_true", help="no progress bar")
+    bb.set_defaults(func=_cmd_bench_bandits)
     return parser
 
 

@@ -1,0 +1,285 @@
+"""The bandit benchmark runner: policies x seeds on a registered problem, with regret curves,
+confidence intervals, time per decision, the Lai-Robbins lower bound on Bernoulli problems, and
+JSON and CSV output.
+
+Every seed is an independent run; the runs of one policy execute together as the groups of one
+batched policy, so a round is one ``select``/``update`` of ``seeds`` rows, and every policy faces
+the same reward stream seed. A policy that raises mid-run is reported by name with its error and
+the others still run.
+
+>>> report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=3))
+>>> report.results[0].policy, report.results[0].regret.shape
+('ucb1', torch.Size([3, 9]))
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from scipy import stats
+from torch import Tensor
+
+from banditformer.core.errors import InputValidationError
+from banditformer.core.validation import check_int
+
+__all__ = [
+    "BanditBenchConfig",
+    "BanditReport",
+    "PolicyRun",
+    "bernoulli_kl",
+    "format_report",
+    "lai_robbins_bound",
+    "run_bandits",
+    "write_report",
+]
+
+
+@dataclass
+class BanditBenchConfig:
+    """What to run.
+
+    Attributes:
+        problem: a registered problem name (``banditformer.list_problems()``).
+        policies: registered policy names; ``None``: every context-free one-arm policy that takes
+            the problem's rewards.
+        horizon: rounds per run.
+        seeds: independent runs per policy.
+        seed: master seed (the problem's reward stream and the policies' generators).
+        checkpoints: rounds at which cumulative regret is recorded, spaced geometrically up to
+            ``horizon`` (for log-x plots) and always including it.
+    """
+
+    problem: str = "bernoulli_easy"
+    policies: list[str] | None = None
+    horizon: int = 2000
+    seeds: int = 20
+    seed: int = 0
+    checkpoints: int = 10
+
+    def __post_init__(self) -> None:
+        from banditformer.plugins import list_problems
+
+        if self.problem not in list_problems():
+            raise InputValidationError(
+                f"expected a registered problem, got {self.problem!r}; available: {', '.join(list_problems())}"
+            )
+        check_int("horizon", self.horizon, low=1)
+        check_int("seeds", self.seeds, low=1)
+        check_int("seed", self.seed, low=0)
+        check_int("checkpoints", self.checkpoints, low=1)
+        if self.policies is not None:
+            from banditformer.harness.quick import _fits, context_free_policies
+            from banditformer.plugins import list_policies, make_policy
+
+            if isinstance(self.policies, str) or not self.policies:
+                raise InputValidationError(f"expected a non-empty list of policy names, got {self.policies!r}")
+            known = list_policies()
+            for name in self.policies:
+                if name not in known:
+                    raise InputValidationError(
+                        f"expected a registered policy, got {name!r}; available: {', '.join(known)}"
+                    )
+            reward_range = self.reward_range
+            for name in self.policies:
+                if not _fits(make_policy(name, num_arms=2, context_dim=1), reward_range):
+                    raise InputValidationError(
+                        f"expected a context-free, one-arm policy taking rewards in {reward_range} (the range "
+                        f"of problem {self.problem!r}), got {name!r}; such policies: "
+                        f"{', '.join(context_free_policies(reward_range))}"
+                    )
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        from banditformer.plugins import make_problem
+
+        return make_problem(self.problem, seed=self.seed).reward_range
+
+    def rounds(self) -> list[int]:
+        """The checkpoint rounds, increasing, ending at ``horizon``."""
+        pts = torch.logspace(0, math.log10(self.horizon), self.checkpoints, dtype=torch.float64)
+        return sorted({*(round(float(p)) for p in pts), self.horizon})
+
+    def digest(self) -> str:
+        """A short hash of the configuration (names the results folder)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass
+class PolicyRun:
+    """One policy's runs: ``regret`` ``(seeds, len(rounds))`` cumulative regret at each checkpoint,
+    float64; ``error`` is the message when the policy raised (its regret is then empty)."""
+
+    policy: str
+    regret: Tensor
+    seconds: float
+    decisions: int
+    error: str | None = None
+
+    @property
+    def final(self) -> Tensor:
+        return self.regret[:, -1]
+
+    @property
+    def regret_mean(self) -> float:
+        return float(self.final.mean()) if self.error is None else float("nan")
+
+    @property
+    def regret_ci95(self) -> float:
+        """Half-width of the 95% Student-t confidence interval of the final regret's mean."""
+        if self.error is not None or self.final.numel() < 2:
+            return float("nan")
+        n = self.final.numel()
+        return float(stats.t.ppf(0.975, n - 1) * self.final.std(unbiased=True) / math.sqrt(n))
+
+    @property
+    def seconds_per_decision(self) -> float:
+        return self.seconds / max(self.decisions, 1)
+
+
+@dataclass
+class BanditReport:
+    """Everything a run produced; ``lower_bound`` is the Lai-Robbins bound at each checkpoint on
+    Bernoulli problems (``None`` otherwise)."""
+
+    config: BanditBenchConfig
+    rounds: list[int]
+    results: list[PolicyRun]
+    lower_bound: list[float] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def bernoulli_kl(p: Tensor, q: Tensor) -> Tensor:
+    """``KL(Bernoulli(p) || Bernoulli(q))``, elementwise, float64, with ``0 log 0 = 0``."""
+    p, q = p.double(), q.double().clamp(1e-15, 1 - 1e-15)
+    return torch.xlogy(p, p / q) + torch.xlogy(1 - p, (1 - p) / (1 - q))
+
+
+def lai_robbins_bound(means: Sequence[float] | Tensor, rounds: Sequence[int]) -> list[float]:
+    """The Lai-Robbins asymptotic lower bound on the expected regret of any consistent policy on a
+    Bernoulli problem: ``ln(t) * sum_a gap_a / KL(mu_a, mu*)`` over the suboptimal arms.
+
+    >>> [round(v, 2) for v in lai_robbins_bound([0.9, 0.5], [1, 100])]
+    [0.0, 3.61]
+    """
+    mu = torch.as_tensor(means, dtype=torch.float64)
+    best = mu.max()
+    sub = mu < best
+    constant = float(((best - mu[sub]) / bernoulli_kl(mu[sub], best.expand_as(mu[sub]))).sum())
+    return [constant * math.log(t) for t in rounds]
+
+
+def run_bandits(config: BanditBenchConfig, progress: bool = False) -> BanditReport:
+    """Run every policy of ``config`` on its problem (see the module docstring)."""
+    from banditformer.harness.problems import BernoulliProblem
+    from banditformer.harness.quick import context_free_policies
+    from banditformer.plugins import get_plugin_manager, make_policy, make_problem
+
+    if not isinstance(config, BanditBenchConfig):
+        raise InputValidationError(f"expected a BanditBenchConfig, got {type(config).__name__}")
+    names = config.policies if config.policies is not None else context_free_policies(config.reward_range)
+    rounds = config.rounds()
+    marks = torch.zeros(config.horizon + 1, dtype=torch.bool)
+    marks[rounds] = True
+    groups = torch.arange(config.seeds)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(names) * config.horizon, desc="bench bandits", dynamic_ncols=True)
+    results = []
+    pm = get_plugin_manager()
+    for name in names:
+        env = make_problem(config.problem, seed=config.seed)
+        curve = torch.zeros(config.seeds, len(rounds), dtype=torch.float64)
+        regret = torch.zeros(config.seeds, dtype=torch.float64)
+        start, col, t = time.perf_counter(), 0, 0
+        try:
+            pol = make_policy(name, num_arms=env.num_arms, num_groups=config.seeds, seed=config.seed)
+            for t in range(1, config.horizon + 1):
+                arms = pol.select(groups=groups)
+                pol.update(arms, env.pull(arms), groups=groups)
+                regret += env.regret(arms)
+                if marks[t]:
+                    curve[:, col] = regret
+                    col += 1
+                if bar is not None:
+                    bar.update(1)
+            run = PolicyRun(name, curve, time.perf_counter() - start, config.horizon * config.seeds)
+        except Exception as exc:  # a failing policy is reported; the others still run
+            run = PolicyRun(
+                name, torch.zeros(config.seeds, 0, dtype=torch.float64), time.perf_counter() - start,
+                max(t - 1, 0) * config.seeds, error=f"{type(exc).__name__} at round {t}: {exc}",
+            )  # fmt: skip
+        if bar is not None and run.error is not None:
+            bar.update(config.horizon - t + 1)  # the rounds a failed policy did not run
+        if run.error is None:
+            pm.notify_metrics(
+                "harness.bench", config.horizon, {"regret_mean": run.regret_mean, "regret_ci95": run.regret_ci95}
+            )
+        results.append(run)
+    if bar is not None:
+        bar.close()
+    env = make_problem(config.problem, seed=config.seed)
+    bound = lai_robbins_bound(env.means, rounds) if isinstance(env, BernoulliProblem) else None
+    meta = {"torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return BanditReport(config, rounds, results, bound, meta)
+
+
+def format_report(report: BanditReport) -> str:
+    """A plain-text table, lowest final regret first; failed policies last, with their error."""
+    head = f"{'policy':<26}{'final regret (mean ± 95% CI)':>32}{'µs / decision':>16}"
+    lines = [head, "-" * len(head)]
+    ok = sorted((r for r in report.results if r.error is None), key=lambda r: r.regret_mean)
+    for r in ok:
+        lines.append(
+            f"{r.policy:<26}{f'{r.regret_mean:10.1f} ± {r.regret_ci95:6.1f}':>32}{r.seconds_per_decision * 1e6:>16.2f}"
+        )
+    if report.lower_bound is not None:
+        lines.append(f"{'(Lai-Robbins lower bound)':<26}{report.lower_bound[-1]:>23.1f}")
+    lines += [f"{r.policy:<26}  FAILED: {r.error}" for r in report.results if r.error is not None]
+    return "\n".join(lines)
+
+
+def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
+    """Write ``results.json`` (everything) and ``regret.csv`` (one row per policy, seed and
+    checkpoint) into ``folder``; returns the folder."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "config": asdict(report.config),
+        "config_hash": report.config.digest(),
+        "rounds": report.rounds,
+        "lai_robbins_bound": report.lower_bound,
+        "meta": report.meta,
+        "results": [
+            {
+                "policy": r.policy,
+                "error": r.error,
+                "regret_mean": r.regret_mean,
+                "regret_ci95": r.regret_ci95,
+                "seconds": r.seconds,
+                "seconds_per_decision": r.seconds_per_decision,
+                "regret": r.regret.tolist(),
+            }
+            for r in report.results
+        ],
+    }
+    (out / "results.json").write_text(json.dumps(doc, indent=1))
+    with open(out / "regret.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["policy", "seed", "round", "cumulative_regret"])
+        for r in report.results:
+            for s in range(r.regret.shape[0]):
+                for c, t in enumerate(report.rounds[: r.regret.shape[1]]):
+                    w.writerow([r.policy, s, t, f"{float(r.regret[s, c]):.6g}"])
+    return out

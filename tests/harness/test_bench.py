@@ -1,0 +1,119 @@
+"""The bandit benchmark runner: curves, confidence intervals, the Lai-Robbins bound, output files,
+bad input caught before any work, and a failing policy reported by name."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import banditformer as bf
+from banditformer.bandits import UCB1
+from banditformer.harness.bench import (
+    BanditBenchConfig,
+    bernoulli_kl,
+    format_report,
+    lai_robbins_bound,
+    run_bandits,
+    write_report,
+)
+from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
+
+
+def test_runs_give_monotone_curves_and_repeat_exactly() -> None:
+    config = BanditBenchConfig(problem="bernoulli_easy", policies=["ucb1", "thompson_beta"], horizon=200, seeds=4)
+    report = run_bandits(config)
+    assert report.rounds[-1] == 200 and report.rounds == sorted(set(report.rounds))
+    for r in report.results:
+        assert r.error is None and r.regret.shape == (4, len(report.rounds))
+        assert bool((r.regret.diff(dim=1) >= 0).all())  # cumulative regret never falls
+        assert r.regret_ci95 > 0 and r.decisions == 800
+    again = run_bandits(config)
+    assert all(torch.equal(a.regret, b.regret) for a, b in zip(report.results, again.results, strict=True))
+    assert report.lower_bound is not None and len(report.lower_bound) == len(report.rounds)
+    assert "Lai-Robbins" in format_report(report)
+    gaussian = run_bandits(BanditBenchConfig(problem="gaussian", policies=["thompson_gaussian"], horizon=20, seeds=2))
+    assert gaussian.lower_bound is None
+
+
+def test_lai_robbins_bound_matches_the_formula() -> None:
+    means = [0.9, 0.6, 0.5]
+    kl = bernoulli_kl(torch.tensor([0.6, 0.5]), torch.tensor([0.9, 0.9]))
+    assert float(kl[0]) == pytest.approx(0.6 * math.log(0.6 / 0.9) + 0.4 * math.log(0.4 / 0.1))
+    constant = float(0.3 / kl[0] + 0.4 / kl[1])
+    assert lai_robbins_bound(means, [1, 1000]) == pytest.approx([0.0, constant * math.log(1000)])
+
+
+def test_write_report_gives_json_and_one_csv_row_per_policy_seed_and_checkpoint(tmp_path: Path) -> None:
+    config = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1", "epsilon_greedy"], horizon=30, seeds=3)
+    report = run_bandits(config)
+    folder = write_report(report, tmp_path / "run")
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["config"]["horizon"] == 30 and doc["config_hash"] == config.digest()
+    assert [r["policy"] for r in doc["results"]] == ["ucb1", "epsilon_greedy"]
+    with open(folder / "regret.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 3 * len(report.rounds)
+    assert float(rows[-1]["cumulative_regret"]) == pytest.approx(float(report.results[1].regret[2, -1]), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"problem": "nope"}, "available: bernoulli_close"),
+        ({"policies": ["nope"]}, "available: "),
+        ({"policies": ["linucb"]}, "context-free"),
+        ({"policies": "ucb1"}, "list of policy names"),
+        ({"horizon": 0}, "horizon"),
+        ({"seeds": 0}, "seeds"),
+        ({"seed": -1}, "seed"),
+        ({"problem": "gaussian", "policies": ["ucb1"]}, "rewards in"),
+    ],
+)
+def test_bad_configurations_fail_before_any_work(kwargs: dict, match: str) -> None:
+    with pytest.raises(bf.InputValidationError, match=match):
+        BanditBenchConfig(**kwargs)
+
+
+class Broken(UCB1):
+    def _select(self, *args, **kwargs):
+        if int(self.counts.sum()) >= 5:
+            raise RuntimeError("broken on purpose")
+        return super()._select(*args, **kwargs)
+
+
+def test_a_policy_that_raises_is_reported_by_name_and_the_others_still_run(tmp_path: Path) -> None:
+    class Mine:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return {"broken": Broken}
+
+    pm = PluginManager(autoload=False)
+    pm.register(Mine(), name="mine")
+    set_plugin_manager(pm)
+    try:
+        config = BanditBenchConfig(problem="bernoulli_two", policies=["broken", "ucb1"], horizon=40, seeds=2)
+        report = run_bandits(config)
+    finally:
+        set_plugin_manager(None)
+    broken, ucb = report.results
+    assert broken.error is not None and "broken on purpose" in broken.error and math.isnan(broken.regret_mean)
+    assert ucb.error is None and ucb.regret.shape[1] == len(report.rounds)
+    assert "broken" in format_report(report) and "FAILED" in format_report(report)
+    doc = json.loads((write_report(report, tmp_path) / "results.json").read_text())
+    assert doc["results"][0]["error"] and doc["results"][1]["regret_mean"] > 0
+
+
+def test_the_cli_writes_a_results_folder(tmp_path: Path, capsys) -> None:
+    from banditformer.cli import main
+
+    code = main(["bench", "bandits", "--policies", "ucb1", "--horizon", "50", "--seeds", "2", "--quiet",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "results.json").exists() and (folder / "regret.csv").exists()
+    assert "ucb1" in capsys.readouterr().out
