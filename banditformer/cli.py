@@ -71,7 +71,7 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from banditformer.harness.bench import BanditBenchConfig, format_report, run_bandits, write_report
+    from banditformer.harness.bench import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
 
     config = BanditBenchConfig(
         problem=args.problem, policies=args.policies, horizon=args.horizon, seeds=args.seeds, seed=args.seed,
@@ -79,12 +79,15 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
     )  # fmt: skip
     report = run_bandits(config, progress=not args.quiet)
     folder = write_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-bandits-{config.digest()}")
+    files = [f"{folder}/results.json", f"{folder}/regret.csv"]
+    if not args.no_plot:
+        files.append(str(plot_regret(report, folder / "regret.png", log_x=args.log_x)))
     print(
         f"banditformer {__version__}: {len(report.results)} policies on {args.problem!r}, {args.seeds} seeds of "
         f"{args.horizon} rounds\n"
     )
     print(format_report(report))
-    print(f"\nresults: {folder}/results.json, {folder}/regret.csv")
+    print(f"\nresults: {', '.join(files)}")
     return 1 if any(r.error for r in report.results) else 0
 
 
@@ -151,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument(
         "--out", default="results", help="parent folder of <time>-bandits-<config hash>/ (default: %(default)s)"
     )
+    bb.add_argument("--log-x", action="store_true", help="a logarithmic round axis in regret.png")
+    bb.add_argument("--no-plot", action="store_true", help="skip regret.png (which needs matplotlib)")
     bb.add_argument("--quiet", action="store_true", help="no progress bar")
     bb.set_defaults(func=_cmd_bench_bandits)
     return parser

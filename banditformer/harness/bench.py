@@ -29,7 +29,7 @@ import torch
 from scipy import stats
 from torch import Tensor
 
-from banditformer.core.errors import InputValidationError
+from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.validation import check_int
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "bernoulli_kl",
     "format_report",
     "lai_robbins_bound",
+    "plot_regret",
     "run_bandits",
     "write_report",
 ]
@@ -283,3 +284,45 @@ def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
                 for c, t in enumerate(report.rounds[: r.regret.shape[1]]):
                     w.writerow([r.policy, s, t, f"{float(r.regret[s, c]):.6g}"])
     return out
+
+
+def plot_regret(report: BanditReport, path: str | os.PathLike[str], log_x: bool = False) -> Path:
+    """A PNG of each policy's mean cumulative regret with its 95% confidence band (Student t over
+    seeds) at the checkpoints, and the Lai-Robbins bound (dashed) on Bernoulli problems. Needs
+    matplotlib (``pip install 'banditformer[bench]'``)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise BanditformerError(
+            f"expected matplotlib for plots (pip install 'banditformer[bench]'), got: {exc}"
+        ) from None
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = report.rounds
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for r in report.results:
+        if r.error is not None:
+            continue
+        mean = r.regret.mean(0)
+        n = r.regret.shape[0]
+        half = (
+            stats.t.ppf(0.975, n - 1) * r.regret.std(0, unbiased=True) / math.sqrt(n)
+            if n > 1
+            else torch.zeros_like(mean)
+        )
+        (line,) = ax.plot(x, mean.numpy(), label=r.policy)
+        ax.fill_between(x, (mean - half).numpy(), (mean + half).numpy(), color=line.get_color(), alpha=0.2)
+    if report.lower_bound is not None:
+        ax.plot(x, report.lower_bound, "k--", label="Lai-Robbins bound")
+    if log_x:
+        ax.set_xscale("log")
+    c = report.config
+    ax.set(xlabel="round", ylabel="cumulative regret", title=f"{c.problem}: {c.seeds} seeds, 95% bands")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

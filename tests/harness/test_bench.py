@@ -116,4 +116,15 @@ def test_the_cli_writes_a_results_folder(tmp_path: Path, capsys) -> None:
     assert code == 0
     (folder,) = tmp_path.iterdir()
     assert (folder / "results.json").exists() and (folder / "regret.csv").exists()
+    assert (folder / "regret.png").exists() or pytest.importorskip("matplotlib") is None
     assert "ucb1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("log_x", [False, True])
+def test_plot_regret_writes_a_png(tmp_path: Path, log_x: bool) -> None:
+    pytest.importorskip("matplotlib")
+    from banditformer.harness.bench import plot_regret
+
+    report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=30, seeds=3))
+    path = plot_regret(report, tmp_path / "sub" / "regret.png", log_x=log_x)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
