@@ -75,7 +75,7 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
 
     config = BanditBenchConfig(
         problem=args.problem, policies=args.policies, horizon=args.horizon, seeds=args.seeds, seed=args.seed,
-        checkpoints=args.checkpoints,
+        checkpoints=args.checkpoints, mabwiser=args.mabwiser,
     )  # fmt: skip
     report = run_bandits(config, progress=not args.quiet)
     folder = write_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-bandits-{config.digest()}")
@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bb.add_argument(
         "--out", default="results", help="parent folder of <time>-bandits-<config hash>/ (default: %(default)s)"
+    )
+    bb.add_argument(
+        "--mabwiser", action="store_true", help="also run MABWiser's UCB1 and Thompson sampling as references"
     )
     bb.add_argument("--log-x", action="store_true", help="a logarithmic round axis in regret.png")
     bb.add_argument("--no-plot", action="store_true", help="skip regret.png (which needs matplotlib)")

@@ -33,14 +33,17 @@ from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.validation import check_int
 
 __all__ = [
+    "MABWISER_REFERENCES",
     "BanditBenchConfig",
     "BanditReport",
     "PolicyRun",
+    "agreement",
     "bernoulli_kl",
     "format_report",
     "lai_robbins_bound",
     "plot_regret",
     "run_bandits",
+    "run_mabwiser",
     "write_report",
 ]
 
@@ -58,6 +61,9 @@ class BanditBenchConfig:
         seed: master seed (the problem's reward stream and the policies' generators).
         checkpoints: rounds at which cumulative regret is recorded, spaced geometrically up to
             ``horizon`` (for log-x plots) and always including it.
+        mabwiser: also run MABWiser's UCB1 and Thompson sampling beside ours (those of
+            ``policies`` that have a reference, :data:`MABWISER_REFERENCES`) on the same problem
+            and seeds; needs ``pip install 'banditformer[bench]'``.
     """
 
     problem: str = "bernoulli_easy"
@@ -66,6 +72,7 @@ class BanditBenchConfig:
     seeds: int = 20
     seed: int = 0
     checkpoints: int = 10
+    mabwiser: bool = False
 
     def __post_init__(self) -> None:
         from banditformer.plugins import list_problems
@@ -179,6 +186,68 @@ def lai_robbins_bound(means: Sequence[float] | Tensor, rounds: Sequence[int]) ->
     return [constant * math.log(t) for t in rounds]
 
 
+#: MABWiser's reference policies: our name -> (label, MABWiser learning policy, its options).
+MABWISER_REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
+    "ucb1": ("mabwiser:UCB1", "UCB1", {"alpha": 1.0}),
+    "thompson_beta": ("mabwiser:ThompsonSampling", "ThompsonSampling", {}),
+}
+
+
+def run_mabwiser(config: BanditBenchConfig, policies: Sequence[str] = tuple(MABWISER_REFERENCES)) -> list[PolicyRun]:
+    """MABWiser's UCB1 and Thompson sampling on the same problem, horizon and number of seeds, as
+    reference runs (labelled ``mabwiser:...``); needs ``pip install 'banditformer[bench]'``.
+
+    MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``seed + s``) on
+    its own reward stream (the problem seeded from ``seed`` and ``s``). It must be fitted before it
+    predicts: the first ``K`` rounds play each arm once, as our UCB1 does, and count as rounds.
+    """
+    from banditformer.core.random import derive_seed
+    from banditformer.plugins import make_problem
+
+    try:
+        from mabwiser.mab import MAB, LearningPolicy
+    except ImportError as exc:
+        raise BanditformerError(f"expected MABWiser (pip install 'banditformer[bench]'), got: {exc}") from None
+    unknown = [p for p in policies if p not in MABWISER_REFERENCES]
+    if unknown:
+        raise InputValidationError(
+            f"expected policies with a MABWiser reference {sorted(MABWISER_REFERENCES)}, got {unknown}"
+        )
+    rounds = config.rounds()
+    runs = []
+    for name in policies:
+        label, factory, options = MABWISER_REFERENCES[name]
+        curve = torch.zeros(config.seeds, len(rounds), dtype=torch.float64)
+        start = time.perf_counter()
+        for s in range(config.seeds):
+            env = make_problem(config.problem, seed=derive_seed(config.seed, "mabwiser", s))
+            k = env.num_arms
+            policy = getattr(LearningPolicy, factory)(**options)
+            mab = MAB(arms=list(range(k)), learning_policy=policy, seed=config.seed + s)
+            regret, col, first = 0.0, 0, []
+            for t in range(1, config.horizon + 1):
+                arm = t - 1 if t <= k else int(mab.predict())
+                reward = float(env.pull(torch.tensor([arm]))[0])
+                if t < k:
+                    first.append(reward)
+                elif t == k:
+                    mab.fit(list(range(k)), [*first, reward])
+                else:
+                    mab.partial_fit([arm], [reward])
+                regret += float(env.regret(torch.tensor([arm]))[0])
+                if col < len(rounds) and t == rounds[col]:
+                    curve[s, col] = regret
+                    col += 1
+        runs.append(PolicyRun(label, curve, time.perf_counter() - start, config.horizon * config.seeds))
+    return runs
+
+
+def agreement(ours: PolicyRun, reference: PolicyRun) -> bool:
+    """Whether two runs' mean final regrets agree within their 95% intervals (the difference is at
+    most the root sum of squares of the two half-widths)."""
+    return abs(ours.regret_mean - reference.regret_mean) <= math.hypot(ours.regret_ci95, reference.regret_ci95)
+
+
 def run_bandits(config: BanditBenchConfig, progress: bool = False) -> BanditReport:
     """Run every policy of ``config`` on its problem (see the module docstring)."""
     from banditformer.harness.problems import BernoulliProblem
@@ -230,6 +299,9 @@ def run_bandits(config: BanditBenchConfig, progress: bool = False) -> BanditRepo
         results.append(run)
     if bar is not None:
         bar.close()
+    if config.mabwiser:
+        refs = [r.policy for r in results if r.error is None and r.policy in MABWISER_REFERENCES]
+        results += run_mabwiser(config, refs)
     env = make_problem(config.problem, seed=config.seed)
     bound = lai_robbins_bound(env.means, rounds) if isinstance(env, BernoulliProblem) else None
     meta = {"torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -247,6 +319,15 @@ def format_report(report: BanditReport) -> str:
         )
     if report.lower_bound is not None:
         lines.append(f"{'(Lai-Robbins lower bound)':<26}{report.lower_bound[-1]:>23.1f}")
+    by_name = {r.policy: r for r in ok}
+    for ours, (label, _, _) in MABWISER_REFERENCES.items():
+        if ours in by_name and label in by_name:
+            a, b = by_name[ours], by_name[label]
+            verdict = "agree" if agreement(a, b) else "DIFFER"
+            lines.append(
+                f"{ours} vs {label}: {verdict} within 95% CI ({a.regret_mean:.1f} vs {b.regret_mean:.1f}); "
+                f"decisions/s {1 / a.seconds_per_decision:,.0f} vs {1 / b.seconds_per_decision:,.0f}"
+            )
     lines += [f"{r.policy:<26}  FAILED: {r.error}" for r in report.results if r.error is not None]
     return "\n".join(lines)
 

@@ -128,3 +128,38 @@ def test_plot_regret_writes_a_png(tmp_path: Path, log_x: bool) -> None:
     report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=30, seeds=3))
     path = plot_regret(report, tmp_path / "sub" / "regret.png", log_x=log_x)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
+def test_agreement_compares_means_within_the_combined_interval() -> None:
+    from banditformer.harness.bench import PolicyRun, agreement
+
+    def run(values: list[float]) -> PolicyRun:
+        return PolicyRun("p", torch.tensor(values, dtype=torch.float64).unsqueeze(1), 1.0, 1)
+
+    assert agreement(run([10.0, 12.0, 14.0]), run([11.0, 13.0, 15.0]))
+    assert not agreement(run([10.0, 10.5, 11.0]), run([30.0, 30.5, 31.0]))
+
+
+def test_mabwiser_references_run_beside_ours() -> None:
+    pytest.importorskip("mabwiser")
+    config = BanditBenchConfig(
+        problem="bernoulli_two", policies=["ucb1", "thompson_beta", "epsilon_greedy"], horizon=60, seeds=3,
+        mabwiser=True,
+    )  # fmt: skip
+    report = run_bandits(config)
+    names = [r.policy for r in report.results]
+    assert names == ["ucb1", "thompson_beta", "epsilon_greedy", "mabwiser:UCB1", "mabwiser:ThompsonSampling"]
+    for r in report.results[3:]:
+        assert r.error is None and r.regret.shape == (3, len(report.rounds))
+        assert bool((r.regret.diff(dim=1) >= 0).all())
+    assert "ucb1 vs mabwiser:UCB1" in format_report(report)
+
+
+def test_missing_mabwiser_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from banditformer.harness.bench import run_mabwiser
+
+    monkeypatch.setitem(sys.modules, "mabwiser.mab", None)
+    with pytest.raises(bf.BanditformerError, match="MABWiser"):
+        run_mabwiser(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=5, seeds=1))
