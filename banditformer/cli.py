@@ -160,13 +160,55 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--log-x", action="store_true", help="a logarithmic round axis in regret.png")
     bb.add_argument("--no-plot", action="store_true", help="skip regret.png (which needs matplotlib)")
     bb.add_argument("--quiet", action="store_true", help="no progress bar")
+    bb.add_argument(
+        "--config", default=None, help="a TOML file of these options (names with _ for -); flags given override it"
+    )
     bb.set_defaults(func=_cmd_bench_bandits)
+    parser._bench_parsers = {"bandits": bb}  # type: ignore[attr-defined]
     return parser
+
+
+def load_toml_defaults(sub: argparse.ArgumentParser, path: str) -> dict:
+    """Options from a TOML file for the subcommand ``sub``: every key must be one of its flags
+    (``-`` written ``_``), with a value of the flag's type."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BanditformerError(f"expected a readable TOML file at {path!r}, got: {exc}") from None
+    actions = {a.dest: a for a in sub._actions if a.dest not in ("help", "config", "func")}
+    unknown = sorted(set(values) - set(actions))
+    if unknown:
+        raise BanditformerError(f"expected options among {sorted(actions)} in {path!r}, got unknown {unknown}")
+    for key, value in values.items():
+        action = actions[key]
+        if action.nargs == "+":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        elif action.const is True:  # store_true
+            ok = isinstance(value, bool)
+        else:
+            kind = action.type or str
+            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise BanditformerError(f"expected option {key!r} in {path!r} to be like {action.default!r}, got {value!r}")
+    return values
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "config", None) is not None:  # TOML values become defaults; given flags win
+        sub = parser._bench_parsers[args.bench]  # type: ignore[attr-defined]
+        try:
+            sub.set_defaults(**load_toml_defaults(sub, args.config))
+        except BanditformerError as exc:
+            print(f"banditformer: error: {exc}", file=sys.stderr)
+            return 2
+        args = parser.parse_args(argv)
     if getattr(args, "problem", None) is not None and args.problem not in list_problems():
         parser.error(f"unknown problem {args.problem!r}; expected one of: {', '.join(list_problems())}")
     if getattr(args, "task", None) is not None and args.task not in list_tasks():

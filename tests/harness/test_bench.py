@@ -163,3 +163,21 @@ def test_missing_mabwiser_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "mabwiser.mab", None)
     with pytest.raises(bf.BanditformerError, match="MABWiser"):
         run_mabwiser(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=5, seeds=1))
+
+
+def test_a_toml_config_sets_the_options_and_flags_override_it(tmp_path: Path, capsys) -> None:
+    from banditformer.cli import main
+
+    config = tmp_path / "bench.toml"
+    config.write_text('problem = "bernoulli_two"\npolicies = ["ucb1", "kl_ucb"]\nhorizon = 40\nseeds = 4\n'
+                      "quiet = true\nno_plot = true\n")  # fmt: skip
+    assert main(["bench", "bandits", "--config", str(config), "--seeds", "2", "--out", str(tmp_path / "r")]) == 0
+    (folder,) = (tmp_path / "r").iterdir()
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["config"]["problem"] == "bernoulli_two" and doc["config"]["horizon"] == 40
+    assert doc["config"]["seeds"] == 2 and doc["config"]["policies"] == ["ucb1", "kl_ucb"]
+    assert not (folder / "regret.png").exists()
+    for text, expected in [("horizn = 5\n", "unknown ['horizn']"), ('horizon = "x"\n', "'horizon'"), ("[", "TOML")]:
+        config.write_text(text)
+        assert main(["bench", "bandits", "--config", str(config)]) == 2
+        assert expected in capsys.readouterr().err
