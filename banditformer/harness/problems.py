@@ -11,7 +11,7 @@ from banditformer.core.errors import InputValidationError
 from banditformer.core.random import make_generator
 from banditformer.core.validation import check_arms, check_float, check_int
 
-__all__ = ["BERNOULLI_INSTANCES", "BernoulliProblem", "GaussianProblem"]
+__all__ = ["BERNOULLI_INSTANCES", "BernoulliProblem", "GaussianProblem", "SwitchingBernoulliProblem"]
 
 #: Standard Bernoulli instances: easy (wide gaps), close means, many arms.
 BERNOULLI_INSTANCES: dict[str, list[float]] = {
@@ -101,3 +101,51 @@ class GaussianProblem(_MeansProblem):
         arms = check_arms("arms", arms, self.num_arms, self.means.device)
         z = torch.randn(arms.shape, generator=self.generator, device=self.means.device, dtype=torch.float64)
         return (self.means[arms] + self.std * z).float()
+
+
+class SwitchingBernoulliProblem(_MeansProblem):
+    """A non-stationary Bernoulli problem with abrupt changes: the arm means jump to the next of
+    ``phases`` every ``period`` rounds (cycling). One :meth:`pull` call is one round for all its
+    rows; :meth:`regret` is measured against the means of the latest pull's round.
+
+    >>> p = SwitchingBernoulliProblem([[0.9, 0.1], [0.1, 0.9]], period=2, seed=0)
+    >>> [int(p.pull(torch.tensor([0])).numel()) and p.best_arm_of_last_round for _ in range(4)]
+    [0, 0, 1, 1]
+    """
+
+    reward_range = (0.0, 1.0)
+
+    def __init__(
+        self, phases: Sequence[Sequence[float]], *, period: int = 500, seed: int = 0, device: torch.device | str = "cpu"
+    ) -> None:
+        table = torch.as_tensor(phases, dtype=torch.float64, device=device)
+        if table.ndim != 2 or table.shape[0] < 1:
+            raise InputValidationError(f"expected phases as a (P, K) table of means, got shape {tuple(table.shape)}")
+        if bool(((table < 0) | (table > 1)).any()):
+            raise InputValidationError(f"expected Bernoulli means in [0, 1], got {table.tolist()}")
+        super().__init__(table[0], seed=seed, device=device)
+        self.phases = table
+        self.period = check_int("period", period, low=1)
+        self.round = 0  # rounds pulled so far
+        self._last = table[0]
+
+    def _means_at(self, t: int) -> Tensor:
+        return self.phases[(t // self.period) % self.phases.shape[0]]
+
+    @property
+    def best_arm_of_last_round(self) -> int:
+        return int(self._last.argmax())
+
+    def regret(self, arms: Tensor) -> Tensor:
+        arms = check_arms("arms", arms, self.num_arms, self.means.device)
+        return (self._last.max() - self._last)[arms]
+
+    def pull(self, arms: Tensor) -> Tensor:
+        """``(n,)`` rewards in {0, 1} for ``(n,)`` arms, all at this round's means; then the clock
+        moves on one round."""
+        arms = check_arms("arms", arms, self.num_arms, self.means.device)
+        self._last = self._means_at(self.round)
+        self.means = self._means_at(self.round + 1)  # what the next round pays
+        self.round += 1
+        u = torch.rand(arms.shape, generator=self.generator, device=self._last.device, dtype=torch.float64)
+        return (u < self._last[arms]).float()

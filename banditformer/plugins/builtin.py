@@ -10,7 +10,12 @@ from banditformer import bandits
 from banditformer.backends import CPUBackend, CUDABackend
 from banditformer.controllers import DHTController, LayerDropController, RandomController, StaticFull, StaticSmall
 from banditformer.harness import tasks
-from banditformer.harness.problems import BERNOULLI_INSTANCES, BernoulliProblem, GaussianProblem
+from banditformer.harness.problems import (
+    BERNOULLI_INSTANCES,
+    BernoulliProblem,
+    GaussianProblem,
+    SwitchingBernoulliProblem,
+)
 from banditformer.plugins.manager import hookimpl
 
 
@@ -71,4 +76,8 @@ def banditformer_add_problems() -> dict[str, Callable[..., Any]]:
         f"bernoulli_{name}": functools.partial(BernoulliProblem.instance, name) for name in BERNOULLI_INSTANCES
     }
     problems["gaussian"] = functools.partial(GaussianProblem, [1.0, 0.5, 0.0, -0.5])
+    # abrupt changes: the best arm moves every 500 rounds
+    problems["bernoulli_switching"] = functools.partial(
+        SwitchingBernoulliProblem, [[0.8, 0.5, 0.2], [0.2, 0.5, 0.8], [0.5, 0.8, 0.2]], period=500
+    )
     return problems
