@@ -149,6 +149,9 @@ class DHTController(Controller):
         self.lam_lr = check_float("lam_lr", lam_lr, low=0.0)
         self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
         self.register_buffer("feedback_calls", torch.zeros((), dtype=torch.int64))
+        # A host mirror of the buffer, so that decide() reads it without a device sync per batch.
+        self._calls = 0
+        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_calls", int(module.feedback_calls)))
         check_int("seed", seed, low=0)
         blocks = max(num_layers - 1, 1)
         groups = blocks if mode == "tree" else 1
@@ -178,7 +181,7 @@ class DHTController(Controller):
         if context.shape[1] != self.context_dim:
             raise InputValidationError(f"expected `context` of width {self.context_dim}, got {context.shape[1]}")
         x = context.to(torch.float32)
-        if explore and int(self.feedback_calls) < self.warmup_steps:  # warm-up: the full model
+        if explore and self._calls < self.warmup_steps:  # warm-up: the full model
             full = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
             return Decision(torch.full((b,), layers, device=context.device), full, {"context": x, "warmup": True})
         depth_arm = self.depth.select(x, explore=explore)  # (B,)
@@ -211,6 +214,7 @@ class DHTController(Controller):
     def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         info = decision.info
         self.feedback_calls += 1
+        self._calls += 1
         if info.get("warmup"):
             return  # warm-up decisions teach the policies nothing
         if not {"context", "depth_arm"} <= set(info):

@@ -86,8 +86,8 @@ class BanditBenchConfig:
         check_int("seed", self.seed, low=0)
         check_int("checkpoints", self.checkpoints, low=1)
         if self.policies is not None:
-            from banditformer.harness.quick import _fits, context_free_policies
-            from banditformer.plugins import list_policies, make_policy
+            from banditformer.harness.quick import check_context_free
+            from banditformer.plugins import list_policies
 
             if isinstance(self.policies, str) or not self.policies:
                 raise InputValidationError(f"expected a non-empty list of policy names, got {self.policies!r}")
@@ -97,14 +97,7 @@ class BanditBenchConfig:
                     raise InputValidationError(
                         f"expected a registered policy, got {name!r}; available: {', '.join(known)}"
                     )
-            reward_range = self.reward_range
-            for name in self.policies:
-                if not _fits(make_policy(name, num_arms=2, context_dim=1), reward_range):
-                    raise InputValidationError(
-                        f"expected a context-free, one-arm policy taking rewards in {reward_range} (the range "
-                        f"of problem {self.problem!r}), got {name!r}; such policies: "
-                        f"{', '.join(context_free_policies(reward_range))}"
-                    )
+            check_context_free(self.policies, self.problem, self.reward_range)
 
     @property
     def reward_range(self) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from banditformer.core.policy import Policy
 from banditformer.core.validation import check_int
 from banditformer.plugins import get_plugin_manager, list_policies, make_policy, make_problem
 
-__all__ = ["PolicyResult", "compare_policies", "context_free_policies", "format_table"]
+__all__ = ["PolicyResult", "check_context_free", "compare_policies", "context_free_policies", "format_table"]
 
 
 @dataclass
@@ -46,6 +46,16 @@ def _fits(policy: object, reward_range: tuple[float, float]) -> bool:
 def context_free_policies(reward_range: tuple[float, float] = (0.0, 1.0)) -> list[str]:
     """Registered policies that choose one arm without a context and take rewards in ``reward_range``."""
     return [n for n in list_policies() if _fits(make_policy(n, num_arms=2, context_dim=1), reward_range)]
+
+
+def check_context_free(names: Sequence[str], problem: str, reward_range: tuple[float, float]) -> None:
+    """Fail unless every name is a context-free one-arm policy taking ``problem``'s rewards."""
+    for name in names:
+        if not _fits(make_policy(name, num_arms=2, context_dim=1), reward_range):
+            raise InputValidationError(
+                f"expected a context-free, one-arm policy taking rewards in {reward_range} (the range of "
+                f"problem {problem!r}), got {name!r}; such policies: {', '.join(context_free_policies(reward_range))}"
+            )
 
 
 def _ci95(x: torch.Tensor) -> float:
@@ -79,12 +89,7 @@ def compare_policies(
     check_int("seed", seed, low=0)
     reward_range = make_problem(problem, seed=seed).reward_range
     names = list(policies) if policies is not None else context_free_policies(reward_range)
-    for name in names:
-        if not _fits(make_policy(name, num_arms=2, context_dim=1), reward_range):
-            raise InputValidationError(
-                f"expected a context-free, one-arm policy taking rewards in {reward_range} (the range of "
-                f"problem {problem!r}), got {name!r}; such policies: {', '.join(context_free_policies(reward_range))}"
-            )
+    check_context_free(names, problem, reward_range)
     pm = get_plugin_manager()
     results = []
     groups = torch.arange(seeds)

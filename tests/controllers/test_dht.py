@@ -168,3 +168,16 @@ def test_warmup_runs_the_full_model_and_teaches_the_policies_nothing() -> None:
     assert int(c.feedback_calls) == 4
     with pytest.raises(InputValidationError, match="warmup_steps"):
         DHTController(L, H, D, full_flops=1.0, warmup_steps=-1)
+
+
+def test_warmup_progress_survives_a_state_dict_round_trip() -> None:
+    c = DHTController(L, H, D, full_flops=1.0, warmup_steps=2, seed=0)
+    x = torch.randn(4, D)
+    d = c.decide(x)
+    c.feedback(d, torch.rand(4), flops_of(d))
+    fresh = DHTController(L, H, D, full_flops=1.0, warmup_steps=2, seed=0)
+    fresh.load_state_dict(c.state_dict())
+    assert bool(fresh.decide(x).heads.all())  # one warm-up batch left
+    d = fresh.decide(x)
+    fresh.feedback(d, torch.rand(4), flops_of(d))
+    assert int(fresh.feedback_calls) == 2 and not bool(fresh.decide(x).heads.all())
