@@ -77,7 +77,7 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
         problem=args.problem, policies=args.policies, horizon=args.horizon, seeds=args.seeds, seed=args.seed,
         checkpoints=args.checkpoints, mabwiser=args.mabwiser,
     )  # fmt: skip
-    report = run_bandits(config, progress=not args.quiet)
+    report = run_bandits(config, progress=not args.quiet, workers=args.workers)
     folder = write_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-bandits-{config.digest()}")
     files = [f"{folder}/results.json", f"{folder}/regret.csv"]
     if not args.no_plot:
@@ -129,9 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     m.add_argument("--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=_cmd_demo)
-    d = sub.add_parser("bandits", help="compare the context-free bandit policies on a Bernoulli problem")
+    d = sub.add_parser("bandits", help="a quick table of bandit policies on a problem (bench bandits: full reports)")
     d.add_argument("--problem", default="bernoulli_easy", help="a registered problem (default: %(default)s)")
-    d.add_argument("--policies", nargs="+", default=None, help="policy names (default: every context-free one)")
+    d.add_argument("--policies", nargs="+", default=None, help="policy names (default: all that fit the problem)")
     d.add_argument("--horizon", type=int, default=2000, help="rounds per run (default: %(default)s)")
     d.add_argument("--seeds", type=int, default=20, help="independent runs (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
@@ -148,14 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--horizon", type=int, default=2000, help="rounds per run (default: %(default)s)")
     bb.add_argument("--seeds", type=int, default=20, help="independent runs per policy (default: %(default)s)")
     bb.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
-    bb.add_argument(
-        "--checkpoints", type=int, default=10, help="regret checkpoints, log-spaced (default: %(default)s)"
-    )
+    bb.add_argument("--checkpoints", type=int, default=10, help="regret checkpoints, log-spaced (default: %(default)s)")
     bb.add_argument(
         "--out", default="results", help="parent folder of <time>-bandits-<config hash>/ (default: %(default)s)"
     )
     bb.add_argument(
         "--mabwiser", action="store_true", help="also run MABWiser's UCB1 and Thompson sampling as references"
+    )
+    bb.add_argument(
+        "--workers", type=int, default=1, help="processes to spread policies over; same numbers (default: %(default)s)"
     )
     bb.add_argument("--log-x", action="store_true", help="a logarithmic round axis in regret.png")
     bb.add_argument("--no-plot", action="store_true", help="skip regret.png (which needs matplotlib)")

@@ -27,7 +27,7 @@ def test_bad_input_fails_before_work(capsys: pytest.CaptureFixture[str]) -> None
     assert main(["bandits", "--horizon", "0"]) == 2
     assert "expected `horizon` in [1, inf], got 0" in capsys.readouterr().err
     assert main(["bandits", "--policies", "ucb9", "--horizon", "5"]) == 2
-    assert "unknown policy 'ucb9'" in capsys.readouterr().err
+    assert "expected a registered policy, got 'ucb9'; available:" in capsys.readouterr().err
 
 
 def test_console_script_entry_runs() -> None:

@@ -38,6 +38,8 @@ class BucketsMixin:
     """Adds a base policy with one statistics group per bucket, and the bucket state, to a
     contextual :class:`PolicyBase` subclass."""
 
+    supports_groups = False
+
     base: PolicyBase
     num_buckets: int
 

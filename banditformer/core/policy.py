@@ -69,6 +69,9 @@ class PolicyBase(nn.Module, ABC):
     #: False when updating with a batch may differ from the same rows one at a time
     #: (randomised updates, or statistics that change the grouping of later rows).
     exact_batch_update: ClassVar[bool] = True
+    #: False when ``num_groups`` must be 1 (the policy uses groups internally, e.g. as context
+    #: buckets); runners then keep one instance per independent run instead of one group each.
+    supports_groups: ClassVar[bool] = True
 
     def __init__(
         self,

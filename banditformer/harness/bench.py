@@ -1,11 +1,18 @@
 """The bandit benchmark runner: policies x seeds on a registered problem, with regret curves,
 confidence intervals, time per decision, the Lai-Robbins lower bound on Bernoulli problems, and
-JSON and CSV output.
+JSON, CSV and PNG output.
+
+Problems are multi-armed, contextual (``context_dim``) or combinatorial semi-bandits (``k``); see
+:mod:`banditformer.harness.problems`. By default every registered policy that can play the problem
+runs: one-arm context-free policies on context-free problems, every one-arm policy on contextual
+problems (the context-free ones as baselines), combinatorial policies on semi-bandits.
 
 Every seed is an independent run; the runs of one policy execute together as the groups of one
 batched policy, so a round is one ``select``/``update`` of ``seeds`` rows, and every policy faces
-the same reward stream seed. A policy that raises mid-run is reported by name with its error and
-the others still run.
+the same reward stream. Policies that cannot hold groups (``supports_groups = False``) keep one
+instance per seed instead, on the same stream. A policy that raises is reported by name with its
+error and the others still run. ``workers`` spreads the policies (and MABWiser's per-seed runs)
+over processes; the numbers do not depend on it.
 
 >>> report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=3))
 >>> report.results[0].policy, report.results[0].regret.shape
@@ -30,6 +37,7 @@ from scipy import stats
 from torch import Tensor
 
 from banditformer.core.errors import BanditformerError, InputValidationError
+from banditformer.core.policy import CombinatorialPolicy, Policy
 from banditformer.core.validation import check_int
 
 __all__ = [
@@ -39,6 +47,8 @@ __all__ = [
     "PolicyRun",
     "agreement",
     "bernoulli_kl",
+    "check_compatible",
+    "compatible_policies",
     "format_report",
     "lai_robbins_bound",
     "plot_regret",
@@ -54,8 +64,8 @@ class BanditBenchConfig:
 
     Attributes:
         problem: a registered problem name (``banditformer.list_problems()``).
-        policies: registered policy names; ``None``: every context-free one-arm policy that takes
-            the problem's rewards.
+        policies: registered policy names; ``None``: every registered policy that can play the
+            problem (:func:`compatible_policies`).
         horizon: rounds per run.
         seeds: independent runs per policy.
         seed: master seed (the problem's reward stream and the policies' generators).
@@ -86,7 +96,6 @@ class BanditBenchConfig:
         check_int("seed", self.seed, low=0)
         check_int("checkpoints", self.checkpoints, low=1)
         if self.policies is not None:
-            from banditformer.harness.quick import check_context_free
             from banditformer.plugins import list_policies
 
             if isinstance(self.policies, str) or not self.policies:
@@ -97,7 +106,14 @@ class BanditBenchConfig:
                     raise InputValidationError(
                         f"expected a registered policy, got {name!r}; available: {', '.join(known)}"
                     )
-            check_context_free(self.policies, self.problem, self.reward_range)
+            check_compatible(self.policies, self.problem, seed=self.seed)
+        if self.mabwiser:
+            from banditformer.plugins import make_problem
+
+            if _problem_kind(make_problem(self.problem, seed=self.seed)) != (None, None):
+                raise InputValidationError(
+                    f"expected a context-free one-arm problem for the MABWiser references, got {self.problem!r}"
+                )
 
     @property
     def reward_range(self) -> tuple[float, float]:
@@ -118,13 +134,15 @@ class BanditBenchConfig:
 @dataclass
 class PolicyRun:
     """One policy's runs: ``regret`` ``(seeds, len(rounds))`` cumulative regret at each checkpoint,
-    float64; ``error`` is the message when the policy raised (its regret is then empty)."""
+    float64; ``arm_counts`` ``(seeds, K)`` how often each (base) arm was played, when recorded;
+    ``error`` is the message when the policy raised (its regret is then empty)."""
 
     policy: str
     regret: Tensor
     seconds: float
     decisions: int
     error: str | None = None
+    arm_counts: Tensor | None = None
 
     @property
     def final(self) -> Tensor:
@@ -179,6 +197,72 @@ def lai_robbins_bound(means: Sequence[float] | Tensor, rounds: Sequence[int]) ->
     return [constant * math.log(t) for t in rounds]
 
 
+def _problem_kind(env: Any) -> tuple[int | None, int | None]:
+    """``(context_dim, k)`` of a problem: ``None`` where it is not contextual / combinatorial."""
+    return getattr(env, "context_dim", None), getattr(env, "k", None)
+
+
+def _fits(policy: object, env: Any) -> bool:
+    """Whether ``policy`` can play ``env``: the right action kind, a context when it needs one, and
+    a reward range that holds the problem's."""
+    context_dim, k = _problem_kind(env)
+    if not isinstance(policy, CombinatorialPolicy if k is not None else Policy):
+        return False
+    if policy.is_contextual and context_dim is None:
+        return False
+    low, high = policy.reward_range
+    return low <= env.reward_range[0] and env.reward_range[1] <= high
+
+
+def _probe(name: str, env: Any) -> Any:
+    from banditformer.plugins import make_policy
+
+    context_dim, _ = _problem_kind(env)
+    return make_policy(name, num_arms=env.num_arms, context_dim=context_dim or 1)
+
+
+def compatible_policies(problem: str, *, seed: int = 0) -> list[str]:
+    """The registered policies that can play ``problem`` (see the module docstring). A policy whose
+    constructor raises is kept, so that a run reports its error by name."""
+    from banditformer.plugins import list_policies, make_problem
+
+    env = make_problem(problem, seed=seed)
+    names = []
+    for name in list_policies():
+        try:
+            policy = _probe(name, env)
+        except Exception:  # reported when it runs
+            names.append(name)
+            continue
+        if _fits(policy, env):
+            names.append(name)
+    return names
+
+
+def check_compatible(names: Sequence[str], problem: str, *, seed: int = 0) -> None:
+    """Fail unless every named policy can play ``problem`` (a policy whose constructor raises
+    passes here and fails, by name, when it runs)."""
+    from banditformer.plugins import make_problem
+
+    env = make_problem(problem, seed=seed)
+    context_dim, k = _problem_kind(env)
+    kind = (
+        f"a combinatorial policy (problem {problem!r} picks {k} arms a round)"
+        if k is not None
+        else ("a one-arm policy" if context_dim is not None else "a context-free, one-arm policy")
+    )
+    for name in names:
+        try:
+            policy = _probe(name, env)
+        except Exception:
+            continue
+        if not _fits(policy, env):
+            raise InputValidationError(
+                f"expected {kind} taking rewards in {env.reward_range} (problem {problem!r}), got {name!r}; "
+                f"such policies: {', '.join(compatible_policies(problem, seed=seed))}"
+            )
+
+
 #: MABWiser's reference policies: our name -> (label, MABWiser learning policy, its options).
 MABWISER_REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
     "ucb1": ("mabwiser:UCB1", "UCB1", {"alpha": 1.0}),
@@ -186,19 +270,52 @@ MABWISER_REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
 }
 
 
-def run_mabwiser(config: BanditBenchConfig, policies: Sequence[str] = tuple(MABWISER_REFERENCES)) -> list[PolicyRun]:
+def _mabwiser_seed(config: BanditBenchConfig, name: str, s: int) -> tuple[Tensor, float]:
+    """One MABWiser run (seed ``s``): ``(len(rounds),)`` cumulative regret and its seconds."""
+    from mabwiser.mab import MAB, LearningPolicy
+
+    from banditformer.core.random import derive_seed
+    from banditformer.plugins import make_problem
+
+    _, factory, options = MABWISER_REFERENCES[name]
+    rounds = config.rounds()
+    curve = torch.zeros(len(rounds), dtype=torch.float64)
+    start = time.perf_counter()
+    env = make_problem(config.problem, seed=derive_seed(config.seed, "mabwiser", s))
+    k = env.num_arms
+    mab = MAB(arms=list(range(k)), learning_policy=getattr(LearningPolicy, factory)(**options), seed=config.seed + s)
+    regret, col, first = 0.0, 0, []
+    for t in range(1, config.horizon + 1):
+        arm = t - 1 if t <= k else int(mab.predict())
+        reward = float(env.pull(torch.tensor([arm]))[0])
+        if t < k:
+            first.append(reward)
+        elif t == k:
+            mab.fit(list(range(k)), [*first, reward])
+        else:
+            mab.partial_fit([arm], [reward])
+        regret += float(env.regret(torch.tensor([arm]))[0])
+        if col < len(rounds) and t == rounds[col]:
+            curve[col] = regret
+            col += 1
+    return curve, time.perf_counter() - start
+
+
+def run_mabwiser(
+    config: BanditBenchConfig, policies: Sequence[str] = tuple(MABWISER_REFERENCES), workers: int = 1
+) -> list[PolicyRun]:
     """MABWiser's UCB1 and Thompson sampling on the same problem, horizon and number of seeds, as
     reference runs (labelled ``mabwiser:...``); needs ``pip install 'banditformer[bench]'``.
 
     MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``seed + s``) on
-    its own reward stream (the problem seeded from ``seed`` and ``s``). It must be fitted before it
-    predicts: the first ``K`` rounds play each arm once, as our UCB1 does, and count as rounds.
+    its own reward stream (the problem seeded from ``seed`` and ``s``); ``workers`` processes share
+    the seeds. It must be fitted before it predicts: the first ``K`` rounds play each arm once, as
+    our UCB1 does, and count as rounds. Context-free problems only.
     """
-    from banditformer.core.random import derive_seed
     from banditformer.plugins import make_problem
 
     try:
-        from mabwiser.mab import MAB, LearningPolicy
+        import mabwiser.mab  # noqa: F401
     except ImportError as exc:
         raise BanditformerError(f"expected MABWiser (pip install 'banditformer[bench]'), got: {exc}") from None
     unknown = [p for p in policies if p not in MABWISER_REFERENCES]
@@ -206,33 +323,122 @@ def run_mabwiser(config: BanditBenchConfig, policies: Sequence[str] = tuple(MABW
         raise InputValidationError(
             f"expected policies with a MABWiser reference {sorted(MABWISER_REFERENCES)}, got {unknown}"
         )
-    rounds = config.rounds()
+    if _problem_kind(make_problem(config.problem, seed=config.seed)) != (None, None):
+        raise InputValidationError(f"expected a context-free one-arm problem for MABWiser, got {config.problem!r}")
+    jobs = [(name, s) for name in policies for s in range(config.seeds)]
+    outputs = _map(_mabwiser_seed, [(config, name, s) for name, s in jobs], workers)
     runs = []
     for name in policies:
-        label, factory, options = MABWISER_REFERENCES[name]
-        curve = torch.zeros(config.seeds, len(rounds), dtype=torch.float64)
-        start = time.perf_counter()
-        for s in range(config.seeds):
-            env = make_problem(config.problem, seed=derive_seed(config.seed, "mabwiser", s))
-            k = env.num_arms
-            policy = getattr(LearningPolicy, factory)(**options)
-            mab = MAB(arms=list(range(k)), learning_policy=policy, seed=config.seed + s)
-            regret, col, first = 0.0, 0, []
-            for t in range(1, config.horizon + 1):
-                arm = t - 1 if t <= k else int(mab.predict())
-                reward = float(env.pull(torch.tensor([arm]))[0])
-                if t < k:
-                    first.append(reward)
-                elif t == k:
-                    mab.fit(list(range(k)), [*first, reward])
-                else:
-                    mab.partial_fit([arm], [reward])
-                regret += float(env.regret(torch.tensor([arm]))[0])
-                if col < len(rounds) and t == rounds[col]:
-                    curve[s, col] = regret
-                    col += 1
-        runs.append(PolicyRun(label, curve, time.perf_counter() - start, config.horizon * config.seeds))
+        mine = [out for (n, _), out in zip(jobs, outputs, strict=True) if n == name]
+        curve = torch.stack([c for c, _ in mine])
+        seconds = sum(sec for _, sec in mine)
+        runs.append(PolicyRun(MABWISER_REFERENCES[name][0], curve, seconds, config.horizon * config.seeds))
     return runs
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _map(fn: Any, jobs: list[tuple[Any, ...]], workers: int, on_done: Any = None) -> list[Any]:
+    """``[fn(*job) for job in jobs]``, in ``workers`` spawned processes (one thread each) when
+    ``workers > 1``; ``on_done(i)`` after each job finishes."""
+    if workers <= 1 or len(jobs) <= 1:
+        outputs = []
+        for i, job in enumerate(jobs):
+            outputs.append(fn(*job))
+            if on_done is not None:
+                on_done(i)
+        return outputs
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    results: list[Any] = [None] * len(jobs)
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"), initializer=_worker_init) as ex:
+        futures = {ex.submit(fn, *job): i for i, job in enumerate(jobs)}
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            if on_done is not None:
+                on_done(futures[fut])
+    return results
+
+
+class _Players:
+    """One policy's ``seeds`` independent runs: one batched policy (a group per seed) or, for
+    policies without groups, one instance per seed."""
+
+    def __init__(self, name: str, env: Any, config: BanditBenchConfig) -> None:
+        from banditformer.core.random import derive_seed
+        from banditformer.plugins import make_policy
+
+        context_dim, self.k = _problem_kind(env)
+        n, k = config.seeds, env.num_arms
+        first = make_policy(name, num_arms=k, context_dim=context_dim, seed=config.seed)
+        if not isinstance(first, (Policy, CombinatorialPolicy)):
+            raise InputValidationError(f"expected policy {name!r} to build a Policy, got {type(first).__name__}")
+        if first.supports_groups:
+            self.batched = make_policy(name, num_arms=k, context_dim=context_dim, num_groups=n, seed=config.seed)
+            self.groups = torch.arange(n)
+        else:
+            self.batched = None
+            self.each = [first] + [
+                make_policy(name, num_arms=k, context_dim=context_dim, seed=derive_seed(config.seed, "seed", s))
+                for s in range(1, n)
+            ]
+
+    def select(self, ctx: Tensor | None) -> Tensor:
+        """``(seeds,)`` arms, or ``(seeds, K)`` chosen masks on a semi-bandit."""
+        kw = {} if self.k is None else {"k": self.k}
+        if self.batched is not None:
+            return self.batched.select(ctx, groups=self.groups, **kw)
+        return torch.cat([
+            p.select(None if ctx is None else ctx[s : s + 1], n=1, **kw) for s, p in enumerate(self.each)
+        ])  # fmt: skip
+
+    def update(self, actions: Tensor, rewards: Tensor, ctx: Tensor | None) -> None:
+        if self.batched is not None:
+            self.batched.update(actions, rewards, ctx, groups=self.groups)
+            return
+        for s, p in enumerate(self.each):
+            p.update(actions[s : s + 1], rewards[s : s + 1], None if ctx is None else ctx[s : s + 1])
+
+
+def _run_policy(config: BanditBenchConfig, name: str, tick: Any = None) -> PolicyRun:
+    """``seeds`` runs of one policy (see the module docstring); ``tick()`` after each round."""
+    from banditformer.plugins import make_problem
+
+    env = make_problem(config.problem, seed=config.seed)
+    context_dim, k = _problem_kind(env)
+    rounds = config.rounds()
+    marks = torch.zeros(config.horizon + 1, dtype=torch.bool)
+    marks[rounds] = True
+    curve = torch.zeros(config.seeds, len(rounds), dtype=torch.float64)
+    regret = torch.zeros(config.seeds, dtype=torch.float64)
+    counts = torch.zeros(config.seeds, env.num_arms, dtype=torch.float64)
+    rows = torch.arange(config.seeds)
+    start, col, t = time.perf_counter(), 0, 0
+    try:
+        players = _Players(name, env, config)
+        for t in range(1, config.horizon + 1):
+            ctx = env.contexts(config.seeds) if context_dim is not None else None
+            actions = players.select(ctx)
+            players.update(actions, env.pull(actions), ctx)
+            regret += env.regret(actions)
+            if k is None:
+                counts[rows, actions] += 1
+            else:
+                counts += actions
+            if marks[t]:
+                curve[:, col] = regret
+                col += 1
+            if tick is not None:
+                tick()
+    except Exception as exc:  # a failing policy is reported; the others still run
+        return PolicyRun(
+            name, torch.zeros(config.seeds, 0, dtype=torch.float64), time.perf_counter() - start,
+            max(t - 1, 0) * config.seeds, error=f"{type(exc).__name__} at round {t}: {exc}",
+        )  # fmt: skip
+    return PolicyRun(name, curve, time.perf_counter() - start, config.horizon * config.seeds, arm_counts=counts)
 
 
 def agreement(ours: PolicyRun, reference: PolicyRun) -> bool:
@@ -241,64 +447,53 @@ def agreement(ours: PolicyRun, reference: PolicyRun) -> bool:
     return abs(ours.regret_mean - reference.regret_mean) <= math.hypot(ours.regret_ci95, reference.regret_ci95)
 
 
-def run_bandits(config: BanditBenchConfig, progress: bool = False) -> BanditReport:
-    """Run every policy of ``config`` on its problem (see the module docstring)."""
+def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int = 1) -> BanditReport:
+    """Run every policy of ``config`` on its problem (see the module docstring).
+
+    Args:
+        config: what to run.
+        progress: show a progress bar (rounds, or finished policies with ``workers > 1``).
+        workers: processes to spread the policies over (spawned, one thread each; they see the
+            plugins installed through entry points, not ones registered at run time). The
+            numbers are the same for every value.
+    """
     from banditformer.harness.problems import BernoulliProblem
-    from banditformer.harness.quick import context_free_policies
-    from banditformer.plugins import get_plugin_manager, make_policy, make_problem
+    from banditformer.plugins import get_plugin_manager, make_problem
 
     if not isinstance(config, BanditBenchConfig):
         raise InputValidationError(f"expected a BanditBenchConfig, got {type(config).__name__}")
-    names = config.policies if config.policies is not None else context_free_policies(config.reward_range)
-    rounds = config.rounds()
-    marks = torch.zeros(config.horizon + 1, dtype=torch.bool)
-    marks[rounds] = True
-    groups = torch.arange(config.seeds)
+    check_int("workers", workers, low=1)
+    names = config.policies if config.policies is not None else compatible_policies(config.problem, seed=config.seed)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(names) * config.horizon, desc="bench bandits", dynamic_ncols=True)
-    results = []
+    if workers > 1:
+        results = _map(_run_policy, [(config, name) for name in names], workers,
+                       on_done=None if bar is None else (lambda _: bar.update(config.horizon)))  # fmt: skip
+    else:
+        results = []
+        for i, name in enumerate(names):
+            run = _run_policy(config, name, tick=None if bar is None else (lambda: bar.update(1)))
+            if bar is not None:  # a failed policy's rounds count as done
+                bar.update((i + 1) * config.horizon - bar.n)
+            results.append(run)
+    if bar is not None:
+        bar.close()
     pm = get_plugin_manager()
-    for name in names:
-        env = make_problem(config.problem, seed=config.seed)
-        curve = torch.zeros(config.seeds, len(rounds), dtype=torch.float64)
-        regret = torch.zeros(config.seeds, dtype=torch.float64)
-        start, col, t = time.perf_counter(), 0, 0
-        try:
-            pol = make_policy(name, num_arms=env.num_arms, num_groups=config.seeds, seed=config.seed)
-            for t in range(1, config.horizon + 1):
-                arms = pol.select(groups=groups)
-                pol.update(arms, env.pull(arms), groups=groups)
-                regret += env.regret(arms)
-                if marks[t]:
-                    curve[:, col] = regret
-                    col += 1
-                if bar is not None:
-                    bar.update(1)
-            run = PolicyRun(name, curve, time.perf_counter() - start, config.horizon * config.seeds)
-        except Exception as exc:  # a failing policy is reported; the others still run
-            run = PolicyRun(
-                name, torch.zeros(config.seeds, 0, dtype=torch.float64), time.perf_counter() - start,
-                max(t - 1, 0) * config.seeds, error=f"{type(exc).__name__} at round {t}: {exc}",
-            )  # fmt: skip
-        if bar is not None and run.error is not None:
-            bar.update(config.horizon - t + 1)  # the rounds a failed policy did not run
+    for run in results:
         if run.error is None:
             pm.notify_metrics(
                 "harness.bench", config.horizon, {"regret_mean": run.regret_mean, "regret_ci95": run.regret_ci95}
             )
-        results.append(run)
-    if bar is not None:
-        bar.close()
     if config.mabwiser:
         refs = [r.policy for r in results if r.error is None and r.policy in MABWISER_REFERENCES]
-        results += run_mabwiser(config, refs)
+        results += run_mabwiser(config, refs, workers=workers)
     env = make_problem(config.problem, seed=config.seed)
-    bound = lai_robbins_bound(env.means, rounds) if isinstance(env, BernoulliProblem) else None
-    meta = {"torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    return BanditReport(config, rounds, results, bound, meta)
+    bound = lai_robbins_bound(env.means, config.rounds()) if isinstance(env, BernoulliProblem) else None
+    meta = {"torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "workers": workers}
+    return BanditReport(config, config.rounds(), results, bound, meta)
 
 
 def format_report(report: BanditReport) -> str:

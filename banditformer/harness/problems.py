@@ -1,4 +1,16 @@
-"""Stochastic bandit problems with known means, batched and seeded, for comparing policies."""
+"""Bandit problems with known expected rewards, batched and seeded, for comparing policies.
+
+Every problem has ``num_arms``, ``reward_range``, ``pull`` (one reward per row) and ``regret``
+(each row's expected regret against the best action of its round). Two optional attributes say
+what kind of problem it is, and the benchmark runner follows them:
+
+- ``context_dim`` (an int): a contextual problem. ``contexts(n)`` starts a round by drawing
+  ``(n, context_dim)`` contexts; ``pull`` and ``regret`` then refer to those rows.
+- ``k`` (an int): a combinatorial semi-bandit. An action is a ``(n, num_arms)`` bool mask with
+  ``k`` True entries per row; ``pull`` returns ``(n, num_arms)`` rewards (one per base arm; those
+  not chosen are to be ignored) and ``regret`` the best ``k``-set's expected total minus the
+  chosen set's.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +21,18 @@ from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import make_generator
-from banditformer.core.validation import check_arms, check_float, check_int
+from banditformer.core.validation import check_arms, check_float, check_int, check_tensor
 
-__all__ = ["BERNOULLI_INSTANCES", "BernoulliProblem", "GaussianProblem", "SwitchingBernoulliProblem"]
+__all__ = [
+    "BERNOULLI_INSTANCES",
+    "BernoulliProblem",
+    "ClassificationProblem",
+    "GaussianProblem",
+    "LinearContextualProblem",
+    "SwitchingBernoulliProblem",
+    "TopKSemiBanditProblem",
+    "classification_problem",
+]
 
 #: Standard Bernoulli instances: easy (wide gaps), close means, many arms.
 BERNOULLI_INSTANCES: dict[str, list[float]] = {
@@ -149,3 +170,190 @@ class SwitchingBernoulliProblem(_MeansProblem):
         self.round += 1
         u = torch.rand(arms.shape, generator=self.generator, device=self._last.device, dtype=torch.float64)
         return (u < self._last[arms]).float()
+
+
+class TopKSemiBanditProblem(_MeansProblem):
+    """A combinatorial semi-bandit: each round picks ``k`` of the Bernoulli base arms and sees a
+    reward for each; the payoff is their sum. Regret: the ``k`` best means' sum minus the chosen
+    ones'.
+
+    >>> p = TopKSemiBanditProblem([0.9, 0.5, 0.1], k=2, seed=0)
+    >>> chosen = torch.tensor([[True, False, True]])
+    >>> p.pull(chosen).shape, [round(v, 6) for v in p.regret(chosen).tolist()]
+    (torch.Size([1, 3]), [0.4])
+    """
+
+    reward_range = (0.0, 1.0)
+
+    def __init__(
+        self, means: Sequence[float] | Tensor, *, k: int, seed: int = 0, device: torch.device | str = "cpu"
+    ) -> None:
+        super().__init__(means, seed=seed, device=device)
+        if bool(((self.means < 0) | (self.means > 1)).any()):
+            raise InputValidationError(f"expected Bernoulli means in [0, 1], got {self.means.tolist()}")
+        self.k = check_int("k", k, low=1, high=self.num_arms)
+        self.best_total = float(self.means.topk(self.k).values.sum())
+
+    def _check(self, chosen: object) -> Tensor:
+        chosen = check_tensor("chosen", chosen, shape=(None, self.num_arms), kind="bool", device=self.means.device)
+        sizes = chosen.sum(1)
+        if chosen.shape[0] and bool((sizes != self.k).any()):
+            raise InputValidationError(f"expected {self.k} chosen arms per row, got {sizes.unique().tolist()}")
+        return chosen
+
+    def regret(self, chosen: Tensor) -> Tensor:  # type: ignore[override]
+        """``(n,)`` expected regret of each row's ``(n, K)`` chosen set."""
+        chosen = self._check(chosen)
+        return self.best_total - (chosen.double() * self.means).sum(1)
+
+    def pull(self, chosen: Tensor) -> Tensor:
+        """``(n, K)`` float32 rewards in {0, 1}, one per base arm (read only the chosen ones)."""
+        chosen = self._check(chosen)
+        u = torch.rand(chosen.shape, generator=self.generator, device=self.means.device, dtype=torch.float64)
+        return (u < self.means).float()
+
+
+class _ContextualProblem:
+    """Shared by the contextual problems: ``contexts(n)`` draws the round, ``pull``/``regret``
+    read the expected rewards of its rows."""
+
+    reward_range = (0.0, 1.0)
+    num_arms: int
+    context_dim: int
+
+    def __init__(self, seed: int, device: torch.device | str) -> None:
+        self.seed = check_int("seed", seed, low=0)
+        self.generator = make_generator(seed, torch.device(device))
+        self._round: Tensor | None = None  # (n, K) expected rewards of the current round's rows
+
+    def _draw(self, n: int) -> tuple[Tensor, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def contexts(self, n: int) -> Tensor:
+        """Start a round of ``n`` rows: ``(n, context_dim)`` float32 contexts."""
+        check_int("n", n, low=1)
+        x, self._round = self._draw(n)
+        return x
+
+    def _expected(self, arms: object) -> tuple[Tensor, Tensor]:
+        if self._round is None:
+            raise InputValidationError("expected contexts(n) to start a round before pull or regret, got none")
+        arms = check_arms("arms", arms, self.num_arms, self._round.device, n=self._round.shape[0])
+        return arms, self._round
+
+    def regret(self, arms: Tensor) -> Tensor:
+        """``(n,)`` expected regret of each row's arm against the best arm for its context."""
+        arms, means = self._expected(arms)
+        return means.max(1).values - means.gather(1, arms.unsqueeze(1)).squeeze(1)
+
+    def pull(self, arms: Tensor) -> Tensor:
+        """``(n,)`` float32 rewards in {0, 1}: Bernoulli with the expected reward of each row's arm."""
+        arms, means = self._expected(arms)
+        p = means.gather(1, arms.unsqueeze(1)).squeeze(1)
+        u = torch.rand(p.shape, generator=self.generator, device=p.device, dtype=torch.float64)
+        return (u < p).float()
+
+
+class LinearContextualProblem(_ContextualProblem):
+    """A linear contextual bandit: a context is ``x = [1, z]`` with ``z`` uniform on the unit
+    sphere of ``R^(d-1)``; arm ``a`` pays Bernoulli(``x . theta_a``) with
+    ``theta_a = [1/2, u_a / 2]`` and ``u_a`` a fixed unit vector, so expected rewards lie in
+    ``[0, 1]`` and are exactly linear in the context (LinUCB's model).
+
+    Args:
+        num_arms: K.
+        context_dim: d (>= 2; the first entry is the constant 1).
+        instance_seed: draws the arms' directions (the problem); ``seed`` draws contexts and rewards.
+
+    >>> p = LinearContextualProblem(num_arms=3, context_dim=4, seed=0)
+    >>> x = p.contexts(5)
+    >>> x.shape, p.pull(torch.zeros(5, dtype=torch.long)).shape
+    (torch.Size([5, 4]), torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        num_arms: int = 5,
+        context_dim: int = 6,
+        *,
+        instance_seed: int = 0,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(seed, device)
+        self.num_arms = check_int("num_arms", num_arms, low=2)
+        self.context_dim = check_int("context_dim", context_dim, low=2)
+        check_int("instance_seed", instance_seed, low=0)
+        u = torch.randn(num_arms, context_dim - 1, generator=make_generator(instance_seed), dtype=torch.float64)
+        u = u / u.norm(dim=1, keepdim=True)
+        self.theta = torch.cat([torch.full((num_arms, 1), 0.5, dtype=torch.float64), u / 2], 1).to(device)
+
+    def _draw(self, n: int) -> tuple[Tensor, Tensor]:
+        dev = self.theta.device
+        z = torch.randn(n, self.context_dim - 1, generator=self.generator, device=dev, dtype=torch.float64)
+        x = torch.cat([torch.ones(n, 1, device=dev, dtype=torch.float64), z / z.norm(dim=1, keepdim=True)], 1)
+        return x.float(), (x @ self.theta.T).clamp(0.0, 1.0)
+
+
+class ClassificationProblem(_ContextualProblem):
+    """A supervised data set as a contextual bandit (Dudik et al. 2011; Bietti et al. 2021): each
+    row is a sample drawn uniformly (with replacement), its features the context, every class an
+    arm; the right class pays 1, the others 0. Regret is the number of mistakes.
+
+    Args:
+        features: ``(N, d)`` float features (standardised here, then a constant 1 is appended,
+            so ``context_dim`` is ``d + 1``).
+        labels: ``(N,)`` int classes in ``[0, num_classes)``.
+
+    >>> p = ClassificationProblem(torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2]), seed=0)
+    >>> p.num_arms, p.context_dim, p.contexts(4).shape
+    (3, 3, torch.Size([4, 3]))
+    """
+
+    def __init__(
+        self,
+        features: Tensor,
+        labels: Tensor,
+        *,
+        name: str = "classification",
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(seed, device)
+        x = check_tensor("features", features, ndim=2, kind="float").to(torch.float64)
+        y = check_tensor("labels", labels, shape=(x.shape[0],), kind="int").long()
+        if x.shape[0] < 2 or not bool(torch.isfinite(x).all()) or int(y.min()) < 0:
+            raise InputValidationError(
+                f"expected >= 2 finite samples and labels >= 0, got {x.shape[0]} samples, labels from {int(y.min())}"
+            )
+        std = x.std(0)
+        x = (x - x.mean(0)) / torch.where(std > 0, std, 1.0)
+        self.name = name
+        self.features = torch.cat([x, torch.ones(x.shape[0], 1, dtype=torch.float64)], 1).float().to(device)
+        self.labels = y.to(device)
+        self.num_arms = int(y.max()) + 1
+        self.context_dim = int(self.features.shape[1])
+
+    def _draw(self, n: int) -> tuple[Tensor, Tensor]:
+        dev = self.features.device
+        idx = torch.randint(self.features.shape[0], (n,), generator=self.generator, device=dev)
+        onehot = torch.zeros(n, self.num_arms, dtype=torch.float64, device=dev)
+        onehot[torch.arange(n, device=dev), self.labels[idx]] = 1.0
+        return self.features[idx], onehot
+
+
+def classification_problem(dataset: str, *, seed: int = 0, device: torch.device | str = "cpu") -> ClassificationProblem:
+    """scikit-learn's bundled ``"digits"`` (64 features, 10 classes) or ``"wine"`` (13 features,
+    3 classes) as a :class:`ClassificationProblem`; needs ``pip install 'banditformer[tasks]'``."""
+    loaders = {"digits": "load_digits", "wine": "load_wine"}
+    if dataset not in loaders:
+        raise InputValidationError(f"expected a data set in {sorted(loaders)}, got {dataset!r}")
+    try:
+        from sklearn import datasets
+    except ImportError as exc:
+        raise InputValidationError(
+            f"expected scikit-learn for the {dataset!r} problem (pip install 'banditformer[tasks]'), got: {exc}"
+        ) from None
+    data = getattr(datasets, loaders[dataset])()
+    x, y = torch.tensor(data.data, dtype=torch.float64), torch.tensor(data.target, dtype=torch.long)
+    return ClassificationProblem(x, y, name=f"{dataset}_bandit", seed=seed, device=device)

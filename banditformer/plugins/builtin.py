@@ -14,7 +14,10 @@ from banditformer.harness.problems import (
     BERNOULLI_INSTANCES,
     BernoulliProblem,
     GaussianProblem,
+    LinearContextualProblem,
     SwitchingBernoulliProblem,
+    TopKSemiBanditProblem,
+    classification_problem,
 )
 from banditformer.plugins.manager import hookimpl
 
@@ -80,4 +83,11 @@ def banditformer_add_problems() -> dict[str, Callable[..., Any]]:
     problems["bernoulli_switching"] = functools.partial(
         SwitchingBernoulliProblem, [[0.8, 0.5, 0.2], [0.2, 0.5, 0.8], [0.5, 0.8, 0.2]], period=500
     )
+    problems["linear_contextual"] = LinearContextualProblem
+    problems["topk_semibandit"] = functools.partial(
+        TopKSemiBanditProblem, [0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3, 0.2], k=3
+    )
+    # supervised-to-bandit: scikit-learn's bundled data sets, one arm per class
+    problems["digits_bandit"] = functools.partial(classification_problem, "digits")
+    problems["wine_bandit"] = functools.partial(classification_problem, "wine")
     return problems

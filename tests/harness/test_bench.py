@@ -72,6 +72,7 @@ def test_write_report_gives_json_and_one_csv_row_per_policy_seed_and_checkpoint(
         ({"seeds": 0}, "seeds"),
         ({"seed": -1}, "seed"),
         ({"problem": "gaussian", "policies": ["ucb1"]}, "rewards in"),
+        ({"problem": "linear_contextual", "policies": ["linucb"], "mabwiser": True}, "context-free one-arm problem"),
     ],
 )
 def test_bad_configurations_fail_before_any_work(kwargs: dict, match: str) -> None:
@@ -181,3 +182,52 @@ def test_a_toml_config_sets_the_options_and_flags_override_it(tmp_path: Path, ca
         config.write_text(text)
         assert main(["bench", "bandits", "--config", str(config)]) == 2
         assert expected in capsys.readouterr().err
+
+
+def test_default_policies_follow_the_problem_kind() -> None:
+    from banditformer.harness.bench import compatible_policies
+
+    flat = compatible_policies("bernoulli_easy")
+    assert "ucb1" in flat and "linucb" not in flat and "cts" not in flat
+    contextual = compatible_policies("linear_contextual")
+    assert {"linucb", "lin_thompson", "bucketed", "ucb1"} <= set(contextual) and "cts" not in contextual
+    assert set(compatible_policies("topk_semibandit")) == {"cts", "cts_shared", "cucb"}
+    with pytest.raises(bf.InputValidationError, match="combinatorial policy"):
+        BanditBenchConfig(problem="topk_semibandit", policies=["ucb1"])
+    with pytest.raises(bf.InputValidationError, match="one-arm policy"):
+        BanditBenchConfig(problem="linear_contextual", policies=["cts"])
+
+
+def test_linucb_learns_the_linear_problem_that_context_free_policies_cannot() -> None:
+    config = BanditBenchConfig(problem="linear_contextual", policies=["linucb", "ucb1"], horizon=400, seeds=4)
+    linucb, ucb = run_bandits(config).results
+    assert linucb.error is None and ucb.error is None
+    assert linucb.regret_mean < 0.5 * ucb.regret_mean
+    assert linucb.arm_counts is not None and float(linucb.arm_counts.sum()) == 400 * 4
+
+
+def test_combinatorial_and_per_seed_policies_run_and_repeat() -> None:
+    semi = BanditBenchConfig(problem="topk_semibandit", policies=["cts", "cucb"], horizon=300, seeds=3)
+    a, b = run_bandits(semi), run_bandits(semi)
+    for r, again in zip(a.results, b.results, strict=True):
+        assert r.error is None and torch.equal(r.regret, again.regret)
+        assert float(r.arm_counts.sum()) == 300 * 3 * 3  # k = 3 base arms a round
+    cts = a.results[0]
+    assert cts.arm_counts[:, :3].sum() > cts.arm_counts[:, 3:].sum()  # the best three dominate
+    # `bucketed` cannot hold a group per seed: it keeps one instance per seed on the same stream
+    wine = BanditBenchConfig(problem="wine_bandit", policies=["bucketed"], horizon=60, seeds=3)
+    pytest.importorskip("sklearn")
+    r1, r2 = run_bandits(wine).results[0], run_bandits(wine).results[0]
+    assert r1.error is None and r1.regret.shape == (3, len(wine.rounds())) and torch.equal(r1.regret, r2.regret)
+    assert len(set(r1.final.tolist())) > 1  # independent runs
+
+
+def test_workers_spread_the_policies_without_changing_the_numbers() -> None:
+    config = BanditBenchConfig(problem="bernoulli_easy", policies=["ucb1", "thompson_beta"], horizon=100, seeds=3)
+    one = run_bandits(config)
+    two = run_bandits(config, workers=2)
+    assert two.meta["workers"] == 2
+    for a, b in zip(one.results, two.results, strict=True):
+        assert a.policy == b.policy and torch.equal(a.regret, b.regret) and torch.equal(a.arm_counts, b.arm_counts)
+    with pytest.raises(bf.InputValidationError, match="workers"):
+        run_bandits(config, workers=0)
