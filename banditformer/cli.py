@@ -3,6 +3,7 @@
 banditformer plugins            list every implementation and the plugin it came from
 banditformer demo               DHT against the full model on a task (the README's main job)
 banditformer bench bandits      policies x seeds on a bandit problem, results to a folder
+banditformer bench model        controllers x lambdas x seeds on a task, results to a folder
 banditformer --version
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from banditformer import __version__
 from banditformer.core.errors import BanditformerError
@@ -91,6 +93,54 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
     return 1 if any(r.error for r in report.results) else 0
 
 
+def _cmd_bench_model(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from banditformer.harness.bench_model import (
+        ModelBenchConfig,
+        format_model_report,
+        plot_model_report,
+        run_models,
+        write_model_report,
+    )
+
+    config = ModelBenchConfig(
+        task=args.task, controllers=args.controllers, lams=args.lams, budgets=args.budgets,
+        dht_budgets=args.dht_budgets, seeds=args.seeds, seed=args.seed, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, d_model=args.width, num_layers=args.layers, num_heads=args.heads,
+        pooling=args.pooling, exit_heads=args.exit_heads, warmup=args.warmup, layerdrop=args.layerdrop,
+        task_kwargs=args.task_kwargs, controller_kwargs=args.controller_kwargs, threads=args.threads,
+    )  # fmt: skip
+    plan = config.plan()
+    print(
+        f"banditformer {__version__}: {len(plan)} configurations x {args.seeds} seed(s) on {args.task!r}, "
+        f"{args.epochs} epochs, {args.workers} worker(s) of {args.threads} thread(s)\n",
+        flush=True,
+    )
+    report = run_models(config, progress=not args.quiet, workers=args.workers)
+    folder = write_model_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-model-{config.digest()}")
+    files = [f"{folder}/results.json", f"{folder}/runs.csv"]
+    if not args.no_plot:
+        files += [str(p) for p in plot_model_report(report, folder)]
+    print(format_model_report(report))
+    print(f"\n* on the Pareto front of accuracy against FLOP saving\nresults: {', '.join(files)}")
+    return 1 if any("error" in r for r in report.runs) else 0
+
+
+def _json_object(text: str) -> dict:
+    """An argparse type: a JSON object."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
 def _cmd_bandits(args: argparse.Namespace) -> int:
     from banditformer.harness.quick import compare_policies, format_table
 
@@ -165,7 +215,57 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, help="a TOML file of these options (names with _ for -); flags given override it"
     )
     bb.set_defaults(func=_cmd_bench_bandits)
-    parser._bench_parsers = {"bandits": bb}  # type: ignore[attr-defined]
+    bm = bench_sub.add_parser(
+        "model",
+        help="controllers x lambdas x seeds on a task: accuracy, FLOP saving, time; Pareto front; JSON, CSV, PNGs",
+        description="Train a fresh model per controller configuration and seed, with the same schedule, and "
+        "compare test accuracy, inference FLOP saving and time per sample. Budgeted baselines (static_small, "
+        "random, layerdrop) run at each --budgets value; controllers taking `lam` (dht, dht_integrated) at each "
+        "--lams value and, with flop_budget, at each --dht-budgets value.",
+    )
+    bm.add_argument("--task", default="digits", help="a registered task (default: %(default)s)")
+    bm.add_argument("--task-kwargs", type=_json_object, default={}, help="the task's options as a JSON object")
+    bm.add_argument(
+        "--controllers", nargs="+", default=["static", "static_small", "random", "layerdrop", "dht"],
+        help="registered controller names (default: %(default)s)",
+    )  # fmt: skip
+    bm.add_argument("--lams", nargs="+", type=float, default=[0.05, 0.2], help="lam values (default: %(default)s)")
+    bm.add_argument(
+        "--budgets", nargs="+", type=float, default=[0.5, 0.25], help="baselines' FLOP budgets (default: %(default)s)"
+    )
+    bm.add_argument(
+        "--dht-budgets", nargs="+", type=float, default=[], help="budgets with lam adapted to them (default: none)"
+    )
+    bm.add_argument("--seeds", type=int, default=1, help="runs per configuration (default: %(default)s)")
+    bm.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
+    bm.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
+    bm.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
+    bm.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (default: %(default)s)")
+    bm.add_argument("--width", type=int, default=64, help="d_model (default: %(default)s)")
+    bm.add_argument("--layers", type=int, default=4, help="blocks (default: %(default)s)")
+    bm.add_argument("--heads", type=int, default=4, help="heads per block (default: %(default)s)")
+    bm.add_argument("--pooling", default="cls", choices=["cls", "mean"], help="(default: %(default)s)")
+    bm.add_argument("--exit-heads", action="store_true", help="a norm and classifier per exit depth")
+    bm.add_argument(
+        "--warmup", type=float, default=0.0, help="share of steps on the full model first (default: %(default)s)"
+    )
+    bm.add_argument("--layerdrop", type=float, default=0.2, help="LayerDrop's drop rate (default: %(default)s)")
+    bm.add_argument(
+        "--controller-kwargs", type=_json_object, default={},
+        help='extra options per controller as JSON, e.g. \'{"dht": {"head_reward": "importance"}}\'',
+    )  # fmt: skip
+    bm.add_argument("--threads", type=int, default=1, help="threads per run (default: %(default)s)")
+    bm.add_argument("--workers", type=int, default=1, help="runs at once, in processes (default: %(default)s)")
+    bm.add_argument(
+        "--out", default="results", help="parent folder of <time>-model-<config hash>/ (default: %(default)s)"
+    )
+    bm.add_argument("--no-plot", action="store_true", help="skip pareto.png and time.png (which need matplotlib)")
+    bm.add_argument("--quiet", action="store_true", help="no progress bar")
+    bm.add_argument(
+        "--config", default=None, help="a TOML file of these options (names with _ for -); flags given override it"
+    )
+    bm.set_defaults(func=_cmd_bench_model)
+    parser._bench_parsers = {"bandits": bb, "model": bm}  # type: ignore[attr-defined]
     return parser
 
 
@@ -185,18 +285,33 @@ def load_toml_defaults(sub: argparse.ArgumentParser, path: str) -> dict:
     unknown = sorted(set(values) - set(actions))
     if unknown:
         raise BanditformerError(f"expected options among {sorted(actions)} in {path!r}, got unknown {unknown}")
+
+    def fits(kind: Any, v: object) -> bool:
+        if isinstance(v, bool):
+            return kind is bool
+        if kind is float:
+            return isinstance(v, (int, float))
+        return isinstance(v, kind)
+
+    out = {}
     for key, value in values.items():
         action = actions[key]
         if action.nargs == "+":
-            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            kind = action.type or str
+            ok = isinstance(value, list) and all(fits(kind, v) for v in value)
+            value = [float(v) for v in value] if ok and kind is float else value
         elif action.const is True:  # store_true
             ok = isinstance(value, bool)
+        elif action.type is _json_object:
+            ok = isinstance(value, dict)
         else:
             kind = action.type or str
-            ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+            ok = fits(kind, value)
+            value = float(value) if ok and kind is float else value
         if not ok:
             raise BanditformerError(f"expected option {key!r} in {path!r} to be like {action.default!r}, got {value!r}")
-    return values
+        out[key] = value
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

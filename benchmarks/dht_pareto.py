@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from banditformer.controllers import RandomController, budget_shape
+from banditformer.harness.bench_model import pareto_front
 from banditformer.harness.experiment import run_experiment
 from banditformer.harness.trainer import TrainConfig
 from banditformer.model import DynamicTransformer
@@ -61,15 +62,8 @@ def _run(task: str, controller: str, seed: int, model: dict, kwargs: dict, train
 def frontier(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The baseline runs no other baseline run beats in both accuracy and inference FLOP saving."""
     base = [r for r in results if r["label"].split("@")[0] in BASELINES]
-    return [
-        r
-        for r in base
-        if not any(
-            o["accuracy"] >= r["accuracy"] and o["flop_saving"] >= r["flop_saving"] and o is not r
-            and (o["accuracy"], o["flop_saving"]) != (r["accuracy"], r["flop_saving"])
-            for o in base
-        )
-    ]  # fmt: skip
+    on = pareto_front([(r["accuracy"], r["flop_saving"]) for r in base])
+    return [r for r, keep in zip(base, on, strict=True) if keep]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -176,6 +176,12 @@ class DHTController(Controller):
         if not isinstance(self.heads, CombinatorialPolicy) or self.heads.is_contextual:
             raise InputValidationError(f"expected a context-free combinatorial policy for heads, got {head_policy!r}")
 
+    @property
+    def state_reductions(self) -> dict[str, str | None]:
+        # lam's adaptive steps come from batch means: the mean of the ranks' steps is the step on
+        # the global batch; every rank gives feedback once a step, so the counter agrees anyway.
+        return {"lam": "mean", "feedback_calls": None}
+
     def _decide(self, context: Tensor, explore: bool) -> Decision:
         b, layers, h = context.shape[0], self.num_layers, self.num_heads
         if context.shape[1] != self.context_dim:

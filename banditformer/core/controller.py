@@ -37,6 +37,13 @@ class Controller(nn.Module, ABC):
         return self._anchor.device
 
     @property
+    def state_reductions(self) -> dict[str, str | None]:
+        """Data-parallel reductions of the controller's own buffers (its policies declare theirs):
+        name -> ``"sum"``, ``"mean"``, ``"max"``, ``"min"`` or ``None`` (identical on every rank);
+        see :mod:`banditformer.core.distributed`. Empty by default."""
+        return {}
+
+    @property
     def wants_head_importance(self) -> bool:
         """True when :meth:`feedback` needs ``head_importance`` (a trainer then gates the heads
         to measure it); False by default."""

@@ -38,7 +38,7 @@ from banditformer.core.validation import (
 __all__ = ["REDUCTIONS", "CombinatorialPolicy", "Policy", "PolicyBase", "top_k_mask"]
 
 #: How a state tensor combines across data-parallel ranks ("sum": add the increments).
-REDUCTIONS = ("sum", "max", "min", None)
+REDUCTIONS = ("sum", "mean", "max", "min", None)
 
 
 def top_k_mask(scores: Tensor, k: Tensor) -> Tensor:
@@ -107,8 +107,9 @@ class PolicyBase(nn.Module, ABC):
         Args:
             name: the attribute name.
             default: the initial value; :meth:`reset` restores it.
-            reduce: ``"sum"`` (counts and sums: ranks add their increments), ``"max"``, ``"min"``,
-                or ``None`` (identical on every rank, e.g. a hyperparameter).
+            reduce: ``"sum"`` (counts and sums: ranks add their increments), ``"mean"`` (ranks
+                average their increments), ``"max"``, ``"min"``, or ``None`` (identical on every
+                rank, e.g. a hyperparameter); see :mod:`banditformer.core.distributed`.
         """
         if reduce not in REDUCTIONS:
             raise InputValidationError(f"expected `reduce` in {REDUCTIONS}, got {reduce!r}")

@@ -555,10 +555,8 @@ def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
     return out
 
 
-def plot_regret(report: BanditReport, path: str | os.PathLike[str], log_x: bool = False) -> Path:
-    """A PNG of each policy's mean cumulative regret with its 95% confidence band (Student t over
-    seeds) at the checkpoints, and the Lai-Robbins bound (dashed) on Bernoulli problems. Needs
-    matplotlib (``pip install 'banditformer[bench]'``)."""
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (files, no display), or a clear error."""
     try:
         import matplotlib
 
@@ -568,10 +566,19 @@ def plot_regret(report: BanditReport, path: str | os.PathLike[str], log_x: bool 
         raise BanditformerError(
             f"expected matplotlib for plots (pip install 'banditformer[bench]'), got: {exc}"
         ) from None
+    return plt
+
+
+def plot_regret(report: BanditReport, path: str | os.PathLike[str], log_x: bool = False) -> Path:
+    """A PNG of each policy's mean cumulative regret with its 95% confidence band (Student t over
+    seeds) at the checkpoints, and the Lai-Robbins bound (dashed) on Bernoulli problems. Needs
+    matplotlib (``pip install 'banditformer[bench]'``)."""
+    plt = pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     x = report.rounds
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours: every registered policy at once
     for r in report.results:
         if r.error is not None:
             continue

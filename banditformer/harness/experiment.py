@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -14,10 +15,24 @@ from scipy import stats
 from banditformer.core.random import derive_seed
 from banditformer.harness.trainer import TrainConfig, Trainer
 
-__all__ = ["MODEL_DEFAULTS", "run_experiment"]
+__all__ = ["MODEL_DEFAULTS", "controller_parameters", "run_experiment"]
 
 #: The model shape used unless overridden.
 MODEL_DEFAULTS: dict[str, Any] = {"d_model": 64, "num_layers": 4, "num_heads": 4, "pooling": "mean"}
+
+
+def controller_parameters(name: str) -> set[str]:
+    """The keyword parameters a registered controller's factory takes (``context_dim``,
+    ``full_flops``, ``seed`` and ``lam`` are filled in or swept when it takes them)."""
+    from banditformer.plugins import get_plugin_manager
+
+    entry = get_plugin_manager().registry("controller").get(name)
+    if entry is None:
+        return set()
+    try:
+        return set(inspect.signature(entry.factory).parameters)
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return set()
 
 
 def run_experiment(
@@ -36,7 +51,8 @@ def run_experiment(
 
     Returns:
         ``accuracy``, mean forward FLOPs per sample at inference and in training with their savings
-        against the full model, wall time, the distributions of chosen depths and heads, and on
+        against the full model, training wall time, inference time per test sample
+        (``eval_us_per_sample``, decisions included), the distributions of chosen depths and heads, and on
         tasks with known difficulty the Spearman correlation between difficulty and chosen FLOPs.
         Written as JSON to ``out`` when given.
     """
@@ -49,9 +65,11 @@ def run_experiment(
     net = DynamicTransformer(data.config(**shape))
     table = net.cost_table()
     kwargs = {"num_layers": shape["num_layers"], "num_heads": shape["num_heads"], **(controller_kwargs or {})}
-    if controller.startswith("dht"):
-        kwargs.setdefault("context_dim", shape["d_model"])
-        kwargs.setdefault("full_flops", table.full)
+    accepts = controller_parameters(controller)
+    for name, value in (("context_dim", shape["d_model"]), ("full_flops", table.full)):
+        if name in accepts:
+            kwargs.setdefault(name, value)
+    if "seed" in accepts:
         kwargs.setdefault("seed", derive_seed(seed, "controller"))
     ctrl = make_controller(controller, **kwargs)
     config = train or TrainConfig(seed=seed)
@@ -73,6 +91,7 @@ def run_experiment(
         "train_flop_saving": 1.0 - trainer.train_flop_ratio,
         "full_flops_per_sample": table.full,
         "wall_time_s": seconds,
+        "eval_us_per_sample": test["seconds"] / max(len(data.test), 1) * 1e6,
         "depth_counts": torch.bincount(test["depth"], minlength=shape["num_layers"] + 1)[1:].tolist(),
         "head_count_mean_per_block": test["head_counts"].double().mean(0).tolist(),
     }

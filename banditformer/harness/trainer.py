@@ -15,16 +15,18 @@ import math
 import os
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
+from banditformer.core.distributed import StateSync, fork_generators, rank_and_world
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed, make_generator
 from banditformer.core.validation import check_float, check_int
@@ -48,6 +50,9 @@ class TrainConfig:
         greedy_tail: the last share of the training steps decides greedily (``explore=False``,
             as at inference), so the network fine-tunes on the architectures it will run; the
             controller still gets feedback. 0 explores to the end.
+        sync_every: under ``torch.distributed`` with several ranks, all-reduce the bandit
+            statistics' increments every this many steps (see
+            :mod:`banditformer.core.distributed`); ignored in a single process.
     """
 
     epochs: int = 5
@@ -59,6 +64,7 @@ class TrainConfig:
     autocast: bool = False
     progress: bool = True
     greedy_tail: float = 0.0
+    sync_every: int = 1
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, low=1)
@@ -68,6 +74,7 @@ class TrainConfig:
         check_float("grad_clip", self.grad_clip, low=0.0, low_open=True)
         check_int("seed", self.seed, low=0)
         check_float("greedy_tail", self.greedy_tail, low=0.0, high=1.0, high_open=True)
+        check_int("sync_every", self.sync_every, low=1)
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -85,6 +92,31 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class _Forward(nn.Module):
+    """stem -> decide -> run as one module call, so that DistributedDataParallel wraps a whole
+    forward pass. The controller is held outside the module tree: DDP must not broadcast its
+    statistics (ranks merge increments instead, :class:`~banditformer.core.distributed.StateSync`)."""
+
+    def __init__(self, model: nn.Module, controller: Controller, backend: Backend, autocast: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.__dict__["controller"] = controller
+        self.__dict__["backend"] = backend
+        self.autocast = autocast
+        self.last: tuple[Any, Tensor | None] = (None, None)  # the decision and gate of the latest call
+
+    def forward(self, x: Tensor, explore: bool, gate: bool = False) -> Tensor:
+        with self.backend.autocast(enabled=self.autocast):
+            h, context = self.model.stem(x)
+            decision = self.controller.decide(context, explore=explore)
+            head_gate = None
+            if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
+                head_gate = torch.ones(decision.heads.shape, device=h.device, requires_grad=True)
+            logits = self.model.run(h, decision, head_gate=head_gate)
+        self.last = (decision, head_gate)
+        return logits.float()
 
 
 class Trainer:
@@ -122,7 +154,32 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.train_flops = 0.0  # summed per-sample forward FLOPs of every training sample so far
         self.train_samples = 0
-        torch.manual_seed(derive_seed(config.seed, "global"))  # dropout draws from the global RNG
+        self.rank, self.world = rank_and_world()
+        # dropout draws from the global RNG; rank 0 draws as a single process would
+        torch.manual_seed(derive_seed(config.seed, "global", *([self.rank] if self.rank else [])))
+        self._net = _Forward(self.model, self.controller, self.backend, config.autocast)
+        self._step_net: nn.Module = self._net
+        if self.world > 1:
+            self._check_shards()
+            from torch.nn.parallel import DistributedDataParallel
+
+            fork_generators(self.controller, self.rank)
+            cuda = self.backend.device.type == "cuda"
+            self._step_net = DistributedDataParallel(
+                self._net,
+                device_ids=[self.backend.device] if cuda else None,
+                find_unused_parameters=True,  # skipped blocks and heads have no gradient
+            )
+        self.sync = StateSync(self.controller, every=config.sync_every)
+
+    def _check_shards(self) -> None:
+        n, bs = len(self.task.train), self.config.batch_size
+        last = n - (self.steps_per_epoch - 1) * bs
+        if min(bs, last) < self.world:
+            raise InputValidationError(
+                f"expected every global batch to give each of {self.world} ranks a row (batch_size {bs}, last "
+                f"batch {last}), got fewer rows than ranks"
+            )
 
     # ----------------------------------------------------------------------------------- data
     def _order(self, epoch: int) -> Tensor:
@@ -135,14 +192,8 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------- steps
     def _forward(self, x: Tensor, explore: bool, gate: bool = False) -> tuple[Tensor, Any, Tensor | None]:
-        with self.backend.autocast(enabled=self.config.autocast):
-            h, context = self.model.stem(x)
-            decision = self.controller.decide(context, explore=explore)
-            head_gate = None
-            if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
-                head_gate = torch.ones(decision.heads.shape, device=h.device, requires_grad=True)
-            logits = self.model.run(h, decision, head_gate=head_gate)
-        return logits.float(), decision, head_gate
+        logits = self._net(x, explore, gate)
+        return (logits, *self._net.last)
 
     def train_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
         """One optimisation step on a batch; returns its loss, accuracy and FLOP ratio.
@@ -152,12 +203,21 @@ class Trainer:
         the gradients are scaled back by the batch size)."""
         self.model.train()
         explore = self.step < self.total_steps * (1.0 - self.config.greedy_tail)
-        logits, decision, gate = self._forward(x, explore=explore, gate=self.controller.wants_head_importance)
+        logits = self._step_net(x, explore, self.controller.wants_head_importance)
+        decision, gate = self._net.last
         loss = F.cross_entropy(logits, y)
         quality = logits.detach().softmax(-1).gather(1, y.unsqueeze(1)).squeeze(1)
         flops = self.model.sample_flops(decision).to(quality.device)
-        self.train_flops += float(flops.sum())
-        self.train_samples += int(flops.numel())
+        # FLOPs, loss and accuracy over the global batch (summed over ranks when distributed)
+        totals = torch.stack([
+            flops.double().sum(), torch.tensor(float(flops.numel()), dtype=torch.float64, device=flops.device),
+            loss.detach().double() * flops.numel(), (logits.argmax(1) == y).double().sum(),
+        ])  # fmt: skip
+        if self.world > 1:
+            torch.distributed.all_reduce(totals)
+        flop_sum, rows, loss_sum, correct = totals.tolist()
+        self.train_flops += flop_sum
+        self.train_samples += int(rows)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         importance = None
@@ -165,15 +225,12 @@ class Trainer:
             grad = gate.grad if gate.grad is not None else torch.zeros_like(gate)
             importance = grad.abs() * y.shape[0]
         self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
+        self.sync.step()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
-        return {
-            "loss": float(loss.detach()),
-            "accuracy": float((logits.argmax(1) == y).float().mean()),
-            "flop_ratio": float(flops.mean()) / self.full_flops,
-        }
+        return {"loss": loss_sum / rows, "accuracy": correct / rows, "flop_ratio": flop_sum / rows / self.full_flops}
 
     @property
     def train_flop_ratio(self) -> float:
@@ -182,40 +239,72 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: Split, batch_size: int = 256) -> dict[str, Any]:
-        """Accuracy, FLOPs per sample and the chosen depths and heads on ``split``, deciding with
-        ``explore=False``."""
+        """Accuracy, FLOPs per sample, the chosen depths and heads, and the wall time (decisions
+        included) on ``split``, deciding with ``explore=False``. Under ``torch.distributed``
+        each rank evaluates every ``world``-th sample and the results are gathered, in the
+        split's order, on every rank."""
         self.model.eval()
-        correct, flops, depths, heads = 0, [], [], []
-        for start in range(0, len(split), batch_size):
-            x, y = self._batch(split, torch.arange(start, min(start + batch_size, len(split))))
+        hits, flops, depths, heads = [], [], [], []
+        begin = time.perf_counter()
+        mine = torch.arange(self.rank, len(split), self.world)
+        for start in range(0, len(mine), batch_size):
+            x, y = self._batch(split, mine[start : start + batch_size])
             logits, decision, _ = self._forward(x, explore=False)
-            correct += int((logits.argmax(1) == y).sum())
+            hits.append((logits.argmax(1) == y).cpu())
             flops.append(self.model.sample_flops(decision).cpu())
             depths.append(decision.depth.cpu())
             heads.append(decision.head_counts.cpu())
-        all_flops = torch.cat(flops)
+        parts = [torch.cat(p) if p else None for p in (hits, flops, depths, heads)]
+        if self.world > 1:
+            parts = [self._gather(p, len(split)) for p in parts]
+        hit, all_flops, depth, head_counts = parts
+        seconds = time.perf_counter() - begin
         return {
-            "accuracy": correct / max(len(split), 1),
+            "seconds": seconds,
+            "accuracy": float(hit.double().sum()) / max(len(split), 1),
             "flops_per_sample": float(all_flops.mean()),
             "flop_saving": 1.0 - float(all_flops.mean()) / self.full_flops,
             "flops": all_flops,
-            "depth": torch.cat(depths),
-            "head_counts": torch.cat(heads),
+            "depth": depth,
+            "head_counts": head_counts,
         }
 
-    def fit(self, checkpoint: str | os.PathLike[str] | None = None, stop_after: int | None = None) -> dict[str, Any]:
+    def _gather(self, part: Tensor | None, n: int) -> Tensor:
+        """Rows ``rank::world`` from every rank, put back in order (``n`` rows in all)."""
+        pieces: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(pieces, part)
+        template = next(p for p in pieces if p is not None)
+        out = torch.empty((n, *template.shape[1:]), dtype=template.dtype)
+        for r, piece in enumerate(pieces):
+            if piece is not None:
+                out[r :: self.world] = piece
+        return out
+
+    def fit(
+        self,
+        checkpoint: str | os.PathLike[str] | None = None,
+        stop_after: int | None = None,
+        checkpoint_every: int | None = None,
+    ) -> dict[str, Any]:
         """Train to the end of the schedule (from wherever the trainer stands), evaluating on the
         validation split after each epoch and checkpointing there when ``checkpoint`` is given.
+
+        Under ``torch.distributed`` every rank takes every ``world``-th row of each global batch
+        of ``batch_size`` rows (the same batches a single process would take), and only rank 0
+        writes checkpoints.
 
         Args:
             checkpoint: a file to write after every epoch (atomically).
             stop_after: stop after this many steps in total (to simulate an interrupted run).
+            checkpoint_every: also write ``checkpoint`` every this many steps within an epoch.
 
         Returns:
             The last validation metrics and the per-epoch history.
         """
+        if checkpoint_every is not None:
+            check_int("checkpoint_every", checkpoint_every, low=1)
         bar = None
-        if self.config.progress:
+        if self.config.progress and self.rank == 0:
             from tqdm import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step, file=sys.stderr, dynamic_ncols=True)
@@ -228,7 +317,11 @@ class Trainer:
                 for start in range(offset * bs, len(order), bs):
                     if stop_after is not None and self.step >= stop_after:
                         return last
-                    stats = self.train_step(*self._batch(self.task.train, order[start : start + bs]))
+                    rows = order[start : start + bs][self.rank :: self.world]
+                    stats = self.train_step(*self._batch(self.task.train, rows))
+                    mid_epoch = self.step % self.steps_per_epoch != 0  # an epoch's end writes its own
+                    if checkpoint is not None and checkpoint_every and self.step % checkpoint_every == 0 and mid_epoch:
+                        self.save(checkpoint)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(
@@ -262,8 +355,14 @@ class Trainer:
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a checkpoint atomically."""
-        save_atomic(self.state_dict(), path)
+        """Write a checkpoint atomically (rank 0 only under ``torch.distributed``: the ranks hold
+        the same model and statistics after a sync; the others wait for the file)."""
+        if self.world > 1:
+            self.sync.sync()
+        if self.rank == 0:
+            save_atomic(self.state_dict(), path)
+        if self.world > 1:
+            torch.distributed.barrier()
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Resume from a checkpoint written by :meth:`save` for the same model, controller and
@@ -276,8 +375,26 @@ class Trainer:
             ) from None
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise InputValidationError(f"expected a {CHECKPOINT_FORMAT} file at {str(path)!r}, got something else")
+        missing = sorted(set(self.state_dict()) - set(state))
+        if missing:
+            raise InputValidationError(f"expected a complete checkpoint at {str(path)!r}, got one missing {missing}")
         if state["config"] != asdict(self.config):
             raise InputValidationError(f"expected a checkpoint of config {asdict(self.config)}, got {state['config']}")
+        # All or nothing: a part that does not fit restores everything already loaded.
+        import copy
+
+        before = copy.deepcopy(self.state_dict())
+        try:
+            self._load_parts(state)
+        except Exception as exc:
+            self._load_parts(before)
+            raise InputValidationError(f"expected a checkpoint of this model and controller at {str(path)!r}, got "
+                                       f"one that does not fit, so nothing was loaded: {exc}") from None  # fmt: skip
+        if self.world > 1:
+            fork_generators(self.controller, self.rank)
+        self.sync.refresh()
+
+    def _load_parts(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.controller.load_state_dict(state["controller"])
         self.optimizer.load_state_dict(state["optimizer"])

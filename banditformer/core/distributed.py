@@ -1,0 +1,166 @@
+"""Data-parallel bandit statistics: every rank decides for its own samples and updates its own
+copy of the statistics; :class:`StateSync` makes the copies identical again by all-reducing what
+each rank added since the last sync.
+
+Each statistic declares its reduction when it is registered (``PolicyBase.add_state``, or a
+controller's ``state_reductions``):
+
+- ``"sum"`` (counts and sums): ``new = old + sum over ranks of (mine - old)``, which is exactly the
+  statistic a single process would hold after updating with every rank's rows, for any policy
+  whose update adds a function of each row (all the counting, Beta and ridge-regression ones);
+- ``"mean"``: ``new = old + mean over ranks of (mine - old)`` (a step size adapted from batch
+  means, like DHT's ``lam``: the mean of the ranks' steps is the step on the global batch);
+- ``"max"`` / ``"min"``: the elementwise maximum / minimum;
+- ``None``: identical on every rank by construction (hyperparameters, step counters); broadcast
+  from rank 0 so that a drift would be overwritten, never kept.
+
+Updates that are not sums of per-row terms (a discount ``gamma * old + x``; sequential k-means
+buckets, whose assignments depend on the order of rows) still end identical on every rank, but
+not equal to one process's run: the sync merges increments, not orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from banditformer.core.errors import InputValidationError
+from banditformer.core.policy import REDUCTIONS as _REDUCE
+from banditformer.core.random import derive_seed, make_generator
+from banditformer.core.validation import check_int
+
+__all__ = ["StateSync", "fork_generators", "rank_and_world", "reduced_states"]
+
+
+def rank_and_world(group: Any = None) -> tuple[int, int]:
+    """``(rank, world size)`` in ``group``; ``(0, 1)`` without an initialised process group."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0, 1
+    return dist.get_rank(group), dist.get_world_size(group)
+
+
+def fork_generators(module: nn.Module, rank: int) -> int:
+    """Give every random source in ``module`` (a policy's ``_generator``, a controller's
+    ``generator``) a new seed drawn from its current state and ``rank``, so that ranks explore
+    independently yet deterministically. Returns how many were forked."""
+    check_int("rank", rank, low=0)
+    forked = 0
+    for sub in module.modules():
+        for attr in ("_generator", "generator"):
+            gen = sub.__dict__.get(attr)
+            if isinstance(gen, torch.Generator):
+                base = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device).item())
+                setattr(sub, attr, make_generator(derive_seed(base, "rank", rank), gen.device))
+                forked += 1
+    return forked
+
+
+def reduced_states(module: nn.Module) -> Iterator[tuple[str, Tensor, str | None]]:
+    """``(qualified name, buffer, reduction)`` of every declared statistic in ``module`` and its
+    submodules (anything with a ``state_reductions`` mapping of buffer name -> reduction), in a
+    fixed order."""
+    for prefix, sub in module.named_modules():
+        reductions = getattr(sub, "state_reductions", None)
+        if not reductions:
+            continue
+        for name, reduce in sorted(reductions.items()):
+            if reduce not in _REDUCE:
+                raise InputValidationError(f"expected the reduction of `{prefix}.{name}` in {_REDUCE}, got {reduce!r}")
+            buf = getattr(sub, name, None)
+            if not isinstance(buf, Tensor):
+                got = type(buf).__name__
+                raise InputValidationError(f"expected `{prefix}.{name}` to be a tensor buffer, got {got}")
+            yield (f"{prefix}.{name}" if prefix else name), buf, reduce
+
+
+class StateSync:
+    """Keeps the bandit statistics of ``module`` (a controller or a policy) identical on every
+    rank of a ``torch.distributed`` process group.
+
+    Args:
+        module: what to keep in step.
+        every: sync on every ``every``-th call of :meth:`step` (1: every training step).
+        group: the process group (default: the world).
+
+    Call :meth:`step` after every local update (the trainer does); :meth:`sync` forces one.
+    Without an initialised process group, or with one rank, both are no-ops.
+
+    >>> import banditformer as bf
+    >>> policy = bf.make_policy("ucb1", num_arms=3)
+    >>> sync = StateSync(policy)        # single process: a no-op
+    >>> sync.step()
+    False
+    """
+
+    def __init__(self, module: nn.Module, every: int = 1, group: Any = None) -> None:
+        if not isinstance(module, nn.Module):
+            raise InputValidationError(f"expected an nn.Module (a controller or policy), got {type(module).__name__}")
+        self.module = module
+        self.every = check_int("every", every, low=1)
+        self.group = group
+        self.calls = 0
+        self.syncs = 0
+        self._snapshot: dict[str, Tensor] = {}
+        self.refresh()
+
+    @property
+    def active(self) -> bool:
+        """Whether there is more than one rank to sync with."""
+        dist = torch.distributed
+        return dist.is_available() and dist.is_initialized() and dist.get_world_size(self.group) > 1
+
+    def refresh(self) -> None:
+        """Take the current statistics as the common base (after a load or an external change)."""
+        self._snapshot = {name: buf.detach().clone() for name, buf, _ in reduced_states(self.module)}
+
+    def step(self) -> bool:
+        """Count one local update; sync when it is the ``every``-th. Returns whether it synced."""
+        self.calls += 1
+        if self.calls % self.every:
+            return False
+        return self.sync()
+
+    @torch.no_grad()
+    def sync(self) -> bool:
+        """All-reduce every statistic's increments since the last sync (see the module
+        docstring); returns False when there is nothing to sync with."""
+        if not self.active:
+            return False
+        dist = torch.distributed
+        world = dist.get_world_size(self.group)
+        states = list(reduced_states(self.module))
+        if set(self._snapshot) != {name for name, _, _ in states}:
+            raise InputValidationError(
+                f"expected the statistics {sorted(self._snapshot)} since the last sync, got "
+                f"{sorted(name for name, _, _ in states)} (call refresh() after changing the module)"
+            )
+        # One flat all-reduce per (reduction, dtype, device): increments for sum and mean.
+        buckets: dict[tuple[Any, torch.dtype, torch.device], list[tuple[str, Tensor]]] = {}
+        for name, buf, reduce in states:
+            buckets.setdefault((reduce, buf.dtype, buf.device), []).append((name, buf))
+        for (reduce, _, _), items in buckets.items():
+            if reduce in ("sum", "mean"):
+                flat = torch.cat([(buf - self._snapshot[name]).reshape(-1) for name, buf in items])
+            else:
+                flat = torch.cat([buf.reshape(-1) for _, buf in items])
+            if reduce is None:
+                dist.broadcast(flat, src=dist.get_global_rank(self.group, 0) if self.group else 0, group=self.group)
+            else:
+                op = {"sum": dist.ReduceOp.SUM, "mean": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX,
+                      "min": dist.ReduceOp.MIN}[reduce]  # fmt: skip
+                dist.all_reduce(flat, op=op, group=self.group)
+            if reduce == "mean":
+                flat = flat / world
+            offset = 0
+            for name, buf in items:
+                n = buf.numel()
+                part = flat[offset : offset + n].view_as(buf)
+                buf.copy_(self._snapshot[name] + part if reduce in ("sum", "mean") else part)
+                offset += n
+        self.refresh()
+        self.syncs += 1
+        return True

@@ -1,0 +1,130 @@
+"""The model benchmark runner: the sweep plan, runs that repeat exactly for any worker count, the
+Pareto front, output files, a failing run reported by label, and bad input caught before work."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+import banditformer as bf
+from banditformer.harness.bench_model import (
+    ModelBenchConfig,
+    format_model_report,
+    pareto_front,
+    run_models,
+    write_model_report,
+)
+
+pytest.importorskip("sklearn")  # the digits task
+
+TINY = {"task": "digits", "epochs": 1, "batch_size": 128, "d_model": 16, "num_layers": 2, "num_heads": 2}
+
+
+def test_the_plan_sweeps_budgets_for_baselines_and_lams_for_bandit_controllers() -> None:
+    config = ModelBenchConfig(
+        controllers=["static", "static_small", "layerdrop", "dht"], lams=[0.1, 0.3], budgets=[0.5],
+        dht_budgets=[0.25], warmup=0.5, controller_kwargs={"dht": {"head_reward": "importance"}}, **TINY,
+    )  # fmt: skip
+    plan = {label: (ctrl, kw) for label, ctrl, kw in config.plan()}
+    assert list(plan) == ["static", "static_small@0.5", "layerdrop@0.5", "dht lam=0.1", "dht lam=0.3",
+                          "dht budget=0.25"]  # fmt: skip
+    assert set(plan["static_small@0.5"][1]) == {"depth", "heads"}
+    assert plan["layerdrop@0.5"][1]["drop"] == 0.2
+    steps = config.steps()
+    for label in ("dht lam=0.1", "dht budget=0.25"):
+        kw = plan[label][1]
+        assert kw["head_reward"] == "importance" and kw["warmup_steps"] == round(0.5 * steps)
+    assert plan["dht budget=0.25"][1]["flop_budget"] == 0.25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"task": "nope"}, "available: "),
+        ({"controllers": ["nope"]}, "available: "),
+        ({"controllers": "dht"}, "list of controller names"),
+        ({"lams": [-1.0]}, "lams"),
+        ({"budgets": [1.5]}, "budgets"),
+        ({"budgets": 0.5}, "list of numbers"),
+        ({"seeds": 0}, "seeds"),
+        ({"warmup": 1.0}, "warmup"),
+        ({"pooling": "max"}, "pooling"),
+        ({"controllers": ["dht"], "lams": []}, "at least one run"),
+        ({"controller_kwargs": {"dht_integrated": {}}}, "controller_kwargs keys"),
+    ],
+)
+def test_bad_configurations_fail_before_any_work(kwargs: dict, match: str) -> None:
+    with pytest.raises(bf.InputValidationError, match=match):
+        ModelBenchConfig(**{**TINY, **kwargs})
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_in_both() -> None:
+    assert pareto_front([(0.9, 0.1), (0.9, 0.1)]) == [True, True]  # ties stay
+    assert pareto_front([(0.9, 0.1), (0.9, 0.2), (0.5, 0.9)]) == [False, True, True]
+
+
+def test_runs_repeat_exactly_summarise_over_seeds_and_report_failures(tmp_path: Path) -> None:
+    config = ModelBenchConfig(
+        controllers=["static", "static_small", "dht"], budgets=[0.5], lams=[0.2], seeds=2,
+        controller_kwargs={"static_small": {"heads": 99}}, **TINY,
+    )  # fmt: skip
+    report = run_models(config)
+    assert len(report.runs) == 6
+    failed = [r for r in report.runs if "error" in r]
+    assert [r["label"] for r in failed] == ["static_small@0.5"] * 2 and "heads" in failed[0]["error"]
+    ok = {(r["label"], r["seed"]): r for r in report.runs if "error" not in r}
+    assert set(ok) == {("static", 0), ("static", 1), ("dht lam=0.2", 0), ("dht lam=0.2", 1)}
+    assert ok[("static", 0)]["accuracy"] != ok[("static", 1)]["accuracy"]  # seeds differ
+    assert all(r["eval_us_per_sample"] > 0 for r in ok.values())
+    rows = {r["label"]: r for r in report.summary}
+    assert rows["static_small@0.5"]["seeds"] == 0 and rows["static_small@0.5"]["failed"] == 2
+    mean = (ok[("static", 0)]["accuracy"] + ok[("static", 1)]["accuracy"]) / 2
+    assert rows["static"]["accuracy"] == pytest.approx(mean) and rows["static"]["accuracy_ci95"] > 0
+    assert any(rows[label]["pareto"] for label in ("static", "dht lam=0.2"))
+    text = format_model_report(report)
+    assert "FAILED" in text and "static_small@0.5" in text
+    folder = write_model_report(report, tmp_path)
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["config"]["seeds"] == 2 and len(doc["runs"]) == 6 and doc["config_hash"] == config.digest()
+    with open(folder / "runs.csv", encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    again = run_models(ModelBenchConfig(controllers=["static", "dht"], lams=[0.2], seeds=2, **TINY), workers=2)
+    for r in again.runs:
+        first = ok[(r["label"], r["seed"])]
+        assert (r["accuracy"], r["flop_saving"]) == (first["accuracy"], first["flop_saving"])
+
+
+def test_plots_are_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from banditformer.harness.bench_model import plot_model_report
+
+    report = run_models(ModelBenchConfig(controllers=["static", "static_small"], budgets=[0.5], **TINY))
+    paths = plot_model_report(report, tmp_path)
+    assert [p.name for p in paths] == ["pareto.png", "time.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+
+
+def test_the_cli_takes_flags_and_a_toml_file(tmp_path: Path, capsys) -> None:
+    from banditformer.cli import main
+
+    toml = tmp_path / "model.toml"
+    toml.write_text(
+        'task = "digits"\ncontrollers = ["static", "static_small"]\nbudgets = [0.5]\nepochs = 1\nwidth = 16\n'
+        "layers = 2\nheads = 2\nbatch_size = 128\nlr = 1\n[task_kwargs]\n"
+    )
+    code = main(["bench", "model", "--config", str(toml), "--lr", "0.003", "--quiet", "--no-plot",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0
+    (folder,) = (tmp_path / "out").iterdir()
+    doc = json.loads((folder / "results.json").read_text())
+    assert doc["config"]["lr"] == 0.003 and doc["config"]["num_layers"] == 2  # the flag beat the file
+    assert "static_small@0.5" in capsys.readouterr().out
+    toml.write_text("budgets = ['half']\n")
+    assert main(["bench", "model", "--config", str(toml)]) == 2
+    assert "expected option 'budgets'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "model", "--task-kwargs", "[1]"])
+    assert "expected a JSON object" in capsys.readouterr().err
