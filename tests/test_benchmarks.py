@@ -61,8 +61,9 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
                 "0.5",
             ],
         ),
+        ("soak.py", ["--steps", "300", "--report-every", "100", "--layers", "3", "--heads", "2"]),
     ],
-    ids=["policy_throughput", "dynamic_execution", "dht_pareto"],
+    ids=["policy_throughput", "dynamic_execution", "dht_pareto", "soak"],
 )
 def test_benchmark_script_runs(script: str, args: list[str], monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setattr(sys, "argv", [script, *args])

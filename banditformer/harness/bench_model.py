@@ -354,9 +354,11 @@ def write_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> P
 
 
 def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> list[Path]:
-    """Two PNGs in ``folder``: ``pareto.png``, accuracy against inference FLOP saving (one point
-    per configuration, 95% bars over seeds, the Pareto front joined and ringed), and
-    ``time.png``, inference time per sample against FLOPs per sample. Needs matplotlib."""
+    """Two PNGs in ``folder``: ``pareto.png``, test accuracy against inference FLOP saving, and
+    ``time.png``, inference time per sample against FLOPs per sample. Each configuration is its
+    mean over seeds (a large marker; with several seeds, a 95% bar on the vertical axis) and each
+    seed's run a small faint dot of the same colour; on ``pareto.png`` the Pareto front of the
+    means is joined and ringed. Needs matplotlib."""
     from banditformer.harness.bench import pyplot
 
     plt = pyplot()
@@ -366,22 +368,23 @@ def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> li
     c = report.config
     title = f"{c.task}: {c.num_layers} blocks x {c.num_heads} heads, {c.epochs} epochs, {c.seeds} seed(s)"
 
-    def bar(r: dict[str, Any], key: str) -> float:
-        v = r.get(f"{key}_ci95", float("nan"))
-        return 0.0 if v != v else v
+    def draw(ax: Any, x: str, y: str, sx: float, sy: float) -> None:
+        colors = (plt.cm.tab10 if len(rows) <= 10 else plt.cm.tab20).colors
+        for i, r in enumerate(rows):
+            color = colors[i % len(colors)]
+            runs = [run for run in report.runs if run["label"] == r["label"] and "error" not in run]
+            ax.scatter([run[x] * sx for run in runs], [run[y] * sy for run in runs], s=12, color=color, alpha=0.35)
+            half = r.get(f"{y}_ci95", float("nan"))
+            ax.errorbar(r[x] * sx, r[y] * sy, yerr=None if half != half else half * sy, fmt="o", ms=7, capsize=3,
+                        color=color, label=r["label"])  # fmt: skip
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)
-    for r in rows:
-        ax.errorbar(
-            r["flop_saving"] * 100, r["accuracy"] * 100, xerr=bar(r, "flop_saving") * 100,
-            yerr=bar(r, "accuracy") * 100, fmt="o", capsize=3, label=r["label"],
-        )  # fmt: skip
+    draw(ax, "flop_saving", "accuracy", 100, 100)
     front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r["flop_saving"])
     if front:
         xs, ys = [r["flop_saving"] * 100 for r in front], [r["accuracy"] * 100 for r in front]
-        ax.plot(xs, ys, "k--", lw=1, label="Pareto front")
-        ax.scatter(xs, ys, s=160, facecolors="none", edgecolors="k")
+        ax.plot(xs, ys, "k--", lw=1, label="Pareto front (means)")
+        ax.scatter(xs, ys, s=200, facecolors="none", edgecolors="k")
     ax.set(xlabel="inference FLOP saving (%)", ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -389,12 +392,7 @@ def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> li
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)
-    for r in rows:
-        ax.errorbar(
-            r["flops_per_sample"] / 1e6, r["eval_us_per_sample"], yerr=bar(r, "eval_us_per_sample"), fmt="o",
-            capsize=3, label=r["label"],
-        )  # fmt: skip
+    draw(ax, "flops_per_sample", "eval_us_per_sample", 1e-6, 1)
     ax.set(xlabel="inference MFLOPs per sample", ylabel="inference time per sample (µs)", title=title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()

@@ -46,6 +46,8 @@ class TrainConfig:
         lr, weight_decay, grad_clip: AdamW and gradient-norm clipping.
         seed: seeds the data order and the global RNG (dropout) for reproducible runs.
         autocast: run forward passes under the backend's autocast.
+        autocast_dtype: ``"bfloat16"`` or ``"float16"`` (default: the backend's choice); float16
+            on CUDA scales the loss (``torch.amp.GradScaler``) so that small gradients survive.
         progress: show a progress bar (loss, accuracy, FLOP saving).
         greedy_tail: the last share of the training steps decides greedily (``explore=False``,
             as at inference), so the network fine-tunes on the architectures it will run; the
@@ -62,6 +64,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     autocast: bool = False
+    autocast_dtype: str | None = None
     progress: bool = True
     greedy_tail: float = 0.0
     sync_every: int = 1
@@ -75,6 +78,10 @@ class TrainConfig:
         check_int("seed", self.seed, low=0)
         check_float("greedy_tail", self.greedy_tail, low=0.0, high=1.0, high_open=True)
         check_int("sync_every", self.sync_every, low=1)
+        if self.autocast_dtype not in (None, "bfloat16", "float16"):
+            raise InputValidationError(
+                f"expected `autocast_dtype` in (None, 'bfloat16', 'float16'), got {self.autocast_dtype!r}"
+            )
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
@@ -99,16 +106,19 @@ class _Forward(nn.Module):
     forward pass. The controller is held outside the module tree: DDP must not broadcast its
     statistics (ranks merge increments instead, :class:`~banditformer.core.distributed.StateSync`)."""
 
-    def __init__(self, model: nn.Module, controller: Controller, backend: Backend, autocast: bool) -> None:
+    def __init__(
+        self, model: nn.Module, controller: Controller, backend: Backend, autocast: bool, dtype: torch.dtype | None
+    ) -> None:
         super().__init__()
         self.model = model
         self.__dict__["controller"] = controller
         self.__dict__["backend"] = backend
         self.autocast = autocast
+        self.dtype = dtype
         self.last: tuple[Any, Tensor | None] = (None, None)  # the decision and gate of the latest call
 
     def forward(self, x: Tensor, explore: bool, gate: bool = False) -> Tensor:
-        with self.backend.autocast(enabled=self.autocast):
+        with self.backend.autocast(enabled=self.autocast, dtype=self.dtype):
             h, context = self.model.stem(x)
             decision = self.controller.decide(context, explore=explore)
             head_gate = None
@@ -157,7 +167,10 @@ class Trainer:
         self.rank, self.world = rank_and_world()
         # dropout draws from the global RNG; rank 0 draws as a single process would
         torch.manual_seed(derive_seed(config.seed, "global", *([self.rank] if self.rank else [])))
-        self._net = _Forward(self.model, self.controller, self.backend, config.autocast)
+        dtype = getattr(torch, config.autocast_dtype) if config.autocast_dtype else None
+        self._net = _Forward(self.model, self.controller, self.backend, config.autocast, dtype)
+        fp16 = config.autocast and (dtype or self.backend.autocast_dtype) == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if fp16 and self.backend.device.type == "cuda" else None
         self._step_net: nn.Module = self._net
         if self.world > 1:
             self._check_shards()
@@ -219,15 +232,23 @@ class Trainer:
         self.train_flops += flop_sum
         self.train_samples += int(rows)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         importance = None
         if gate is not None:
             grad = gate.grad if gate.grad is not None else torch.zeros_like(gate)
+            if self.scaler is not None:  # the loss was scaled
+                grad = grad / self.scaler.get_scale()
             importance = grad.abs() * y.shape[0]
         self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
         self.sync.step()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.step += 1
         return {"loss": loss_sum / rows, "accuracy": correct / rows, "flop_ratio": flop_sum / rows / self.full_flops}
@@ -352,6 +373,7 @@ class Trainer:
             "train_flops": self.train_flops,
             "train_samples": self.train_samples,
             "rng_global": torch.get_rng_state(),
+            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -403,3 +425,5 @@ class Trainer:
         self.history = list(state["history"])
         self.train_flops, self.train_samples = float(state["train_flops"]), int(state["train_samples"])
         torch.set_rng_state(state["rng_global"])
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])

@@ -1,0 +1,73 @@
+"""On a CUDA device (skipped without one): the fast path equals the reference path, in float32
+and under bf16 and fp16 autocast, gradients included; DHT trains under autocast with its
+policies' statistics on the GPU; the bandit statistics keep float64 under autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import banditformer as bf
+from banditformer import Decision
+from banditformer.model import DynamicTransformer, TransformerConfig
+
+pytestmark = pytest.mark.cuda
+
+
+def _model(backend: object) -> DynamicTransformer:
+    torch.manual_seed(0)
+    cfg = TransformerConfig(input="sequence", num_classes=5, seq_len=16, d_model=64, num_layers=4, num_heads=4)
+    return DynamicTransformer(cfg, backend=backend).cuda()
+
+
+def _decision(n: int) -> Decision:
+    g = torch.Generator().manual_seed(1)
+    d = Decision.full(n, num_layers=4, num_heads=4)
+    d.depth[:] = torch.randint(1, 5, (n,), generator=g)
+    d.heads[:, 1:] = torch.rand(n, 3, 4, generator=g) < 0.6
+    d.heads[:, 1:, 0] = True  # at least one head in every block
+    return d.to("cuda")
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16, torch.float16], ids=["fp32", "bf16", "fp16"])
+def test_fast_path_equals_reference_on_cuda(dtype: torch.dtype | None) -> None:
+    backend = bf.make_backend("cuda")
+    model = _model(backend)
+    x = torch.randn(32, 16, device="cuda")
+    d = _decision(32)
+    outs, grads = [], []
+    for path in ("fast", "reference"):
+        model.zero_grad()
+        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+            h, _ = model.stem(x)
+            logits = model.run(h, d, path=path)
+        logits.float().square().mean().backward()
+        outs.append(logits.float())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    tol = {None: 1e-4, torch.bfloat16: 5e-2, torch.float16: 1e-2}[dtype]
+    torch.testing.assert_close(outs[0], outs[1], rtol=tol, atol=tol)
+    torch.testing.assert_close(grads[0], grads[1], rtol=tol * 10, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_dht_trains_under_autocast_on_cuda(dtype: torch.dtype) -> None:
+    from banditformer.harness.tasks import pointer_chasing
+    from banditformer.harness.trainer import TrainConfig, Trainer
+
+    backend = bf.make_backend("cuda")
+    data = pointer_chasing(num_samples=600, seed=0)
+    torch.manual_seed(0)
+    model = DynamicTransformer(data.config(d_model=32, num_layers=3, num_heads=2), backend=backend)
+    ctrl = bf.make_controller("dht", num_layers=3, num_heads=2, context_dim=32, full_flops=model.cost_table().full)
+    name = "bfloat16" if dtype == torch.bfloat16 else "float16"
+    config = TrainConfig(epochs=2, batch_size=64, autocast=True, autocast_dtype=name, progress=False)
+    trainer = Trainer(model, ctrl, data, config)
+    assert (trainer.scaler is not None) == (dtype == torch.float16)
+    trainer.fit()
+    test = trainer.evaluate(data.test)
+    assert 0.0 <= test["accuracy"] <= 1.0 and 0.0 <= test["flop_saving"] < 1.0
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    for name, buf in ctrl.named_buffers():
+        if name.endswith(("counts", "sums", "successes", "failures", "gram", "xr")):
+            assert buf.device.type == "cuda" and buf.dtype == torch.float64, name
+            assert bool(torch.isfinite(buf).all()), name
