@@ -77,7 +77,7 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
 
     config = BanditBenchConfig(
         problem=args.problem, policies=args.policies, horizon=args.horizon, seeds=args.seeds, seed=args.seed,
-        checkpoints=args.checkpoints, mabwiser=args.mabwiser,
+        checkpoints=args.checkpoints, mabwiser=args.mabwiser, seed_block=args.seed_block,
     )  # fmt: skip
     report = run_bandits(config, progress=not args.quiet, workers=args.workers)
     folder = write_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-bandits-{config.digest()}")
@@ -206,8 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--mabwiser", action="store_true", help="also run MABWiser's UCB1 and Thompson sampling as references"
     )
     bb.add_argument(
-        "--workers", type=int, default=1, help="processes to spread policies over; same numbers (default: %(default)s)"
-    )
+        "--workers", type=int, default=1,
+        help="processes to spread policies and seed blocks over; the numbers do not change (default: %(default)s)",
+    )  # fmt: skip
+    bb.add_argument(
+        "--seed-block", type=int, default=0,
+        help="run seeds in blocks of this many, each its own batch and stream, so --workers can split "
+        "them (default: 0, one block)",
+    )  # fmt: skip
     bb.add_argument("--log-x", action="store_true", help="a logarithmic round axis in regret.png")
     bb.add_argument("--no-plot", action="store_true", help="skip regret.png (which needs matplotlib)")
     bb.add_argument("--quiet", action="store_true", help="no progress bar")

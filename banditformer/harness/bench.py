@@ -10,9 +10,10 @@ problems (the context-free ones as baselines), combinatorial policies on semi-ba
 Every seed is an independent run; the runs of one policy execute together as the groups of one
 batched policy, so a round is one ``select``/``update`` of ``seeds`` rows, and every policy faces
 the same reward stream. Policies that cannot hold groups (``supports_groups = False``) keep one
-instance per seed instead, on the same stream. A policy that raises is reported by name with its
-error and the others still run. ``workers`` spreads the policies (and MABWiser's per-seed runs)
-over processes; the numbers do not depend on it.
+instance per seed instead, on the same stream. ``seed_block`` splits the seeds into blocks, each
+such a batched run with its own stream. A policy that raises is reported by name with its error
+and the others still run. ``workers`` spreads the policies' seed blocks (and MABWiser's per-seed
+runs) over processes; the numbers do not depend on it.
 
 >>> report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=3))
 >>> report.results[0].policy, report.results[0].regret.shape
@@ -71,6 +72,10 @@ class BanditBenchConfig:
         seed: master seed (the problem's reward stream and the policies' generators).
         checkpoints: rounds at which cumulative regret is recorded, spaced geometrically up to
             ``horizon`` (for log-x plots) and always including it.
+        seed_block: split each policy's seeds into blocks of this many, each block a batched run
+            of its own (its own reward stream and generators, seeded from ``seed`` and the block),
+            so that blocks can run in parallel processes; 0 (default): one block of all seeds.
+            The numbers depend on it, not on how many processes run the blocks.
         mabwiser: also run MABWiser's UCB1 and Thompson sampling beside ours (those of
             ``policies`` that have a reference, :data:`MABWISER_REFERENCES`) on the same problem
             and seeds; needs ``pip install 'banditformer[bench]'``.
@@ -83,6 +88,7 @@ class BanditBenchConfig:
     seed: int = 0
     checkpoints: int = 10
     mabwiser: bool = False
+    seed_block: int = 0
 
     def __post_init__(self) -> None:
         from banditformer.plugins import list_problems
@@ -95,6 +101,7 @@ class BanditBenchConfig:
         check_int("seeds", self.seeds, low=1)
         check_int("seed", self.seed, low=0)
         check_int("checkpoints", self.checkpoints, low=1)
+        check_int("seed_block", self.seed_block, low=0)
         if self.policies is not None:
             from banditformer.plugins import list_policies
 
@@ -120,6 +127,14 @@ class BanditBenchConfig:
         from banditformer.plugins import make_problem
 
         return make_problem(self.problem, seed=self.seed).reward_range
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """``(seed of the block's runs, number of runs)`` per seed block, in order."""
+        from banditformer.core.random import derive_seed
+
+        size = self.seed_block or self.seeds
+        counts = [min(size, self.seeds - start) for start in range(0, self.seeds, size)]
+        return [(self.seed if b == 0 else derive_seed(self.seed, "block", b), n) for b, n in enumerate(counts)]
 
     def rounds(self) -> list[int]:
         """The checkpoint rounds, increasing, ending at ``horizon``."""
@@ -367,22 +382,22 @@ class _Players:
     """One policy's ``seeds`` independent runs: one batched policy (a group per seed) or, for
     policies without groups, one instance per seed."""
 
-    def __init__(self, name: str, env: Any, config: BanditBenchConfig) -> None:
+    def __init__(self, name: str, env: Any, seed: int, n: int) -> None:
         from banditformer.core.random import derive_seed
         from banditformer.plugins import make_policy
 
         context_dim, self.k = _problem_kind(env)
-        n, k = config.seeds, env.num_arms
-        first = make_policy(name, num_arms=k, context_dim=context_dim, seed=config.seed)
+        k = env.num_arms
+        first = make_policy(name, num_arms=k, context_dim=context_dim, seed=seed)
         if not isinstance(first, (Policy, CombinatorialPolicy)):
             raise InputValidationError(f"expected policy {name!r} to build a Policy, got {type(first).__name__}")
         if first.supports_groups:
-            self.batched = make_policy(name, num_arms=k, context_dim=context_dim, num_groups=n, seed=config.seed)
+            self.batched = make_policy(name, num_arms=k, context_dim=context_dim, num_groups=n, seed=seed)
             self.groups = torch.arange(n)
         else:
             self.batched = None
             self.each = [first] + [
-                make_policy(name, num_arms=k, context_dim=context_dim, seed=derive_seed(config.seed, "seed", s))
+                make_policy(name, num_arms=k, context_dim=context_dim, seed=derive_seed(seed, "seed", s))
                 for s in range(1, n)
             ]
 
@@ -403,24 +418,25 @@ class _Players:
             p.update(actions[s : s + 1], rewards[s : s + 1], None if ctx is None else ctx[s : s + 1])
 
 
-def _run_policy(config: BanditBenchConfig, name: str, tick: Any = None) -> PolicyRun:
-    """``seeds`` runs of one policy (see the module docstring); ``tick()`` after each round."""
+def _run_block(config: BanditBenchConfig, name: str, seed: int, n: int, tick: Any = None) -> PolicyRun:
+    """``n`` runs of one policy as one batch on the problem seeded ``seed`` (see the module
+    docstring); ``tick()`` after each round."""
     from banditformer.plugins import make_problem
 
-    env = make_problem(config.problem, seed=config.seed)
+    env = make_problem(config.problem, seed=seed)
     context_dim, k = _problem_kind(env)
     rounds = config.rounds()
     marks = torch.zeros(config.horizon + 1, dtype=torch.bool)
     marks[rounds] = True
-    curve = torch.zeros(config.seeds, len(rounds), dtype=torch.float64)
-    regret = torch.zeros(config.seeds, dtype=torch.float64)
-    counts = torch.zeros(config.seeds, env.num_arms, dtype=torch.float64)
-    rows = torch.arange(config.seeds)
+    curve = torch.zeros(n, len(rounds), dtype=torch.float64)
+    regret = torch.zeros(n, dtype=torch.float64)
+    counts = torch.zeros(n, env.num_arms, dtype=torch.float64)
+    rows = torch.arange(n)
     start, col, t = time.perf_counter(), 0, 0
     try:
-        players = _Players(name, env, config)
+        players = _Players(name, env, seed, n)
         for t in range(1, config.horizon + 1):
-            ctx = env.contexts(config.seeds) if context_dim is not None else None
+            ctx = env.contexts(n) if context_dim is not None else None
             actions = players.select(ctx)
             players.update(actions, env.pull(actions), ctx)
             regret += env.regret(actions)
@@ -435,10 +451,21 @@ def _run_policy(config: BanditBenchConfig, name: str, tick: Any = None) -> Polic
                 tick()
     except Exception as exc:  # a failing policy is reported; the others still run
         return PolicyRun(
-            name, torch.zeros(config.seeds, 0, dtype=torch.float64), time.perf_counter() - start,
-            max(t - 1, 0) * config.seeds, error=f"{type(exc).__name__} at round {t}: {exc}",
+            name, torch.zeros(n, 0, dtype=torch.float64), time.perf_counter() - start,
+            max(t - 1, 0) * n, error=f"{type(exc).__name__} at round {t}: {exc}",
         )  # fmt: skip
-    return PolicyRun(name, curve, time.perf_counter() - start, config.horizon * config.seeds, arm_counts=counts)
+    return PolicyRun(name, curve, time.perf_counter() - start, config.horizon * n, arm_counts=counts)
+
+
+def _merge(name: str, parts: list[PolicyRun]) -> PolicyRun:
+    """One policy's seed blocks as one run (the first error, if any block failed)."""
+    seconds, decisions = sum(p.seconds for p in parts), sum(p.decisions for p in parts)
+    failed = next((p for p in parts if p.error is not None), None)
+    if failed is not None:
+        empty = torch.zeros(sum(p.regret.shape[0] for p in parts), 0, dtype=torch.float64)
+        return PolicyRun(name, empty, seconds, decisions, error=failed.error)
+    counts = torch.cat([p.arm_counts for p in parts]) if all(p.arm_counts is not None for p in parts) else None
+    return PolicyRun(name, torch.cat([p.regret for p in parts]), seconds, decisions, arm_counts=counts)
 
 
 def agreement(ours: PolicyRun, reference: PolicyRun) -> bool:
@@ -453,9 +480,9 @@ def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int 
     Args:
         config: what to run.
         progress: show a progress bar (rounds, or finished policies with ``workers > 1``).
-        workers: processes to spread the policies over (spawned, one thread each; they see the
-            plugins installed through entry points, not ones registered at run time). The
-            numbers are the same for every value.
+        workers: processes to spread the runs over, one job per policy and seed block
+            (spawned, one thread each; they see the plugins installed through entry points, not
+            ones registered at run time). The numbers are the same for every value.
     """
     from banditformer.harness.problems import BernoulliProblem
     from banditformer.plugins import get_plugin_manager, make_problem
@@ -464,23 +491,24 @@ def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int 
         raise InputValidationError(f"expected a BanditBenchConfig, got {type(config).__name__}")
     check_int("workers", workers, low=1)
     names = config.policies if config.policies is not None else compatible_policies(config.problem, seed=config.seed)
+    blocks = config.blocks()
+    jobs = [(config, name, seed, n) for name in names for seed, n in blocks]
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(names) * config.horizon, desc="bench bandits", dynamic_ncols=True)
+        bar = tqdm(total=len(jobs) * config.horizon, desc="bench bandits", unit="round", dynamic_ncols=True)
     if workers > 1:
-        results = _map(_run_policy, [(config, name) for name in names], workers,
-                       on_done=None if bar is None else (lambda _: bar.update(config.horizon)))  # fmt: skip
+        parts = _map(_run_block, jobs, workers, on_done=None if bar is None else (lambda _: bar.update(config.horizon)))
     else:
-        results = []
-        for i, name in enumerate(names):
-            run = _run_policy(config, name, tick=None if bar is None else (lambda: bar.update(1)))
-            if bar is not None:  # a failed policy's rounds count as done
+        parts = []
+        for i, job in enumerate(jobs):
+            parts.append(_run_block(*job, tick=None if bar is None else (lambda: bar.update(1))))
+            if bar is not None:  # a failed block's rounds count as done
                 bar.update((i + 1) * config.horizon - bar.n)
-            results.append(run)
     if bar is not None:
         bar.close()
+    results = [_merge(name, parts[i * len(blocks) : (i + 1) * len(blocks)]) for i, name in enumerate(names)]
     pm = get_plugin_manager()
     for run in results:
         if run.error is None:

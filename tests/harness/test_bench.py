@@ -231,3 +231,16 @@ def test_workers_spread_the_policies_without_changing_the_numbers() -> None:
         assert a.policy == b.policy and torch.equal(a.regret, b.regret) and torch.equal(a.arm_counts, b.arm_counts)
     with pytest.raises(bf.InputValidationError, match="workers"):
         run_bandits(config, workers=0)
+
+
+def test_seed_blocks_split_one_policy_over_processes_with_the_same_numbers() -> None:
+    config = BanditBenchConfig(problem="bernoulli_easy", policies=["thompson_beta"], horizon=80, seeds=5, seed_block=2)
+    assert [n for _, n in config.blocks()] == [2, 2, 1]
+    assert config.blocks()[0][0] == config.seed and len({s for s, _ in config.blocks()}) == 3
+    one, three = run_bandits(config), run_bandits(config, workers=3)
+    assert one.results[0].regret.shape == (5, len(config.rounds())) and one.results[0].decisions == 400
+    assert torch.equal(one.results[0].regret, three.results[0].regret)
+    whole = run_bandits(BanditBenchConfig(problem="bernoulli_easy", policies=["thompson_beta"], horizon=80, seeds=2))
+    assert torch.equal(whole.results[0].regret, one.results[0].regret[:2])  # the first block is the unsplit run's
+    with pytest.raises(bf.InputValidationError, match="seed_block"):
+        BanditBenchConfig(seed_block=-1)
