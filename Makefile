@@ -1,13 +1,13 @@
 # Two commands do all the set-up on a fresh clone:
 #   make demo   creates .venv, installs what is missing, runs the main job
-#   make test   the same, then lint and the test suite (what CI runs: .ci/run)
+#   make test   the same, then lint, the test suite and a strict build of the docs site (what CI runs: .ci/run)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The CPU build of torch lies on this project's machines; elsewhere pyproject's torch>=2.4 applies.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs docs-serve bench bench-docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/python -m pytest -q
+	$(MAKE) docs
+
+# The documentation site (mkdocs, material theme, mkdocstrings), built strictly into build/site.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs-serve: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# Regenerate the harness's figures and example reports shown in docs/benchmarks.md (about 20 min).
+bench-docs: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/docs_figures.py
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/policy_throughput.py

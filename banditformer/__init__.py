@@ -2,10 +2,11 @@
 contextual bandit policies (the Dynamic Hierarchical Transformer, arXiv 2312.03038), inside a
 plugin framework for bandit policies, architecture controllers and compute backends.
 
->>> import torch, banditformer
->>> policy = banditformer.make_policy("thompson_beta", num_arms=3, seed=0)
->>> arms = policy.select(n=8)
->>> policy.update(arms, torch.rand(8))
+Examples:
+    >>> import torch, banditformer
+    >>> policy = banditformer.make_policy("thompson_beta", num_arms=3, seed=0)
+    >>> arms = policy.select(n=8)
+    >>> policy.update(arms, torch.rand(8))
 """
 
 from banditformer.core import (

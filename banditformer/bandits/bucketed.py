@@ -28,10 +28,11 @@ class Bucketed(BucketsMixin, Policy):
         num_buckets: B.
         base_kwargs: keyword arguments for the base policy.
 
-    >>> p = Bucketed(num_arms=3, context_dim=2, base="ucb1", num_buckets=4, seed=0)
-    >>> x = torch.randn(8, 2)
-    >>> arms = p.select(x)
-    >>> p.update(arms, torch.rand(8), x)
+    Examples:
+        >>> p = Bucketed(num_arms=3, context_dim=2, base="ucb1", num_buckets=4, seed=0)
+        >>> x = torch.randn(8, 2)
+        >>> arms = p.select(x)
+        >>> p.update(arms, torch.rand(8), x)
     """
 
     is_contextual = True

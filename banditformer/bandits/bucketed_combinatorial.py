@@ -24,10 +24,11 @@ class BucketedCombinatorial(BucketsMixin, CombinatorialPolicy):
         num_buckets: B.
         base_kwargs: keyword arguments for the base policy.
 
-    >>> p = BucketedCombinatorial(num_arms=6, context_dim=2, num_buckets=3, seed=0)
-    >>> x = torch.randn(5, 2)
-    >>> chosen = p.select(x, k=2)
-    >>> p.update(chosen, torch.rand(5, 6), x)
+    Examples:
+        >>> p = BucketedCombinatorial(num_arms=6, context_dim=2, num_buckets=3, seed=0)
+        >>> x = torch.randn(5, 2)
+        >>> chosen = p.select(x, k=2)
+        >>> p.update(chosen, torch.rand(5, 6), x)
     """
 
     is_contextual = True

@@ -32,9 +32,10 @@ class CTS(CombinatorialPolicy):
             ``select`` call, shared by its rows: rows of a group with the same ``k`` get the same
             subset, which lets an executor run them as one dense block).
 
-    >>> p = CTS(num_arms=6, seed=0)
-    >>> p.select(k=torch.tensor([1, 3])).sum(1).tolist()
-    [1, 3]
+    Examples:
+        >>> p = CTS(num_arms=6, seed=0)
+        >>> p.select(k=torch.tensor([1, 3])).sum(1).tolist()
+        [1, 3]
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)

@@ -29,9 +29,10 @@ class CUCB(CombinatorialPolicy):
         c: exploration scale; ``sqrt(1.5)`` inside the root follows Chen et al.'s CUCB.
         discount: gamma in (0, 1].
 
-    >>> p = CUCB(num_arms=5, seed=0)
-    >>> p.select(k=2, n=3).sum(1).tolist()
-    [2, 2, 2]
+    Examples:
+        >>> p = CUCB(num_arms=5, seed=0)
+        >>> p.select(k=2, n=3).sum(1).tolist()
+        [2, 2, 2]
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)

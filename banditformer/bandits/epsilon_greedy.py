@@ -53,10 +53,11 @@ class EpsilonGreedy(Policy):
         rate: the decay rate of the decaying schedules.
         min_epsilon: a floor for the decaying schedules.
 
-    >>> p = EpsilonGreedy(num_arms=2, epsilon=0.0)
-    >>> p.update(torch.tensor([0, 1]), torch.tensor([0.2, 0.9]))
-    >>> p.select(n=3).tolist()
-    [1, 1, 1]
+    Examples:
+        >>> p = EpsilonGreedy(num_arms=2, epsilon=0.0)
+        >>> p.update(torch.tensor([0, 1]), torch.tensor([0.2, 0.9]))
+        >>> p.select(n=3).tolist()
+        [1, 1, 1]
     """
 
     def __init__(

@@ -62,10 +62,11 @@ class KLUCB(Policy):
         discount: gamma in (0, 1].
         iters: bisection steps for the index.
 
-    >>> p = KLUCB(num_arms=2, seed=0)
-    >>> p.update(torch.tensor([0, 1]), torch.tensor([1.0, 0.0]))
-    >>> p.select(n=1).tolist()
-    [0]
+    Examples:
+        >>> p = KLUCB(num_arms=2, seed=0)
+        >>> p.update(torch.tensor([0, 1]), torch.tensor([1.0, 0.0]))
+        >>> p.select(n=1).tolist()
+        [0]
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)

@@ -23,9 +23,10 @@ class LinearThompson(LinearPolicy):
         v: the posterior scale (exploration).
         ridge: lambda.
 
-    >>> p = LinearThompson(num_arms=3, context_dim=2, seed=0)
-    >>> p.select(torch.ones(4, 2)).shape
-    torch.Size([4])
+    Examples:
+        >>> p = LinearThompson(num_arms=3, context_dim=2, seed=0)
+        >>> p.select(torch.ones(4, 2)).shape
+        torch.Size([4])
     """
 
     def __init__(

@@ -28,11 +28,12 @@ class LinUCB(LinearPolicy):
         alpha: the width multiplier (exploration).
         ridge: lambda.
 
-    >>> p = LinUCB(num_arms=2, context_dim=3, seed=0)
-    >>> x = torch.eye(3)[:2]
-    >>> p.update(torch.tensor([0, 1]), torch.tensor([1.0, 0.0]), x)
-    >>> p.select(x).shape
-    torch.Size([2])
+    Examples:
+        >>> p = LinUCB(num_arms=2, context_dim=3, seed=0)
+        >>> x = torch.eye(3)[:2]
+        >>> p.update(torch.tensor([0, 1]), torch.tensor([1.0, 0.0]), x)
+        >>> p.select(x).shape
+        torch.Size([2])
     """
 
     def __init__(

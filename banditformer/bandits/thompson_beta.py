@@ -32,10 +32,11 @@ class BetaThompson(Policy):
             sampling: one draw per group and ``select`` call, shared by the group's rows; much
             cheaper for large batches, and it gives the rows of a group the same arm).
 
-    >>> p = BetaThompson(num_arms=2, seed=0)
-    >>> p.update(torch.tensor([0] * 20 + [1] * 20), torch.tensor([1.0] * 20 + [0.0] * 20))
-    >>> p.select(n=5).tolist()
-    [0, 0, 0, 0, 0]
+    Examples:
+        >>> p = BetaThompson(num_arms=2, seed=0)
+        >>> p.update(torch.tensor([0] * 20 + [1] * 20), torch.tensor([1.0] * 20 + [0.0] * 20))
+        >>> p.select(n=5).tolist()
+        [0, 0, 0, 0, 0]
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)

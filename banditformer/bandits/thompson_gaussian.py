@@ -34,10 +34,11 @@ class GaussianThompson(Policy):
         noise_std: the assumed reward noise (sigma).
         discount: gamma in (0, 1]; decays counts and sums at every update call.
 
-    >>> p = GaussianThompson(num_arms=2, seed=0)
-    >>> p.update(torch.tensor([0] * 10 + [1] * 10), torch.tensor([3.0] * 10 + [-3.0] * 10))
-    >>> p.select(n=4).tolist()
-    [0, 0, 0, 0]
+    Examples:
+        >>> p = GaussianThompson(num_arms=2, seed=0)
+        >>> p.update(torch.tensor([0] * 10 + [1] * 10), torch.tensor([3.0] * 10 + [-3.0] * 10))
+        >>> p.select(n=4).tolist()
+        [0, 0, 0, 0]
     """
 
     def __init__(

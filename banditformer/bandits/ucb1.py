@@ -45,9 +45,10 @@ class UCB1(Policy):
         discount: gamma in (0, 1]; 1 keeps all history.
         num_groups, context_dim, seed: see :class:`~banditformer.core.PolicyBase`.
 
-    >>> p = UCB1(num_arms=3, seed=0)
-    >>> p.select(n=3).tolist()   # a batch deals the untried arms
-    [0, 1, 2]
+    Examples:
+        >>> p = UCB1(num_arms=3, seed=0)
+        >>> p.select(n=3).tolist()   # a batch deals the untried arms
+        [0, 1, 2]
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)

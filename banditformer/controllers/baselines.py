@@ -45,10 +45,11 @@ class _Fixed(Controller):
 class StaticSmall(_Fixed):
     """Every sample runs the first ``depth`` blocks with heads ``0 .. heads-1`` in blocks ``1..``.
 
-    >>> c = StaticSmall(num_layers=6, num_heads=4, depth=3, heads=2)
-    >>> d = c.decide(torch.zeros(2, 8))
-    >>> d.depth.tolist(), d.head_counts[0].tolist()
-    ([3, 3], [4, 2, 2, 0, 0, 0])
+    Examples:
+        >>> c = StaticSmall(num_layers=6, num_heads=4, depth=3, heads=2)
+        >>> d = c.decide(torch.zeros(2, 8))
+        >>> d.depth.tolist(), d.head_counts[0].tolist()
+        ([3, 3], [4, 2, 2, 0, 0, 0])
     """
 
     def __init__(self, num_layers: int, num_heads: int, depth: int, heads: int) -> None:

@@ -64,8 +64,10 @@ def importance_rewards(reward: Tensor, importance: Tensor, chosen: Tensor) -> Te
     Returns:
         ``(n, H)`` rewards in [0, 1] (0 for unchosen heads).
 
-    >>> importance_rewards(torch.tensor([0.8]), torch.tensor([[2.0, 1.0, 9.0]]), torch.tensor([[True, True, False]]))
-    tensor([[0.8000, 0.4000, 0.0000]])
+    Examples:
+        >>> chosen = torch.tensor([[True, True, False]])
+        >>> importance_rewards(torch.tensor([0.8]), torch.tensor([[2.0, 1.0, 9.0]]), chosen)
+        tensor([[0.8000, 0.4000, 0.0000]])
     """
     imp = importance.to(reward.dtype) * chosen
     top = imp.amax(1, keepdim=True)
@@ -102,11 +104,12 @@ class DHTController(Controller):
         depth_kwargs, count_kwargs, head_kwargs: options for them.
         seed: master seed; each slot gets a derived sub-seed.
 
-    >>> c = DHTController(num_layers=4, num_heads=4, context_dim=8, full_flops=1e6, seed=0)
-    >>> d = c.decide(torch.randn(5, 8))
-    >>> d.depth.shape, d.heads.shape
-    (torch.Size([5]), torch.Size([5, 4, 4]))
-    >>> c.feedback(d, quality=torch.rand(5), flops=torch.full((5,), 5e5))
+    Examples:
+        >>> c = DHTController(num_layers=4, num_heads=4, context_dim=8, full_flops=1e6, seed=0)
+        >>> d = c.decide(torch.randn(5, 8))
+        >>> d.depth.shape, d.heads.shape
+        (torch.Size([5]), torch.Size([5, 4, 4]))
+        >>> c.feedback(d, quality=torch.rand(5), flops=torch.full((5,), 5e5))
     """
 
     def __init__(

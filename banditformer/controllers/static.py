@@ -13,10 +13,11 @@ __all__ = ["StaticFull"]
 class StaticFull(Controller):
     """The full model for every sample; ``feedback`` is a no-op.
 
-    >>> import torch
-    >>> c = StaticFull(num_layers=4, num_heads=2)
-    >>> c.decide(torch.zeros(3, 16)).depth.tolist()
-    [4, 4, 4]
+    Examples:
+        >>> import torch
+        >>> c = StaticFull(num_layers=4, num_heads=2)
+        >>> c.decide(torch.zeros(3, 16)).depth.tolist()
+        [4, 4, 4]
     """
 
     def _decide(self, context: Tensor, explore: bool) -> Decision:

@@ -110,11 +110,12 @@ class Backend(ABC):
     def timer(self) -> Iterator[Timing]:
         """Time the ``with`` block in seconds, including all device work it queued.
 
-        >>> from banditformer import make_backend
-        >>> with make_backend("cpu").timer() as t:
-        ...     _ = torch.ones(100).sum()
-        >>> t.seconds >= 0
-        True
+        Examples:
+            >>> from banditformer import make_backend
+            >>> with make_backend("cpu").timer() as t:
+            ...     _ = torch.ones(100).sum()
+            >>> t.seconds >= 0
+            True
         """
         timing = Timing()
         self.synchronize()

@@ -24,9 +24,10 @@ class Decision:
             layer ``l``. Entries of layers at or past ``depth[i]`` are ignored.
         info: controller-private tensors (e.g. the arms it chose) that ``feedback`` reads back.
 
-    >>> d = Decision.full(batch_size=2, num_layers=4, num_heads=8)
-    >>> d.depth.tolist(), d.heads.shape
-    ([4, 4], torch.Size([2, 4, 8]))
+    Examples:
+        >>> d = Decision.full(batch_size=2, num_layers=4, num_heads=8)
+        >>> d.depth.tolist(), d.heads.shape
+        ([4, 4], torch.Size([2, 4, 8]))
     """
 
     depth: Tensor

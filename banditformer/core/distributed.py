@@ -89,11 +89,12 @@ class StateSync:
     Call :meth:`step` after every local update (the trainer does); :meth:`sync` forces one.
     Without an initialised process group, or with one rank, both are no-ops.
 
-    >>> import banditformer as bf
-    >>> policy = bf.make_policy("ucb1", num_arms=3)
-    >>> sync = StateSync(policy)        # single process: a no-op
-    >>> sync.step()
-    False
+    Examples:
+        >>> import banditformer as bf
+        >>> policy = bf.make_policy("ucb1", num_arms=3)
+        >>> sync = StateSync(policy)        # single process: a no-op
+        >>> sync.step()
+        False
     """
 
     def __init__(self, module: nn.Module, every: int = 1, group: Any = None) -> None:

@@ -289,10 +289,11 @@ class Policy(PolicyBase):
     Subclasses implement ``_select(context, groups) -> LongTensor[n]`` and
     ``_update(arms, rewards, context, groups)``; inputs reach them already checked.
 
-    >>> from banditformer import make_policy
-    >>> policy = make_policy("ucb1", num_arms=3, seed=0)
-    >>> arms = policy.select(n=4)             # (4,) int64 in [0, 3)
-    >>> policy.update(arms, torch.rand(4))    # rewards in [0, 1]
+    Examples:
+        >>> from banditformer import make_policy
+        >>> policy = make_policy("ucb1", num_arms=3, seed=0)
+        >>> arms = policy.select(n=4)             # (4,) int64 in [0, 3)
+        >>> policy.update(arms, torch.rand(4))    # rewards in [0, 1]
     """
 
     def select(
@@ -379,10 +380,11 @@ class CombinatorialPolicy(PolicyBase):
     Subclasses implement ``_select(context, k, groups) -> BoolTensor[n, N]`` and
     ``_update(chosen, rewards, context, groups)``.
 
-    >>> from banditformer import make_policy
-    >>> cts = make_policy("cts", num_arms=8, seed=0)
-    >>> chosen = cts.select(k=torch.tensor([2, 3, 8]))   # (3, 8) bool, rows sum to 2, 3, 8
-    >>> cts.update(chosen, torch.rand(3, 8))             # rewards of unchosen arms are ignored
+    Examples:
+        >>> from banditformer import make_policy
+        >>> cts = make_policy("cts", num_arms=8, seed=0)
+        >>> chosen = cts.select(k=torch.tensor([2, 3, 8]))   # (3, 8) bool, rows sum to 2, 3, 8
+        >>> cts.update(chosen, torch.rand(3, 8))             # rewards of unchosen arms are ignored
     """
 
     def select(

@@ -19,8 +19,9 @@ _SEED_MASK = (1 << 63) - 1
 def derive_seed(seed: int, *keys: object) -> int:
     """A sub-seed in ``[0, 2**63)`` determined by ``seed`` and ``keys`` (stable across runs).
 
-    >>> derive_seed(0, "depth") == derive_seed(0, "depth") != derive_seed(0, "heads")
-    True
+    Examples:
+        >>> derive_seed(0, "depth") == derive_seed(0, "depth") != derive_seed(0, "heads")
+        True
     """
     text = repr((int(seed), *(str(k) for k in keys))).encode()
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") & _SEED_MASK

@@ -77,10 +77,11 @@ def set_value_checks(enabled: bool) -> None:
 def value_checks(enabled: bool) -> Iterator[None]:
     """A context in which value checks are on or off; the previous setting comes back after it.
 
-    >>> import banditformer as bf, torch
-    >>> p = bf.make_policy("ucb1", num_arms=2)
-    >>> with value_checks(False):
-    ...     p.update(p.select(n=4), torch.ones(4))
+    Examples:
+        >>> import banditformer as bf, torch
+        >>> p = bf.make_policy("ucb1", num_arms=2)
+        >>> with value_checks(False):
+        ...     p.update(p.select(n=4), torch.ones(4))
     """
     previous = _VALUE_CHECKS
     set_value_checks(enabled)

@@ -15,9 +15,10 @@ such a batched run with its own stream. A policy that raises is reported by name
 and the others still run. ``workers`` spreads the policies' seed blocks (and MABWiser's per-seed
 runs) over processes; the numbers do not depend on it.
 
->>> report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=3))
->>> report.results[0].policy, report.results[0].regret.shape
-('ucb1', torch.Size([3, 9]))
+Examples:
+    >>> report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=3))
+    >>> report.results[0].policy, report.results[0].regret.shape
+    ('ucb1', torch.Size([3, 9]))
 """
 
 from __future__ import annotations
@@ -202,8 +203,9 @@ def lai_robbins_bound(means: Sequence[float] | Tensor, rounds: Sequence[int]) ->
     """The Lai-Robbins asymptotic lower bound on the expected regret of any consistent policy on a
     Bernoulli problem: ``ln(t) * sum_a gap_a / KL(mu_a, mu*)`` over the suboptimal arms.
 
-    >>> [round(v, 2) for v in lai_robbins_bound([0.9, 0.5], [1, 100])]
-    [0.0, 3.61]
+    Examples:
+        >>> [round(v, 2) for v in lai_robbins_bound([0.9, 0.5], [1, 100])]
+        [0.0, 3.61]
     """
     mu = torch.as_tensor(means, dtype=torch.float64)
     best = mu.max()

@@ -17,9 +17,10 @@ Every run executes with ``threads`` intra-op threads, in this process or in ``wo
 ones, so the numbers do not depend on ``workers`` (they do depend on ``threads``: the order of
 floating-point sums changes with it).
 
->>> config = ModelBenchConfig(task="digits", controllers=["static", "static_small"], budgets=[0.25], epochs=1)
->>> [label for label, _, _ in config.plan()]
-['static', 'static_small@0.25']
+Examples:
+    >>> config = ModelBenchConfig(task="digits", controllers=["static", "static_small"], budgets=[0.25], epochs=1)
+    >>> [label for label, _, _ in config.plan()]
+    ['static', 'static_small@0.25']
 """
 
 from __future__ import annotations
@@ -247,8 +248,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     """Which ``(accuracy, saving)`` points no other point beats in both (ties in both count as on
     the front).
 
-    >>> pareto_front([(0.9, 0.0), (0.8, 0.5), (0.7, 0.4), (0.95, 0.0)])
-    [False, True, False, True]
+    Examples:
+        >>> pareto_front([(0.9, 0.0), (0.8, 0.5), (0.7, 0.4), (0.95, 0.0)])
+        [False, True, False, True]
     """
     return [not any(o[0] >= p[0] and o[1] >= p[1] and (o[0] > p[0] or o[1] > p[1]) for o in points) for p in points]
 

@@ -83,9 +83,10 @@ class _MeansProblem:
 class BernoulliProblem(_MeansProblem):
     """Arm ``a`` pays 1 with probability ``means[a]``, else 0.
 
-    >>> p = BernoulliProblem([0.9, 0.1], seed=0)
-    >>> p.pull(torch.tensor([0, 1, 0])).shape
-    torch.Size([3])
+    Examples:
+        >>> p = BernoulliProblem([0.9, 0.1], seed=0)
+        >>> p.pull(torch.tensor([0, 1, 0])).shape
+        torch.Size([3])
     """
 
     reward_range = (0.0, 1.0)
@@ -129,9 +130,10 @@ class SwitchingBernoulliProblem(_MeansProblem):
     ``phases`` every ``period`` rounds (cycling). One :meth:`pull` call is one round for all its
     rows; :meth:`regret` is measured against the means of the latest pull's round.
 
-    >>> p = SwitchingBernoulliProblem([[0.9, 0.1], [0.1, 0.9]], period=2, seed=0)
-    >>> [int(p.pull(torch.tensor([0])).numel()) and p.best_arm_of_last_round for _ in range(4)]
-    [0, 0, 1, 1]
+    Examples:
+        >>> p = SwitchingBernoulliProblem([[0.9, 0.1], [0.1, 0.9]], period=2, seed=0)
+        >>> [int(p.pull(torch.tensor([0])).numel()) and p.best_arm_of_last_round for _ in range(4)]
+        [0, 0, 1, 1]
     """
 
     reward_range = (0.0, 1.0)
@@ -177,10 +179,11 @@ class TopKSemiBanditProblem(_MeansProblem):
     reward for each; the payoff is their sum. Regret: the ``k`` best means' sum minus the chosen
     ones'.
 
-    >>> p = TopKSemiBanditProblem([0.9, 0.5, 0.1], k=2, seed=0)
-    >>> chosen = torch.tensor([[True, False, True]])
-    >>> p.pull(chosen).shape, [round(v, 6) for v in p.regret(chosen).tolist()]
-    (torch.Size([1, 3]), [0.4])
+    Examples:
+        >>> p = TopKSemiBanditProblem([0.9, 0.5, 0.1], k=2, seed=0)
+        >>> chosen = torch.tensor([[True, False, True]])
+        >>> p.pull(chosen).shape, [round(v, 6) for v in p.regret(chosen).tolist()]
+        (torch.Size([1, 3]), [0.4])
     """
 
     reward_range = (0.0, 1.0)
@@ -265,10 +268,11 @@ class LinearContextualProblem(_ContextualProblem):
         context_dim: d (>= 2; the first entry is the constant 1).
         instance_seed: draws the arms' directions (the problem); ``seed`` draws contexts and rewards.
 
-    >>> p = LinearContextualProblem(num_arms=3, context_dim=4, seed=0)
-    >>> x = p.contexts(5)
-    >>> x.shape, p.pull(torch.zeros(5, dtype=torch.long)).shape
-    (torch.Size([5, 4]), torch.Size([5]))
+    Examples:
+        >>> p = LinearContextualProblem(num_arms=3, context_dim=4, seed=0)
+        >>> x = p.contexts(5)
+        >>> x.shape, p.pull(torch.zeros(5, dtype=torch.long)).shape
+        (torch.Size([5, 4]), torch.Size([5]))
     """
 
     def __init__(
@@ -305,9 +309,10 @@ class ClassificationProblem(_ContextualProblem):
             so ``context_dim`` is ``d + 1``).
         labels: ``(N,)`` int classes in ``[0, num_classes)``.
 
-    >>> p = ClassificationProblem(torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2]), seed=0)
-    >>> p.num_arms, p.context_dim, p.contexts(4).shape
-    (3, 3, torch.Size([4, 3]))
+    Examples:
+        >>> p = ClassificationProblem(torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2]), seed=0)
+        >>> p.num_arms, p.context_dim, p.contexts(4).shape
+        (3, 3, torch.Size([4, 3]))
     """
 
     def __init__(

@@ -2,9 +2,10 @@
 :func:`banditformer.harness.bench.run_bandits` that adds how often each run ended playing the best
 arm most (context-free one-arm problems).
 
->>> rows = compare_policies("bernoulli_two", ["ucb1"], horizon=100, seeds=4)
->>> rows[0].policy, 0.0 <= rows[0].best_arm_rate <= 1.0
-('ucb1', True)
+Examples:
+    >>> rows = compare_policies("bernoulli_two", ["ucb1"], horizon=100, seeds=4)
+    >>> rows[0].policy, 0.0 <= rows[0].best_arm_rate <= 1.0
+    ('ucb1', True)
 """
 
 from __future__ import annotations

@@ -36,9 +36,10 @@ class TransformerConfig:
             depth keeps the main ones), as multi-exit networks do, instead of one classifier
             shared by all exits. Same FLOPs per sample; ``(L-1)(2D + D*C)`` more parameters.
 
-    >>> cfg = TransformerConfig(input="sequence", num_classes=10, seq_len=40, d_model=64)
-    >>> cfg.tokens_per_sample, cfg.head_dim
-    (41, 16)
+    Examples:
+        >>> cfg = TransformerConfig(input="sequence", num_classes=10, seq_len=40, d_model=64)
+        >>> cfg.tokens_per_sample, cfg.head_dim
+        (41, 16)
     """
 
     input: str = "tokens"

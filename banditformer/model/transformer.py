@@ -42,14 +42,15 @@ class DynamicTransformer(nn.Module):
         backend: supplies the fast path's kernels; default: the CPU or CUDA backend matching
             the input's device.
 
-    >>> from banditformer.model import TransformerConfig
-    >>> model = DynamicTransformer(TransformerConfig(input="sequence", num_classes=3, seq_len=8, d_model=16,
-    ...                                              num_layers=3, num_heads=2))
-    >>> x = torch.randn(4, 8)
-    >>> h, context = model.stem(x)                      # (4, 9, 16), (4, 16)
-    >>> d = Decision.full(4, 3, 2); d.depth[:2] = 1     # two samples stop after the stem
-    >>> model.run(h, d).shape                           # (4, 3) logits
-    torch.Size([4, 3])
+    Examples:
+        >>> from banditformer.model import TransformerConfig
+        >>> model = DynamicTransformer(TransformerConfig(input="sequence", num_classes=3, seq_len=8, d_model=16,
+        ...                                              num_layers=3, num_heads=2))
+        >>> x = torch.randn(4, 8)
+        >>> h, context = model.stem(x)                      # (4, 9, 16), (4, 16)
+        >>> d = Decision.full(4, 3, 2); d.depth[:2] = 1     # two samples stop after the stem
+        >>> model.run(h, d).shape                           # (4, 3) logits
+        torch.Size([4, 3])
     """
 
     def __init__(self, cfg: TransformerConfig, backend: Backend | None = None) -> None:

@@ -1,10 +1,11 @@
 """Plugins: the hook specs, the manager, and the public registry helpers.
 
->>> from banditformer.plugins import list_policies, make_policy
->>> "ucb1" in list_policies()
-True
->>> make_policy("ucb1", num_arms=4).num_arms
-4
+Examples:
+    >>> from banditformer.plugins import list_policies, make_policy
+    >>> "ucb1" in list_policies()
+    True
+    >>> make_policy("ucb1", num_arms=4).num_arms
+    4
 """
 
 from __future__ import annotations

@@ -64,9 +64,10 @@ class PluginManager:
             variable ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD`` is set to a non-empty value.
         builtins: register the built-in implementations.
 
-    >>> pm = PluginManager(autoload=False)
-    >>> "ucb1" in pm.names("policy")
-    True
+    Examples:
+        >>> pm = PluginManager(autoload=False)
+        >>> "ucb1" in pm.names("policy")
+        True
     """
 
     def __init__(self, *, autoload: bool | None = None, builtins: bool = True) -> None:
