@@ -13,3 +13,10 @@ python3 benchmarks/policy_throughput.py --batches 1 256 4096 65536 --seconds 0.3
     2>&1 | tee "$out/throughput.txt"
 python3 benchmarks/policy_throughput.py --batches 1 256 4096 65536 --seconds 0.3 --devices cuda --no-mabwiser \
     --no-value-checks --json "$out/throughput-nochecks.json" 2>&1 | tee "$out/throughput-nochecks.txt" | tail -25
+# the dynamic-execution benchmark on the GPU (issue 6: CUDA figures with the card's name)
+python3 benchmarks/dynamic_execution.py --device cuda --dtype bfloat16 --batch 64 --seq 256 --width 1024 --layers 12 \
+    --heads 16 --json "$out/dynamic-bf16.json" 2>&1 | tee "$out/dynamic-bf16.txt" | tail -25
+python3 benchmarks/dynamic_execution.py --device cuda --dtype float16 --batch 64 --seq 256 --width 1024 --layers 12 \
+    --heads 16 --kinds depth heads --json "$out/dynamic-fp16.json" 2>&1 | tee "$out/dynamic-fp16.txt" | tail -15
+# the CUDA tests alone, verbose, for the record
+python3 -m pytest -q -p no:cacheprovider -rs -m cuda tests 2>&1 | tee "$out/pytest-cuda.txt" | tail -5
