@@ -25,10 +25,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--controller-kwargs", json.dumps({"depth_policy": "linucb"}), "--heads", "1", "--epochs", "2"]
 
 
-def _run(cmd: list[str], out: Path) -> dict:
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+
+
+def _run(cmd: list[str], out: Path, args: list[str] = ARGS) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [*cmd, str(ROOT / "examples" / "ddp_train.py"), "--out", str(out), *ARGS],
+        [*cmd, str(ROOT / "examples" / "ddp_train.py"), "--out", str(out), *args],
         capture_output=True, text=True, env=env, timeout=600, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -36,7 +39,7 @@ def _run(cmd: list[str], out: Path) -> dict:
 
 
 def test_two_ranks_match_each_other_and_one_process(tmp_path: Path) -> None:
-    two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"], tmp_path / "ddp")
+    two = _run(TORCHRUN, tmp_path / "ddp")
     one = _run([sys.executable], tmp_path / "one")
     assert two["world"] == 2 and one["world"] == 1 and two["syncs"] > 0 and one["syncs"] == 0
     r0, r1, single = (torch.load(p, weights_only=False) for p in
@@ -56,3 +59,20 @@ def test_two_ranks_match_each_other_and_one_process(tmp_path: Path) -> None:
     # metrics reduced over ranks: the test split is evaluated in shards and gathered
     for key in ("accuracy", "flop_saving", "train_flop_saving"):
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
+
+
+def _ranks_identical(folder: Path) -> None:
+    r0, r1 = (torch.load(folder / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    for part in ("model", "controller"):
+        for key, value in r0[part].items():
+            if isinstance(value, torch.Tensor):
+                assert torch.equal(value, r1[part][key]), f"{part}.{key} differs between ranks"
+
+
+def test_the_default_dht_with_a_sync_every_three_steps_ends_identical_on_both_ranks(tmp_path: Path) -> None:
+    # bucketed depth (k-means buckets), UCB1 counts, CTS head sets (random draws, forked per rank)
+    metrics = _run(TORCHRUN, tmp_path, ["--heads", "2", "--epochs", "1", "--sync-every", "3"])
+    assert metrics["world"] == 2 and metrics["syncs"] >= 5
+    _ranks_identical(tmp_path)
+    ctrl = torch.load(tmp_path / "rank0.pt", weights_only=False)["controller"]
+    assert float(ctrl["depth.centroid_counts"].sum()) > 0 and float(ctrl["heads.arm_counts"].sum()) > 0
