@@ -71,6 +71,10 @@ def reduced_states(module: nn.Module) -> Iterator[tuple[str, Tensor, str | None]
             if reduce not in _REDUCE:
                 raise InputValidationError(f"expected the reduction of `{prefix}.{name}` in {_REDUCE}, got {reduce!r}")
             buf = getattr(sub, name, None)
+            if reduce == "mean" and isinstance(buf, Tensor) and not buf.is_floating_point():
+                raise InputValidationError(
+                    f"expected a floating buffer for the mean of `{prefix}.{name}`, got {buf.dtype}"
+                )
             if not isinstance(buf, Tensor):
                 got = type(buf).__name__
                 raise InputValidationError(f"expected `{prefix}.{name}` to be a tensor buffer, got {got}")

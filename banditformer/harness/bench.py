@@ -52,6 +52,7 @@ __all__ = [
     "check_compatible",
     "compatible_policies",
     "format_report",
+    "json_safe",
     "lai_robbins_bound",
     "plot_regret",
     "run_bandits",
@@ -550,9 +551,20 @@ def format_report(report: BanditReport) -> str:
     return "\n".join(lines)
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by ``None`` (strict JSON has neither)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
-    """Write ``results.json`` (everything) and ``regret.csv`` (one row per policy, seed and
-    checkpoint) into ``folder``; returns the folder."""
+    """Write ``results.json`` (everything; strict JSON, undefined values as ``null``) and
+    ``regret.csv`` (one row per policy, seed and checkpoint) into ``folder``; returns the folder."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     doc = {
@@ -574,7 +586,7 @@ def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
             for r in report.results
         ],
     }
-    (out / "results.json").write_text(json.dumps(doc, indent=1))
+    (out / "results.json").write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     with open(out / "regret.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["policy", "seed", "round", "cumulative_regret"])

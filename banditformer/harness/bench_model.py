@@ -136,7 +136,11 @@ class ModelBenchConfig:
         unknown = sorted(set(self.controller_kwargs) - set(self.controllers))
         if unknown:
             raise InputValidationError(f"expected controller_kwargs keys among {self.controllers}, got {unknown}")
-        if not self.plan():
+        labels = [label for label, _, _ in self.plan()]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise InputValidationError(f"expected distinct configurations, got {repeated} more than once")
+        if not labels:
             raise InputValidationError(
                 f"expected at least one run, got none: controllers {self.controllers} with lams {self.lams}, "
                 f"budgets {self.budgets} and dht_budgets {self.dht_budgets}"
@@ -346,7 +350,9 @@ def write_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> P
         "summary": report.summary,
         "runs": report.runs,
     }
-    (out / "results.json").write_text(json.dumps(doc, indent=1))
+    from banditformer.harness.bench import json_safe
+
+    (out / "results.json").write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
     with open(out / "runs.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
         w.writeheader()

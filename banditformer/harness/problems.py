@@ -327,9 +327,11 @@ class ClassificationProblem(_ContextualProblem):
         super().__init__(seed, device)
         x = check_tensor("features", features, ndim=2, kind="float").to(torch.float64)
         y = check_tensor("labels", labels, shape=(x.shape[0],), kind="int").long()
-        if x.shape[0] < 2 or not bool(torch.isfinite(x).all()) or int(y.min()) < 0:
+        if x.shape[0] < 2 or not bool(torch.isfinite(x).all()):
+            raise InputValidationError(f"expected >= 2 samples of finite features, got {x.shape[0]} samples")
+        if int(y.min()) < 0 or int(y.max()) < 1:
             raise InputValidationError(
-                f"expected >= 2 finite samples and labels >= 0, got {x.shape[0]} samples, labels from {int(y.min())}"
+                f"expected labels >= 0 of at least 2 classes, got labels in [{int(y.min())}, {int(y.max())}]"
             )
         std = x.std(0)
         x = (x - x.mean(0)) / torch.where(std > 0, std, 1.0)

@@ -91,6 +91,10 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a checkpoint is an ordinary file (umask applies)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -164,6 +168,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.train_flops = 0.0  # summed per-sample forward FLOPs of every training sample so far
         self.train_samples = 0
+        self.skipped_feedback = 0  # fp16 steps whose head-importance scores overflowed
         self.rank, self.world = rank_and_world()
         # dropout draws from the global RNG; rank 0 draws as a single process would
         torch.manual_seed(derive_seed(config.seed, "global", *([self.rank] if self.rank else [])))
@@ -232,14 +237,23 @@ class Trainer:
         self.train_flops += flop_sum
         self.train_samples += int(rows)
         self.optimizer.zero_grad(set_to_none=True)
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        # Each rank's loss is a mean over its rows; weighted by its share of the global batch, the
+        # gradient DDP averages is the global batch's mean loss's, also when the shards differ.
+        local = float(y.shape[0])
+        objective = loss * (local * self.world / rows) if self.world > 1 else loss
+        (self.scaler.scale(objective) if self.scaler is not None else objective).backward()
         importance = None
         if gate is not None:
             grad = gate.grad if gate.grad is not None else torch.zeros_like(gate)
             if self.scaler is not None:  # the loss was scaled
                 grad = grad / self.scaler.get_scale()
-            importance = grad.abs() * y.shape[0]
-        self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
+            importance = grad.abs() * (rows / self.world)  # d(sample loss)/d gate: undo the mean's 1/n
+        if importance is not None and not bool(torch.isfinite(importance).all()):
+            # An fp16 step whose scaled gradients overflowed: the scaler skips the optimizer step,
+            # and the bandits skip this step's feedback (its importance scores are meaningless).
+            self.skipped_feedback += 1
+        else:
+            self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
         self.sync.step()
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
@@ -265,6 +279,8 @@ class Trainer:
         each rank evaluates every ``world``-th sample and the results are gathered, in the
         split's order, on every rank."""
         self.model.eval()
+        if self.world > 1:  # every rank decides from the same statistics (a collective: all ranks evaluate)
+            self.sync.sync()
         hits, flops, depths, heads = [], [], [], []
         begin = time.perf_counter()
         mine = torch.arange(self.rank, len(split), self.world)
@@ -337,7 +353,7 @@ class Trainer:
                 bs = self.config.batch_size
                 for start in range(offset * bs, len(order), bs):
                     if stop_after is not None and self.step >= stop_after:
-                        return last
+                        return {**last, "history": self.history}
                     rows = order[start : start + bs][self.rank :: self.world]
                     stats = self.train_step(*self._batch(self.task.train, rows))
                     mid_epoch = self.step % self.steps_per_epoch != 0  # an epoch's end writes its own
@@ -400,8 +416,11 @@ class Trainer:
         missing = sorted(set(self.state_dict()) - set(state))
         if missing:
             raise InputValidationError(f"expected a complete checkpoint at {str(path)!r}, got one missing {missing}")
-        if state["config"] != asdict(self.config):
-            raise InputValidationError(f"expected a checkpoint of config {asdict(self.config)}, got {state['config']}")
+        mine = {k: v for k, v in asdict(self.config).items() if k != "progress"}  # display only
+        saved = state["config"] if isinstance(state["config"], dict) else {}
+        theirs = {k: v for k, v in saved.items() if k != "progress"}
+        if theirs != mine:
+            raise InputValidationError(f"expected a checkpoint of config {mine}, got {state['config']}")
         # All or nothing: a part that does not fit restores everything already loaded.
         import copy
 
@@ -414,7 +433,10 @@ class Trainer:
                                        f"one that does not fit, so nothing was loaded: {exc}") from None  # fmt: skip
         if self.world > 1:
             fork_generators(self.controller, self.rank)
+            if self.rank:  # the checkpoint holds rank 0's global RNG; the others draw their own
+                torch.manual_seed(derive_seed(self.config.seed, "global", self.rank, self.step))
         self.sync.refresh()
+        self.sync.calls = self.step  # syncs stay on the same steps as in the uninterrupted run
 
     def _load_parts(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])

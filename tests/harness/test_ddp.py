@@ -22,7 +22,9 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 # A controller with no random draw: LinUCB picks the depth and one head per block leaves nothing to choose.
-ARGS = ["--controller-kwargs", json.dumps({"depth_policy": "linucb"}), "--heads", "1", "--epochs", "2"]
+# A batch of 63 splits 32 + 31: the ranks' losses are weighted by their shares.
+ARGS = ["--controller-kwargs", json.dumps({"depth_policy": "linucb"}), "--heads", "1", "--epochs", "2",
+        "--batch-size", "63"]  # fmt: skip
 
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
