@@ -54,6 +54,8 @@ def test_the_plan_sweeps_budgets_for_baselines_and_lams_for_bandit_controllers()
         ({"pooling": "max"}, "pooling"),
         ({"controllers": ["dht"], "lams": []}, "at least one run"),
         ({"controller_kwargs": {"dht_integrated": {}}}, "controller_kwargs keys"),
+        ({"controllers": ["dht"], "lams": [0.1, 0.1000001]}, "more than once"),
+        ({"controllers": ["static", "static"]}, "more than once"),
     ],
 )
 def test_bad_configurations_fail_before_any_work(kwargs: dict, match: str) -> None:
@@ -87,7 +89,9 @@ def test_runs_repeat_exactly_summarise_over_seeds_and_report_failures(tmp_path: 
     text = format_model_report(report)
     assert "FAILED" in text and "static_small@0.5" in text
     folder = write_model_report(report, tmp_path)
-    doc = json.loads((folder / "results.json").read_text())
+    text = (folder / "results.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text  # strict JSON: undefined values are null
+    doc = json.loads(text)
     assert doc["config"]["seeds"] == 2 and len(doc["runs"]) == 6 and doc["config_hash"] == config.digest()
     with open(folder / "runs.csv", encoding="utf-8") as f:
         assert len(list(csv.DictReader(f))) == 6

@@ -90,3 +90,12 @@ def test_supervised_data_sets_become_bandits_whose_regret_counts_mistakes(name: 
         from banditformer.harness.problems import classification_problem
 
         classification_problem("iris")
+
+
+def test_a_classification_problem_needs_samples_and_two_classes() -> None:
+    from banditformer.harness.problems import ClassificationProblem
+
+    with pytest.raises(bf.InputValidationError, match="2 classes"):
+        ClassificationProblem(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(bf.InputValidationError, match="samples"):
+        ClassificationProblem(torch.randn(1, 2), torch.tensor([1]))

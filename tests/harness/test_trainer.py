@@ -121,3 +121,41 @@ def test_a_greedy_tail_trains_the_last_steps_on_inference_decisions() -> None:
     assert all(calls[:half]) and not any(calls[half + 1 :])
     with pytest.raises(bf.InputValidationError, match="greedy_tail"):
         TrainConfig(greedy_tail=1.0)
+
+
+def test_overflowed_importance_scores_skip_the_feedback_instead_of_crashing() -> None:
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=200, length=6, max_hops=2)
+    torch.manual_seed(0)
+    model = DynamicTransformer(task.config(d_model=16, num_layers=3, num_heads=2))
+    ctrl = bf.make_controller(
+        "dht", num_layers=3, num_heads=2, context_dim=16, full_flops=model.cost_table().full, head_reward="importance"
+    )
+    trainer = Trainer(model, ctrl, task, TrainConfig(epochs=1, batch_size=32, progress=False))
+    forward = trainer._net.forward
+
+    def overflowing(*args, **kwargs):  # what an fp16 step whose scaled gradients overflowed gives
+        logits = forward(*args, **kwargs)
+        trainer._net.last[1].register_hook(lambda g: torch.full_like(g, float("inf")))
+        return logits
+
+    trainer._net.forward = overflowing
+    before = int(ctrl.feedback_calls)
+    trainer.train_step(*trainer._batch(task.train, torch.arange(32)))
+    assert trainer.skipped_feedback == 1 and int(ctrl.feedback_calls) == before and trainer.step == 1
+
+
+def test_a_checkpoint_loads_under_another_progress_setting_and_is_an_ordinary_file(tmp_path: Path) -> None:
+    import dataclasses
+    import os
+
+    trainer = setup(epochs=1)
+    trainer.fit(stop_after=2)
+    path = tmp_path / "run.ckpt"
+    trainer.save(path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    other = setup(epochs=1)
+    other.config = dataclasses.replace(other.config, progress=True)
+    other.load(path)
+    assert other.step == 2
