@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False, sync_every=args.sync_every
         )
         trainer = Trainer(model, controller, data, config)
+        start = time.perf_counter()
         trainer.fit()
+        seconds = time.perf_counter() - start
         trainer.sync.sync()  # merge what the last steps added before comparing ranks
         test = trainer.evaluate(data.test)
         out = Path(args.out)
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 "flop_saving": test["flop_saving"],
                 "train_flop_saving": 1.0 - trainer.train_flop_ratio,
                 "syncs": trainer.sync.syncs,
+                "train_seconds": round(seconds, 2),
             }
             (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
             print(json.dumps(metrics))
