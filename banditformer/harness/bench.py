@@ -358,9 +358,11 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _map(fn: Any, jobs: list[tuple[Any, ...]], workers: int, on_done: Any = None) -> list[Any]:
+def _map(fn: Any, jobs: list[tuple[Any, ...]], workers: int, on_done: Any = None, on_error: Any = None) -> list[Any]:
     """``[fn(*job) for job in jobs]``, in ``workers`` spawned processes (one thread each) when
-    ``workers > 1``; ``on_done(i)`` after each job finishes."""
+    ``workers > 1``; ``on_done(i)`` after each job finishes. A job whose process dies (or that
+    cannot be sent to one) becomes ``on_error(job, exception)`` when given, so the other jobs'
+    results are kept; without ``on_error`` the exception propagates."""
     if workers <= 1 or len(jobs) <= 1:
         outputs = []
         for i, job in enumerate(jobs):
@@ -375,10 +377,23 @@ def _map(fn: Any, jobs: list[tuple[Any, ...]], workers: int, on_done: Any = None
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"), initializer=_worker_init) as ex:
         futures = {ex.submit(fn, *job): i for i, job in enumerate(jobs)}
         for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()
+            i = futures[fut]
+            try:
+                results[i] = fut.result()
+            except Exception as exc:  # BrokenProcessPool: a worker died (killed, out of memory)
+                if on_error is None:
+                    raise
+                results[i] = on_error(jobs[i], exc)
             if on_done is not None:
-                on_done(futures[fut])
+                on_done(i)
     return results
+
+
+def _lost_block(job: tuple[Any, ...], exc: Exception) -> PolicyRun:
+    _, name, _, n = job
+    return PolicyRun(
+        name, torch.zeros(n, 0, dtype=torch.float64), 0.0, 0, error=f"worker process lost: {type(exc).__name__}: {exc}"
+    )
 
 
 class _Players:
@@ -502,7 +517,8 @@ def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int 
 
         bar = tqdm(total=len(jobs) * config.horizon, desc="bench bandits", unit="round", dynamic_ncols=True)
     if workers > 1:
-        parts = _map(_run_block, jobs, workers, on_done=None if bar is None else (lambda _: bar.update(config.horizon)))
+        tick = None if bar is None else (lambda _: bar.update(config.horizon))
+        parts = _map(_run_block, jobs, workers, on_done=tick, on_error=_lost_block)
     else:
         parts = []
         for i, job in enumerate(jobs):

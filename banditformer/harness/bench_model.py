@@ -301,7 +301,13 @@ def run_models(config: ModelBenchConfig, progress: bool = False, workers: int = 
 
         bar = tqdm(total=len(jobs), desc="bench model", unit="run", dynamic_ncols=True)
     start = time.perf_counter()
-    runs = _map(_one_run, jobs, workers, on_done=None if bar is None else (lambda _: bar.update(1)))
+
+    def lost(job: tuple[Any, ...], exc: Exception) -> dict[str, Any]:
+        _, label, controller, _, seed = job
+        return {"label": label, "controller": controller, "seed": seed,
+                "error": f"worker process lost: {type(exc).__name__}: {exc}"}  # fmt: skip
+
+    runs = _map(_one_run, jobs, workers, on_done=None if bar is None else (lambda _: bar.update(1)), on_error=lost)
     if bar is not None:
         bar.close()
     meta = {

@@ -244,3 +244,22 @@ def test_seed_blocks_split_one_policy_over_processes_with_the_same_numbers() -> 
     assert torch.equal(whole.results[0].regret, one.results[0].regret[:2])  # the first block is the unsplit run's
     with pytest.raises(bf.InputValidationError, match="seed_block"):
         BanditBenchConfig(seed_block=-1)
+
+
+def _die_on_one(x: int) -> int:
+    import os
+    import signal
+
+    if x == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # a worker killed (out of memory, say)
+    return x * 10
+
+
+def test_a_worker_that_dies_loses_its_jobs_not_the_others_results() -> None:
+    from banditformer.harness.bench import _map
+
+    out = _map(_die_on_one, [(0,), (1,), (2,), (3,)], workers=2, on_error=lambda job, exc: ("lost", job[0]))
+    assert out[1] == ("lost", 1)
+    assert all(r in (x * 10, ("lost", x)) for x, r in enumerate(out))
+    with pytest.raises(Exception, match=r"terminated abruptly|process pool"):
+        _map(_die_on_one, [(0,), (1,)], workers=2)
