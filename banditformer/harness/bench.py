@@ -515,7 +515,8 @@ def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int 
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs) * config.horizon, desc="bench bandits", unit="round", dynamic_ncols=True)
+        total = len(jobs) * config.horizon
+        bar = tqdm(total=total, desc="bench bandits", unit="round", dynamic_ncols=True, disable=None)  # TTY only
     if workers > 1:
         tick = None if bar is None else (lambda _: bar.update(config.horizon))
         parts = _map(_run_block, jobs, workers, on_done=tick, on_error=_lost_block)

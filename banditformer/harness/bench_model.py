@@ -299,7 +299,7 @@ def run_models(config: ModelBenchConfig, progress: bool = False, workers: int = 
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), desc="bench model", unit="run", dynamic_ncols=True)
+        bar = tqdm(total=len(jobs), desc="bench model", unit="run", dynamic_ncols=True, disable=None)
     start = time.perf_counter()
 
     def lost(job: tuple[Any, ...], exc: Exception) -> dict[str, Any]:

@@ -344,7 +344,7 @@ class Trainer:
         if self.config.progress and self.rank == 0:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.total_steps, initial=self.step, file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(total=self.total_steps, initial=self.step, file=sys.stderr, dynamic_ncols=True, disable=None)
         last: dict[str, Any] = {}
         try:
             while self.step < self.total_steps:
