@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 
-from banditformer.controllers import RandomController, budget_shape
-from banditformer.harness.bench_model import pareto_front
+from banditformer.harness.bench_model import budget_kwargs, pareto_front
 from banditformer.harness.experiment import run_experiment
 from banditformer.harness.trainer import TrainConfig
 from banditformer.model import DynamicTransformer
@@ -40,12 +39,9 @@ def plan(args: argparse.Namespace, table: Any) -> list[tuple[str, str, dict[str,
     extra = json.loads(args.dht_kwargs)
     runs: list[tuple[str, str, dict[str, Any]]] = [("full", "static", {})]
     for b in args.budgets:
-        depth, heads = budget_shape(table, b)
-        rc = RandomController.for_budget(table, b, seed=args.seed)
         runs += [
-            (f"static_small@{b:g}", "static_small", {"depth": depth, "heads": heads}),
-            (f"random@{b:g}", "random", {"max_depth": rc.max_depth, "max_heads": rc.max_heads}),
-            (f"layerdrop@{b:g}", "layerdrop", {"drop": args.layerdrop, "inference_depth": depth}),
+            (f"{name}@{b:g}", name, budget_kwargs(name, table, b, seed=args.seed, drop=args.layerdrop))
+            for name in ("static_small", "random", "layerdrop")
         ]
     runs += [(f"dht lam={lam:g}", "dht", {"lam": lam, **extra}) for lam in args.lams]
     runs += [(f"dht budget={b:g}", "dht", {"flop_budget": b, "lam": 0.1, **extra}) for b in args.dht_budgets]

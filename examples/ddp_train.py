@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from banditformer.core.random import derive_seed
+from banditformer.harness.experiment import controller_parameters
 from banditformer.harness.trainer import TrainConfig, Trainer
 from banditformer.model import DynamicTransformer
 from banditformer.plugins import make_controller, make_task
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             data.config(d_model=args.width, num_layers=args.layers, num_heads=args.heads, pooling="cls")
         )
         kwargs = {"num_layers": args.layers, "num_heads": args.heads, **json.loads(args.controller_kwargs)}
-        if args.controller.startswith("dht"):
-            kwargs.update(context_dim=args.width, full_flops=model.cost_table().full, seed=args.seed)
+        fills = {"context_dim": args.width, "full_flops": model.cost_table().full, "seed": args.seed}
+        kwargs.update({k: v for k, v in fills.items() if k in controller_parameters(args.controller)})
         controller = make_controller(args.controller, **kwargs)
         config = TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, progress=False, sync_every=args.sync_every

@@ -27,6 +27,14 @@ def _blocks(lang: str) -> list:
     ]
 
 
+def check_prints(source: str, out: str) -> None:
+    """Every ``print(...)  # value`` line's value appears in the output ``out``."""
+    for line in source.splitlines():
+        m = re.match(r"\s*print\(.*\)\s+#\s*(?P<value>.+)$", line)
+        if m:
+            assert m["value"].strip() in out, f"expected {m['value'].strip()!r} in the output:\n{out}"
+
+
 @pytest.fixture(autouse=True)
 def _fresh_registry():
     """A block may register plugins (the custom-task tutorial does): forget them afterwards."""
@@ -39,11 +47,7 @@ def _fresh_registry():
 @pytest.mark.parametrize("source", _blocks("python"))
 def test_code_block_runs(source: str, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(source, "<docs>", "exec"), {"__name__": "__docs__"})
-    out = capsys.readouterr().out
-    for line in source.splitlines():  # ``print(...)  # value``: the value must be printed
-        m = re.match(r"\s*print\(.*\)\s+#\s*(?P<value>.+)$", line)
-        if m:
-            assert m["value"].strip() in out, f"expected {m['value'].strip()!r} in the output:\n{out}"
+    check_prints(source, capsys.readouterr().out)
 
 
 def _commands(body: str) -> list[list[str]]:

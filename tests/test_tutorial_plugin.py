@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from banditformer.plugins import AUTOLOAD_ENV
+from tests.test_docs import check_prints
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +31,6 @@ def blocks() -> list[tuple[str, str | None, str]]:
 def test_the_plugin_module_is_under_40_lines() -> None:
     (module,) = [body for lang, title, body in blocks() if title and title.endswith(".py")]
     assert len(module.strip().splitlines()) <= 40
-
-
-def _check_prints(source: str, stdout: str) -> None:
-    """Every ``print(...)  # value`` line's value appears in the output."""
-    for line in source.splitlines():
-        m = re.match(r"\s*print\(.*\)\s+#\s*(?P<value>.+)$", line)
-        if m:
-            assert m["value"].strip() in stdout, f"expected {m['value'].strip()!r} in the output:\n{stdout}"
 
 
 def test_every_block_runs_in_order(tmp_path: Path) -> None:
@@ -63,7 +56,7 @@ def test_every_block_runs_in_order(tmp_path: Path) -> None:
             path.write_text(body)
             ran["files"] += 1
         elif lang == "python":
-            _check_prints(body, run([sys.executable, "-c", body]))
+            check_prints(body, run([sys.executable, "-c", body]))
             ran["python"] += 1
         elif lang == "bash":
             for command in body.replace("\\\n", " ").strip().splitlines():

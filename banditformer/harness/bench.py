@@ -93,28 +93,18 @@ class BanditBenchConfig:
     seed_block: int = 0
 
     def __post_init__(self) -> None:
-        from banditformer.plugins import list_problems
+        from banditformer.plugins import check_registered
 
-        if self.problem not in list_problems():
-            raise InputValidationError(
-                f"expected a registered problem, got {self.problem!r}; available: {', '.join(list_problems())}"
-            )
+        check_registered("problem", self.problem)
         check_int("horizon", self.horizon, low=1)
         check_int("seeds", self.seeds, low=1)
         check_int("seed", self.seed, low=0)
         check_int("checkpoints", self.checkpoints, low=1)
         check_int("seed_block", self.seed_block, low=0)
         if self.policies is not None:
-            from banditformer.plugins import list_policies
-
-            if isinstance(self.policies, str) or not self.policies:
+            if isinstance(self.policies, str):
                 raise InputValidationError(f"expected a non-empty list of policy names, got {self.policies!r}")
-            known = list_policies()
-            for name in self.policies:
-                if name not in known:
-                    raise InputValidationError(
-                        f"expected a registered policy, got {name!r}; available: {', '.join(known)}"
-                    )
+            check_registered("policy", self.policies)
             check_compatible(self.policies, self.problem, seed=self.seed)
         if self.mabwiser:
             from banditformer.plugins import make_problem
@@ -123,12 +113,6 @@ class BanditBenchConfig:
                 raise InputValidationError(
                     f"expected a context-free one-arm problem for the MABWiser references, got {self.problem!r}"
                 )
-
-    @property
-    def reward_range(self) -> tuple[float, float]:
-        from banditformer.plugins import make_problem
-
-        return make_problem(self.problem, seed=self.seed).reward_range
 
     def blocks(self) -> list[tuple[int, int]]:
         """``(seed of the block's runs, number of runs)`` per seed block, in order."""

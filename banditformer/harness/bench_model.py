@@ -45,6 +45,7 @@ __all__ = [
     "BUDGETED",
     "ModelBenchConfig",
     "ModelReport",
+    "budget_kwargs",
     "format_model_report",
     "pareto_front",
     "plot_model_report",
@@ -99,20 +100,12 @@ class ModelBenchConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        from banditformer.plugins import list_controllers, list_tasks
+        from banditformer.plugins import check_registered
 
-        if self.task not in list_tasks():
-            raise InputValidationError(
-                f"expected a registered task, got {self.task!r}; available: {', '.join(list_tasks())}"
-            )
-        if isinstance(self.controllers, str) or not self.controllers:
+        check_registered("task", self.task)
+        if isinstance(self.controllers, str):
             raise InputValidationError(f"expected a non-empty list of controller names, got {self.controllers!r}")
-        known = list_controllers()
-        for name in self.controllers:
-            if name not in known:
-                raise InputValidationError(
-                    f"expected a registered controller, got {name!r}; available: {', '.join(known)}"
-                )
+        check_registered("controller", self.controllers)
         for name in ("lams", "budgets", "dht_budgets"):
             values = getattr(self, name)
             if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
@@ -176,7 +169,8 @@ class ModelBenchConfig:
                 if table is None:
                     table = self._cost_table()
                 for b in self.budgets:
-                    runs.append((f"{name}@{b:g}", name, {**_budget_kwargs(name, table, b, self), **extra}))
+                    kw = budget_kwargs(name, table, b, seed=self.seed, drop=self.layerdrop)
+                    runs.append((f"{name}@{b:g}", name, {**kw, **extra}))
             elif "lam" in accepts:
                 if self.warmup and "warmup_steps" in accepts:
                     extra.setdefault("warmup_steps", round(self.warmup * self.steps()))
@@ -195,16 +189,21 @@ class ModelBenchConfig:
         return DynamicTransformer(data.config(**self.model)).cost_table()
 
 
-def _budget_kwargs(name: str, table: Any, budget: float, config: ModelBenchConfig) -> dict[str, Any]:
+def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: float = 0.2) -> dict[str, Any]:
+    """Options that put budgeted baseline ``name`` (one of :data:`BUDGETED`) at a FLOP ``budget``:
+    ``static_small`` at the largest shape within it, ``random`` matched to its mean FLOPs,
+    ``layerdrop`` (training drop rate ``drop``) pruned to its depth at inference."""
     from banditformer.controllers import RandomController, budget_shape
 
+    if name not in BUDGETED:
+        raise InputValidationError(f"expected a budgeted baseline in {BUDGETED}, got {name!r}")
     depth, heads = budget_shape(table, budget)
     if name == "static_small":
         return {"depth": depth, "heads": heads}
     if name == "random":
-        rc = RandomController.for_budget(table, budget, seed=config.seed)
+        rc = RandomController.for_budget(table, budget, seed=seed)
         return {"max_depth": rc.max_depth, "max_heads": rc.max_heads}
-    return {"drop": config.layerdrop, "inference_depth": depth}
+    return {"drop": drop, "inference_depth": depth}
 
 
 @dataclass

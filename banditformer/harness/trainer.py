@@ -218,7 +218,7 @@ class Trainer:
 
         The controller's feedback comes after the backward pass, so that a controller that
         rewards heads by importance gets ``|dL/d gate|`` per sample (the batch loss is a mean, so
-        the gradients are scaled back by the batch size)."""
+        the gradients are scaled back by the global batch's size over the ranks)."""
         self.model.train()
         explore = self.step < self.total_steps * (1.0 - self.config.greedy_tail)
         logits = self._step_net(x, explore, self.controller.wants_head_importance)
@@ -248,7 +248,7 @@ class Trainer:
             if self.scaler is not None:  # the loss was scaled
                 grad = grad / self.scaler.get_scale()
             importance = grad.abs() * (rows / self.world)  # d(sample loss)/d gate: undo the mean's 1/n
-        if importance is not None and not bool(torch.isfinite(importance).all()):
+        if importance is not None and self.scaler is not None and not bool(torch.isfinite(importance).all()):
             # An fp16 step whose scaled gradients overflowed: the scaler skips the optimizer step,
             # and the bandits skip this step's feedback (its importance scores are meaningless).
             self.skipped_feedback += 1

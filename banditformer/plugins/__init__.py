@@ -25,6 +25,7 @@ __all__ = [
     "KINDS",
     "Entry",
     "PluginManager",
+    "check_registered",
     "get_plugin_manager",
     "hookimpl",
     "list_backends",
@@ -98,6 +99,20 @@ def _build(kind: str, name: str, expected: type | tuple[type, ...], *args: Any, 
 def make_policy(name: str, **kwargs: Any) -> PolicyBase:
     """Build a registered policy: ``make_policy("ucb1", num_arms=5, seed=0)``."""
     return _build("policy", name, PolicyBase, **kwargs)
+
+
+def check_registered(kind: str, names: object) -> None:
+    """Fail unless ``names`` (one name, or a non-empty list of names) are registered names of ``kind``,
+    with an :class:`InputValidationError` that lists the available ones. For configurations, which
+    check their names before any work."""
+    if isinstance(names, str):
+        names = [names]
+    elif not isinstance(names, (list, tuple)) or not names:
+        raise InputValidationError(f"expected a non-empty list of {kind} names, got {names!r}")
+    known = get_plugin_manager().names(kind)
+    for name in names:
+        if name not in known:
+            raise InputValidationError(f"expected a registered {kind}, got {name!r}; available: {', '.join(known)}")
 
 
 def list_policies() -> list[str]:

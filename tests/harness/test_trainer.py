@@ -78,14 +78,20 @@ def test_trainer_checks_its_arguments() -> None:
         TrainConfig(epochs=0)
 
 
-def test_an_importance_rewarding_controller_gets_per_sample_head_scores() -> None:
+def importance_trainer() -> Trainer:
+    """One epoch of a small DHT that rewards heads by importance, on pointer chasing."""
     task = bf.make_task("pointer_chasing", seed=0, num_samples=200, length=6, max_hops=2)
     torch.manual_seed(0)
     model = DynamicTransformer(task.config(d_model=16, num_layers=3, num_heads=2))
     ctrl = bf.make_controller(
         "dht", num_layers=3, num_heads=2, context_dim=16, full_flops=model.cost_table().full, head_reward="importance"
     )
-    trainer = Trainer(model, ctrl, task, TrainConfig(epochs=1, batch_size=32, progress=False))
+    return Trainer(model, ctrl, task, TrainConfig(epochs=1, batch_size=32, progress=False))
+
+
+def test_an_importance_rewarding_controller_gets_per_sample_head_scores() -> None:
+    trainer = importance_trainer()
+    task, ctrl = trainer.task, trainer.controller
     seen = []
     feedback = ctrl.feedback
 
@@ -124,13 +130,8 @@ def test_a_greedy_tail_trains_the_last_steps_on_inference_decisions() -> None:
 
 
 def test_overflowed_importance_scores_skip_the_feedback_instead_of_crashing() -> None:
-    task = bf.make_task("pointer_chasing", seed=0, num_samples=200, length=6, max_hops=2)
-    torch.manual_seed(0)
-    model = DynamicTransformer(task.config(d_model=16, num_layers=3, num_heads=2))
-    ctrl = bf.make_controller(
-        "dht", num_layers=3, num_heads=2, context_dim=16, full_flops=model.cost_table().full, head_reward="importance"
-    )
-    trainer = Trainer(model, ctrl, task, TrainConfig(epochs=1, batch_size=32, progress=False))
+    trainer = importance_trainer()
+    task, ctrl = trainer.task, trainer.controller
     forward = trainer._net.forward
 
     def overflowing(*args, **kwargs):  # what an fp16 step whose scaled gradients overflowed gives
@@ -139,6 +140,7 @@ def test_overflowed_importance_scores_skip_the_feedback_instead_of_crashing() ->
         return logits
 
     trainer._net.forward = overflowing
+    trainer.scaler = torch.amp.GradScaler("cpu")  # as under fp16 autocast on CUDA
     before = int(ctrl.feedback_calls)
     trainer.train_step(*trainer._batch(task.train, torch.arange(32)))
     assert trainer.skipped_feedback == 1 and int(ctrl.feedback_calls) == before and trainer.step == 1
