@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 import torch
 from torch import Tensor
@@ -16,14 +18,20 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 
 __all__ = [
+    "SEED_MAX",
+    "available_memory",
     "check_arms",
     "check_context",
     "check_device",
     "check_float",
     "check_int",
+    "check_memory",
     "check_rewards",
     "check_tensor",
+    "format_bytes",
+    "format_number",
     "index_ok",
+    "keep_value_checks",
     "range_ok",
     "set_value_checks",
     "value_checks",
@@ -36,6 +44,65 @@ def _describe(x: object) -> str:
     if isinstance(x, Tensor):
         return f"Tensor(shape={tuple(x.shape)}, dtype={x.dtype}, device={x.device})"
     return f"{type(x).__name__} {x!r}"
+
+
+def format_number(x: float) -> str:
+    """A number as messages print it: ``0`` and ``1`` for ``0.0`` and ``1.0``, ``inf``, and the
+    shortest exact form otherwise (``0.1``, ``1e-07``), so that an interval reads ``[0, 1]``.
+
+    Examples:
+        >>> [format_number(v) for v in (0.0, 1.0, -2, 0.25, float("inf"), 1e-7)]
+        ['0', '1', '-2', '0.25', 'inf', '1e-07']
+    """
+    if isinstance(x, float) and math.isfinite(x) and x.is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return str(x)
+
+
+def _interval(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+    lo = "-inf" if low is None else format_number(low)
+    hi = "inf" if high is None else format_number(high)
+    return f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for messages: ``'1.5 GB'`` (powers of 1000)."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can use now: ``MemAvailable`` of ``/proc/meminfo`` where there is
+    one (Linux), else the machine's physical memory."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): do not refuse
+        return 2**63 - 1
+
+
+def check_memory(what: str, needed: float, parts: dict[str, float] | None = None) -> None:
+    """Fail unless an estimate of the memory ``what`` needs (``needed`` bytes) fits in
+    :func:`available_memory`, with both figures and the estimate's largest ``parts`` in the message."""
+    have = available_memory()
+    if needed <= have:
+        return
+    detail = ""
+    if parts:
+        big = sorted(parts.items(), key=lambda kv: -kv[1])[:3]
+        detail = " (" + ", ".join(f"{k} {format_bytes(v)}" for k, v in big) + ")"
+    raise InputValidationError(
+        f"expected {what} to fit in the {format_bytes(have)} of memory available, got an estimate of "
+        f"{format_bytes(needed)}{detail}"
+    )
 
 
 def index_ok(x: Tensor, high: int) -> Tensor:
@@ -54,28 +121,43 @@ def range_ok(x: Tensor, low: float = -math.inf, high: float = math.inf) -> Tenso
     return inside.all()
 
 
-_VALUE_CHECKS = True
+#: The largest seed: torch generators hold 64-bit seeds, and derived sub-seeds are in ``[0, 2**63)``.
+SEED_MAX = 2**63 - 1
+
+_VALUE_CHECKS = True  # the process-wide default, set by set_value_checks
+# A block's own setting (value_checks), local to its thread / asyncio task; None: the default.
+_SCOPED_VALUE_CHECKS: ContextVar[bool | None] = ContextVar("banditformer_value_checks", default=None)
 
 
 def value_checks_enabled() -> bool:
-    """Whether the value checks of :func:`values_ok` run (see :func:`set_value_checks`)."""
-    return _VALUE_CHECKS
+    """Whether the value checks of :func:`values_ok` run here: the setting of the innermost
+    :func:`value_checks` block of this thread (or asyncio task), else the process-wide default of
+    :func:`set_value_checks`."""
+    scoped = _SCOPED_VALUE_CHECKS.get()
+    return _VALUE_CHECKS if scoped is None else scoped
 
 
 def set_value_checks(enabled: bool) -> None:
-    """Turn the value checks (finite, in range, valid indices) on or off process-wide.
+    """Turn the value checks (finite, in range, valid indices) on or off process-wide: the default
+    of every thread outside a :func:`value_checks` block.
 
     They cost a few small ops and one host sync per call, which matters on CUDA in a tight loop.
     Shape, dtype and device checks need no sync and always run. Like
-    ``torch.distributions.Distribution.set_default_validate_args``: turn off only code you trust.
+    ``torch.distributions.Distribution.set_default_validate_args``: turn off only code you trust,
+    and prefer the scoped :func:`value_checks` block. A plugin that changes the setting while it is
+    imported or registered is reported by name and the setting is restored (see
+    :class:`~banditformer.plugins.PluginManager`).
     """
+    if not isinstance(enabled, bool):
+        raise InputValidationError(f"expected `enabled` to be a bool, got {_describe(enabled)}")
     global _VALUE_CHECKS
-    _VALUE_CHECKS = bool(enabled)
+    _VALUE_CHECKS = enabled
 
 
 @contextlib.contextmanager
 def value_checks(enabled: bool) -> Iterator[None]:
-    """A context in which value checks are on or off; the previous setting comes back after it.
+    """A block in which value checks are on or off, in this thread (or asyncio task) only; the
+    previous setting comes back after it, and other threads are not affected.
 
     Examples:
         >>> import banditformer as bf, torch
@@ -83,12 +165,41 @@ def value_checks(enabled: bool) -> Iterator[None]:
         >>> with value_checks(False):
         ...     p.update(p.select(n=4), torch.ones(4))
     """
-    previous = _VALUE_CHECKS
-    set_value_checks(enabled)
+    if not isinstance(enabled, bool):
+        raise InputValidationError(f"expected `enabled` to be a bool, got {_describe(enabled)}")
+    token = _SCOPED_VALUE_CHECKS.set(enabled)
     try:
         yield
     finally:
-        set_value_checks(previous)
+        _SCOPED_VALUE_CHECKS.reset(token)
+
+
+@contextlib.contextmanager
+def keep_value_checks() -> Iterator[list[str]]:
+    """A block after which the value-check setting is what it was before, whatever the block did.
+
+    Yields a list that, after the block, holds what the block changed (empty when nothing):
+    ``"turned value checks off process-wide (set_value_checks(False))"`` or
+    ``"turned value checks off for the rest of this thread (an unclosed value_checks(False))"``.
+    The plugin manager wraps each plugin's import and registration in it.
+    """
+    global _VALUE_CHECKS
+    default, scoped = _VALUE_CHECKS, _SCOPED_VALUE_CHECKS.get()
+    changes: list[str] = []
+    try:
+        yield changes
+    finally:
+        if default != _VALUE_CHECKS:
+            word = "on" if _VALUE_CHECKS else "off"
+            changes.append(f"turned value checks {word} process-wide (set_value_checks({_VALUE_CHECKS}))")
+            _VALUE_CHECKS = default
+        if _SCOPED_VALUE_CHECKS.get() != scoped:
+            now = _SCOPED_VALUE_CHECKS.get()
+            changes.append(
+                f"turned value checks {'off' if now is False else 'on'} for the rest of this thread "
+                f"(an unclosed value_checks({now}))"
+            )
+            _SCOPED_VALUE_CHECKS.set(scoped)
 
 
 def values_ok(checks: list[tuple[Callable[[], Tensor], Callable[[], object]]]) -> None:
@@ -102,7 +213,7 @@ def values_ok(checks: list[tuple[Callable[[], Tensor], Callable[[], object]]]) -
     Raises:
         InputValidationError: from the first failing check's function.
     """
-    if not checks or not _VALUE_CHECKS:
+    if not checks or not value_checks_enabled():
         return
     flags = [ok() for ok, _ in checks]
     if bool(torch.stack(flags).all()):
@@ -181,9 +292,7 @@ def check_int(name: str, value: object, *, low: int | None = None, high: int | N
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputValidationError(f"expected `{name}` to be an int, got {_describe(value)}")
     if (low is not None and value < low) or (high is not None and value > high):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise InputValidationError(f"expected `{name}` in [{lo}, {hi}], got {value}")
+        raise InputValidationError(f"expected `{name}` in {_interval(low, high)}, got {value}")
     return value
 
 
@@ -205,11 +314,7 @@ def check_float(
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
     if bad_low or bad_high:
-        lb = "(" if low_open else "["
-        hb = ")" if high_open else "]"
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise InputValidationError(f"expected `{name}` in {lb}{lo}, {hi}{hb}, got {v}")
+        raise InputValidationError(f"expected `{name}` in {_interval(low, high, low_open, high_open)}, got {v}")
     return v
 
 
@@ -247,7 +352,7 @@ def check_rewards(
         out = (vals < low) | (vals > high)
         if bool(out.any()):
             bad = vals[out][:5].tolist()
-            raise InputValidationError(f"expected `{name}` in [{low}, {high}], got values {bad}")
+            raise InputValidationError(f"expected `{name}` in {_interval(low, high)}, got values {bad}")
     return rewards
 
 

@@ -4,14 +4,22 @@ Built-in implementations are a plugin like any other (:mod:`banditformer.plugins
 registered first. Entry points of group ``banditformer`` are then loaded one by one: a plugin that
 fails to import, breaks a hookspec, implements an unknown hook, raises in a hook or returns the
 wrong type is reported by name (a :class:`PluginWarning`, and in :attr:`PluginManager.failures`)
-and skipped, while the others load. Set ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD=1`` to skip entry
-points altogether.
+and skipped, while the others load. Set ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD=1`` (or ``true``,
+``yes``, ``on``) to skip entry points altogether; ``0``, ``false``, ``no``, ``off`` or empty load them.
+
+A plugin may not change the value checks for everyone: one that calls ``set_value_checks`` (or
+leaves a ``value_checks`` block open) while it is imported, registered or asked for its
+implementations is reported by name (a :class:`PluginWarning`) and the setting is restored. An
+import slower than :data:`SLOW_IMPORT_SECONDS` names itself on stderr while it runs.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
+import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,13 +34,47 @@ from banditformer.core.errors import (
     PluginWarning,
     UnknownNameError,
 )
+from banditformer.core.validation import keep_value_checks, value_checks_enabled
 from banditformer.plugins import hookspecs
 
-__all__ = ["AUTOLOAD_ENV", "ENTRY_POINT_GROUP", "KINDS", "Entry", "PluginManager", "hookimpl"]
+__all__ = [
+    "AUTOLOAD_ENV",
+    "ENTRY_POINT_GROUP",
+    "KINDS",
+    "SLOW_IMPORT_SECONDS",
+    "Entry",
+    "PluginManager",
+    "autoload_from_env",
+    "hookimpl",
+]
 
 ENTRY_POINT_GROUP = "banditformer"
 AUTOLOAD_ENV = "BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN = "builtin"
+
+#: Seconds an entry point's import may take before a line on stderr names the plugin being loaded.
+SLOW_IMPORT_SECONDS = 3.0
+
+_DISABLE = ("1", "true", "yes", "on")
+_ENABLE = ("", "0", "false", "no", "off")
+
+
+def autoload_from_env() -> bool:
+    """Whether entry points load, from ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD``: unset, empty, ``0``,
+    ``false``, ``no`` or ``off`` (any case): yes; ``1``, ``true``, ``yes`` or ``on``: no; anything
+    else: no, with a :class:`PluginWarning` that names the values it takes."""
+    raw = os.environ.get(AUTOLOAD_ENV)
+    if raw is None or raw.strip().lower() in _ENABLE:
+        return True
+    if raw.strip().lower() not in _DISABLE:
+        warnings.warn(
+            f"expected {AUTOLOAD_ENV} to be one of {', '.join(_DISABLE)} (skip plugins) or "
+            f"{', '.join(v or 'empty' for v in _ENABLE)} (load them), got {raw!r}; skipping plugins' entry points",
+            PluginWarning,
+            stacklevel=3,
+        )
+    return False
+
 
 #: kind -> the registry hook that provides it.
 KINDS: dict[str, str] = {
@@ -61,7 +103,7 @@ class PluginManager:
 
     Args:
         autoload: load entry points of group ``banditformer``; default: unless the environment
-            variable ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD`` is set to a non-empty value.
+            variable ``BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD`` says not to (:func:`autoload_from_env`).
         builtins: register the built-in implementations.
 
     Examples:
@@ -81,7 +123,7 @@ class PluginManager:
 
             self.register(builtin, name=BUILTIN)
         if autoload is None:
-            autoload = not os.environ.get(AUTOLOAD_ENV)
+            autoload = autoload_from_env()
         if autoload:
             self.load_entry_points()
 
@@ -92,13 +134,34 @@ class PluginManager:
         self.failures.append(error)
         warnings.warn(str(error), PluginWarning, stacklevel=3)
 
+    def _guard_value_checks(self, changes: list[str], plugin: str, entry_point: str | None, when: str) -> None:
+        """Warn, naming the plugin, when it changed the value checks (already restored)."""
+        for change in changes:
+            state = "on" if value_checks_enabled() else "off"
+            error = PluginError(
+                f"{change} while {when}; restored them ({state} as before): a plugin must not change them for "
+                "everyone (use `with banditformer.value_checks(False):` around code that needs them off)",
+                plugin=plugin,
+                entry_point=entry_point,
+            )
+            warnings.warn(str(error), PluginWarning, stacklevel=4)
+
     def register(self, plugin: object, name: str | None = None, entry_point: str | None = None) -> bool:
         """Register a plugin object (a module, class or instance with hook implementations).
+
+        A plugin that changes the value checks meanwhile is reported (:class:`PluginWarning`)
+        and the setting restored.
 
         Returns:
             True if it was registered; False if it was rejected (the reason is in :attr:`failures`).
         """
         label = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        with keep_value_checks() as changes:
+            ok = self._register(plugin, name, entry_point, label)
+        self._guard_value_checks(changes, label, entry_point, "it was registered")
+        return ok
+
+    def _register(self, plugin: object, name: str | None, entry_point: str | None, label: str) -> bool:
         try:
             registered = self._pm.register(plugin, name=name)
         except Exception as exc:  # pluggy's PluginValidationError, or a clashing plugin name
@@ -139,11 +202,10 @@ class PluginManager:
                     )
                 )
                 continue
-            try:
-                obj = ep.load()
-            except BaseException as exc:  # an import can raise anything, SystemExit included
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
+            with keep_value_checks() as changes:
+                obj, exc = _load_noting_slow(ep)
+            self._guard_value_checks(changes, ep.name, ep.value, "it was imported")
+            if exc is not None:
                 self._fail(
                     PluginLoadError(
                         f"failed to import: {type(exc).__name__}: {exc}", plugin=ep.name, entry_point=ep.value
@@ -176,10 +238,13 @@ class PluginManager:
         for impl in impls:
             plugin = impl.plugin_name
             try:
-                result = impl.function()
+                with keep_value_checks() as changes:
+                    result = impl.function()
             except Exception as exc:
                 self._fail(PluginError(f"raised {type(exc).__name__}: {exc}", plugin=plugin, hook=hook_name))
                 continue
+            finally:
+                self._guard_value_checks(changes, plugin, None, f"its hook {hook_name!r} ran")
             if not isinstance(result, Mapping):
                 self._fail(
                     PluginError(
@@ -230,3 +295,33 @@ class PluginManager:
                         f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook="banditformer_on_metrics"
                     )
                 )
+
+
+def _load_noting_slow(ep: importlib.metadata.EntryPoint) -> tuple[Any, BaseException | None]:
+    """``(ep.load(), None)``, or ``(None, the exception)`` when the import fails (anything but
+    KeyboardInterrupt, SystemExit included); an import slower than :data:`SLOW_IMPORT_SECONDS`
+    names itself on stderr while it runs, and says how long it took."""
+    start = time.perf_counter()
+    noted = threading.Event()
+
+    def note() -> None:
+        noted.set()
+        print(f"banditformer: loading plugin {ep.name!r} (entry point {ep.value!r}) ...", file=sys.stderr, flush=True)
+
+    timer = threading.Timer(SLOW_IMPORT_SECONDS, note)
+    timer.daemon = True
+    timer.start()
+    try:
+        return ep.load(), None
+    except BaseException as exc:  # an import can raise anything, SystemExit included
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return None, exc
+    finally:
+        timer.cancel()
+        if noted.is_set():
+            print(
+                f"banditformer: plugin {ep.name!r} took {time.perf_counter() - start:.1f} s to import",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -91,7 +91,7 @@ def test_bad_configuration_and_input() -> None:
     with pytest.raises(InputValidationError, match="width 2"):
         c.decide(torch.randn(3, 5))
     d = c.decide(torch.randn(3, D))
-    with pytest.raises(InputValidationError, match=r"quality` in \[0.0, 1.0\]"):
+    with pytest.raises(InputValidationError, match=r"quality` in \[0, 1\]"):
         c.feedback(d, torch.full((3,), 2.0), torch.ones(3))
     from banditformer import Decision
 

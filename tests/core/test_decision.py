@@ -49,7 +49,7 @@ def test_static_controller_and_feedback_checks() -> None:
     d = c.decide(torch.randn(5, 8), explore=False)
     assert d.depth.tolist() == [3] * 5 and bool(d.heads.all())
     c.feedback(d, torch.rand(5), torch.full((5,), 1e6))
-    with pytest.raises(InputValidationError, match=r"quality` in \[0.0, 1.0\]"):
+    with pytest.raises(InputValidationError, match=r"quality` in \[0, 1\]"):
         c.feedback(d, torch.full((5,), 1.5), torch.ones(5))
     with pytest.raises(InputValidationError, match="finite"):
         c.feedback(d, torch.rand(5), torch.tensor([1.0, float("nan"), 1, 1, 1]))

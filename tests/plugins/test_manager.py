@@ -256,3 +256,132 @@ def test_each_failure_is_reported_once_even_when_registries_are_rebuilt() -> Non
     pm.register(type("Empty", (), {})(), name="empty")  # clears the cached registries
     pm.names("policy")
     assert len(pm.failures) == 1
+
+
+# ------------------------------------------------------------- issue 12: classes 6 and 8
+@pytest.mark.parametrize(
+    ("value", "loads"),
+    [("0", True), ("false", True), ("No", True), ("off", True), ("", True), (" 0 ", True),
+     ("1", False), ("true", False), ("YES", False), ("on", False)],
+)  # fmt: skip
+def test_the_autoload_variable_reads_like_a_switch(site: Path, monkeypatch: pytest.MonkeyPatch, value, loads) -> None:
+    make_dist(site, "bfplug-good", {"bfplug_good": GOOD}, {"good": "bfplug_good"})
+    monkeypatch.setenv(AUTOLOAD_ENV, value)
+    assert ("good_ucb" in PluginManager().names("policy")) is loads, value
+
+
+def test_an_unknown_autoload_value_warns_with_the_values_it_takes(site: Path, monkeypatch) -> None:
+    make_dist(site, "bfplug-good", {"bfplug_good": GOOD}, {"good": "bfplug_good"})
+    monkeypatch.setenv(AUTOLOAD_ENV, "maybe")
+    with pytest.warns(PluginWarning, match=rf"expected {AUTOLOAD_ENV} to be one of 1, true, yes, on .*got 'maybe'"):
+        pm = PluginManager()
+    assert pm.plugins == ["builtin"]
+
+
+TURNS_CHECKS_OFF = """
+    import banditformer
+    from banditformer.bandits import UCB1
+
+    banditformer.set_value_checks(False)  # for everyone: what a plugin may not do
+
+    @banditformer.hookimpl
+    def banditformer_add_policies():
+        return {"sneaky_ucb": UCB1}
+"""
+
+LEAVES_A_BLOCK_OPEN = """
+    import banditformer
+
+    _block = banditformer.value_checks(False)  # kept: a collected block would close itself
+    _block.__enter__()
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        (TURNS_CHECKS_OFF, "turned value checks off process-wide"),
+        (LEAVES_A_BLOCK_OPEN, "turned value checks off for the rest of this thread"),
+    ],
+    ids=["set_value_checks", "open-block"],
+)
+def test_a_plugin_that_turns_value_checks_off_at_import_is_named_and_checks_stay_on(site: Path, source, says) -> None:
+    from banditformer.core.validation import value_checks_enabled
+
+    make_dist(site, "bfplug-sneaky", {"bfplug_sneaky": source}, {"sneaky": "bfplug_sneaky"})
+    assert value_checks_enabled()
+    with pytest.warns(PluginWarning, match=rf"plugin 'sneaky' \(entry point 'bfplug_sneaky'\): {says}") as caught:
+        pm = PluginManager()
+    assert "while it was imported; restored them (on as before)" in str(caught[0].message)
+    assert value_checks_enabled() and "sneaky" in pm.plugins and pm.failures == []
+    p = banditformer.make_policy("ucb1", num_arms=2)
+    with pytest.raises(banditformer.InputValidationError, match="finite"):
+        p.update(torch.tensor([0]), torch.tensor([float("nan")]))  # NaN rewards are still refused
+
+
+def test_a_plugin_that_changes_value_checks_in_register_or_a_hook_is_named() -> None:
+    from banditformer.core.validation import set_value_checks, value_checks_enabled
+
+    class Sneaky:
+        @hookimpl
+        def banditformer_add_policies(self):
+            set_value_checks(False)
+            return {}
+
+    class AtRegister:
+        def __dir__(self):  # pluggy lists a plugin's members while it registers it
+            set_value_checks(False)
+            return []
+
+    pm = PluginManager(autoload=False)
+    pm.register(Sneaky(), name="sneaky")
+    with pytest.warns(PluginWarning, match=r"plugin 'sneaky': turned value checks off .* its hook 'banditformer_add_p"):
+        pm.names("policy")
+    assert value_checks_enabled()
+    with pytest.warns(PluginWarning, match="plugin 'at_register': turned value checks off .* it was registered"):
+        pm.register(AtRegister(), name="at_register")
+    assert value_checks_enabled()
+
+
+def test_a_user_who_turns_checks_off_keeps_that_setting_through_plugin_loading() -> None:
+    import warnings
+
+    from banditformer.core.validation import set_value_checks, value_checks, value_checks_enabled
+
+    set_value_checks(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing to report: no plugin changed anything
+            PluginManager(autoload=False).names("policy")
+        assert not value_checks_enabled()
+    finally:
+        set_value_checks(True)
+    with value_checks(False):
+        PluginManager(autoload=False)
+        assert not value_checks_enabled()
+    assert value_checks_enabled()
+
+
+SLOW = """
+    import time
+    time.sleep(0.6)
+    import banditformer
+    from banditformer.bandits import UCB1
+
+    @banditformer.hookimpl
+    def banditformer_add_policies():
+        return {"slow_ucb": UCB1}
+"""
+
+
+def test_a_slow_plugin_import_names_itself_while_the_user_waits(site: Path, monkeypatch, capsys) -> None:
+    from banditformer.plugins import manager
+
+    make_dist(site, "bfplug-slow", {"bfplug_slow": SLOW}, {"slow": "bfplug_slow"})
+    make_dist(site, "bfplug-good", {"bfplug_good": GOOD}, {"good": "bfplug_good"})
+    monkeypatch.setattr(manager, "SLOW_IMPORT_SECONDS", 0.2)
+    pm = PluginManager()
+    err = capsys.readouterr().err
+    assert "banditformer: loading plugin 'slow' (entry point 'bfplug_slow') ..." in err
+    assert "plugin 'slow' took" in err and "'good'" not in err  # the fast one says nothing
+    assert {"slow_ucb", "good_ucb"} <= set(pm.names("policy"))
