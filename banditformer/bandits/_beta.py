@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import check_discount, check_draws
+from banditformer.bandits._common import add_discount, check_draws
 from banditformer.core.policy import PolicyBase
-from banditformer.core.validation import check_float
 
 
 def add_beta_state(
@@ -21,17 +20,15 @@ def add_beta_state(
     """Register the Beta prior and discount as buffers, ``successes`` / ``failures`` ``(G, K)`` as
     summed statistics, and the two options as attributes."""
     f64 = torch.float64
-    alpha = check_float("prior_alpha", prior_alpha, low=0.0, low_open=True)
-    beta = check_float("prior_beta", prior_beta, low=0.0, low_open=True)
-    policy.register_buffer("prior_alpha", torch.tensor(alpha, dtype=f64))
-    policy.register_buffer("prior_beta", torch.tensor(beta, dtype=f64))
-    policy.register_buffer("discount", torch.tensor(check_discount(discount), dtype=f64))
-    policy.bernoulli_trick = bool(bernoulli_trick)
+    policy.add_hyperparameter("prior_alpha", prior_alpha, low=0.0, low_open=True)
+    policy.add_hyperparameter("prior_beta", prior_beta, low=0.0, low_open=True)
+    add_discount(policy, discount)
+    policy.add_config("bernoulli_trick", bool(bernoulli_trick))
     # Bernoulli outcomes are drawn per update call, so a batch differs from the same rows one by one.
     policy.exact_batch_update = not policy.bernoulli_trick
-    policy.draws = check_draws(draws)
-    policy.add_state("successes", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64))
-    policy.add_state("failures", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64))
+    policy.add_config("draws", check_draws(draws))
+    policy.add_state("successes", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64), low=0.0)
+    policy.add_state("failures", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64), low=0.0)
 
 
 def beta_posterior(

@@ -57,7 +57,7 @@ class BucketsMixin:
             raise InputValidationError(
                 f"expected `num_groups` = 1 for {name} (buckets are its groups), got {num_groups}"
             )
-        self.num_buckets = check_int("num_buckets", num_buckets, low=1)
+        policy.add_config("num_buckets", check_int("num_buckets", num_buckets, low=1))
         if isinstance(base, str):
             from banditformer.plugins import make_policy  # late: the registry imports this module
 
@@ -76,7 +76,7 @@ class BucketsMixin:
         policy.reward_range = built.reward_range
         d = int(policy.context_dim)
         policy.add_state("centroid_sums", torch.zeros(num_buckets, d, dtype=torch.float64))
-        policy.add_state("centroid_counts", torch.zeros(num_buckets, dtype=torch.float64))
+        policy.add_state("centroid_counts", torch.zeros(num_buckets, dtype=torch.float64), low=0.0)
 
     @property
     def centroids(self) -> Tensor:

@@ -18,6 +18,11 @@ def check_discount(discount: float) -> float:
     return check_float("discount", discount, low=0.0, high=1.0, low_open=True)
 
 
+def add_discount(policy: PolicyBase, discount: float) -> float:
+    """Register the discount factor gamma in (0, 1] as a configuration hyperparameter."""
+    return policy.add_hyperparameter("discount", discount, low=0.0, high=1.0, low_open=True)
+
+
 DRAWS = ("row", "group")
 
 

@@ -7,7 +7,6 @@ from torch import Tensor
 
 from banditformer.bandits._common import add_at
 from banditformer.core.policy import Policy
-from banditformer.core.validation import check_float
 
 
 def ridge_fit(gram: Tensor, xr: Tensor, ridge: Tensor) -> tuple[Tensor, Tensor]:
@@ -74,9 +73,7 @@ class LinearPolicy(Policy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         d = int(self.context_dim)  # checked by the base class
-        self.register_buffer(
-            "ridge", torch.tensor(check_float("ridge", ridge, low=0.0, low_open=True), dtype=torch.float64)
-        )
+        self.add_hyperparameter("ridge", ridge, low=0.0, low_open=True)
         self.add_state("gram", torch.zeros(num_groups, num_arms, d, d, dtype=torch.float64))
         self.add_state("xr", torch.zeros(num_groups, num_arms, d, dtype=torch.float64))
 

@@ -8,14 +8,13 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._common import (
+    add_discount,
     apply_discount,
-    check_discount,
     empirical_means,
     untried_first_scores,
 )
 from banditformer.bandits.ucb1 import ucb1_index
 from banditformer.core.policy import CombinatorialPolicy, top_k_mask
-from banditformer.core.validation import check_float
 
 __all__ = ["CUCB"]
 
@@ -48,11 +47,11 @@ class CUCB(CombinatorialPolicy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
-        self.register_buffer("c", torch.tensor(check_float("c", c, low=0.0), dtype=torch.float64))
-        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_hyperparameter("c", c, low=0.0)
+        add_discount(self, discount)
+        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
         self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
-        self.add_state("rounds", torch.zeros(num_groups, dtype=torch.float64))
+        self.add_state("rounds", torch.zeros(num_groups, dtype=torch.float64), low=0.0)
 
     def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
         # ucb1_index uses sqrt(2 ln t / n); scale c so the root holds 1.5 ln t / n.

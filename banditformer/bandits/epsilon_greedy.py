@@ -8,7 +8,6 @@ from torch import Tensor
 from banditformer.bandits._common import add_at, argmax_untried_first, empirical_means
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
-from banditformer.core.validation import check_float
 
 __all__ = ["SCHEDULES", "EpsilonGreedy", "epsilon_schedule"]
 
@@ -75,11 +74,11 @@ class EpsilonGreedy(Policy):
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         if schedule not in SCHEDULES:
             raise InputValidationError(f"expected `schedule` in {SCHEDULES}, got {schedule!r}")
-        self.schedule = schedule
-        self.register_buffer("epsilon", torch.tensor(check_float("epsilon", epsilon, low=0.0, high=1.0)))
-        self.register_buffer("rate", torch.tensor(check_float("rate", rate, low=0.0)))
-        self.register_buffer("min_epsilon", torch.tensor(check_float("min_epsilon", min_epsilon, low=0.0, high=1.0)))
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_config("schedule", schedule)
+        self.add_hyperparameter("epsilon", epsilon, low=0.0, high=1.0, dtype=None)
+        self.add_hyperparameter("rate", rate, low=0.0, dtype=None)
+        self.add_hyperparameter("min_epsilon", min_epsilon, low=0.0, high=1.0, dtype=None)
+        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
         self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
 
     def current_epsilon(self, groups: Tensor | None = None) -> Tensor:

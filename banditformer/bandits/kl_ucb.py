@@ -8,9 +8,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, apply_discount, argmax_untried_first, check_discount, empirical_means
+from banditformer.bandits._common import add_at, add_discount, apply_discount, argmax_untried_first, empirical_means
 from banditformer.core.policy import Policy
-from banditformer.core.validation import check_float, check_int
+from banditformer.core.validation import check_int
 
 __all__ = ["KLUCB", "bernoulli_kl", "kl_ucb_index"]
 
@@ -83,10 +83,10 @@ class KLUCB(Policy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
-        self.register_buffer("c", torch.tensor(check_float("c", c, low=0.0), dtype=torch.float64))
-        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
+        self.add_hyperparameter("c", c, low=0.0)
+        add_discount(self, discount)
         self.iters = check_int("iters", iters, low=1, high=64)
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
         self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:

@@ -6,7 +6,6 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._linear import LinearPolicy, mean_and_width
-from banditformer.core.validation import check_float
 
 __all__ = ["LinearThompson"]
 
@@ -40,7 +39,7 @@ class LinearThompson(LinearPolicy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, ridge=ridge, num_groups=num_groups, seed=seed)
-        self.register_buffer("v", torch.tensor(check_float("v", v, low=0.0), dtype=torch.float64))
+        self.add_hyperparameter("v", v, low=0.0)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None

@@ -6,7 +6,6 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._linear import LinearPolicy, mean_and_width
-from banditformer.core.validation import check_float
 
 __all__ = ["LinUCB", "linucb_index"]
 
@@ -47,7 +46,7 @@ class LinUCB(LinearPolicy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, ridge=ridge, num_groups=num_groups, seed=seed)
-        self.register_buffer("alpha", torch.tensor(check_float("alpha", alpha, low=0.0), dtype=torch.float64))
+        self.add_hyperparameter("alpha", alpha, low=0.0)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None

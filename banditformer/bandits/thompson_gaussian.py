@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, apply_discount, check_discount
+from banditformer.bandits._common import add_at, add_discount, apply_discount
 from banditformer.core.policy import Policy
-from banditformer.core.validation import check_float
 
 __all__ = ["GaussianThompson", "gaussian_posterior"]
 
@@ -54,15 +53,11 @@ class GaussianThompson(Policy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
-        self.register_buffer("prior_mean", torch.tensor(check_float("prior_mean", prior_mean), dtype=torch.float64))
-        self.register_buffer(
-            "prior_std", torch.tensor(check_float("prior_std", prior_std, low=0.0, low_open=True), dtype=torch.float64)
-        )
-        self.register_buffer(
-            "noise_std", torch.tensor(check_float("noise_std", noise_std, low=0.0, low_open=True), dtype=torch.float64)
-        )
-        self.register_buffer("discount", torch.tensor(check_discount(discount), dtype=torch.float64))
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        self.add_hyperparameter("prior_mean", prior_mean)
+        self.add_hyperparameter("prior_std", prior_std, low=0.0, low_open=True)
+        self.add_hyperparameter("noise_std", noise_std, low=0.0, low_open=True)
+        add_discount(self, discount)
+        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
         self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
 
     def posterior(self) -> tuple[Tensor, Tensor]:

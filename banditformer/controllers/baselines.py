@@ -54,8 +54,8 @@ class StaticSmall(_Fixed):
 
     def __init__(self, num_layers: int, num_heads: int, depth: int, heads: int) -> None:
         super().__init__(num_layers, num_heads)
-        self.depth = check_int("depth", depth, low=1, high=num_layers)
-        self.heads = check_int("heads", heads, low=1, high=num_heads)
+        self.add_config("depth", check_int("depth", depth, low=1, high=num_layers))
+        self.add_config("heads", check_int("heads", heads, low=1, high=num_heads))
 
     @classmethod
     def for_budget(cls, table: CostTable, ratio: float) -> StaticSmall:
@@ -84,8 +84,12 @@ class RandomController(_Fixed):
         self, num_layers: int, num_heads: int, max_depth: int | None = None, max_heads: int | None = None, seed: int = 0
     ) -> None:
         super().__init__(num_layers, num_heads)
-        self.max_depth = check_int("max_depth", num_layers if max_depth is None else max_depth, low=1, high=num_layers)
-        self.max_heads = check_int("max_heads", num_heads if max_heads is None else max_heads, low=1, high=num_heads)
+        self.add_config(
+            "max_depth", check_int("max_depth", num_layers if max_depth is None else max_depth, low=1, high=num_layers)
+        )
+        self.add_config(
+            "max_heads", check_int("max_heads", num_heads if max_heads is None else max_heads, low=1, high=num_heads)
+        )
         self.generator = make_generator(check_int("seed", seed, low=0))
 
     @classmethod
@@ -125,9 +129,9 @@ class LayerDropController(_Fixed):
         self, num_layers: int, num_heads: int, drop: float = 0.2, inference_depth: int | None = None, seed: int = 0
     ) -> None:
         super().__init__(num_layers, num_heads)
-        self.drop = check_float("drop", drop, low=0.0, high=1.0)
+        self.add_config("drop", check_float("drop", drop, low=0.0, high=1.0))
         depth = num_layers if inference_depth is None else inference_depth
-        self.inference_depth = check_int("inference_depth", depth, low=1, high=num_layers)
+        self.add_config("inference_depth", check_int("inference_depth", depth, low=1, high=num_layers))
         self.generator = make_generator(check_int("seed", seed, low=0))
 
     def _decide(self, context: Tensor, explore: bool) -> Decision:

@@ -138,20 +138,22 @@ class DHTController(Controller):
 
         if mode not in MODES:
             raise InputValidationError(f"expected `mode` in {MODES}, got {mode!r}")
-        self.mode = mode
+        self.add_config("mode", mode)
         if head_reward not in HEAD_REWARDS:
             raise InputValidationError(f"expected `head_reward` in {HEAD_REWARDS}, got {head_reward!r}")
-        self.head_reward = head_reward
-        self.context_dim = check_int("context_dim", context_dim, low=1)
-        self.full_flops = check_float("full_flops", full_flops, low=0.0, low_open=True)
-        # lam is a buffer: it is state when it adapts, and travels with state_dict().
-        self.register_buffer("lam", torch.tensor(check_float("lam", lam, low=0.0), dtype=torch.float64))
-        self.flop_budget = (
-            None if flop_budget is None else check_float("flop_budget", flop_budget, low=0.0, high=1.0, low_open=True)
-        )
-        self.lam_lr = check_float("lam_lr", lam_lr, low=0.0)
-        self.warmup_steps = check_int("warmup_steps", warmup_steps, low=0)
-        self.register_buffer("feedback_calls", torch.zeros((), dtype=torch.int64))
+        self.add_config("head_reward", head_reward)
+        self.add_config("context_dim", check_int("context_dim", context_dim, low=1))
+        self.add_config("full_flops", check_float("full_flops", full_flops, low=0.0, low_open=True))
+        if flop_budget is not None:
+            flop_budget = check_float("flop_budget", flop_budget, low=0.0, high=1.0, low_open=True)
+        self.add_config("flop_budget", flop_budget)
+        self.add_config("lam_lr", check_float("lam_lr", lam_lr, low=0.0))
+        self.add_config("warmup_steps", check_int("warmup_steps", warmup_steps, low=0))
+        # lam is a buffer that travels with state_dict(): configuration at a fixed lam (a load must
+        # hold the same value), adaptive state under a FLOP budget (a load restores it).
+        self.add_hyperparameter("lam", lam, low=0.0, adaptive=flop_budget is not None)
+        self.add_statistic("feedback_calls", torch.zeros((), dtype=torch.int64), low=0)
+        self.add_config("policies", (depth_policy, count_policy, head_policy))
         # A host mirror of the buffer, so that decide() reads it without a device sync per batch.
         self._calls = 0
         self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_calls", int(module.feedback_calls)))

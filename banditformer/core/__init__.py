@@ -11,6 +11,7 @@ from banditformer.core.errors import (
     PluginError,
     PluginLoadError,
     PluginWarning,
+    TrainingDivergedError,
     UnknownNameError,
 )
 from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
@@ -38,6 +39,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "PluginWarning",
+    "TrainingDivergedError",
     "Policy",
     "PolicyBase",
     "Timing",

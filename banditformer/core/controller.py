@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
+from banditformer.core.state import CheckedModule
 from banditformer.core.validation import check_context, check_int, check_rewards
 
 __all__ = ["Controller"]
 
 
-class Controller(nn.Module, ABC):
+class Controller(CheckedModule, ABC):
     """Decides, per sample, how many layers run and which heads each layer uses.
 
     Subclasses implement ``_decide`` and ``_feedback``; the public methods check their inputs.
     A controller holds no learned router: its decisions come from bandit statistics (or are fixed,
-    for baselines).
+    for baselines). Its state dict holds its configuration (:meth:`add_config`, checked on load),
+    its adaptive state and statistics, its policies' states, and the state of its ``generator``
+    attribute when it has one (a ``torch.Generator``): a load checks all of it first.
 
     Args:
         num_layers: L, the model's number of layers.
@@ -28,9 +33,36 @@ class Controller(nn.Module, ABC):
 
     def __init__(self, num_layers: int, num_heads: int) -> None:
         super().__init__()
-        self.num_layers = check_int("num_layers", num_layers, low=1)
-        self.num_heads = check_int("num_heads", num_heads, low=1)
+        self.add_config("num_layers", check_int("num_layers", num_layers, low=1))
+        self.add_config("num_heads", check_int("num_heads", num_heads, low=1))
         self.register_buffer("_anchor", torch.empty(0), persistent=False)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state = super().get_extra_state()
+        gen = getattr(self, "generator", None)
+        if isinstance(gen, torch.Generator):
+            state["rng_state"] = gen.get_state()
+        return state
+
+    def check_extra_state(self, key: str, state: Any) -> None:
+        super().check_extra_state(key, state)
+        gen = getattr(self, "generator", None)
+        if isinstance(gen, torch.Generator) and isinstance(state, Mapping):
+            rng = state.get("rng_state")
+            try:
+                if not isinstance(rng, Tensor):
+                    raise TypeError(f"got {type(rng).__name__}")
+                torch.Generator(device=gen.device).set_state(rng.cpu())
+            except (RuntimeError, TypeError, ValueError) as exc:
+                raise InputValidationError(
+                    f"expected `{key}`['rng_state'] to be the state of a {gen.device.type} generator, got one it "
+                    f"refuses ({str(exc).splitlines()[0]})"
+                ) from None
+
+    def set_extra_state(self, state: Any) -> None:
+        gen = getattr(self, "generator", None)
+        if isinstance(gen, torch.Generator) and isinstance(state, Mapping) and "rng_state" in state:
+            gen.set_state(state["rng_state"].cpu())
 
     @property
     def device(self) -> torch.device:

@@ -10,6 +10,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "PluginWarning",
+    "TrainingDivergedError",
     "UnknownNameError",
 ]
 
@@ -23,6 +24,11 @@ class InputValidationError(BanditformerError, ValueError):
 
     Raised before any state is touched, so the object is unchanged after it.
     """
+
+
+class TrainingDivergedError(BanditformerError, RuntimeError):
+    """Training produced non-finite values (activations, loss or gradients); the message names
+    the step. Raised before the step changes anything, so the last good state is still there."""
 
 
 class BackendUnavailableError(BanditformerError, RuntimeError):

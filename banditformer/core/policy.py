@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import make_generator
+from banditformer.core.state import CheckedModule
 from banditformer.core.validation import (
     check_arms,
     check_context,
@@ -48,7 +49,7 @@ def top_k_mask(scores: Tensor, k: Tensor) -> Tensor:
     return torch.zeros_like(keep).scatter(1, order, keep)
 
 
-class PolicyBase(nn.Module, ABC):
+class PolicyBase(CheckedModule, ABC):
     """What :class:`Policy` and :class:`CombinatorialPolicy` share: arms, groups, state, RNG.
 
     Args:
@@ -82,26 +83,26 @@ class PolicyBase(nn.Module, ABC):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.num_arms = check_int("num_arms", num_arms, low=1)
+        self.num_arms = self.add_config("num_arms", check_int("num_arms", num_arms, low=1))
         if context_dim is not None:
             check_int("context_dim", context_dim, low=1)
         elif self.is_contextual:
             raise InputValidationError(
                 f"expected `context_dim` (an int >= 1) for contextual policy {type(self).__name__}, got None"
             )
-        self.context_dim = context_dim
-        self.num_groups = check_int("num_groups", num_groups, low=1)
+        self.add_config("context_dim", context_dim)
+        self.add_config("num_groups", check_int("num_groups", num_groups, low=1))
         self.seed = check_int("seed", seed, low=0, high=2**63 - 1)
         self._reductions: dict[str, str | None] = {}
         self._defaults: dict[str, Tensor] = {}
         # A zero-size buffer that tells which device the policy lives on.
         self.register_buffer("_anchor", torch.empty(0), persistent=False)
         self._generator = make_generator(seed, self._anchor.device)  # honours torch.set_default_device
-        self.add_state("arm_counts", torch.zeros(num_arms, dtype=torch.float64))
+        self.add_state("arm_counts", torch.zeros(num_arms, dtype=torch.float64), low=0.0)
         self.add_state("arm_reward_sums", torch.zeros(num_arms, dtype=torch.float64))
 
     # ----------------------------------------------------------------------------------- state
-    def add_state(self, name: str, default: Tensor, reduce: str | None = "sum") -> None:
+    def add_state(self, name: str, default: Tensor, reduce: str | None = "sum", *, low: float | None = None) -> None:
         """Register a statistic as a buffer, with its data-parallel reduction.
 
         Args:
@@ -110,10 +111,12 @@ class PolicyBase(nn.Module, ABC):
             reduce: ``"sum"`` (counts and sums: ranks add their increments), ``"mean"`` (ranks
                 average their increments), ``"max"``, ``"min"``, or ``None`` (identical on every
                 rank, e.g. a hyperparameter); see :mod:`banditformer.core.distributed`.
+            low: a load requires every entry to be at least this (e.g. 0 for counts); every
+                statistic must be finite.
         """
         if reduce not in REDUCTIONS:
             raise InputValidationError(f"expected `reduce` in {REDUCTIONS}, got {reduce!r}")
-        self.register_buffer(name, default.clone())
+        self.add_statistic(name, default, low=low)
         self._reductions[name] = reduce
         self._defaults[name] = default.clone()
 
@@ -159,47 +162,40 @@ class PolicyBase(nn.Module, ABC):
             self._generator = make_generator(sub, self.device)
         return out
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Load statistics, hyperparameters and the generator state, after checking that every
-        entry fits (same keys when ``strict``, same shapes, same policy class), so that a load
-        that fails changes nothing.
-
-        Raises:
-            InputValidationError: saying which entry was expected and what was got.
-        """
-        own = self.state_dict()
-        if not isinstance(state_dict, Mapping):
-            raise InputValidationError(f"expected a state dict (a mapping), got {type(state_dict).__name__}")
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        if strict and (missing or unexpected):
-            raise InputValidationError(
-                f"expected the state dict of a {type(self).__name__}, got missing keys {missing} and "
-                f"unexpected keys {unexpected}"
-            )
-        for key, value in state_dict.items():
-            mine = own.get(key)
-            if isinstance(mine, Tensor) and (not isinstance(value, Tensor) or value.shape != mine.shape):
-                got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-                raise InputValidationError(f"expected `{key}` of shape {tuple(mine.shape)}, got {got}")
-            if key.endswith("_extra_state") and isinstance(mine, dict):
-                saved = value.get("policy") if isinstance(value, dict) else None
-                if saved is not None and saved != mine["policy"]:
-                    raise InputValidationError(f"expected the state of a {mine['policy']} at `{key}`, got {saved}")
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
     def get_extra_state(self) -> dict[str, Any]:
         return {
             "rng_state": self._generator.get_state(),
             "rng_device": self._generator.device.type,
             "policy": type(self).__qualname__,
+            "config": self.config,
         }
 
-    def set_extra_state(self, state: dict[str, Any]) -> None:
-        if not isinstance(state, dict) or "rng_state" not in state:
+    def check_extra_state(self, key: str, state: Any) -> None:
+        """Also check the generator state: a byte tensor this policy's generator accepts."""
+        if not isinstance(state, Mapping) or not isinstance(state.get("rng_state"), Tensor):
             raise InputValidationError(
-                f"expected extra state {{'rng_state': ByteTensor, 'rng_device': str}}, got {type(state).__name__}"
+                f"expected `{key}` to be {{'rng_state': ByteTensor, 'rng_device': str, ...}}, got "
+                f"{type(state).__name__}{' without a tensor rng_state' if isinstance(state, Mapping) else ''}"
             )
+        super().check_extra_state(key, state)
+        rng, device = state["rng_state"], state.get("rng_device")
+        if rng.dtype != torch.uint8 or rng.ndim != 1:
+            raise InputValidationError(
+                f"expected `{key}`['rng_state'] to be a 1-dim uint8 tensor, got shape {tuple(rng.shape)} and "
+                f"dtype {rng.dtype}"
+            )
+        if not isinstance(device, str):
+            raise InputValidationError(f"expected `{key}`['rng_device'] to be a device type, got {device!r}")
+        if device == self._generator.device.type:
+            try:  # a scratch generator of the same kind tells whether the state is one
+                torch.Generator(device=self._generator.device).set_state(rng.cpu())
+            except (RuntimeError, TypeError, ValueError) as exc:
+                raise InputValidationError(
+                    f"expected `{key}`['rng_state'] to be the state of a {device} generator, got one it refuses "
+                    f"({str(exc).splitlines()[0]})"
+                ) from None
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
         rng = state["rng_state"].cpu()  # torch.load(map_location="cuda") may have moved it
         if state.get("rng_device") == self._generator.device.type:
             self._generator.set_state(rng)

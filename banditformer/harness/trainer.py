@@ -11,10 +11,11 @@ the CPU).
 
 from __future__ import annotations
 
+import glob
 import math
 import os
+import pickle
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,12 +28,12 @@ from torch import Tensor, nn
 from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
 from banditformer.core.distributed import StateSync, fork_generators, rank_and_world
-from banditformer.core.errors import InputValidationError
+from banditformer.core.errors import InputValidationError, TrainingDivergedError
 from banditformer.core.random import derive_seed, make_generator
-from banditformer.core.validation import check_float, check_int
+from banditformer.core.validation import check_float, check_int, check_tensor
 from banditformer.harness.tasks import Split, Task
 
-__all__ = ["TrainConfig", "Trainer", "save_atomic"]
+__all__ = ["TrainConfig", "Trainer", "check_writable", "remove_stale_temporaries", "save_atomic"]
 
 CHECKPOINT_FORMAT = "banditformer-checkpoint-1"
 
@@ -84,24 +85,92 @@ class TrainConfig:
             )
 
 
+def _target(path: str | os.PathLike[str]) -> Path:
+    """The file a save to ``path`` writes: a symlink's target (so the link keeps pointing at it)."""
+    return Path(os.path.realpath(os.fspath(path)))
+
+
+def _temporary(target: Path, pid: int | None = None) -> Path:
+    """The temporary file a save of ``target`` by process ``pid`` writes first (hidden, beside it)."""
+    return target.with_name(f".{target.name}.tmp-{os.getpid() if pid is None else pid}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, or cannot tell: keep its file
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries that killed saves of ``path`` left (their process is gone, or it is
+    this one); returns what was removed. :func:`save_atomic` and :meth:`Trainer.load` call it."""
+    target = _target(path)
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "checkpoint") -> Path:
+    """Check, before a long run, that a file can be written at ``path`` (creating its folder):
+    a writable folder, not a directory in the way. Returns the file a save writes (a symlink's
+    target).
+
+    Raises:
+        InputValidationError: saying what is in the way.
+    """
+    target = _target(path)
+    if target.is_dir():
+        raise InputValidationError(f"expected a file path for the {what}, got the directory {str(path)!r}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe = _temporary(target)
+        with open(probe, "wb"):
+            pass
+        probe.unlink()
+    except OSError as exc:
+        raise InputValidationError(
+            f"expected a writable place for the {what} at {str(path)!r}, got {type(exc).__name__}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    return target
+
+
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary file beside ``path``, ``fsync``, then rename over ``path``:
-    a crash leaves either the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    a crash leaves either the old file or the new one, never a partial one.
+
+    Through a symlink, the link's target is written (the link stays). The temporary is named
+    ``.<name>.tmp-<pid>``: one that a killed save left is removed by the next save or load of
+    the same file (:func:`remove_stale_temporaries`), so kills do not pile up hidden files."""
+    target = _target(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
+    tmp = _temporary(target)
     try:
-        if hasattr(os, "fchmod"):  # mkstemp makes 0600; a checkpoint is an ordinary file (umask applies)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # an ordinary file: the umask applies
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
+        if hasattr(os, "O_DIRECTORY"):  # the rename itself survives a power cut once the folder is synced
+            dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -124,6 +193,11 @@ class _Forward(nn.Module):
     def forward(self, x: Tensor, explore: bool, gate: bool = False) -> Tensor:
         with self.backend.autocast(enabled=self.autocast, dtype=self.dtype):
             h, context = self.model.stem(x)
+            if not bool(torch.isfinite(context).all()):
+                raise TrainingDivergedError(
+                    "expected finite activations, got NaN or inf in the stem's output (the model's weights are not "
+                    "finite, or its inputs overflow)"
+                )
             decision = self.controller.decide(context, explore=explore)
             head_gate = None
             if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
@@ -218,7 +292,66 @@ class Trainer:
 
         The controller's feedback comes after the backward pass, so that a controller that
         rewards heads by importance gets ``|dL/d gate|`` per sample (the batch loss is a mean, so
-        the gradients are scaled back by the global batch's size over the ranks)."""
+        the gradients are scaled back by the global batch's size over the ranks).
+
+        A step that raises changes nothing: every check (inputs, finite activations, loss and
+        gradients, the controller's feedback) comes before the model, the optimizer, the counters
+        or the policies change, and the random draws it made (dropout, exploration) are undone.
+
+        Raises:
+            InputValidationError: bad ``x`` or ``y``.
+            TrainingDivergedError: non-finite activations, loss or gradients, naming the step.
+        """
+        self._check_batch(x, y)
+        snapshot = self._rng_snapshot()
+        try:
+            return self._train_step(x, y)
+        except BaseException as exc:
+            self._rng_restore(snapshot)
+            self.optimizer.zero_grad(set_to_none=True)
+            if isinstance(exc, TrainingDivergedError):
+                lr = self.optimizer.param_groups[0]["lr"]
+                raise TrainingDivergedError(
+                    f"training diverged at step {self.step} of {self.total_steps} (lr {lr:.3g}): {exc}; nothing of "
+                    "this step was applied: lower `lr` or `grad_clip`, or resume from an earlier checkpoint"
+                ) from None
+            raise
+
+    def _check_batch(self, x: Tensor, y: Tensor) -> None:
+        check_tensor("x", x, device=self.backend.device)
+        check_tensor("y", y, ndim=1, kind="int", device=self.backend.device)
+        if x.ndim == 0 or x.shape[0] != y.shape[0] or y.shape[0] == 0:
+            raise InputValidationError(f"expected `x` and `y` with the same number of rows >= 1, got "
+                                       f"{tuple(x.shape)} and {tuple(y.shape)}")  # fmt: skip
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise InputValidationError("expected `x` to be finite, got NaN or inf entries")
+        classes = self.model.cfg.num_classes
+        if not bool(((y >= 0) & (y < classes)).all()):
+            bad = y[(y < 0) | (y >= classes)][:5].tolist()
+            raise InputValidationError(f"expected `y` in [0, {classes}), got values {bad}")
+
+    def _rng_snapshot(self) -> list[tuple[Any, str, Any]]:
+        """The states of every random source a step draws from: the global RNGs (dropout) and
+        every ``torch.Generator`` the controller and its policies hold (exploration)."""
+        out: list[tuple[Any, str, Any]] = [(torch, "global", torch.get_rng_state())]
+        if self.backend.device.type == "cuda":
+            out.append((torch.cuda, "cuda", torch.cuda.get_rng_state(self.backend.device)))
+        for module in self.controller.modules():
+            for name, value in vars(module).items():
+                if isinstance(value, torch.Generator):
+                    out.append((module, name, value.get_state()))
+        return out
+
+    def _rng_restore(self, snapshot: list[tuple[Any, str, Any]]) -> None:
+        for owner, name, state in snapshot:
+            if name == "global":
+                torch.set_rng_state(state)
+            elif name == "cuda":
+                torch.cuda.set_rng_state(state, self.backend.device)
+            else:
+                getattr(owner, name).set_state(state)
+
+    def _train_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
         self.model.train()
         explore = self.step < self.total_steps * (1.0 - self.config.greedy_tail)
         logits = self._step_net(x, explore, self.controller.wants_head_importance)
@@ -234,8 +367,8 @@ class Trainer:
         if self.world > 1:
             torch.distributed.all_reduce(totals)
         flop_sum, rows, loss_sum, correct = totals.tolist()
-        self.train_flops += flop_sum
-        self.train_samples += int(rows)
+        if not math.isfinite(loss_sum):
+            raise TrainingDivergedError(f"expected a finite loss, got {loss_sum / rows}")
         self.optimizer.zero_grad(set_to_none=True)
         # Each rank's loss is a mean over its rows; weighted by its share of the global batch, the
         # gradient DDP averages is the global batch's mean loss's, also when the shards differ.
@@ -248,22 +381,31 @@ class Trainer:
             if self.scaler is not None:  # the loss was scaled
                 grad = grad / self.scaler.get_scale()
             importance = grad.abs() * (rows / self.world)  # d(sample loss)/d gate: undo the mean's 1/n
-        if importance is not None and self.scaler is not None and not bool(torch.isfinite(importance).all()):
+        if self.scaler is None:
+            # Without a loss scaler a non-finite gradient is divergence: refuse the step before it
+            # reaches the weights. (Under a scaler it is an overflow, and the scaler skips the step.)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            if not bool(torch.isfinite(norm)):
+                raise TrainingDivergedError(f"expected finite gradients, got a gradient norm of {float(norm)}")
+            self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
+        elif importance is not None and not bool(torch.isfinite(importance).all()):
             # An fp16 step whose scaled gradients overflowed: the scaler skips the optimizer step,
             # and the bandits skip this step's feedback (its importance scores are meaningless).
             self.skipped_feedback += 1
         else:
             self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
+        # Everything was checked: apply.
         self.sync.step()
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        if self.scaler is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             self.optimizer.step()
         self.scheduler.step()
+        self.train_flops += flop_sum
+        self.train_samples += int(rows)
         self.step += 1
         return {"loss": loss_sum / rows, "accuracy": correct / rows, "flop_ratio": flop_sum / rows / self.full_flops}
 
@@ -340,6 +482,10 @@ class Trainer:
         """
         if checkpoint_every is not None:
             check_int("checkpoint_every", checkpoint_every, low=1)
+        if stop_after is not None:
+            check_int("stop_after", stop_after, low=0)
+        if checkpoint is not None and self.rank == 0:
+            check_writable(checkpoint)  # before the first step, not after the first epoch
         bar = None
         if self.config.progress and self.rank == 0:
             from tqdm import tqdm
@@ -388,6 +534,7 @@ class Trainer:
             "history": self.history,
             "train_flops": self.train_flops,
             "train_samples": self.train_samples,
+            "skipped_feedback": self.skipped_feedback,
             "rng_global": torch.get_rng_state(),
             **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
@@ -404,24 +551,35 @@ class Trainer:
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Resume from a checkpoint written by :meth:`save` for the same model, controller and
-        config; a truncated or foreign file is an :class:`InputValidationError`."""
+        config.
+
+        The file is data: it is read with ``torch.load(weights_only=True)``, so a crafted file
+        cannot run code. Every field is checked before anything is applied (see
+        :meth:`check_state`), and the load is all or nothing.
+
+        Raises:
+            InputValidationError: a truncated, foreign or crafted file, or one that does not fit,
+                saying which field was expected and what was got; nothing was loaded.
+        """
+        remove_stale_temporaries(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            first = str(exc).strip().splitlines()
+            detail = next((line for line in first if "Unsupported" in line or "global" in line.lower()), first[0])
+            raise InputValidationError(
+                f"expected a banditformer checkpoint at {str(path)!r} holding only data (tensors, numbers, strings), "
+                f"got a file that needs code to load; refused, nothing ran ({detail.strip()})"
+            ) from None
         except Exception as exc:
             raise InputValidationError(
                 f"expected a banditformer checkpoint at {str(path)!r}, got an unreadable file ({exc})"
             ) from None
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise InputValidationError(f"expected a {CHECKPOINT_FORMAT} file at {str(path)!r}, got something else")
-        missing = sorted(set(self.state_dict()) - set(state))
-        if missing:
-            raise InputValidationError(f"expected a complete checkpoint at {str(path)!r}, got one missing {missing}")
-        mine = {k: v for k, v in asdict(self.config).items() if k != "progress"}  # display only
-        saved = state["config"] if isinstance(state["config"], dict) else {}
-        theirs = {k: v for k, v in saved.items() if k != "progress"}
-        if theirs != mine:
-            raise InputValidationError(f"expected a checkpoint of config {mine}, got {state['config']}")
-        # All or nothing: a part that does not fit restores everything already loaded.
+        try:
+            self.check_state(state, str(path))
+        except InputValidationError as exc:
+            raise InputValidationError(f"{exc}; nothing was loaded") from None
+        # All or nothing: should a part still fail, restore everything already loaded.
         import copy
 
         before = copy.deepcopy(self.state_dict())
@@ -438,6 +596,123 @@ class Trainer:
         self.sync.refresh()
         self.sync.calls = self.step  # syncs stay on the same steps as in the uninterrupted run
 
+    def check_state(self, state: object, where: str = "the checkpoint") -> None:
+        """Check a loaded checkpoint against this trainer without changing anything.
+
+        The format and every part: the configuration equals this trainer's (an error names the
+        fields that differ, with both values); ``step`` is an int in ``[0, total_steps]``, and the
+        scheduler stands at the same step; ``train_samples`` and ``skipped_feedback`` are ints
+        in ``[0, step * batch_size]``; ``train_flops`` is finite, in ``[0, train_samples *
+        full_flops]``; ``history`` is a list of at most ``epochs`` records, each a mapping of
+        names to finite numbers with an ``epoch`` in ``[1, epochs]``; the global RNG state has
+        its shape; the model has the same keys and shapes; the optimizer the same groups, its
+        state the parameters' shapes and finite values; the controller passes its own checks
+        (:class:`~banditformer.core.state.CheckedModule`: configuration, ranges, generators).
+
+        Raises:
+            InputValidationError: naming the field, what was expected and what was got.
+        """
+
+        def bad(field: str, expected: str, got: object) -> InputValidationError:
+            return InputValidationError(f"expected `{field}` in {where} to be {expected}, got {got!r}")
+
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise InputValidationError(f"expected a {CHECKPOINT_FORMAT} file at {where!r}, got something else")
+        missing = sorted(set(self.state_dict()) - set(state) - {"skipped_feedback"})
+        if missing:
+            raise InputValidationError(f"expected a complete checkpoint at {where!r}, got one missing {missing}")
+        mine = {k: v for k, v in asdict(self.config).items() if k != "progress"}  # display only
+        saved = state["config"] if isinstance(state["config"], dict) else {}
+        theirs = {k: v for k, v in saved.items() if k != "progress"}
+        if theirs != mine:
+            diff = ", ".join(
+                f"`{k}` {theirs.get(k, '(missing)')!r} (this trainer: {mine.get(k, '(none)')!r})"
+                for k in sorted(set(mine) | set(theirs)) if theirs.get(k, object()) != mine.get(k, object())
+            )  # fmt: skip
+            raise InputValidationError(
+                f"expected a checkpoint of config {mine}, got one whose {diff}; build the trainer with the saved "
+                "config to resume it"
+            )
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.total_steps:
+            raise bad("step", f"an int in [0, {self.total_steps}] (the run's steps)", step)
+        rows = step * self.config.batch_size
+        for field in ("train_samples", "skipped_feedback"):
+            v = state.get(field, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= rows:
+                raise bad(field, f"an int in [0, {rows}] (step x batch_size)", v)
+        flops = state["train_flops"]
+        top = state["train_samples"] * self.full_flops * (1 + 1e-9)
+        if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not 0 <= flops <= top:
+            raise bad("train_flops", f"a finite number in [0, {top:g}] (train_samples x full FLOPs)", flops)
+        history = state["history"]
+        if not isinstance(history, list) or len(history) > self.config.epochs:
+            raise bad("history", f"a list of at most {self.config.epochs} records", type(history).__name__)
+        for i, record in enumerate(history):
+            ok = isinstance(record, dict) and all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                for k, v in record.items()
+            )
+            epoch = record.get("epoch") if isinstance(record, dict) else None
+            if not ok or not isinstance(epoch, int) or not 1 <= epoch <= self.config.epochs:
+                raise bad(f"history[{i}]", "a record of finite numbers with an `epoch` in "
+                                           f"[1, {self.config.epochs}]", record)  # fmt: skip
+        rng, own_rng = state["rng_global"], torch.get_rng_state()
+        if not isinstance(rng, Tensor) or rng.dtype != own_rng.dtype or rng.shape != own_rng.shape:
+            got = f"{rng.dtype} {tuple(rng.shape)}" if isinstance(rng, Tensor) else type(rng).__name__
+            raise bad("rng_global", f"a {own_rng.dtype} tensor of shape {tuple(own_rng.shape)}", got)
+        self._check_tensors("model", state["model"], self.model.state_dict(), where)
+        self._check_optimizer(state["optimizer"], where)
+        sched = state["scheduler"]
+        if not isinstance(sched, dict) or set(sched) != set(self.scheduler.state_dict()):
+            raise bad("scheduler", f"a state with keys {sorted(self.scheduler.state_dict())}", sched)
+        if sched.get("last_epoch") != step:
+            raise bad("scheduler.last_epoch", f"the checkpoint's step {step}", sched.get("last_epoch"))
+        if self.scaler is not None and not isinstance(state.get("scaler"), dict):
+            raise bad("scaler", "a GradScaler state (this trainer scales fp16 losses)", type(state.get("scaler")))
+        try:  # the controller's own checks (CheckedModule), run without loading
+            self.controller.check_state_dict(state["controller"])
+        except InputValidationError as exc:
+            raise InputValidationError(f"expected a controller state in {where} that fits: {exc}") from None
+
+    @staticmethod
+    def _check_tensors(part: str, saved: object, own: dict[str, Any], where: str) -> None:
+        if not isinstance(saved, dict):
+            raise InputValidationError(f"expected `{part}` in {where} to be a state dict, got {type(saved).__name__}")
+        missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
+        if missing or unexpected:
+            raise InputValidationError(
+                f"expected `{part}` in {where} to be this {part}'s state, got missing keys {missing[:5]} and "
+                f"unexpected keys {unexpected[:5]}"
+            )
+        for key, value in own.items():
+            if isinstance(value, Tensor) and (not isinstance(saved[key], Tensor) or saved[key].shape != value.shape):
+                got = tuple(saved[key].shape) if isinstance(saved[key], Tensor) else type(saved[key]).__name__
+                raise InputValidationError(
+                    f"expected `{part}.{key}` in {where} of shape {tuple(value.shape)}, got {got}"
+                )
+
+    def _check_optimizer(self, saved: object, where: str) -> None:
+        own = self.optimizer.state_dict()
+        groups = saved.get("param_groups") if isinstance(saved, dict) else None
+        if not isinstance(groups, list) or not isinstance(saved.get("state"), dict) or [  # type: ignore[union-attr]
+            len(g.get("params", ())) if isinstance(g, dict) else -1 for g in groups
+        ] != [len(g["params"]) for g in own["param_groups"]]:
+            raise InputValidationError(f"expected `optimizer` in {where} to be the state of this model's AdamW, got "
+                                       "one of other parameter groups")  # fmt: skip
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        ids = [i for g in groups for i in g["params"]]
+        for pid, entry in saved["state"].items():  # type: ignore[index]
+            if pid not in ids or not isinstance(entry, dict):
+                raise InputValidationError(f"expected `optimizer.state` in {where} keyed by parameter, got {pid!r}")
+            shape = params[ids.index(pid)].shape
+            for name, t in entry.items():
+                if not isinstance(t, Tensor) or (t.ndim and t.shape != shape) or not bool(torch.isfinite(t).all()):
+                    raise InputValidationError(
+                        f"expected `optimizer.state[{pid}].{name}` in {where} to be finite and of shape "
+                        f"{tuple(shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}"
+                    )
+
     def _load_parts(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.controller.load_state_dict(state["controller"])
@@ -446,6 +721,7 @@ class Trainer:
         self.step = int(state["step"])
         self.history = list(state["history"])
         self.train_flops, self.train_samples = float(state["train_flops"]), int(state["train_samples"])
+        self.skipped_feedback = int(state.get("skipped_feedback", 0))
         torch.set_rng_state(state["rng_global"])
         if self.scaler is not None:
             self.scaler.load_state_dict(state["scaler"])

@@ -50,7 +50,7 @@ def test_two_ranks_end_identical_and_ucb1_equals_one_process() -> None:
     with tempfile.TemporaryDirectory() as out:
         init = f"file://{os.path.join(out, 'store')}"
         mp.start_processes(_ranks, args=(2, init, out), nprocs=2, join=True, start_method="spawn")
-        r0, r1 = (torch.load(os.path.join(out, f"rank{r}.pt"), weights_only=False) for r in (0, 1))
+        r0, r1 = (torch.load(os.path.join(out, f"rank{r}.pt"), weights_only=True) for r in (0, 1))
     assert r0["syncs"] == [ROUNDS, ROUNDS // 3 + 1]
     for name in ("ucb", "ts"):
         for key, value in r0[name].items():

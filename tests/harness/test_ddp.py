@@ -44,7 +44,7 @@ def test_two_ranks_match_each_other_and_one_process(tmp_path: Path) -> None:
     two = _run(TORCHRUN, tmp_path / "ddp")
     one = _run([sys.executable], tmp_path / "one")
     assert two["world"] == 2 and one["world"] == 1 and two["syncs"] > 0 and one["syncs"] == 0
-    r0, r1, single = (torch.load(p, weights_only=False) for p in
+    r0, r1, single = (torch.load(p, weights_only=True) for p in
                       (tmp_path / "ddp/rank0.pt", tmp_path / "ddp/rank1.pt", tmp_path / "one/rank0.pt"))  # fmt: skip
     for part in ("model", "controller"):
         for key, value in r0[part].items():
@@ -64,7 +64,7 @@ def test_two_ranks_match_each_other_and_one_process(tmp_path: Path) -> None:
 
 
 def _ranks_identical(folder: Path) -> None:
-    r0, r1 = (torch.load(folder / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    r0, r1 = (torch.load(folder / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for part in ("model", "controller"):
         for key, value in r0[part].items():
             if isinstance(value, torch.Tensor):
@@ -76,5 +76,5 @@ def test_the_default_dht_with_a_sync_every_three_steps_ends_identical_on_both_ra
     metrics = _run(TORCHRUN, tmp_path, ["--heads", "2", "--epochs", "1", "--sync-every", "3"])
     assert metrics["world"] == 2 and metrics["syncs"] >= 5
     _ranks_identical(tmp_path)
-    ctrl = torch.load(tmp_path / "rank0.pt", weights_only=False)["controller"]
+    ctrl = torch.load(tmp_path / "rank0.pt", weights_only=True)["controller"]
     assert float(ctrl["depth.centroid_counts"].sum()) > 0 and float(ctrl["heads.arm_counts"].sum()) > 0

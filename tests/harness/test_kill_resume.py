@@ -47,13 +47,13 @@ def test_sigkill_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_p
         assert proc.poll() is None and time.monotonic() < deadline, f"the run ended before step {target}"
         if checkpoint.exists():
             with contextlib.suppress(Exception):  # renamed over while we read: read again
-                seen = int(torch.load(checkpoint, weights_only=False)["step"])
+                seen = int(torch.load(checkpoint, weights_only=True)["step"])
         time.sleep(0.005)
     time.sleep(rng.uniform(0.0, 0.05))  # a random instant, often during the next write
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     assert not out.exists(), "the run finished before the kill"
-    saved = torch.load(checkpoint, weights_only=False)  # whatever the kill hit, the file is whole
+    saved = torch.load(checkpoint, weights_only=True)  # whatever the kill hit, the file is whole
     assert saved["step"] >= 5
 
     resumed = _start(checkpoint, out)
@@ -102,13 +102,13 @@ def test_truncated_foreign_and_mismatched_checkpoints_change_nothing(tmp_path: P
     with pytest.raises(bf.InputValidationError, match="banditformer-checkpoint"):
         fresh.load(tmp_path / "foreign.ckpt")
     unchanged()
-    state = torch.load(good, weights_only=False)
+    state = torch.load(good, weights_only=True)
     del state["optimizer"]
     torch.save(state, tmp_path / "partial.ckpt")
     with pytest.raises(bf.InputValidationError, match="missing"):
         fresh.load(tmp_path / "partial.ckpt")
     unchanged()
-    state = torch.load(good, weights_only=False)
+    state = torch.load(good, weights_only=True)
     state["controller"]["heads.successes"] = torch.zeros(99)  # the model loads, the controller does not
     torch.save(state, tmp_path / "mismatch.ckpt")
     with pytest.raises(bf.InputValidationError, match="nothing was loaded"):

@@ -1,0 +1,243 @@
+"""Checked module state: a load validates every entry of a state dict before it applies any.
+
+:class:`CheckedModule` is the base of policies and controllers. What it holds falls in three kinds,
+each declared where it is registered, and a load treats each kind its own way:
+
+- **configuration** (:meth:`CheckedModule.add_hyperparameter`, :meth:`CheckedModule.add_config`):
+  what the constructor was given (``c``, ``discount``, ``mode``, ...). A state dict holding other
+  values is refused with an error naming both: a checkpoint does not silently reconfigure a live
+  object.
+- **adaptive state** (``add_hyperparameter(..., adaptive=True)``): a hyperparameter the object
+  adapts as it runs (DHT's ``lam`` under a FLOP budget). Restored, if it lies in the
+  constructor's range.
+- **statistics** (:meth:`CheckedModule.add_statistic`; policies' ``add_state``): counts and sums.
+  Restored, if finite (and non-negative where declared so).
+
+Every other floating buffer must be finite. Keys, shapes and dtype kinds are checked for the whole
+module tree, and each :class:`CheckedModule` below checks its own entries, before
+``nn.Module.load_state_dict`` copies anything: a load that raises has changed nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from banditformer.core.errors import InputValidationError
+from banditformer.core.validation import check_float
+
+__all__ = ["CheckedModule", "StateSpec"]
+
+KINDS = ("configuration", "adaptive", "statistic")
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """How a load checks one buffer: its kind (see the module docstring) and its interval."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def interval(self) -> str:
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
+
+    def bad(self, x: Tensor) -> Tensor:
+        """A bool tensor: the entries of ``x`` outside the interval (NaN is outside)."""
+        x = x.double()
+        ok = torch.isfinite(x)
+        if self.low is not None:
+            ok &= x > self.low if self.low_open else x >= self.low
+        if self.high is not None:
+            ok &= x < self.high if self.high_open else x <= self.high
+        return ~ok
+
+
+def _kind(t: Tensor) -> str:
+    if t.dtype == torch.bool:
+        return "bool"
+    return "float" if t.is_floating_point() else "int" if not t.is_complex() else "complex"
+
+
+def _show(values: Tensor) -> str:
+    return str([float(v) if values.is_floating_point() else int(v) for v in values.flatten()[:5].tolist()])
+
+
+class CheckedModule(nn.Module):
+    """An ``nn.Module`` whose ``load_state_dict`` checks every entry first (see the module docstring).
+
+    Subclasses declare their buffers with :meth:`add_hyperparameter` and :meth:`add_statistic`,
+    and plain configuration with :meth:`add_config`; the configuration travels in the module's
+    extra state with its class name.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._specs: dict[str, StateSpec] = {}
+        self._config_names: list[str] = []
+
+    # --------------------------------------------------------------------------- declaring
+    def add_hyperparameter(
+        self,
+        name: str,
+        value: object,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        low_open: bool = False,
+        high_open: bool = False,
+        adaptive: bool = False,
+        dtype: torch.dtype | None = torch.float64,
+    ) -> float:
+        """Check ``value`` against its interval and register it as a 0-dim buffer ``name``.
+
+        Args:
+            adaptive: False (configuration: a load must hold the same value) or True (the object
+                adapts it: a load restores any value in the interval).
+            dtype: the buffer's dtype (``None``: torch's default dtype).
+
+        Returns:
+            The value as a float.
+        """
+        v = check_float(name, value, low=low, high=high, low_open=low_open, high_open=high_open)
+        self.register_buffer(name, torch.tensor(v, dtype=dtype))
+        self._specs[name] = StateSpec("adaptive" if adaptive else "configuration", low, high, low_open, high_open)
+        return v
+
+    def add_statistic(self, name: str, default: Tensor, *, low: float | None = None) -> None:
+        """Register a statistic buffer (a count or a sum); a load requires it finite and, with
+        ``low``, at least ``low``."""
+        self.register_buffer(name, default.clone())
+        self._specs[name] = StateSpec("statistic", low)
+
+    def add_config(self, name: str, value: Any) -> Any:
+        """Set attribute ``name`` to ``value`` (a number, string, bool, ``None`` or a tuple of
+        them) and record it as configuration a load must match; returns ``value``."""
+        setattr(self, name, value)
+        if name not in self._config_names:
+            self._config_names.append(name)
+        return value
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration recorded by :meth:`add_config` (saved in the extra state)."""
+        return {name: getattr(self, name) for name in self._config_names}
+
+    @property
+    def state_specs(self) -> dict[str, StateSpec]:
+        """Name -> :class:`StateSpec` of every declared buffer."""
+        return dict(self._specs)
+
+    # ------------------------------------------------------------------------- extra state
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"class": type(self).__qualname__, "config": self.config}
+
+    def set_extra_state(self, state: Any) -> None:  # checked by check_extra_state first
+        pass
+
+    def check_extra_state(self, key: str, state: Any) -> None:
+        """Raise :class:`InputValidationError` unless ``state`` is extra state this module can
+        take: the same class and the same configuration."""
+        if not isinstance(state, Mapping):
+            raise InputValidationError(f"expected `{key}` to be a mapping, got {type(state).__name__}")
+        mine = type(self).__qualname__
+        saved = state.get("class", state.get("policy"))
+        if saved is not None and saved != mine:
+            raise InputValidationError(f"expected the state of a {mine} at `{key}`, got {saved}")
+        config = state.get("config")
+        if config is None:  # saved before configuration was recorded: nothing to compare
+            return
+        if not isinstance(config, Mapping):
+            raise InputValidationError(f"expected `{key}`['config'] to be a mapping, got {type(config).__name__}")
+        for name, value in self.config.items():
+            if name in config and not _same(config[name], value):
+                raise InputValidationError(
+                    f"expected `{name}` = {value!r} (the configuration of this {mine}), got {config[name]!r} in "
+                    f"the state dict at `{key}`; build the object with the saved configuration to load it"
+                )
+
+    # ----------------------------------------------------------------------------- checking
+    def check_own_state(self, state_dict: Mapping[str, Any], prefix: str = "") -> None:
+        """Check this module's own entries of ``state_dict`` (not its children's) under ``prefix``."""
+        cls = type(self).__name__
+        extra = prefix + "_extra_state"
+        if extra in state_dict:  # the class and configuration first: they explain any other mismatch
+            self.check_extra_state(extra, state_dict[extra])
+        for name, buf in self._buffers.items():
+            key = prefix + name
+            if buf is None or name in self._non_persistent_buffers_set or key not in state_dict:
+                continue
+            value = state_dict[key]
+            spec = self._specs.get(name)
+            if spec is not None and spec.kind == "configuration":
+                if not torch.equal(value.to(buf.dtype).cpu(), buf.cpu()):
+                    raise InputValidationError(
+                        f"expected `{key}` = {float(buf):g} (the configuration of this {cls}), got "
+                        f"{float(value):g} in the state dict; build the object with the saved configuration "
+                        "to load it"
+                    )
+                continue
+            if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
+                bad = value[~torch.isfinite(value)]
+                raise InputValidationError(f"expected `{key}` to be finite, got values {_show(bad)}")
+            if spec is not None and value.numel():
+                bad = spec.bad(value)
+                if bool(bad.any()):
+                    raise InputValidationError(f"expected `{key}` in {spec.interval()}, got values {_show(value[bad])}")
+
+    def check_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Check ``state_dict`` as :meth:`load_state_dict` would, changing nothing: the same keys
+        (when ``strict``), shapes and dtype kinds as this module's own state dict, and the rules
+        of every :class:`CheckedModule` in the tree (configuration, ranges, extra state).
+
+        Raises:
+            InputValidationError: naming the entry, what was expected and what was got.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise InputValidationError(f"expected a state dict (a mapping), got {type(state_dict).__name__}")
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        if strict and (missing or unexpected):
+            raise InputValidationError(
+                f"expected the state dict of a {type(self).__name__}, got missing keys {missing} and "
+                f"unexpected keys {unexpected}"
+            )
+        for key, value in state_dict.items():
+            mine = own.get(key)
+            if not isinstance(mine, Tensor):
+                continue
+            if not isinstance(value, Tensor) or value.shape != mine.shape:
+                got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise InputValidationError(f"expected `{key}` of shape {tuple(mine.shape)}, got {got}")
+            if _kind(value) != _kind(mine):
+                raise InputValidationError(f"expected `{key}` of dtype {mine.dtype}, got {value.dtype}")
+        for prefix, module in self.named_modules():
+            if isinstance(module, CheckedModule):
+                module.check_own_state(state_dict, prefix + "." if prefix else "")
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load after :meth:`check_state_dict`: a load that fails changes nothing.
+
+        Raises:
+            InputValidationError: naming the entry, what was expected and what was got.
+        """
+        self.check_state_dict(state_dict, strict=strict)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
