@@ -358,3 +358,204 @@ def _tiny_trainer(config: Any = None) -> Any:
     model = DynamicTransformer(data.config(d_model=8, num_layers=2, num_heads=2))
     ctrl = bf.make_controller("dht", num_layers=2, num_heads=2, context_dim=8, full_flops=1e5, seed=0)
     return Trainer(model, ctrl, data, config or TrainConfig(epochs=1, batch_size=64, progress=False))
+
+
+# ------------------------------------------- untrusted checkpoints, failed calls (issue 12)
+class _RunsCode:
+    """Unpickled, this calls ``open(marker, "w")``: a file that runs code when loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.marker, "w"))
+
+
+def _crafted(tmp: Path, edit: Callable[[dict], None]) -> tuple[Any, Path]:
+    """A trainer and a checkpoint of it with ``edit`` applied (loaded as data, edited, saved)."""
+    trainer = _tiny_trainer()
+    trainer.save(tmp / "ok.ckpt")
+    state = torch.load(tmp / "ok.ckpt", weights_only=True)
+    edit(state)
+    torch.save(state, tmp / "crafted.ckpt")
+    return _tiny_trainer(), tmp / "crafted.ckpt"
+
+
+@case
+def checkpoint_that_runs_code(tmp: Path):
+    trainer = _tiny_trainer()
+    trainer.save(tmp / "ok.ckpt")
+    state = torch.load(tmp / "ok.ckpt", weights_only=True)
+    state["history"] = [_RunsCode(tmp / "pwned")]
+    torch.save(state, tmp / "evil.ckpt")
+    return [trainer], lambda: trainer.load(tmp / "evil.ckpt")
+
+
+@case
+def checkpoint_negative_step(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s.update(step=-5))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def checkpoint_nan_train_flops(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s.update(train_flops=math.nan))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def checkpoint_history_not_a_list(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s.update(history={"epoch": 1}))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def checkpoint_nan_policy_counts(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s["controller"]["counts.counts"].fill_(math.nan))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def checkpoint_other_hyperparameter(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s["controller"]["counts.c"].fill_(-100.0))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def policy_state_with_a_broken_generator(tmp: Path):
+    p = _ucb()
+    state = p.state_dict()
+    state["_extra_state"] = {**state["_extra_state"], "rng_state": torch.zeros(8, dtype=torch.uint8)}
+    state["counts"] = state["counts"] + 1  # statistics that would be copied first, before
+    return [p], lambda: p.load_state_dict(state)
+
+
+@case
+def dht_feedback_for_another_controllers_decision(tmp: Path):
+    c = _dht()
+    d = Decision.full(2, 3, 2)  # not made by c.decide(): no record of what the policies chose
+    return [c], lambda: c.feedback(d, torch.rand(2), torch.ones(2))
+
+
+@case
+def train_step_labels_out_of_range(tmp: Path):
+    trainer = _tiny_trainer()
+    x, _ = trainer._batch(trainer.task.train, torch.arange(4))
+    return [trainer], lambda: trainer.train_step(x, torch.tensor([0, 1, 2, 99]))
+
+
+@case
+def train_step_diverged(tmp: Path):
+    from banditformer.harness.trainer import TrainConfig
+
+    trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=64, progress=False))
+    x, y = trainer._batch(trainer.task.train, torch.arange(8))
+    trainer.train_step(x, y)
+    trainer.model.head.weight.register_hook(lambda g: g * math.inf)  # an exploding gradient
+    return [trainer], lambda: trainer.train_step(x, y)
+
+
+@case
+def checkpoint_path_under_a_file(tmp: Path):
+    trainer = _tiny_trainer()
+    (tmp / "a_file").write_text("")
+    return [trainer], lambda: trainer.fit(checkpoint=tmp / "a_file" / "run.ckpt")
+
+
+# ----------------------------------------- checked before computing; scoped switches (issue 12)
+_TINY_MODEL_BENCH = {"task": "pointer_chasing", "task_kwargs": {"num_samples": 60}, "epochs": 1, "batch_size": 64,
+                     "d_model": 8, "num_layers": 2, "num_heads": 2}  # fmt: skip
+
+
+def _without_module(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run as if ``name`` were not installed."""
+    import sys
+
+    def run() -> Any:
+        saved = sys.modules.get(name, _MISSING)
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+        try:
+            return fn()
+        finally:
+            if saved is _MISSING:
+                del sys.modules[name]
+            else:
+                sys.modules[name] = saved
+
+    return run
+
+
+_MISSING = object()
+
+
+@case
+def bench_seed_beyond_64_bits(tmp: Path):
+    from banditformer.harness.bench import BanditBenchConfig
+
+    return [], lambda: BanditBenchConfig(policies=["ucb1"], seed=2**70)
+
+
+@case
+def bench_more_checkpoints_than_rounds(tmp: Path):
+    from banditformer.harness.bench import BanditBenchConfig
+
+    return [], lambda: BanditBenchConfig(policies=["ucb1"], horizon=100, checkpoints=30_000_000)
+
+
+@case
+def bench_run_beyond_memory(tmp: Path):
+    from banditformer.harness.bench import BanditBenchConfig
+
+    return [], lambda: BanditBenchConfig(policies=["ucb1"], horizon=10**15)
+
+
+@case
+def bench_mabwiser_not_installed(tmp: Path):
+    from banditformer.harness.bench import BanditBenchConfig
+
+    return [], _without_module("mabwiser.mab", lambda: BanditBenchConfig(policies=["ucb1"], mabwiser=True))
+
+
+@case
+def model_bench_bad_controller_option(tmp: Path):
+    from banditformer.harness.bench_model import ModelBenchConfig
+
+    bad = {"controllers": ["static", "dht"], "controller_kwargs": {"dht": {"head_reward": "x"}}}
+    return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, **bad})
+
+
+@case
+def model_bench_unknown_task_option(tmp: Path):
+    from banditformer.harness.bench_model import ModelBenchConfig
+
+    return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, "task_kwargs": {"num_sample": 60}})
+
+
+@case
+def model_bench_last_seed_beyond_64_bits(tmp: Path):
+    from banditformer.harness.bench_model import ModelBenchConfig
+
+    return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, "seed": 2**63 - 1, "seeds": 2})
+
+
+@case
+def model_bench_run_beyond_memory(tmp: Path):
+    from banditformer.harness.bench_model import ModelBenchConfig
+
+    huge = {"d_model": 2**17, "num_layers": 512, "num_heads": 16, "batch_size": 2**16}
+    return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, **huge})
+
+
+@case
+def value_checks_switch_not_a_bool(tmp: Path):
+    return [], lambda: bf.set_value_checks(0)
+
+
+@case
+def toml_config_not_utf8(tmp: Path):
+    from banditformer.cli import build_parser, load_toml_defaults
+
+    path = tmp / "latin1.toml"
+    path.write_bytes('problem = "bernoulli_two"\n# caf\xe9\n'.encode("latin-1"))
+    sub = build_parser()._bench_parsers["bandits"]
+    return [], lambda: load_toml_defaults(sub, str(path))

@@ -40,14 +40,31 @@ def test_the_table_lists_every_case_and_at_least_25() -> None:
     assert sorted(TABLE) == sorted(CASES) and len(CASES) >= 25
 
 
-def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in module.state_dict().items():
+def _state(subject: object) -> dict[str, object]:
+    """Every leaf of ``subject.state_dict()`` (a module's, or a trainer's: model, optimizer,
+    controller, counters, history, RNG states), tensors cloned, generators included."""
+    out: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
         if isinstance(value, torch.Tensor):
-            out[key] = value.clone()
-        elif isinstance(value, dict) and isinstance(value.get("rng_state"), torch.Tensor):
-            out[key] = value["rng_state"].clone()  # the generator counts as state
+            out[prefix] = value.clone()
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                walk(f"{prefix}[{i}]", v)
+        else:
+            out[prefix] = value
+
+    walk("", subject.state_dict())  # type: ignore[attr-defined]
     return out
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+    return a == b
 
 
 @pytest.fixture(autouse=True)
@@ -74,9 +91,16 @@ def test_bad_input(name: str, tmp_path: Path) -> None:
         assert {"ucb1", "cts", "linucb"} <= set(subjects.names("policy")) and before <= set(subjects.names("policy"))
         return
     before = [_state(m) for m in subjects]
+    counters = (subjects[0].step, subjects[0].train_samples, subjects[0].train_flops) if hasattr(
+        subjects[0] if subjects else None, "train_samples") else None  # fmt: skip
     with pytest.raises(bf.BanditformerError) as info:
         action()
     assert type(info.value).__name__ == error and _says(says, str(info.value)), str(info.value)
-    for module, state in zip(subjects, before, strict=True):
-        after = _state(module)
-        assert after.keys() == state.keys() and all(torch.equal(after[k], state[k]) for k in state), name
+    for subject, state in zip(subjects, before, strict=True):
+        after = _state(subject)
+        assert after.keys() == state.keys(), name
+        changed = [k for k in state if not _same(after[k], state[k])]
+        assert not changed, f"{name} changed {changed[:5]}"
+    if hasattr(subjects[0] if subjects else None, "train_samples"):  # a trainer: its counters too
+        trainer = subjects[0]
+        assert (trainer.step, trainer.train_samples, trainer.train_flops) == counters, name

@@ -223,41 +223,66 @@ class DHTController(Controller):
         return dht_reward(quality.to(torch.float64), ratio, float(self.lam))
 
     def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
+        # Validate everything, then apply: every policy update is checked before the first one
+        # runs, and the counter and lam move last, so a feedback that raises changed nothing.
         info = decision.info
-        self.feedback_calls += 1
-        self._calls += 1
         if info.get("warmup"):
+            self._count_feedback()
             return  # warm-up decisions teach the policies nothing
-        if not {"context", "depth_arm"} <= set(info):
-            raise InputValidationError(
-                "expected a Decision made by this controller's decide(), got one without its info"
-            )
-        r = self.reward(quality, flops).to(torch.float32)  # (B,)
+        updates = self._feedback_updates(decision, quality, flops, extra.get("head_importance"))
+        for policy, args, kwargs in updates:
+            policy.check_update(*args, **kwargs)
         if self.flop_budget is not None:  # dual ascent on the FLOP constraint
             ratio = float((flops.to(torch.float64) / self.full_flops).mean())
             self.lam.copy_((self.lam + self.lam_lr * (ratio - self.flop_budget)).clamp(min=0.0))
-        self.depth.update(info["depth_arm"], r, info["context"])
+        for policy, args, kwargs in updates:
+            policy.update(*args, **kwargs)
+        self._count_feedback()
+
+    def _count_feedback(self) -> None:
+        self.feedback_calls += 1
+        self._calls += 1
+
+    def _feedback_updates(
+        self, decision: Decision, quality: Tensor, flops: Tensor, importance: Tensor | None
+    ) -> list[tuple[Any, tuple, dict]]:
+        """The policy updates one feedback makes, as ``(policy, args, kwargs)``, after checking
+        that ``decision`` carries this controller's record of what it chose."""
+        info, b, blocks, h = decision.info, decision.batch_size, self.num_layers - 1, self.num_heads
+        shapes = {"context": (b, self.context_dim), "depth_arm": (b,)}
+        if self.num_layers > 1:
+            shapes["count_arm"] = (b, blocks)
+        for key, shape in shapes.items():
+            value = info.get(key)
+            if not isinstance(value, Tensor) or tuple(value.shape) != shape:
+                got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else repr(type(value).__name__)
+                raise InputValidationError(
+                    f"expected a Decision made by this controller's decide(), with info[{key!r}] of shape {shape}, "
+                    f"got {got}"
+                )
+        r = self.reward(quality, flops).to(torch.float32)  # (B,)
+        updates: list[tuple[Any, tuple, dict]] = [(self.depth, (info["depth_arm"], r, info["context"]), {})]
         if self.num_layers == 1:
-            return
-        b, blocks, h = decision.batch_size, self.num_layers - 1, self.num_heads
+            return updates
         ran = decision.active_layers[:, 1:]  # (B, L-1): blocks each sample ran
         if self.mode == "tree":
             groups = torch.arange(blocks, device=r.device).expand(b, blocks)[ran]
             rewards = r.unsqueeze(1).expand(b, blocks)[ran]
-            self.counts.update(info["count_arm"][ran], rewards, groups=groups)
             chosen = decision.heads[:, 1:][ran]  # (rows, H)
-            if "head_importance" in extra:
-                head_rewards = importance_rewards(rewards, extra["head_importance"][:, 1:][ran], chosen)
+            if importance is not None:
+                head_rewards = importance_rewards(rewards, importance[:, 1:][ran], chosen)
             else:
                 head_rewards = rewards.unsqueeze(1).expand(-1, h).contiguous()
-            self.heads.update(chosen, head_rewards.to(torch.float32), groups=groups)
+            updates.append((self.counts, (info["count_arm"][ran], rewards), {"groups": groups}))
+            updates.append((self.heads, (chosen, head_rewards.to(torch.float32)), {"groups": groups}))
         else:
             did = ran.any(1)  # samples that ran any block beyond the stem
-            self.counts.update(info["count_arm"][did, 0], r[did])
             chosen = decision.heads[did, 1]
-            if "head_importance" in extra:
-                summed = (extra["head_importance"][:, 1:] * ran.unsqueeze(2)).sum(1)  # (B, H) over blocks run
+            if importance is not None:
+                summed = (importance[:, 1:] * ran.unsqueeze(2)).sum(1)  # (B, H) over blocks run
                 head_rewards = importance_rewards(r[did], summed[did], chosen)
             else:
                 head_rewards = r[did].unsqueeze(1).expand(-1, h).contiguous()
-            self.heads.update(chosen, head_rewards.to(torch.float32))
+            updates.append((self.counts, (info["count_arm"][did, 0], r[did]), {}))
+            updates.append((self.heads, (chosen, head_rewards.to(torch.float32)), {}))
+        return updates

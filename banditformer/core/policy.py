@@ -340,6 +340,22 @@ class Policy(PolicyBase):
         Raises:
             InputValidationError: on a bad argument; the state is then unchanged.
         """
+        arms, r, context, groups = self._checked_update(arms, rewards, context, groups)
+        if arms.shape[0] == 0:
+            return
+        self._add_lifetime(arms, r)
+        self._update(arms, r, context, groups)
+
+    def check_update(
+        self, arms: Tensor, rewards: Tensor, context: Tensor | None = None, *, groups: Tensor | None = None
+    ) -> None:
+        """Raise the :class:`InputValidationError` that :meth:`update` would raise, changing
+        nothing: a caller that updates several policies checks them all first."""
+        self._checked_update(arms, rewards, context, groups)
+
+    def _checked_update(
+        self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         arms = check_tensor("arms", arms, ndim=1, kind="int", device=self.device)
         n = arms.shape[0]
         low, high = self.reward_range
@@ -353,12 +369,7 @@ class Policy(PolicyBase):
         ]
         _, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
-        if n == 0:
-            return
-        arms = arms.long()
-        r = rewards.to(torch.float64)
-        self._add_lifetime(arms, r)
-        self._update(arms, r, context, groups)
+        return arms.long(), rewards.to(torch.float64), context, groups
 
     @abstractmethod
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
@@ -444,6 +455,24 @@ class CombinatorialPolicy(PolicyBase):
             context: the ``(n, context_dim)`` contexts.
             groups: the ``(n,)`` statistics copies.
         """
+        chosen, rewards, context, groups = self._checked_update(chosen, rewards, context, groups)
+        if chosen.shape[0] == 0:
+            return
+        r = torch.where(chosen, rewards.to(torch.float64), 0.0)
+        self.arm_counts.add_(chosen.sum(0))
+        self.arm_reward_sums.add_(r.sum(0))
+        self._update(chosen, r, context, groups)
+
+    def check_update(
+        self, chosen: Tensor, rewards: Tensor, context: Tensor | None = None, *, groups: Tensor | None = None
+    ) -> None:
+        """Raise the :class:`InputValidationError` that :meth:`update` would raise, changing
+        nothing: a caller that updates several policies checks them all first."""
+        self._checked_update(chosen, rewards, context, groups)
+
+    def _checked_update(
+        self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         chosen = check_tensor("chosen", chosen, shape=(None, self.num_arms), kind="bool", device=self.device)
         n = chosen.shape[0]
         low, high = self.reward_range
@@ -457,12 +486,7 @@ class CombinatorialPolicy(PolicyBase):
         ]
         _, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
-        if n == 0:
-            return
-        r = torch.where(chosen, rewards.to(torch.float64), 0.0)
-        self.arm_counts.add_(chosen.sum(0))
-        self.arm_reward_sums.add_(r.sum(0))
-        self._update(chosen, r, context, groups)
+        return chosen, rewards, context, groups
 
     @abstractmethod
     def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:

@@ -167,11 +167,9 @@ class CheckedModule(nn.Module):
 
     # ----------------------------------------------------------------------------- checking
     def check_own_state(self, state_dict: Mapping[str, Any], prefix: str = "") -> None:
-        """Check this module's own entries of ``state_dict`` (not its children's) under ``prefix``."""
+        """Check this module's own buffers in ``state_dict`` (not its children's, nor its extra
+        state: :meth:`check_extra_state`) under ``prefix``."""
         cls = type(self).__name__
-        extra = prefix + "_extra_state"
-        if extra in state_dict:  # the class and configuration first: they explain any other mismatch
-            self.check_extra_state(extra, state_dict[extra])
         for name, buf in self._buffers.items():
             key = prefix + name
             if buf is None or name in self._non_persistent_buffers_set or key not in state_dict:
@@ -205,6 +203,10 @@ class CheckedModule(nn.Module):
         if not isinstance(state_dict, Mapping):
             raise InputValidationError(f"expected a state dict (a mapping), got {type(state_dict).__name__}")
         own = self.state_dict()
+        checked = [(p + "." if p else "", m) for p, m in self.named_modules() if isinstance(m, CheckedModule)]
+        for prefix, module in checked:  # the class and configuration first: they explain other mismatches
+            if prefix + "_extra_state" in state_dict:
+                module.check_extra_state(prefix + "_extra_state", state_dict[prefix + "_extra_state"])
         missing = sorted(set(own) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(own))
         if strict and (missing or unexpected):
@@ -221,9 +223,8 @@ class CheckedModule(nn.Module):
                 raise InputValidationError(f"expected `{key}` of shape {tuple(mine.shape)}, got {got}")
             if _kind(value) != _kind(mine):
                 raise InputValidationError(f"expected `{key}` of dtype {mine.dtype}, got {value.dtype}")
-        for prefix, module in self.named_modules():
-            if isinstance(module, CheckedModule):
-                module.check_own_state(state_dict, prefix + "." if prefix else "")
+        for prefix, module in checked:
+            module.check_own_state(state_dict, prefix)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load after :meth:`check_state_dict`: a load that fails changes nothing.

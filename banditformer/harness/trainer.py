@@ -131,6 +131,13 @@ def check_writable(path: str | os.PathLike[str], what: str = "checkpoint") -> Pa
     target = _target(path)
     if target.is_dir():
         raise InputValidationError(f"expected a file path for the {what}, got the directory {str(path)!r}")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputValidationError(
+                    f"expected a folder to hold the {what} at {str(path)!r}, got {str(parent)!r}, which is a file"
+                )
+            break
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         probe = _temporary(target)

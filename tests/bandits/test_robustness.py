@@ -31,7 +31,7 @@ def test_a_failed_load_changes_nothing(name: str) -> None:
     q = build(name, 4, seed=2)
     play(q, 5, torch.Generator().manual_seed(0))
     before = copy.deepcopy(q)
-    with pytest.raises(InputValidationError, match=r"expected `.*` of shape"):
+    with pytest.raises(InputValidationError, match=r"expected `.*` (of shape|= \d)"):
         q.load_state_dict(p.state_dict())
     assert state_equal(q, before, exact=True)
     with pytest.raises(InputValidationError, match="missing keys"):

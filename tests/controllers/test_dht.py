@@ -95,7 +95,7 @@ def test_bad_configuration_and_input() -> None:
         c.feedback(d, torch.full((3,), 2.0), torch.ones(3))
     from banditformer import Decision
 
-    with pytest.raises(InputValidationError, match="without its info"):
+    with pytest.raises(InputValidationError, match=r"made by this controller.s decide\(\), with info"):
         c.feedback(Decision.full(3, L, H), torch.rand(3), torch.ones(3))
 
 
