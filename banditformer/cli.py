@@ -10,16 +10,62 @@ banditformer --version
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
+import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from banditformer import __version__
-from banditformer.core.errors import BanditformerError
+from banditformer.core.errors import BanditformerError, InputValidationError
+from banditformer.core.validation import SEED_MAX, check_float, check_int
 from banditformer.plugins import KINDS, get_plugin_manager, list_problems, list_tasks
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors suggest the closest option or choice for a misspelt one
+    (``--horizn`` -> ``--horizon``), as ``suggest_on_error`` does from Python 3.14."""
+
+    def error(self, message: str) -> NoReturn:
+        if "did you mean" not in message:
+            message += suggestion(self, message)
+        super().error(message)
+
+
+def suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    """``"; did you mean ...?"`` for the misspelt flags or choices that argparse's ``message``
+    names, from ``parser``'s option strings and choices; empty when nothing is close."""
+    hints = []
+    found = re.match(r"unrecognized arguments: (?P<words>.*)", message)
+    if found:
+        flags = [o for o in parser._option_string_actions if o.startswith("--")]
+        for word in found["words"].split():
+            if word.startswith("-"):
+                hints += difflib.get_close_matches(word.split("=")[0], flags, n=1, cutoff=0.6)
+    found = re.search(r"invalid choice: '(?P<value>[^']*)'", message)
+    if found:
+        for action in parser._actions:
+            choices = [str(c) for c in getattr(action, "choices", None) or ()]
+            hints += difflib.get_close_matches(found["value"], choices, n=1, cutoff=0.6)
+    return f"; did you mean {' or '.join(dict.fromkeys(hints))}?" if hints else ""
+
+
+def close_names(name: str, names: Sequence[str]) -> str:
+    """``"; did you mean 'x'?"`` for the registered name closest to ``name``, or empty."""
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask where there is one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
     pm = get_plugin_manager()
     print(f"plugins loaded: {', '.join(pm.plugins)}")
     for kind in KINDS:
@@ -35,13 +81,26 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from banditformer.harness.experiment import run_experiment
+    from banditformer.harness.experiment import check_experiment, prepare_experiment, run_experiment
     from banditformer.harness.trainer import TrainConfig
-    from banditformer.plugins import make_task
 
     train = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed, progress=not args.quiet)
+    # Every option is checked, and both runs' controllers built once, before the first run trains.
+    check_float("--lam", args.lam, low=0.0)
+    if args.budget is not None:
+        check_float("--budget", args.budget, low=0.0, high=1.0, low_open=True)
+    check_float("--warmup", args.warmup, low=0.0, high=1.0, high_open=True)
+    check_float("--lr", args.lr, low=0.0, low_open=True)
+    for flag, value in (("--epochs", args.epochs), ("--width", args.width), ("--layers", args.layers),
+                        ("--heads", args.heads)):  # fmt: skip
+        check_int(flag, value, low=1)
+    check_int("--seed", args.seed, low=0, high=SEED_MAX)
+    if args.width % args.heads:
+        raise InputValidationError(f"expected `--width` to be a multiple of `--heads` ({args.heads}), got {args.width}")
     model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": "cls"}
-    steps = -(-len(make_task(args.task, seed=args.seed).train) // train.batch_size) * train.epochs
+    cache: dict[str, Any] = {}
+    data, _, _ = prepare_experiment(args.task, args.seed, None, model, train, cache)
+    steps = -(-len(data.train) // train.batch_size) * train.epochs
     dht: dict = {"lam": args.lam, "warmup_steps": round(args.warmup * steps)}
     label = f"DHT (lambda={args.lam:g})"
     if args.budget is not None:
@@ -49,6 +108,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         label = f"DHT (budget {args.budget:g})"
     runs = [("full model", "static", {}), (label, "dht", dht)]
     print(
+    for _, controller, kwargs in runs:
+        check_experiment(args.task, controller, seed=args.seed, model=model, controller_kwargs=kwargs, train=train,
+                         cache=cache)  # fmt: skip
+    del cache, data
         f"banditformer {__version__}: the Dynamic Hierarchical Transformer against the full model on "
         f"{args.task!r}, {args.epochs} epochs, seed {args.seed}, on the CPU\n",
         flush=True,
@@ -154,9 +217,7 @@ def _cmd_bandits(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="banditformer", description="Sample-adaptive transformers driven by contextual bandits."
-    )
+    parser = _Parser(prog="banditformer", description="Sample-adaptive transformers driven by contextual bandits.")
     parser.add_argument("--version", action="version", version=f"banditformer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plugins", help="list every registered implementation and its plugin")
@@ -198,7 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--horizon", type=int, default=2000, help="rounds per run (default: %(default)s)")
     bb.add_argument("--seeds", type=int, default=20, help="independent runs per policy (default: %(default)s)")
     bb.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
-    bb.add_argument("--checkpoints", type=int, default=10, help="regret checkpoints, log-spaced (default: %(default)s)")
+    bb.add_argument(
+        "--checkpoints", type=int, default=10,
+        help="regret checkpoints, log-spaced, at most --horizon or 10 (default: %(default)s)",
+    )  # fmt: skip
     bb.add_argument(
         "--out", default="results", help="parent folder of <time>-bandits-<config hash>/ (default: %(default)s)"
     )
@@ -290,7 +354,10 @@ def load_toml_defaults(sub: argparse.ArgumentParser, path: str) -> dict:
     actions = {a.dest: a for a in sub._actions if a.dest not in ("help", "config", "func")}
     unknown = sorted(set(values) - set(actions))
     if unknown:
-        raise BanditformerError(f"expected options among {sorted(actions)} in {path!r}, got unknown {unknown}")
+        hints = [close_names(k, list(actions)) for k in unknown]
+        raise BanditformerError(
+            f"expected options among {sorted(actions)} in {path!r}, got unknown {unknown}{''.join(hints)}"
+        )
 
     def fits(kind: Any, v: object) -> bool:
         if isinstance(v, bool):
@@ -322,21 +389,19 @@ def load_toml_defaults(sub: argparse.ArgumentParser, path: str) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, sub = _parse(parser, argv)
     if getattr(args, "config", None) is not None:  # TOML values become defaults; given flags win
-        sub = parser._bench_parsers[args.bench]  # type: ignore[attr-defined]
         try:
             sub.set_defaults(**load_toml_defaults(sub, args.config))
         except BanditformerError as exc:
             print(f"banditformer: error: {exc}", file=sys.stderr)
             return 2
-        args = parser.parse_args(argv)
-    if getattr(args, "problem", None) is not None and args.problem not in list_problems():
-        parser.error(f"unknown problem {args.problem!r}; expected one of: {', '.join(list_problems())}")
-    if getattr(args, "task", None) is not None and args.task not in list_tasks():
-        parser.error(f"unknown task {args.task!r}; expected one of: {', '.join(list_tasks())}")
+        args, sub = _parse(parser, argv)
     try:
-        return int(args.func(args))
+        _preflight(args, sub)
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+        return status
     except BanditformerError as exc:
         print(f"banditformer: error: {exc}", file=sys.stderr)
         return 2
@@ -344,3 +409,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    parser._commands = {"plugins": p, "demo": m, "bandits": d, "bench bandits": bb, "bench model": bm}  # type: ignore[attr-defined]
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib does not wrap the decoding error
+        raise BanditformerError(
+            f"expected a UTF-8 TOML file at {path!r}, got byte {exc.object[exc.start : exc.start + 1]!r} at "
+            f"offset {exc.start}, which is not UTF-8 (save the file as UTF-8)"
+        ) from None
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, Any]:
+    """``(args, the subcommand's parser)``; unknown flags are reported by the subcommand's parser,
+    with its usage and the closest flag."""
+    args, extra = parser.parse_known_args(argv)
+    command = " ".join(w for w in (args.command, getattr(args, "bench", None)) if w)
+    sub = parser._commands.get(command, parser)  # type: ignore[attr-defined]
+    if extra:
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args, sub
+
+
+def _preflight(args: argparse.Namespace, sub: argparse.ArgumentParser) -> None:
+    """What can be checked before any work, beyond each option's own check: registered names
+    (a usage error of the subcommand, with the closest name), optional packages the run will
+    need, and (a warning) more workers than CPUs."""
+    if getattr(args, "problem", None) is not None and args.problem not in list_problems():
+        names = list_problems()
+        sub.error(
+            f"unknown problem {args.problem!r}; expected one of: {', '.join(names)}{close_names(args.problem, names)}"
+        )
+    if getattr(args, "task", None) is not None and args.task not in list_tasks():
+        names = list_tasks()
+        sub.error(f"unknown task {args.task!r}; expected one of: {', '.join(names)}{close_names(args.task, names)}")
+    if hasattr(args, "no_plot") and not args.no_plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError as exc:
+            raise InputValidationError(
+                f"expected matplotlib for the plots (pip install 'banditformer[bench]'), or --no-plot; got: {exc}"
+            ) from None
+    workers, threads = getattr(args, "workers", 1), getattr(args, "threads", 1)
+    if isinstance(workers, int) and isinstance(threads, int) and workers * threads > cpu_count():
+        what = f"--workers {workers}" + (f" x --threads {threads}" if threads > 1 else "")
+        print(
+            f"banditformer: warning: {what} is more than the {cpu_count()} CPU(s) this process may use; "
+            "the runs will share them and take longer (the numbers do not change)",
+            file=sys.stderr,
+        )
+
+
+    """The ``banditformer`` command: the exit status (0 done, 1 a run or plugin failed, 2 bad
+    input; usage errors exit 2 through argparse)."""
+    except BrokenPipeError:  # `banditformer plugins | head`: the reader left; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit then finds nothing to write
+        return 1

@@ -196,7 +196,7 @@ class PolicyBase(CheckedModule, ABC):
                 ) from None
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
-        rng = state["rng_state"].cpu()  # torch.load(map_location="cuda") may have moved it
+        rng = state["rng_state"].cpu()  # a load with map_location="cuda" may have moved it
         if state.get("rng_device") == self._generator.device.type:
             self._generator.set_state(rng)
         else:

@@ -40,7 +40,7 @@ from torch import Tensor
 
 from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy
-from banditformer.core.validation import check_int
+from banditformer.core.validation import SEED_MAX, check_int, check_memory
 
 __all__ = [
     "MABWISER_REFERENCES",
@@ -73,7 +73,7 @@ class BanditBenchConfig:
         seeds: independent runs per policy.
         seed: master seed (the problem's reward stream and the policies' generators).
         checkpoints: rounds at which cumulative regret is recorded, spaced geometrically up to
-            ``horizon`` (for log-x plots) and always including it.
+            ``horizon`` (for log-x plots) and always including it; at most ``horizon`` (or 10).
         seed_block: split each policy's seeds into blocks of this many, each block a batched run
             of its own (its own reward stream and generators, seeded from ``seed`` and the block),
             so that blocks can run in parallel processes; 0 (default): one block of all seeds.
@@ -93,27 +93,103 @@ class BanditBenchConfig:
     seed_block: int = 0
 
     def __post_init__(self) -> None:
-        from banditformer.plugins import check_registered
+        from banditformer.plugins import check_registered, make_problem
 
         check_registered("problem", self.problem)
-        check_int("horizon", self.horizon, low=1)
+        check_int("horizon", self.horizon, low=1)  # how many rounds memory holds: check_memory below
         check_int("seeds", self.seeds, low=1)
-        check_int("seed", self.seed, low=0)
+        check_int("seed", self.seed, low=0, high=SEED_MAX)
         check_int("checkpoints", self.checkpoints, low=1)
         check_int("seed_block", self.seed_block, low=0)
+        if self.checkpoints > max(self.horizon, 10):  # at most one per round (the default 10 fits any horizon)
+            raise InputValidationError(
+                f"expected `checkpoints` at most `horizon` ({self.horizon}), got {self.checkpoints}"
+            )
         if self.policies is not None:
+        if not isinstance(self.mabwiser, bool):
+            raise InputValidationError(f"expected `mabwiser` to be a bool, got {self.mabwiser!r}")
             if isinstance(self.policies, str):
                 raise InputValidationError(f"expected a non-empty list of policy names, got {self.policies!r}")
             check_registered("policy", self.policies)
             check_compatible(self.policies, self.problem, seed=self.seed)
         if self.mabwiser:
-            from banditformer.plugins import make_problem
-
-            if _problem_kind(make_problem(self.problem, seed=self.seed)) != (None, None):
+        env = make_problem(self.problem, seed=self.seed)
+            if _problem_kind(env) != (None, None):
                 raise InputValidationError(
                     f"expected a context-free one-arm problem for the MABWiser references, got {self.problem!r}"
                 )
 
+            try:
+                import mabwiser.mab  # noqa: F401
+            except ImportError as exc:
+                raise InputValidationError(
+                    f"expected MABWiser installed for `mabwiser=True` (pip install 'banditformer[bench]'), got: {exc}"
+                ) from None
+            if self.seed + self.seeds - 1 > 2**32 - 1:  # MAB(seed=seed + s): numpy's RandomState in older MABWiser
+                raise InputValidationError(
+                    f"expected seed + seeds - 1 at most {2**32 - 1} for the MABWiser references, "
+                    f"got {self.seed + self.seeds - 1}"
+                )
+        parts = self.memory_estimate(env)
+        check_memory(
+            f"a run of {len(self._names())} policy(ies) x {self.seeds} seed(s) x {min(self.checkpoints, self.horizon)} "
+            f"checkpoints over {self.horizon} rounds",
+            sum(parts.values()),
+            parts,
+        )
+
+    def _names(self) -> list[str]:
+        names = self.policies if self.policies is not None else compatible_policies(self.problem, seed=self.seed)
+        refs = [n for n in names if n in MABWISER_REFERENCES] if self.mabwiser else []
+        return [*names, *(MABWISER_REFERENCES[n][0] for n in refs)]
+
+    def memory_estimate(self, env: Any = None) -> dict[str, float]:
+        """A lower estimate of the bytes a run holds at its peak (one worker), by part:
+
+        - ``results``: every policy's ``(seeds, checkpoints)`` regret curves and ``(seeds, K)``
+          arm counts, float64, kept to the end;
+        - ``results as text``: the same values as Python lists and JSON / CSV text, while written;
+        - ``round marks``: the runner's one byte per round of a block;
+        - ``block``: one seed block's curves, counters, contexts, actions and the largest policy's
+          statistics (measured on the policy built for one and for two groups);
+        - ``checkpoint rounds``: the list of checkpoint rounds.
+
+        Computed from the sizes alone, before anything of the run's size is allocated.
+        """
+        from banditformer.plugins import list_policies, make_policy, make_problem
+
+        env = make_problem(self.problem, seed=self.seed) if env is None else env
+        context_dim, k = _problem_kind(env)
+        arms, checkpoints = env.num_arms, min(self.checkpoints, self.horizon)
+        names, block = self._names(), min(self.seed_block or self.seeds, self.seeds)
+        values = len(names) * self.seeds * (checkpoints + arms)
+
+        def state_bytes(policy: Any) -> int:
+            return sum(t.numel() * t.element_size() for t in policy.state_dict().values() if isinstance(t, Tensor))
+
+        policy_bytes, registered = 0, set(list_policies())
+        for name in names:
+            if name not in registered:
+                continue  # a MABWiser reference: one small MAB per seed
+            try:
+                one = make_policy(name, num_arms=arms, context_dim=context_dim, seed=0)
+                if one.supports_groups:
+                    two = state_bytes(make_policy(name, num_arms=arms, context_dim=context_dim, num_groups=2, seed=0))
+                    per, shared = two - state_bytes(one), 2 * state_bytes(one) - two
+                    need = shared + block * per
+                else:
+                    need = block * (state_bytes(one) + 4096)  # an instance per seed, with its Python objects
+            except Exception:  # a constructor that raises fails by name when the run starts
+                continue
+            policy_bytes = max(policy_bytes, need)
+        per_row = 8 * (checkpoints + 2 + arms) + 4 * (context_dim or 0) + (8 if k is None else arms)
+        return {
+            "results": 8.0 * values,
+            "results as text": 56.0 * values,
+            "round marks": float(self.horizon + 1),
+            "block": float(block * per_row + policy_bytes),
+            "checkpoint rounds": 100.0 * checkpoints,
+        }
     def blocks(self) -> list[tuple[int, int]]:
         """``(seed of the block's runs, number of runs)`` per seed block, in order."""
         from banditformer.core.random import derive_seed

@@ -39,7 +39,7 @@ import torch
 from scipy import stats
 
 from banditformer.core.errors import InputValidationError
-from banditformer.core.validation import check_float, check_int
+from banditformer.core.validation import SEED_MAX, check_float, check_int
 
 __all__ = [
     "BUDGETED",
@@ -117,7 +117,11 @@ class ModelBenchConfig:
                     check_float(f"{name}[i]", v, low=0.0, high=1.0, low_open=True)
         for name in ("seeds", "epochs", "batch_size", "d_model", "num_layers", "num_heads", "threads"):
             check_int(name, getattr(self, name), low=1)
-        check_int("seed", self.seed, low=0)
+        check_int("seed", self.seed, low=0, high=SEED_MAX)
+        if self.seed + self.seeds - 1 > SEED_MAX:
+            raise InputValidationError(
+                f"expected the last seed (seed + seeds - 1) to be at most {SEED_MAX}, got {self.seed + self.seeds - 1}"
+            )
         check_float("lr", self.lr, low=0.0, low_open=True)
         check_float("warmup", self.warmup, low=0.0, high=1.0, high_open=True)
         check_float("layerdrop", self.layerdrop, low=0.0, high=1.0, high_open=True)
@@ -129,7 +133,14 @@ class ModelBenchConfig:
         unknown = sorted(set(self.controller_kwargs) - set(self.controllers))
         if unknown:
             raise InputValidationError(f"expected controller_kwargs keys among {self.controllers}, got {unknown}")
-        labels = [label for label, _, _ in self.plan()]
+        for name, options in self.controller_kwargs.items():
+            if not isinstance(options, dict):
+                raise InputValidationError(
+                    f"expected controller_kwargs[{name!r}] to be a dict of options, got {options!r}"
+                )
+        cache: dict[str, Any] = {}  # the task, model and cost table, built once for every check
+        plan = self._plan(cache)  # builds the task (its options against its factory) and the model
+        labels = [label for label, _, _ in plan]
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
             raise InputValidationError(f"expected distinct configurations, got {repeated} more than once")
@@ -139,6 +150,29 @@ class ModelBenchConfig:
                 f"budgets {self.budgets} and dht_budgets {self.dht_budgets}"
             )
 
+        self._check_runs(plan, cache)
+
+    def _check_runs(self, plan: list[tuple[str, str, dict[str, Any]]], cache: dict[str, Any]) -> None:
+        """Build every configuration's controller once, with the options its runs will get, so a bad
+        option fails here, before the first run, and not in each run."""
+        from banditformer.core.errors import BanditformerError, PluginError
+        from banditformer.harness.experiment import check_experiment
+        from banditformer.harness.trainer import TrainConfig
+
+        train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, progress=False)
+        for label, controller, kwargs in plan:
+            try:
+                check_experiment(
+                    self.task, controller, seed=self.seed, task_kwargs=self.task_kwargs, model=self.model,
+                    controller_kwargs=kwargs, train=train, cache=cache,
+                )  # fmt: skip
+            except PluginError:  # names the plugin already
+                raise
+            except Exception as exc:  # name the configuration; a plugin factory's own error too
+                says = str(exc) if isinstance(exc, BanditformerError) else (
+                    f"expected controller {controller!r} to build, got {type(exc).__name__}: {exc}"
+                )  # fmt: skip
+                raise InputValidationError(f"{says} (configuration {label!r})") from exc
     @property
     def model(self) -> dict[str, Any]:
         shape = {"d_model": self.d_model, "num_layers": self.num_layers, "num_heads": self.num_heads}
@@ -148,45 +182,45 @@ class ModelBenchConfig:
         """A short hash of the configuration (names the results folder)."""
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
-    def steps(self) -> int:
-        """Training steps of one run."""
-        from banditformer.plugins import make_task
-
-        train = make_task(self.task, seed=self.seed, **self.task_kwargs).train
-        return -(-len(train) // self.batch_size) * self.epochs
+    def steps(self, cache: dict[str, Any] | None = None) -> int:
+        """Training steps of one run (``cache``: as for
+        :func:`~banditformer.harness.experiment.prepare_experiment`)."""
+        data, _, _ = self._prepare({} if cache is None else cache)
+        return -(-len(data.train) // self.batch_size) * self.epochs
 
     def plan(self) -> list[tuple[str, str, dict[str, Any]]]:
         """The configurations, in order: ``(label, controller, controller kwargs)``; each runs
         ``seeds`` times."""
         from banditformer.harness.experiment import controller_parameters
+        return self._plan({})
+
+    def _prepare(self, cache: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
+        from banditformer.harness.experiment import prepare_experiment
+        from banditformer.harness.trainer import TrainConfig
+
+        train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, progress=False)
+        return prepare_experiment(self.task, self.seed, self.task_kwargs, self.model, train, cache)
+
+    def _plan(self, cache: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 
         runs: list[tuple[str, str, dict[str, Any]]] = []
-        table = None
+        table = self._prepare(cache)[2]  # the task and model checked, whatever the controllers
         for name in self.controllers:
             extra = dict(self.controller_kwargs.get(name, {}))
             accepts = controller_parameters(name)
             if name in BUDGETED:
-                if table is None:
-                    table = self._cost_table()
                 for b in self.budgets:
                     kw = budget_kwargs(name, table, b, seed=self.seed, drop=self.layerdrop)
                     runs.append((f"{name}@{b:g}", name, {**kw, **extra}))
             elif "lam" in accepts:
                 if self.warmup and "warmup_steps" in accepts:
-                    extra.setdefault("warmup_steps", round(self.warmup * self.steps()))
+                    extra.setdefault("warmup_steps", round(self.warmup * self.steps(cache)))
                 runs += [(f"{name} lam={lam:g}", name, {**extra, "lam": lam}) for lam in self.lams]
                 if "flop_budget" in accepts:
                     runs += [(f"{name} budget={b:g}", name, {**extra, "flop_budget": b}) for b in self.dht_budgets]
             else:
                 runs.append((name, name, extra))
         return runs
-
-    def _cost_table(self) -> Any:
-        from banditformer.model import DynamicTransformer
-        from banditformer.plugins import make_task
-
-        data = make_task(self.task, seed=self.seed, **self.task_kwargs)
-        return DynamicTransformer(data.config(**self.model)).cost_table()
 
 
 def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: float = 0.2) -> dict[str, Any]:

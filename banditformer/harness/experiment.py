@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -12,10 +13,20 @@ from typing import Any
 import torch
 from scipy import stats
 
+from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
+from banditformer.core.validation import SEED_MAX, check_int, check_memory
 from banditformer.harness.trainer import TrainConfig, Trainer
 
-__all__ = ["MODEL_DEFAULTS", "controller_parameters", "run_experiment"]
+__all__ = [
+    "MODEL_DEFAULTS",
+    "check_experiment",
+    "controller_kwargs_for",
+    "controller_parameters",
+    "prepare_experiment",
+    "run_experiment",
+    "run_memory",
+]
 
 #: The model shape used unless overridden.
 MODEL_DEFAULTS: dict[str, Any] = {"d_model": 64, "num_layers": 4, "num_heads": 4, "pooling": "mean"}
@@ -33,6 +44,122 @@ def controller_parameters(name: str) -> set[str]:
         return set(inspect.signature(entry.factory).parameters)
     except (TypeError, ValueError):  # a builtin or C callable without a signature
         return set()
+
+
+def controller_kwargs_for(
+    controller: str, shape: dict[str, Any], full_flops: float, seed: int, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The options :func:`run_experiment` passes to the factory of ``controller``: the model's
+    ``num_layers`` and ``num_heads``, then ``extra``, then ``context_dim``, ``full_flops`` and a
+    ``seed`` derived from ``seed`` where the factory takes them and ``extra`` does not set them."""
+    kwargs = {"num_layers": shape["num_layers"], "num_heads": shape["num_heads"], **(extra or {})}
+    accepts = controller_parameters(controller)
+    for name, value in (("context_dim", shape["d_model"]), ("full_flops", full_flops)):
+        if name in accepts:
+            kwargs.setdefault(name, value)
+    if "seed" in accepts:
+        kwargs.setdefault("seed", derive_seed(seed, "controller"))
+    return kwargs
+
+
+def run_memory(cfg: Any, batch_size: int) -> dict[str, float]:
+    """A lower estimate of the bytes one training run of the model ``cfg`` (a
+    :class:`~banditformer.model.TransformerConfig`) holds at once, by part: ``parameters`` (weights,
+    gradients and AdamW's two moments, float32), ``activations`` (what the backward pass keeps for a
+    batch of ``batch_size``: each block's hidden states and MLP, and its attention maps) and
+    ``cost table`` (the FLOP count's traced copies). Computed from the shape alone, before anything
+    is allocated."""
+    d, L, h, t = cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.tokens_per_sample
+    inputs = cfg.vocab_size or (cfg.channels * (cfg.patch_size or 1) ** 2 if cfg.input == "patches" else cfg.features)
+    classes = cfg.num_classes * (L if cfg.exit_heads else 1)
+    params = L * (4 + 2 * cfg.mlp_ratio) * d * d + (inputs + t + classes) * d
+    per_sample = L * (t * d * (8 + 2 * cfg.mlp_ratio) + 2 * h * t * t)
+    return {"parameters": 16.0 * params, "activations": 4.0 * per_sample * batch_size, "cost table": 8.0 * params}
+
+
+def _model_keys(model: dict[str, Any] | None) -> dict[str, Any]:
+    from banditformer.model import TransformerConfig
+
+    if model is None:
+        return {}
+    if not isinstance(model, dict):
+        raise InputValidationError(f"expected `model` to be a dict of TransformerConfig options, got {model!r}")
+    known = sorted(f.name for f in dataclasses.fields(TransformerConfig))
+    unknown = sorted(set(model) - set(known))
+    if unknown:
+        raise InputValidationError(f"expected `model` keys among {known}, got unknown {unknown}")
+    return model
+
+
+def check_experiment(
+    task: str,
+    controller: str,
+    *,
+    seed: int = 0,
+    task_kwargs: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    controller_kwargs: dict[str, Any] | None = None,
+    train: TrainConfig | None = None,
+    cache: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Everything :func:`run_experiment` checks before it trains, without training: the task and
+    its options (it is built), the seed, the model's shape, the memory a run needs
+    (:func:`run_memory`, against what is available), and the controller's options (it is built
+    from its factory, with the options filled in as for the run, then dropped).
+
+    Args:
+        cache: a dict kept between calls of one configuration (same task, options and model), so
+            that the task and the cost table are built once for many controllers.
+
+    Returns:
+        The controller's options, as the run passes them to its factory.
+
+    Raises:
+        InputValidationError: (or the task's or factory's error) for the first thing that does
+            not fit; nothing was trained.
+    """
+    from banditformer.plugins import make_controller
+
+    _, shape, table = prepare_experiment(task, seed, task_kwargs, model, train, cache)
+    kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs)
+    make_controller(controller, **kwargs)
+    return kwargs
+
+
+def prepare_experiment(
+    task: str,
+    seed: int,
+    task_kwargs: dict[str, Any] | None,
+    model: dict[str, Any] | None,
+    train: TrainConfig | None,
+    cache: dict[str, Any] | None,
+) -> tuple[Any, dict[str, Any], Any]:
+    """``(task data, model shape, cost table)`` of a run, every input checked first (see
+    :func:`check_experiment`); ``cache`` (a dict kept between calls of one task, options and
+    model) keeps the task (``"data"``), the freshly initialised model (``"net"``) and its cost
+    table (``"table"``) between calls."""
+    from banditformer.model import DynamicTransformer
+    from banditformer.plugins import check_registered, make_task
+
+    check_registered("task", task)
+    check_int("seed", seed, low=0, high=SEED_MAX)
+    if task_kwargs is not None and not isinstance(task_kwargs, dict):
+        raise InputValidationError(f"expected `task_kwargs` to be a dict, got {task_kwargs!r}")
+    if train is not None and not isinstance(train, TrainConfig):
+        raise InputValidationError(f"expected `train` to be a TrainConfig, got {type(train).__name__}")
+    shape = {**MODEL_DEFAULTS, **_model_keys(model)}
+    cache = {} if cache is None else cache
+    if "data" not in cache:
+        cache["data"] = make_task(task, seed=seed, **(task_kwargs or {}))
+    data = cache["data"]
+    if "table" not in cache:
+        cfg = data.config(**shape)
+        parts = run_memory(cfg, (train or TrainConfig(seed=seed)).batch_size)
+        check_memory(f"a run of a {cfg.num_layers}-block, {cfg.d_model}-wide model", sum(parts.values()), parts)
+        torch.manual_seed(derive_seed(seed, "init"))
+        cache["net"] = DynamicTransformer(cfg)
+        cache["table"] = cache["net"].cost_table()
+    return data, shape, cache["table"]
 
 
 def run_experiment(
@@ -55,22 +182,15 @@ def run_experiment(
         (``eval_us_per_sample``, decisions included), the distributions of chosen depths and heads, and on
         tasks with known difficulty the Spearman correlation between difficulty and chosen FLOPs.
         Written as JSON to ``out`` when given.
-    """
-    from banditformer.model import DynamicTransformer
-    from banditformer.plugins import make_controller, make_task
 
-    data = make_task(task, seed=seed, **(task_kwargs or {}))
-    shape = {**MODEL_DEFAULTS, **(model or {})}
-    torch.manual_seed(derive_seed(seed, "init"))
-    net = DynamicTransformer(data.config(**shape))
-    table = net.cost_table()
-    kwargs = {"num_layers": shape["num_layers"], "num_heads": shape["num_heads"], **(controller_kwargs or {})}
-    accepts = controller_parameters(controller)
-    for name, value in (("context_dim", shape["d_model"]), ("full_flops", table.full)):
-        if name in accepts:
-            kwargs.setdefault(name, value)
-    if "seed" in accepts:
-        kwargs.setdefault("seed", derive_seed(seed, "controller"))
+    Everything is checked before training, as :func:`check_experiment` does.
+    """
+    from banditformer.plugins import make_controller
+
+    cache: dict[str, Any] = {}
+    data, shape, table = prepare_experiment(task, seed, task_kwargs, model, train, cache)
+    net = cache["net"]
+    kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs)
     ctrl = make_controller(controller, **kwargs)
     config = train or TrainConfig(seed=seed)
     trainer = Trainer(net, ctrl, data, config)

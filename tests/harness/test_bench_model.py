@@ -18,6 +18,9 @@ from banditformer.harness.bench_model import (
     write_model_report,
 )
 
+from banditformer.controllers import StaticFull
+from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
+
 pytest.importorskip("sklearn")  # the digits task
 
 TINY = {"task": "digits", "epochs": 1, "batch_size": 128, "d_model": 16, "num_layers": 2, "num_heads": 2}
@@ -68,26 +71,46 @@ def test_pareto_front_keeps_the_points_nothing_beats_in_both() -> None:
     assert pareto_front([(0.9, 0.1), (0.9, 0.2), (0.5, 0.9)]) == [False, True, True]
 
 
-def test_runs_repeat_exactly_summarise_over_seeds_and_report_failures(tmp_path: Path) -> None:
-    config = ModelBenchConfig(
-        controllers=["static", "static_small", "dht"], budgets=[0.5], lams=[0.2], seeds=2,
-        controller_kwargs={"static_small": {"heads": 99}}, **TINY,
-    )  # fmt: skip
+class _FailsInTraining(StaticFull):
+    """Builds (so the configuration passes its checks) and then fails in every run."""
+
+    def _feedback(self, decision, quality, flops, **extra) -> None:
+        raise RuntimeError("boom in training")
+
+
+class _FailingPlugin:
+    @hookimpl
+    def banditformer_add_controllers(self):
+        return {"fails_in_training": _FailsInTraining}
+
+
+@pytest.fixture
+def failing_controller():
+    pm = PluginManager(autoload=False)
+    pm.register(_FailingPlugin(), name="failing")
+    set_plugin_manager(pm)
+    yield "fails_in_training"
+    set_plugin_manager(None)
+
+
+def test_runs_repeat_exactly_summarise_over_seeds_and_report_failures(tmp_path: Path, failing_controller) -> None:
+    config = ModelBenchConfig(controllers=["static", failing_controller, "dht"], lams=[0.2], seeds=2, **TINY)
     report = run_models(config)
     assert len(report.runs) == 6
     failed = [r for r in report.runs if "error" in r]
-    assert [r["label"] for r in failed] == ["static_small@0.5"] * 2 and "heads" in failed[0]["error"]
+    assert [r["label"] for r in failed] == [failing_controller] * 2 and "boom in training" in failed[0]["error"]
     ok = {(r["label"], r["seed"]): r for r in report.runs if "error" not in r}
     assert set(ok) == {("static", 0), ("static", 1), ("dht lam=0.2", 0), ("dht lam=0.2", 1)}
     assert ok[("static", 0)]["accuracy"] != ok[("static", 1)]["accuracy"]  # seeds differ
     assert all(r["eval_us_per_sample"] > 0 for r in ok.values())
     rows = {r["label"]: r for r in report.summary}
-    assert rows["static_small@0.5"]["seeds"] == 0 and rows["static_small@0.5"]["failed"] == 2
+    assert rows[failing_controller]["seeds"] == 0 and rows[failing_controller]["failed"] == 2
     mean = (ok[("static", 0)]["accuracy"] + ok[("static", 1)]["accuracy"]) / 2
     assert rows["static"]["accuracy"] == pytest.approx(mean) and rows["static"]["accuracy_ci95"] > 0
     assert any(rows[label]["pareto"] for label in ("static", "dht lam=0.2"))
     text = format_model_report(report)
-    assert "FAILED" in text and "static_small@0.5" in text
+    assert "FAILED" in text and failing_controller in text
+    set_plugin_manager(None)  # the rest runs with the built-ins only
     folder = write_model_report(report, tmp_path)
     text = (folder / "results.json").read_text()
     assert "NaN" not in text and "Infinity" not in text  # strict JSON: undefined values are null

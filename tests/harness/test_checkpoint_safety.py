@@ -1,0 +1,248 @@
+"""Checkpoints are data and saves leave nothing behind; a train step that fails changes nothing;
+divergence is reported as divergence. (The one-line cases are in tests/bad_inputs.py.)"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import banditformer as bf
+from banditformer.controllers import DHTController
+from banditformer.harness.trainer import TrainConfig, remove_stale_temporaries, save_atomic
+from tests.bad_inputs import CASES, _RunsCode, _tiny_trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_crafted_checkpoint_runs_nothing_on_load(tmp_path: Path) -> None:
+    _, action = CASES["checkpoint_that_runs_code"](tmp_path)
+    with pytest.raises(bf.InputValidationError, match="nothing ran"):
+        action()
+    assert not (tmp_path / "pwned").exists()
+    # The file is truly malicious: an unsafe load would have run its code.
+    torch.save({"x": _RunsCode(tmp_path / "proof")}, tmp_path / "proof.ckpt")
+    torch.load(tmp_path / "proof.ckpt", weights_only=False)
+    assert (tmp_path / "proof").exists()
+
+
+def _calls(text: str, name: str) -> list[str]:
+    """The source of every call ``name(...)`` in ``text``, to its matching parenthesis."""
+    out = []
+    for m in re.finditer(re.escape(name) + r"\(", text):
+        depth, i = 0, m.end() - 1
+        for i in range(m.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+        out.append(text[m.start() : i + 1])
+    return out
+
+
+def test_every_torch_load_in_the_project_is_weights_only() -> None:
+    calls = [
+        (str(path.relative_to(ROOT)), call)
+        for folder in ("banditformer", "tests", "examples", "benchmarks")
+        for path in (ROOT / folder).rglob("*.py")
+        for call in _calls(path.read_text(encoding="utf-8"), "torch.load")
+    ]
+    unsafe = [(p, c) for p, c in calls if "weights_only=True" not in c]
+    unsafe = [(p, c) for p, c in unsafe if "proof.ckpt" not in c]  # the proof that the crafted file is malicious
+    assert len(calls) > 10 and not unsafe, unsafe
+
+
+def test_checkpoint_resumes_with_adapted_lam_and_refuses_another_budget(tmp_path: Path) -> None:
+    def trainer(budget: float) -> object:
+        t = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
+        t.controller = t._net.__dict__["controller"] = DHTController(
+            2, 2, 8, full_flops=t.full_flops, flop_budget=budget, lam=0.1, seed=0
+        )
+        t.sync.controller = t.controller
+        return t
+
+    a = trainer(0.5)
+    x, y = a._batch(a.task.train, torch.arange(16))
+    for _ in range(3):
+        a.train_step(x, y)
+    assert float(a.controller.lam) != 0.1  # adapted
+    a.save(tmp_path / "a.ckpt")
+    b = trainer(0.5)
+    b.load(tmp_path / "a.ckpt")
+    assert float(b.controller.lam) == float(a.controller.lam)
+    c = trainer(0.25)
+    with pytest.raises(bf.InputValidationError, match=r"`flop_budget` = 0.25 .* got 0.5"):
+        c.load(tmp_path / "a.ckpt")
+    assert float(c.controller.lam) == 0.1 and c.step == 0
+
+
+def test_a_save_through_a_symlink_writes_its_target(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "latest.ckpt"
+    link.symlink_to(tmp_path / "real" / "run.ckpt")
+    save_atomic({"a": torch.ones(2)}, link)
+    assert link.is_symlink() and (tmp_path / "real" / "run.ckpt").is_file()
+    save_atomic({"a": torch.zeros(2)}, link)
+    assert link.is_symlink() and torch.equal(torch.load(link, weights_only=True)["a"], torch.zeros(2))
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["run.ckpt"]
+
+
+_SAVER = """
+import sys, torch
+from banditformer.harness.trainer import save_atomic
+big = {"w": torch.zeros(8_000_000)}  # 32 MB: long enough to be killed mid-write
+print("ready", flush=True)
+while True:
+    save_atomic(big, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_saves_killed_mid_write_leave_no_pile_of_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "run.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(target)], env=env, stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.3)
+        proc.kill()
+        proc.wait()
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".run.ckpt.tmp-")]
+    assert len(left) <= 3  # at most one per killed process, named by its pid
+    (tmp_path / ".run.ckpt.tmp-notapid").write_bytes(b"")  # not ours: kept
+    save_atomic({"a": torch.ones(1)}, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.ckpt.tmp-notapid", "run.ckpt"]
+    assert remove_stale_temporaries(target) == []
+
+
+def _failing_feedback(*args: object, **kwargs: object) -> None:
+    """A feedback that fails after the trainer's forward and backward passes ran."""
+    raise bf.InputValidationError("expected nothing, got a feedback that fails on purpose")
+
+
+def _state(trainer: object) -> dict:
+    from tests.test_bad_inputs import _state as flat
+
+    return flat(trainer)
+
+
+def test_a_step_whose_feedback_fails_changes_nothing() -> None:
+    trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
+    x, y = trainer._batch(trainer.task.train, torch.arange(16))
+    trainer.train_step(x, y)
+    trainer.controller._feedback = _failing_feedback  # type: ignore[method-assign]
+    before, rng = copy.deepcopy(_state(trainer)), torch.get_rng_state()
+    counters = (trainer.step, trainer.train_samples, trainer.train_flops)
+    with pytest.raises(bf.InputValidationError, match="on purpose"):
+        trainer.train_step(x, y)
+    after = _state(trainer)
+    assert all(torch.equal(v, after[k]) if isinstance(v, torch.Tensor) else v == after[k] for k, v in before.items())
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert (trainer.step, trainer.train_samples, trainer.train_flops) == counters
+    assert all(p.grad is None for p in trainer.model.parameters())
+
+
+def test_non_finite_weights_are_reported_as_divergence_with_the_step() -> None:
+    trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
+    x, y = trainer._batch(trainer.task.train, torch.arange(16))
+    trainer.train_step(x, y)
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    with pytest.raises(bf.TrainingDivergedError, match=r"training diverged at step 1 of 9 .* NaN or inf in the stem"):
+        trainer.train_step(x, y)
+    assert trainer.step == 1
+
+
+# ---------------------------------------------------------- random bad inputs, state unchanged
+def _flat(module: torch.nn.Module) -> dict:
+    from tests.test_bad_inputs import _state as flat
+
+    return flat(module)
+
+
+def _unchanged(before: dict, after: dict) -> bool:
+    return before.keys() == after.keys() and all(
+        torch.equal(v, after[k]) if isinstance(v, torch.Tensor) else v == after[k] for k, v in before.items()
+    )
+
+
+_BAD_VALUES = st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.5, 1.5, 1e30])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    mode=st.sampled_from(["tree", "integrated"]),
+    importance=st.booleans(),
+    field=st.sampled_from(["quality", "flops", "head_importance", "shape", "decision"]),
+    row=st.integers(0, 4),
+    value=_BAD_VALUES,
+    seed=st.integers(0, 2**16),
+)
+def test_controllers_refuse_random_bad_feedback_and_change_nothing(mode, importance, field, row, value, seed) -> None:
+    head_reward = "importance" if importance else "sample"
+    c = DHTController(3, 2, 4, full_flops=1e6, mode=mode, head_reward=head_reward, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(5, 4, generator=gen)
+    d = c.decide(x)
+    quality, flops = torch.rand(5, generator=gen), torch.full((5,), 5e5)
+    imp = torch.rand(5, 3, 2, generator=gen) if importance else None
+    if field == "quality":
+        quality[row] = value if not 0 <= value <= 1 else float("nan")
+    elif field == "flops":
+        flops[row] = value if value < 0 or value != value or value == float("inf") else -1.0
+    elif field == "head_importance":
+        imp = torch.rand(5, 3, 2, generator=gen)
+        imp[row, 1, 0] = value if value < 0 or value != value or abs(value) == float("inf") else -1.0
+        if not importance:
+            imp = None
+            quality[row] = float("nan")
+    elif field == "shape":
+        quality = quality[: row % 4 + 1]
+    else:
+        d = bf.Decision(d.depth, d.heads, {"context": d.info["context"][: row % 4 + 1]})
+    before, calls = _flat(c), c._calls
+    with pytest.raises(bf.InputValidationError, match="expected"):
+        c.feedback(d, quality, flops, head_importance=imp)
+    assert _unchanged(before, _flat(c)) and c._calls == calls
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["label", "rows", "dtype", "empty", "device"]), row=st.integers(0, 7), seed=st.integers(0, 99)
+)
+def test_the_trainer_refuses_random_bad_batches_and_changes_nothing(kind, row, seed) -> None:
+    trainer = _TRAINER
+    x, y = trainer._batch(trainer.task.train, torch.arange(8) + seed % 30)
+    if kind == "label":
+        y = y.clone()
+        y[row] = [-1, 8, 10**6][seed % 3]
+    elif kind == "rows":
+        y = y[: row % 7 + 1]
+    elif kind == "dtype":
+        y = y.float()
+    elif kind == "empty":
+        x, y = x[:0], y[:0]
+    else:
+        x = x.to("meta")
+    before = _flat_trainer(trainer)
+    with pytest.raises(bf.InputValidationError, match="expected"):
+        trainer.train_step(x, y)
+    assert _unchanged(before, _flat_trainer(trainer))
+
+
+def _flat_trainer(trainer: object) -> dict:
+    out = _flat(trainer)  # type: ignore[arg-type]
+    out["counters"] = (trainer.step, trainer.train_samples, trainer.train_flops)  # type: ignore[attr-defined]
+    return out
+
+
+_TRAINER = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
