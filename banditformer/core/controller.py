@@ -11,7 +11,7 @@ from torch import Tensor
 
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.state import CheckedModule
+from banditformer.core.state import CheckedModule, locked
 from banditformer.core.validation import check_context, check_int, check_rewards
 
 __all__ = ["Controller"]
@@ -81,6 +81,7 @@ class Controller(CheckedModule, ABC):
         to measure it); False by default."""
         return False
 
+    @locked
     def decide(self, context: Tensor, explore: bool = True) -> Decision:
         """Choose the architecture of each sample.
 
@@ -95,6 +96,7 @@ class Controller(CheckedModule, ABC):
         decision = self._decide(context, bool(explore))
         return decision.validate(self.num_layers, self.num_heads, context.shape[0], self.device)
 
+    @locked
     def feedback(
         self, decision: Decision, quality: Tensor, flops: Tensor, head_importance: Tensor | None = None
     ) -> None:

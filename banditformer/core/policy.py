@@ -24,7 +24,7 @@ from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import make_generator
-from banditformer.core.state import CheckedModule
+from banditformer.core.state import CheckedModule, locked
 from banditformer.core.validation import (
     check_arms,
     check_context,
@@ -125,6 +125,7 @@ class PolicyBase(CheckedModule, ABC):
         """Name -> reduction of every registered statistic."""
         return dict(self._reductions)
 
+    @locked
     def reset(self) -> None:
         """Restore every statistic, and those of wrapped policies, to its initial value (the
         generators keep their state)."""
@@ -247,6 +248,7 @@ class PolicyBase(CheckedModule, ABC):
             groups = torch.zeros(rows, dtype=torch.long, device=self.device)
         return rows, context, groups.long()
 
+    @locked
     def expected_rewards(
         self, context: Tensor | None = None, n: int | None = None, *, groups: Tensor | None = None
     ) -> Tensor:
@@ -292,6 +294,7 @@ class Policy(PolicyBase):
         >>> policy.update(arms, torch.rand(4))    # rewards in [0, 1]
     """
 
+    @locked
     def select(
         self,
         context: Tensor | None = None,
@@ -321,6 +324,7 @@ class Policy(PolicyBase):
             return self._means(context, groups).argmax(1)
         return self._select(context, groups)
 
+    @locked
     def update(
         self,
         arms: Tensor,
@@ -394,6 +398,7 @@ class CombinatorialPolicy(PolicyBase):
         >>> cts.update(chosen, torch.rand(3, 8))             # rewards of unchosen arms are ignored
     """
 
+    @locked
     def select(
         self,
         context: Tensor | None = None,
@@ -438,6 +443,7 @@ class CombinatorialPolicy(PolicyBase):
             return top_k_mask(self._means(context, groups), k.long())
         return self._select(context, k.long(), groups)
 
+    @locked
     def update(
         self,
         chosen: Tensor,

@@ -20,10 +20,12 @@ module tree, and each :class:`CheckedModule` below checks its own entries, befor
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +33,7 @@ from torch import Tensor, nn
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_float
 
-__all__ = ["CheckedModule", "StateSpec"]
+__all__ = ["CheckedModule", "StateSpec", "locked"]
 
 KINDS = ("configuration", "adaptive", "statistic")
 
@@ -62,6 +64,22 @@ class StateSpec:
         return ~ok
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def locked(method: F) -> F:
+    """Run a :class:`CheckedModule` method under the module's lock (:attr:`CheckedModule.lock`),
+    so that concurrent calls from several threads run one at a time instead of interleaving
+    their in-place updates."""
+
+    @functools.wraps(method)
+    def wrapper(self: CheckedModule, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _kind(t: Tensor) -> str:
     if t.dtype == torch.bool:
         return "bool"
@@ -84,6 +102,24 @@ class CheckedModule(nn.Module):
         super().__init__()
         self._specs: dict[str, StateSpec] = {}
         self._config_names: list[str] = []
+        self._lock = threading.RLock()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The module's re-entrant lock. Every public method that reads or changes the state
+        (``select``, ``update``, ``decide``, ``feedback``, ``state_dict``, ``load_state_dict``,
+        ...) holds it, so each call is atomic under threads; hold it yourself to make a sequence
+        of calls atomic (``with policy.lock: arms = policy.select(...); policy.update(arms, r)``)."""
+        return self._lock
+
+    def __getstate__(self) -> dict[str, Any]:  # copy.deepcopy and pickle: a lock is not data
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._lock = threading.RLock()
 
     # --------------------------------------------------------------------------- declaring
     def add_hyperparameter(
@@ -226,6 +262,11 @@ class CheckedModule(nn.Module):
         for prefix, module in checked:
             module.check_own_state(state_dict, prefix)
 
+    @locked
+    def state_dict(self, *args: Any, **kwargs: Any) -> Any:
+        return super().state_dict(*args, **kwargs)
+
+    @locked
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load after :meth:`check_state_dict`: a load that fails changes nothing.
 
