@@ -23,7 +23,6 @@ from banditformer.core.validation import SEED_MAX, check_float, check_int
 from banditformer.plugins import KINDS, get_plugin_manager, list_problems, list_tasks
 
 
-def _cmd_plugins(args: argparse.Namespace) -> int:
 class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors suggest the closest option or choice for a misspelt one
     (``--horizn`` -> ``--horizon``), as ``suggest_on_error`` does from Python 3.14."""
@@ -66,6 +65,7 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _cmd_plugins(args: argparse.Namespace) -> int:
     pm = get_plugin_manager()
     print(f"plugins loaded: {', '.join(pm.plugins)}")
     for kind in KINDS:
@@ -84,7 +84,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from banditformer.harness.experiment import check_experiment, prepare_experiment, run_experiment
     from banditformer.harness.trainer import TrainConfig
 
-    train = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed, progress=not args.quiet)
     # Every option is checked, and both runs' controllers built once, before the first run trains.
     check_float("--lam", args.lam, low=0.0)
     if args.budget is not None:
@@ -97,6 +96,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     check_int("--seed", args.seed, low=0, high=SEED_MAX)
     if args.width % args.heads:
         raise InputValidationError(f"expected `--width` to be a multiple of `--heads` ({args.heads}), got {args.width}")
+    train = TrainConfig(epochs=args.epochs, batch_size=32, lr=args.lr, seed=args.seed, progress=not args.quiet)
     model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": "cls"}
     cache: dict[str, Any] = {}
     data, _, _ = prepare_experiment(args.task, args.seed, None, model, train, cache)
@@ -107,11 +107,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         dht["flop_budget"] = args.budget
         label = f"DHT (budget {args.budget:g})"
     runs = [("full model", "static", {}), (label, "dht", dht)]
-    print(
     for _, controller, kwargs in runs:
         check_experiment(args.task, controller, seed=args.seed, model=model, controller_kwargs=kwargs, train=train,
                          cache=cache)  # fmt: skip
     del cache, data
+    print(
         f"banditformer {__version__}: the Dynamic Hierarchical Transformer against the full model on "
         f"{args.task!r}, {args.epochs} epochs, seed {args.seed}, on the CPU\n",
         flush=True,
@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bm.set_defaults(func=_cmd_bench_model)
     parser._bench_parsers = {"bandits": bb, "model": bm}  # type: ignore[attr-defined]
+    parser._commands = {"plugins": p, "demo": m, "bandits": d, "bench bandits": bb, "bench model": bm}  # type: ignore[attr-defined]
     return parser
 
 
@@ -351,6 +352,11 @@ def load_toml_defaults(sub: argparse.ArgumentParser, path: str) -> dict:
             values = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise BanditformerError(f"expected a readable TOML file at {path!r}, got: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib does not wrap the decoding error
+        raise BanditformerError(
+            f"expected a UTF-8 TOML file at {path!r}, got byte {exc.object[exc.start : exc.start + 1]!r} at "
+            f"offset {exc.start}, which is not UTF-8 (save the file as UTF-8)"
+        ) from None
     actions = {a.dest: a for a in sub._actions if a.dest not in ("help", "config", "func")}
     unknown = sorted(set(values) - set(actions))
     if unknown:
@@ -387,34 +393,6 @@ def load_toml_defaults(sub: argparse.ArgumentParser, path: str) -> dict:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, sub = _parse(parser, argv)
-    if getattr(args, "config", None) is not None:  # TOML values become defaults; given flags win
-        try:
-            sub.set_defaults(**load_toml_defaults(sub, args.config))
-        except BanditformerError as exc:
-            print(f"banditformer: error: {exc}", file=sys.stderr)
-            return 2
-        args, sub = _parse(parser, argv)
-    try:
-        _preflight(args, sub)
-        status = int(args.func(args))
-        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
-        return status
-    except BanditformerError as exc:
-        print(f"banditformer: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-    parser._commands = {"plugins": p, "demo": m, "bandits": d, "bench bandits": bb, "bench model": bm}  # type: ignore[attr-defined]
-    except UnicodeDecodeError as exc:  # TOML is UTF-8; tomllib does not wrap the decoding error
-        raise BanditformerError(
-            f"expected a UTF-8 TOML file at {path!r}, got byte {exc.object[exc.start : exc.start + 1]!r} at "
-            f"offset {exc.start}, which is not UTF-8 (save the file as UTF-8)"
-        ) from None
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, Any]:
     """``(args, the subcommand's parser)``; unknown flags are reported by the subcommand's parser,
     with its usage and the closest flag."""
@@ -455,9 +433,31 @@ def _preflight(args: argparse.Namespace, sub: argparse.ArgumentParser) -> None:
         )
 
 
+def main(argv: Sequence[str] | None = None) -> int:
     """The ``banditformer`` command: the exit status (0 done, 1 a run or plugin failed, 2 bad
     input; usage errors exit 2 through argparse)."""
+    parser = build_parser()
+    args, sub = _parse(parser, argv)
+    if getattr(args, "config", None) is not None:  # TOML values become defaults; given flags win
+        try:
+            sub.set_defaults(**load_toml_defaults(sub, args.config))
+        except BanditformerError as exc:
+            print(f"banditformer: error: {exc}", file=sys.stderr)
+            return 2
+        args, sub = _parse(parser, argv)
+    try:
+        _preflight(args, sub)
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, so that a closed pipe is caught below and not at exit
+        return status
+    except BanditformerError as exc:
+        print(f"banditformer: error: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `banditformer plugins | head`: the reader left; end quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit then finds nothing to write
         return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

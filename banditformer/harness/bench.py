@@ -100,25 +100,24 @@ class BanditBenchConfig:
         check_int("seeds", self.seeds, low=1)
         check_int("seed", self.seed, low=0, high=SEED_MAX)
         check_int("checkpoints", self.checkpoints, low=1)
-        check_int("seed_block", self.seed_block, low=0)
         if self.checkpoints > max(self.horizon, 10):  # at most one per round (the default 10 fits any horizon)
             raise InputValidationError(
                 f"expected `checkpoints` at most `horizon` ({self.horizon}), got {self.checkpoints}"
             )
-        if self.policies is not None:
+        check_int("seed_block", self.seed_block, low=0)
         if not isinstance(self.mabwiser, bool):
             raise InputValidationError(f"expected `mabwiser` to be a bool, got {self.mabwiser!r}")
+        if self.policies is not None:
             if isinstance(self.policies, str):
                 raise InputValidationError(f"expected a non-empty list of policy names, got {self.policies!r}")
             check_registered("policy", self.policies)
             check_compatible(self.policies, self.problem, seed=self.seed)
-        if self.mabwiser:
         env = make_problem(self.problem, seed=self.seed)
+        if self.mabwiser:
             if _problem_kind(env) != (None, None):
                 raise InputValidationError(
                     f"expected a context-free one-arm problem for the MABWiser references, got {self.problem!r}"
                 )
-
             try:
                 import mabwiser.mab  # noqa: F401
             except ImportError as exc:
@@ -190,6 +189,7 @@ class BanditBenchConfig:
             "block": float(block * per_row + policy_bytes),
             "checkpoint rounds": 100.0 * checkpoints,
         }
+
     def blocks(self) -> list[tuple[int, int]]:
         """``(seed of the block's runs, number of runs)`` per seed block, in order."""
         from banditformer.core.random import derive_seed

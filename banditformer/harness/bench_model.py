@@ -149,7 +149,6 @@ class ModelBenchConfig:
                 f"expected at least one run, got none: controllers {self.controllers} with lams {self.lams}, "
                 f"budgets {self.budgets} and dht_budgets {self.dht_budgets}"
             )
-
         self._check_runs(plan, cache)
 
     def _check_runs(self, plan: list[tuple[str, str, dict[str, Any]]], cache: dict[str, Any]) -> None:
@@ -173,6 +172,7 @@ class ModelBenchConfig:
                     f"expected controller {controller!r} to build, got {type(exc).__name__}: {exc}"
                 )  # fmt: skip
                 raise InputValidationError(f"{says} (configuration {label!r})") from exc
+
     @property
     def model(self) -> dict[str, Any]:
         shape = {"d_model": self.d_model, "num_layers": self.num_layers, "num_heads": self.num_heads}
@@ -191,7 +191,6 @@ class ModelBenchConfig:
     def plan(self) -> list[tuple[str, str, dict[str, Any]]]:
         """The configurations, in order: ``(label, controller, controller kwargs)``; each runs
         ``seeds`` times."""
-        from banditformer.harness.experiment import controller_parameters
         return self._plan({})
 
     def _prepare(self, cache: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
@@ -202,6 +201,7 @@ class ModelBenchConfig:
         return prepare_experiment(self.task, self.seed, self.task_kwargs, self.model, train, cache)
 
     def _plan(self, cache: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+        from banditformer.harness.experiment import controller_parameters
 
         runs: list[tuple[str, str, dict[str, Any]]] = []
         table = self._prepare(cache)[2]  # the task and model checked, whatever the controllers

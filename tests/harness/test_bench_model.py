@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import banditformer as bf
+from banditformer.controllers import StaticFull
 from banditformer.harness.bench_model import (
     ModelBenchConfig,
     format_model_report,
@@ -17,8 +18,6 @@ from banditformer.harness.bench_model import (
     run_models,
     write_model_report,
 )
-
-from banditformer.controllers import StaticFull
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
 
 pytest.importorskip("sklearn")  # the digits task
