@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from banditformer import __version__
@@ -132,34 +133,125 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench_bandits(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
+#: The flags that make each bench's configuration: flag (argparse dest) -> configuration field.
+_BENCH_FIELDS: dict[str, dict[str, str]] = {
+    "bandits": {name: name for name in ("problem", "policies", "horizon", "seeds", "seed", "checkpoints", "mabwiser",
+                                        "seed_block")},
+    "model": {
+        **{name: name for name in ("task", "controllers", "lams", "budgets", "dht_budgets", "seeds", "seed", "epochs",
+                                   "batch_size", "lr", "pooling", "exit_heads", "warmup", "layerdrop", "task_kwargs",
+                                   "controller_kwargs", "threads")},
+        "width": "d_model", "layers": "num_layers", "heads": "num_heads",
+    },
+}  # fmt: skip
 
-    from banditformer.harness.bench import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
 
-    config = BanditBenchConfig(
-        problem=args.problem, policies=args.policies, horizon=args.horizon, seeds=args.seeds, seed=args.seed,
-        checkpoints=args.checkpoints, mabwiser=args.mabwiser, seed_block=args.seed_block,
-    )  # fmt: skip
-    report = run_bandits(config, progress=not args.quiet, workers=args.workers)
-    folder = write_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-bandits-{config.digest()}")
-    files = [f"{folder}/results.json", f"{folder}/regret.csv"]
-    if not args.no_plot:
-        files.append(str(plot_regret(report, folder / "regret.png", log_x=args.log_x)))
+def _given_options(argv: Sequence[str] | None, args: argparse.Namespace) -> set[str]:
+    """The options of a bench command given on its command line or in its ``--config`` file (not
+    left at their defaults)."""
+    parser = build_parser()
+    sub = parser._bench_parsers[args.bench]  # type: ignore[attr-defined]
+    for action in sub._actions:
+        action.default = argparse.SUPPRESS
+    given = set(vars(parser.parse_known_args(argv)[0]))
+    if getattr(args, "config", None) is not None:
+        given |= set(load_toml_defaults(sub, args.config))
+    return given & {a.dest for a in sub._actions}
+
+
+def _bench_config(args: argparse.Namespace, kind: str, make: Any) -> tuple[Any, Any]:
+    """The configuration and the run log of a ``bench`` command: a new results folder under
+    ``--out`` (made, and written to, before any work), or with ``--resume FOLDER`` the folder's
+    recorded configuration, which the configuration flags given must match."""
+    import json
+    from dataclasses import asdict
+
+    from banditformer.harness.runlog import RunLog
+
+    fields = _BENCH_FIELDS[kind]
+    values = {field: getattr(args, dest) for dest, field in fields.items()}
+    if args.resume is None:
+        config = make(**values)
+        return config, RunLog.create(args.out, kind, asdict(config), config.digest())
+    log = RunLog.resume(args.resume, kind)
+    given = getattr(args, "given", set())
+    differ = [
+        f"--{dest.replace('_', '-')} {values[field]!r} (recorded {log.config.get(field)!r})"
+        for dest, field in fields.items()
+        if dest in given and json.loads(json.dumps(values[field])) != log.config.get(field)
+    ]
+    try:
+        if differ:
+            raise InputValidationError(
+                f"expected the configuration recorded in {str(log.folder / log.RUN)!r} (give no configuration flags "
+                f"with --resume, or the same values), got different flags: {'; '.join(differ)}"
+            )
+        try:
+            config = make(**log.config)
+        except TypeError as exc:
+            raise InputValidationError(
+                f"expected a configuration of this version in {str(log.folder / log.RUN)!r}, got: {exc}"
+            ) from None
+        log.check_config(asdict(config))
+    except BaseException:
+        log.close()
+        raise
+    return config, log
+
+
+def _bench_finish(log: Any, report: Any, files: list[Any]) -> None:
+    """Mark the folder with the run's status, last, once every summary file is written."""
+    jobs = {k: v for k, v in report.meta["jobs"].items() if k != "total"}
+    log.set_status(report.meta["status"], **jobs, files=[Path(f).name for f in files])
+    log.close()
+
+
+def _bench_interrupted(kind: str, log: Any, exc: Any, write: Any) -> int:
+    """Ctrl-C: write the summaries of what finished (not the plots: they take seconds), mark the
+    folder interrupted, say so in one line on stderr; exit status 130 (as shells do for SIGINT)."""
+    from banditformer.harness.runlog import _sigint_ignored
+
+    with _sigint_ignored():  # a second Ctrl-C does not cut the summaries short
+        files = [] if exc.report is None else [write(exc.report, log.folder) / "results.json"]
+        jobs = {} if exc.report is None else {k: v for k, v in exc.report.meta["jobs"].items() if k != "total"}
+        log.set_status("interrupted", **jobs, files=[f.name for f in files])
+        log.close()
     print(
-        f"banditformer {__version__}: {len(report.results)} policies on {args.problem!r}, {args.seeds} seeds of "
-        f"{args.horizon} rounds\n"
+        f"banditformer: interrupted: {sum(exc.finished)} of {len(exc.finished)} jobs recorded in {log.folder}; "
+        f"`banditformer bench {kind} --resume {log.folder}` runs the rest",
+        file=sys.stderr,
+    )
+    return 130
+
+
+def _cmd_bench_bandits(args: argparse.Namespace) -> int:
+    from banditformer.harness.bench import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
+    from banditformer.harness.runlog import RunInterrupted
+
+    try:
+        config, log = _bench_config(args, "bandits", BanditBenchConfig)
+        try:
+            report = run_bandits(config, progress=not args.quiet, workers=args.workers, log=log)
+        except RunInterrupted as exc:
+            return _bench_interrupted("bandits", log, exc, write_report)
+        folder = write_report(report, log.folder)
+        files: list[Any] = [folder / "results.json", folder / "regret.csv"]
+        if not args.no_plot:
+            files.append(plot_regret(report, folder / "regret.png", log_x=args.log_x))
+        _bench_finish(log, report, files)
+    except KeyboardInterrupt:
+        print("banditformer: interrupted", file=sys.stderr)
+        return 130
+    print(
+        f"banditformer {__version__}: {len(report.results)} policies on {config.problem!r}, {config.seeds} seeds of "
+        f"{config.horizon} rounds\n"
     )
     print(format_report(report))
-    print(f"\nresults: {', '.join(files)}")
+    print(f"\nresults ({report.meta['status']}): {', '.join(str(f) for f in files)}")
     return 1 if any(r.error for r in report.results) else 0
 
 
 def _cmd_bench_model(args: argparse.Namespace) -> int:
-    import time
-    from pathlib import Path
-
     from banditformer.harness.bench_model import (
         ModelBenchConfig,
         format_model_report,
@@ -167,27 +259,35 @@ def _cmd_bench_model(args: argparse.Namespace) -> int:
         run_models,
         write_model_report,
     )
+    from banditformer.harness.runlog import RunInterrupted
 
-    config = ModelBenchConfig(
-        task=args.task, controllers=args.controllers, lams=args.lams, budgets=args.budgets,
-        dht_budgets=args.dht_budgets, seeds=args.seeds, seed=args.seed, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, d_model=args.width, num_layers=args.layers, num_heads=args.heads,
-        pooling=args.pooling, exit_heads=args.exit_heads, warmup=args.warmup, layerdrop=args.layerdrop,
-        task_kwargs=args.task_kwargs, controller_kwargs=args.controller_kwargs, threads=args.threads,
-    )  # fmt: skip
-    plan = config.plan()
-    print(
-        f"banditformer {__version__}: {len(plan)} configurations x {args.seeds} seed(s) on {args.task!r}, "
-        f"{args.epochs} epochs, {args.workers} worker(s) of {args.threads} thread(s)\n",
-        flush=True,
-    )
-    report = run_models(config, progress=not args.quiet, workers=args.workers)
-    folder = write_model_report(report, Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S')}-model-{config.digest()}")
-    files = [f"{folder}/results.json", f"{folder}/runs.csv"]
-    if not args.no_plot:
-        files += [str(p) for p in plot_model_report(report, folder)]
+    try:
+        config, log = _bench_config(args, "model", ModelBenchConfig)
+        plan = config.plan()
+        print(
+            f"banditformer {__version__}: {len(plan)} configurations x {config.seeds} seed(s) on {config.task!r}, "
+            f"{config.epochs} epochs, {args.workers} worker(s) of {config.threads} thread(s)"
+            + (f", resuming {log.folder}" if log.resumed else "")
+            + "\n",
+            flush=True,
+        )
+        try:
+            report = run_models(config, progress=not args.quiet, workers=args.workers, log=log)
+        except RunInterrupted as exc:
+            return _bench_interrupted("model", log, exc, write_model_report)
+        folder = write_model_report(report, log.folder)
+        files: list[Any] = [folder / "results.json", folder / "runs.csv"]
+        if not args.no_plot:
+            files += plot_model_report(report, folder)
+        _bench_finish(log, report, files)
+    except KeyboardInterrupt:
+        print("banditformer: interrupted", file=sys.stderr)
+        return 130
     print(format_model_report(report))
-    print(f"\n* on the Pareto front of accuracy against FLOP saving\nresults: {', '.join(files)}")
+    print(
+        f"\n* on the Pareto front of accuracy against FLOP saving\n"
+        f"results ({report.meta['status']}): {', '.join(str(f) for f in files)}"
+    )
     return 1 if any("error" in r for r in report.runs) else 0
 
 
@@ -263,9 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoints", type=int, default=10,
         help="regret checkpoints, log-spaced, at most --horizon or 10 (default: %(default)s)",
     )  # fmt: skip
-    bb.add_argument(
+    where = bb.add_mutually_exclusive_group()
+    where.add_argument(
         "--out", default="results", help="parent folder of <time>-bandits-<config hash>/ (default: %(default)s)"
     )
+    where.add_argument(
+        "--resume", metavar="FOLDER", default=None,
+        help="run only the jobs missing from FOLDER, a results folder of an earlier run, with its recorded "
+        "configuration (configuration flags given must match it)",
+    )  # fmt: skip
     bb.add_argument(
         "--mabwiser", action="store_true", help="also run MABWiser's UCB1 and Thompson sampling as references"
     )
@@ -326,9 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bm.add_argument("--threads", type=int, default=1, help="threads per run (default: %(default)s)")
     bm.add_argument("--workers", type=int, default=1, help="runs at once, in processes (default: %(default)s)")
-    bm.add_argument(
+    where = bm.add_mutually_exclusive_group()
+    where.add_argument(
         "--out", default="results", help="parent folder of <time>-model-<config hash>/ (default: %(default)s)"
     )
+    where.add_argument(
+        "--resume", metavar="FOLDER", default=None,
+        help="run only the runs missing from FOLDER, a results folder of an earlier run, with its recorded "
+        "configuration (configuration flags given must match it)",
+    )  # fmt: skip
     bm.add_argument("--no-plot", action="store_true", help="skip pareto.png and time.png (which need matplotlib)")
     bm.add_argument("--quiet", action="store_true", help="no progress bar")
     bm.add_argument(
@@ -445,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"banditformer: error: {exc}", file=sys.stderr)
             return 2
         args, sub = _parse(parser, argv)
+    if getattr(args, "resume", None) is not None:  # which options were given: they must match the recorded run
+        args.given = _given_options(argv, args)
     try:
         _preflight(args, sub)
         status = int(args.func(args))

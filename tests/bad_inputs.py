@@ -559,3 +559,43 @@ def toml_config_not_utf8(tmp: Path):
     path.write_bytes('problem = "bernoulli_two"\n# caf\xe9\n'.encode("latin-1"))
     sub = build_parser()._bench_parsers["bandits"]
     return [], lambda: load_toml_defaults(sub, str(path))
+
+
+# ----------------------------------------------------------------------------- results folders
+def _bandit_log(tmp: Path) -> Any:
+    from dataclasses import asdict
+
+    from banditformer.harness.bench import BanditBenchConfig
+    from banditformer.harness.runlog import RunLog
+
+    config = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=2)
+    log = RunLog.create(tmp / "results", "bandits", asdict(config), config.digest())
+    log.close()
+    return log.folder
+
+
+@case
+def bench_resume_of_another_configuration(tmp: Path):
+    from banditformer.harness.bench import BanditBenchConfig, run_bandits
+    from banditformer.harness.runlog import RunLog
+
+    folder = _bandit_log(tmp)
+    other = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=60, seeds=2)
+    return [], lambda: run_bandits(other, log=RunLog.resume(folder, "bandits"))
+
+
+@case
+def bench_resume_of_a_folder_in_use(tmp: Path):
+    from banditformer.harness.runlog import RunLog
+
+    folder = _bandit_log(tmp)
+    first = RunLog.resume(folder, "bandits")  # holds the folder's lock, as a run in progress does
+    return [], lambda: (first, RunLog.resume(folder, "bandits"))
+
+
+@case
+def bench_results_folder_is_a_file(tmp: Path):
+    from banditformer.harness.runlog import RunLog
+
+    (tmp / "a_file").write_text("")
+    return [], lambda: RunLog.create(tmp / "a_file", "bandits", {}, "abc")

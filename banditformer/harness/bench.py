@@ -41,6 +41,7 @@ from torch import Tensor
 from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy
 from banditformer.core.validation import SEED_MAX, check_int, check_memory
+from banditformer.harness.runlog import RunInterrupted, RunLog, WorkerLostError, atomic_file, run_jobs, write_atomic
 
 __all__ = [
     "MABWISER_REFERENCES",
@@ -379,17 +380,7 @@ def _mabwiser_seed(config: BanditBenchConfig, name: str, s: int) -> tuple[Tensor
     return curve, time.perf_counter() - start
 
 
-def run_mabwiser(
-    config: BanditBenchConfig, policies: Sequence[str] = tuple(MABWISER_REFERENCES), workers: int = 1
-) -> list[PolicyRun]:
-    """MABWiser's UCB1 and Thompson sampling on the same problem, horizon and number of seeds, as
-    reference runs (labelled ``mabwiser:...``); needs ``pip install 'banditformer[bench]'``.
-
-    MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``seed + s``) on
-    its own reward stream (the problem seeded from ``seed`` and ``s``); ``workers`` processes share
-    the seeds. It must be fitted before it predicts: the first ``K`` rounds play each arm once, as
-    our UCB1 does, and count as rounds. Context-free problems only.
-    """
+def _check_mabwiser(config: BanditBenchConfig, policies: Sequence[str]) -> None:
     from banditformer.plugins import make_problem
 
     try:
@@ -403,15 +394,39 @@ def run_mabwiser(
         )
     if _problem_kind(make_problem(config.problem, seed=config.seed)) != (None, None):
         raise InputValidationError(f"expected a context-free one-arm problem for MABWiser, got {config.problem!r}")
-    jobs = [(name, s) for name in policies for s in range(config.seeds)]
-    outputs = _map(_mabwiser_seed, [(config, name, s) for name, s in jobs], workers)
+
+
+def _mabwiser_runs(config: BanditBenchConfig, policies: Sequence[str], outputs: list[Any]) -> list[PolicyRun]:
+    """One reference run per policy from its per-seed ``(curve, seconds)`` outputs; an output that
+    is an error message (a lost or unfinished seed) fails the reference with it."""
     runs = []
-    for name in policies:
-        mine = [out for (n, _), out in zip(jobs, outputs, strict=True) if n == name]
+    for b, name in enumerate(policies):
+        label = MABWISER_REFERENCES[name][0]
+        mine = outputs[b * config.seeds : (b + 1) * config.seeds]
+        bad = next((out for out in mine if isinstance(out, str)), None)
+        if bad is not None:
+            runs.append(_unfinished_block(label, config.seeds, bad))
+            continue
         curve = torch.stack([c for c, _ in mine])
-        seconds = sum(sec for _, sec in mine)
-        runs.append(PolicyRun(MABWISER_REFERENCES[name][0], curve, seconds, config.horizon * config.seeds))
+        runs.append(PolicyRun(label, curve, sum(sec for _, sec in mine), config.horizon * config.seeds))
     return runs
+
+
+def run_mabwiser(
+    config: BanditBenchConfig, policies: Sequence[str] = tuple(MABWISER_REFERENCES), workers: int = 1
+) -> list[PolicyRun]:
+    """MABWiser's UCB1 and Thompson sampling on the same problem, horizon and number of seeds, as
+    reference runs (labelled ``mabwiser:...``); needs ``pip install 'banditformer[bench]'``.
+
+    MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``seed + s``) on
+    its own reward stream (the problem seeded from ``seed`` and ``s``); ``workers`` processes share
+    the seeds. It must be fitted before it predicts: the first ``K`` rounds play each arm once, as
+    our UCB1 does, and count as rounds. Context-free problems only.
+    """
+    _check_mabwiser(config, policies)
+    jobs = [(config, name, s) for name in policies for s in range(config.seeds)]
+    outputs = _map(_mabwiser_seed, jobs, workers, on_error=lambda job, exc: f"{type(exc).__name__}: {exc}")
+    return _mabwiser_runs(config, policies, outputs)
 
 
 def _worker_init() -> None:
@@ -421,39 +436,56 @@ def _worker_init() -> None:
 def _map(fn: Any, jobs: list[tuple[Any, ...]], workers: int, on_done: Any = None, on_error: Any = None) -> list[Any]:
     """``[fn(*job) for job in jobs]``, in ``workers`` spawned processes (one thread each) when
     ``workers > 1``; ``on_done(i)`` after each job finishes. A job whose process dies (or that
-    cannot be sent to one) becomes ``on_error(job, exception)`` when given, so the other jobs'
-    results are kept; without ``on_error`` the exception propagates."""
-    if workers <= 1 or len(jobs) <= 1:
-        outputs = []
-        for i, job in enumerate(jobs):
-            outputs.append(fn(*job))
-            if on_done is not None:
-                on_done(i)
-        return outputs
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
+    cannot be sent to one) becomes ``on_error(job, exception)`` when given; only that job is
+    lost, a new process takes the dead one's place and the other jobs go on. Without
+    ``on_error`` the exception propagates. See :func:`banditformer.harness.runlog.run_jobs`."""
+    return run_jobs(
+        fn, jobs, workers=workers, on_done=on_done, initializer=_worker_init,
+        on_error=None if on_error is None else (lambda i, exc: on_error(jobs[i], exc)),
+    )  # fmt: skip
 
-    results: list[Any] = [None] * len(jobs)
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn"), initializer=_worker_init) as ex:
-        futures = {ex.submit(fn, *job): i for i, job in enumerate(jobs)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except Exception as exc:  # BrokenProcessPool: a worker died (killed, out of memory)
-                if on_error is None:
-                    raise
-                results[i] = on_error(jobs[i], exc)
-            if on_done is not None:
-                on_done(i)
-    return results
+
+def _seeds(start: int, n: int) -> str:
+    return f"seed {start}" if n == 1 else f"seeds {start}-{start + n - 1}"
+
+
+def _block_keys(config: BanditBenchConfig, names: Sequence[str]) -> list[str]:
+    """One job key per policy and seed block: ``"<policy>, seeds <first>-<last>"``."""
+    starts = [sum(n for _, n in config.blocks()[:b]) for b in range(len(config.blocks()))]
+    pairs = list(zip(starts, config.blocks(), strict=True))
+    return [f"{name}, {_seeds(start, n)}" for name in names for start, (_, n) in pairs]
+
+
+def _encode_run(run: PolicyRun) -> dict[str, Any]:
+    """A :class:`PolicyRun` as a JSON value (floats exactly, as Python's JSON writes them)."""
+    return {
+        "policy": run.policy, "regret": run.regret.tolist(), "seconds": run.seconds, "decisions": run.decisions,
+        "error": run.error, "arm_counts": None if run.arm_counts is None else run.arm_counts.tolist(),
+    }  # fmt: skip
+
+
+def _decode_run(doc: dict[str, Any]) -> PolicyRun:
+    """The inverse of :func:`_encode_run`, checking every field (a record is data)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("policy"), str) or not isinstance(doc.get("regret"), list):
+        raise ValueError(f"expected a policy run record, got {str(doc)[:80]}")
+    if not isinstance(doc.get("seconds"), (int, float)) or not isinstance(doc.get("decisions"), int):
+        raise ValueError("expected numeric seconds and decisions in a policy run record")
+    if doc.get("error") is not None and not isinstance(doc["error"], str):
+        raise ValueError(f"expected the error as text, got {doc['error']!r}")
+    rows = len(doc["regret"])
+    regret = torch.tensor(doc["regret"], dtype=torch.float64).reshape(rows, -1)
+    counts = doc.get("arm_counts")
+    arm_counts = None if counts is None else torch.tensor(counts, dtype=torch.float64).reshape(rows, -1)
+    return PolicyRun(doc["policy"], regret, float(doc["seconds"]), doc["decisions"], doc["error"], arm_counts)
+
+
+def _unfinished_block(name: str, n: int, why: str) -> PolicyRun:
+    return PolicyRun(name, torch.zeros(n, 0, dtype=torch.float64), 0.0, 0, error=why)
 
 
 def _lost_block(job: tuple[Any, ...], exc: Exception) -> PolicyRun:
     _, name, _, n = job
-    return PolicyRun(
-        name, torch.zeros(n, 0, dtype=torch.float64), 0.0, 0, error=f"worker process lost: {type(exc).__name__}: {exc}"
-    )
+    return _unfinished_block(name, n, f"worker process lost: {type(exc).__name__}: {exc}")
 
 
 class _Players:
@@ -552,15 +584,52 @@ def agreement(ours: PolicyRun, reference: PolicyRun) -> bool:
     return abs(ours.regret_mean - reference.regret_mean) <= math.hypot(ours.regret_ci95, reference.regret_ci95)
 
 
-def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int = 1) -> BanditReport:
+def _job(kind: str, *args: Any) -> Any:
+    """One job of :func:`run_bandits`: a seed block of one of our policies (``"block"``) or one
+    MABWiser seed (``"mabwiser"``)."""
+    return _run_block(*args) if kind == "block" else _mabwiser_seed(*args)
+
+
+def _encode_job(value: Any) -> dict[str, Any]:
+    if isinstance(value, PolicyRun):
+        return {"block": _encode_run(value)}
+    curve, seconds = value
+    return {"mabwiser": {"curve": curve.tolist(), "seconds": seconds}}
+
+
+def _decode_job(doc: Any) -> Any:
+    if isinstance(doc, dict) and "block" in doc:
+        return _decode_run(doc["block"])
+    ref = doc["mabwiser"]
+    if not isinstance(ref, dict) or not isinstance(ref.get("curve"), list):
+        raise ValueError(f"expected a MABWiser seed record, got {str(doc)[:80]}")
+    return torch.tensor(ref["curve"], dtype=torch.float64).reshape(-1), float(ref["seconds"])
+
+
+def run_bandits(
+    config: BanditBenchConfig, progress: bool = False, workers: int = 1, log: RunLog | None = None
+) -> BanditReport:
     """Run every policy of ``config`` on its problem (see the module docstring).
 
     Args:
         config: what to run.
         progress: show a progress bar (rounds, or finished policies with ``workers > 1``).
-        workers: processes to spread the runs over, one job per policy and seed block
-            (spawned, one thread each; they see the plugins installed through entry points, not
-            ones registered at run time). The numbers are the same for every value.
+        workers: processes to spread the runs over, one job per policy and seed block (and per
+            MABWiser seed) (spawned, one thread each; they see the plugins installed through
+            entry points, not ones registered at run time). The numbers are the same for every
+            value. A job whose process dies is reported by policy and seeds
+            (``meta["jobs"]["lost"]``); the other jobs go on.
+        log: a :class:`~banditformer.harness.runlog.RunLog` of kind ``"bandits"`` for this
+            configuration: each job is recorded in it as it finishes, and jobs it has recorded
+            are not run again (a resume ends with the same numbers as an uninterrupted run).
+
+    Returns:
+        the report; ``meta["status"]`` is ``"complete"``, or ``"partial"`` when a policy failed
+        or a job lost its process.
+
+    Raises:
+        RunInterrupted: on Ctrl-C, after the workers are stopped; its ``report`` holds what
+            finished (``meta["status"] == "interrupted"``), and ``log`` says ``interrupted``.
     """
     from banditformer.harness.problems import BernoulliProblem
     from banditformer.plugins import get_plugin_manager, make_problem
@@ -568,26 +637,71 @@ def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int 
     if not isinstance(config, BanditBenchConfig):
         raise InputValidationError(f"expected a BanditBenchConfig, got {type(config).__name__}")
     check_int("workers", workers, low=1)
+    if log is not None and (not isinstance(log, RunLog) or log.kind != "bandits"):
+        raise InputValidationError(f"expected a RunLog of kind 'bandits' or None, got {log!r}")
     names = config.policies if config.policies is not None else compatible_policies(config.problem, seed=config.seed)
     blocks = config.blocks()
-    jobs = [(config, name, seed, n) for name in names for seed, n in blocks]
+    refs = [name for name in names if name in MABWISER_REFERENCES] if config.mabwiser else []
+    if refs:
+        _check_mabwiser(config, refs)
+    jobs: list[tuple[Any, ...]] = [("block", config, name, seed, n) for name in names for seed, n in blocks]
+    n_blocks = len(jobs)
+    jobs += [("mabwiser", config, name, s) for name in refs for s in range(config.seeds)]
+    keys = _block_keys(config, names)
+    keys += [f"{MABWISER_REFERENCES[name][0]}, seed {s}" for name in refs for s in range(config.seeds)]
+    if log is not None:  # validate, then apply
+        log.check_config(asdict(config))
+        log.begin(keys)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        total = len(jobs) * config.horizon
-        bar = tqdm(total=total, desc="bench bandits", unit="round", dynamic_ncols=True, disable=None)  # TTY only
-    if workers > 1:
-        tick = None if bar is None else (lambda _: bar.update(config.horizon))
-        parts = _map(_run_block, jobs, workers, on_done=tick, on_error=_lost_block)
-    else:
-        parts = []
-        for i, job in enumerate(jobs):
-            parts.append(_run_block(*job, tick=None if bar is None else (lambda: bar.update(1))))
-            if bar is not None:  # a failed block's rounds count as done
-                bar.update((i + 1) * config.horizon - bar.n)
-    if bar is not None:
-        bar.close()
+        todo = n_blocks - (0 if log is None else len(set(keys[:n_blocks]) & set(log.recorded())))
+        bar = tqdm(total=todo * config.horizon, desc="bench bandits", unit="round", dynamic_ncols=True, disable=None)
+    rounds_done = 0
+
+    def on_done(i: int) -> None:  # a failed or lost block's rounds count as done
+        nonlocal rounds_done
+        if bar is not None and i < n_blocks:
+            rounds_done += config.horizon
+            bar.update(rounds_done - bar.n)
+
+    def in_process(kind: str, *args: Any) -> Any:  # in this process: a tick per round
+        if kind == "block" and bar is not None:
+            return _run_block(*args, tick=lambda: bar.update(1))
+        return _job(kind, *args)
+
+    lost: list[str] = []
+
+    def on_error(i: int, exc: Exception) -> Any:
+        lost.append(keys[i])
+        why = f"{type(exc).__name__}: {exc}"
+        why = f"worker process lost: {why}" if isinstance(exc, WorkerLostError) else why
+        return _unfinished_block(jobs[i][2], jobs[i][4], why) if i < n_blocks else why
+
+    interrupted: RunInterrupted | None = None
+    try:
+        outputs = run_jobs(
+            _job, jobs, workers=workers, keys=keys, log=log, encode=_encode_job, decode=_decode_job,
+            on_done=on_done, on_error=on_error, initializer=_worker_init, in_process=in_process,
+        )  # fmt: skip
+    except RunInterrupted as exc:
+        interrupted = exc
+        outputs = [
+            out if ok or key in lost else None for out, ok, key in zip(exc.results, exc.finished, keys, strict=True)
+        ]
+    finally:
+        if bar is not None:
+            bar.close()
+    missing = [key for key, out in zip(keys, outputs, strict=True) if out is None]
+    parts = [
+        out if out is not None else _unfinished_block(job[2], job[4], "not run: interrupted")
+        for job, out in zip(jobs[:n_blocks], outputs[:n_blocks], strict=True)
+    ]
+    unfinished = set(lost) | set(missing)
+    failed = [
+        k for k, part in zip(keys[:n_blocks], parts, strict=True) if part.error is not None and k not in unfinished
+    ]
     results = [_merge(name, parts[i * len(blocks) : (i + 1) * len(blocks)]) for i, name in enumerate(names)]
     pm = get_plugin_manager()
     for run in results:
@@ -595,13 +709,22 @@ def run_bandits(config: BanditBenchConfig, progress: bool = False, workers: int 
             pm.notify_metrics(
                 "harness.bench", config.horizon, {"regret_mean": run.regret_mean, "regret_ci95": run.regret_ci95}
             )
-    if config.mabwiser:
-        refs = [r.policy for r in results if r.error is None and r.policy in MABWISER_REFERENCES]
-        results += run_mabwiser(config, refs, workers=workers)
+    results += _mabwiser_runs(config, refs, [out or "not run: interrupted" for out in outputs[n_blocks:]])
     env = make_problem(config.problem, seed=config.seed)
     bound = lai_robbins_bound(env.means, config.rounds()) if isinstance(env, BernoulliProblem) else None
-    meta = {"torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "workers": workers}
-    return BanditReport(config, config.rounds(), results, bound, meta)
+    status = "interrupted" if missing else ("partial" if lost or failed else "complete")
+    counts = {"lost": lost, "failed": failed, "missing": missing}
+    meta = {
+        "torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "workers": workers,
+        "status": status, "jobs": {"total": len(keys), **counts},
+    }  # fmt: skip
+    report = BanditReport(config, config.rounds(), results, bound, meta)
+    if interrupted is not None:
+        interrupted.report = report
+        if log is not None:
+            log.set_status("interrupted", **counts)
+        raise interrupted
+    return report
 
 
 def format_report(report: BanditReport) -> str:
@@ -640,11 +763,16 @@ def json_safe(obj: Any) -> Any:
 
 
 def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
-    """Write ``results.json`` (everything; strict JSON, undefined values as ``null``) and
-    ``regret.csv`` (one row per policy, seed and checkpoint) into ``folder``; returns the folder."""
+    """Write ``results.json`` (everything, with ``status`` from ``report.meta``; strict JSON,
+    undefined values as ``null``) and ``regret.csv`` (one row per policy, seed and checkpoint)
+    into ``folder``, each atomically (a reader or a kill never sees half a file); returns the
+    folder."""
+    if not isinstance(report, BanditReport):
+        raise InputValidationError(f"expected a BanditReport, got {type(report).__name__}")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     doc = {
+        "status": report.meta.get("status", "complete"),
         "config": asdict(report.config),
         "config_hash": report.config.digest(),
         "rounds": report.rounds,
@@ -663,8 +791,8 @@ def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
             for r in report.results
         ],
     }
-    (out / "results.json").write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
-    with open(out / "regret.csv", "w", newline="", encoding="utf-8") as f:
+    write_atomic(out / "results.json", json.dumps(json_safe(doc), indent=1, allow_nan=False))
+    with atomic_file(out / "regret.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["policy", "seed", "round", "cumulative_regret"])
         for r in report.results:
@@ -718,6 +846,7 @@ def plot_regret(report: BanditReport, path: str | os.PathLike[str], log_x: bool 
     ax.set(xlabel="round", ylabel="cumulative regret", title=f"{c.problem}: {c.seeds} seeds, 95% bands")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return path

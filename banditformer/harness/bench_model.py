@@ -40,6 +40,7 @@ from scipy import stats
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import SEED_MAX, check_float, check_int
+from banditformer.harness.runlog import RunInterrupted, RunLog, WorkerLostError, atomic_file, run_jobs, write_atomic
 
 __all__ = [
     "BUDGETED",
@@ -311,7 +312,24 @@ def _summarise(plan: list[tuple[str, str, dict[str, Any]]], runs: list[dict[str,
     return rows
 
 
-def run_models(config: ModelBenchConfig, progress: bool = False, workers: int = 1) -> ModelReport:
+_NUMBERS = ("accuracy", "flop_saving", "train_flop_saving", "flops_per_sample", "eval_us_per_sample", "wall_time_s")
+
+
+def _decode_result(doc: Any) -> dict[str, Any]:
+    """A recorded run, checked (a record is data): its label, seed, and its error or numbers."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("label"), str) or not isinstance(doc.get("seed"), int):
+        raise ValueError(f"expected a run record with a label and a seed, got {str(doc)[:80]}")
+    if "error" in doc:
+        if not isinstance(doc["error"], str):
+            raise ValueError(f"expected the error as text, got {doc['error']!r}")
+    elif not all(isinstance(doc.get(k), (int, float)) and not isinstance(doc.get(k), bool) for k in _NUMBERS):
+        raise ValueError(f"expected the numbers {_NUMBERS} in a run record, got {sorted(doc)}")
+    return doc
+
+
+def run_models(
+    config: ModelBenchConfig, progress: bool = False, workers: int = 1, log: RunLog | None = None
+) -> ModelReport:
     """Train and evaluate every configuration of ``config`` ``seeds`` times.
 
     Args:
@@ -319,37 +337,84 @@ def run_models(config: ModelBenchConfig, progress: bool = False, workers: int = 
         progress: a progress bar over the runs.
         workers: runs at once, in spawned processes (each with ``config.threads`` threads; they
             see the plugins installed through entry points). The numbers are the same for every
-            value.
-    """
-    from banditformer.harness.bench import _map
+            value. A run whose process dies is reported by label and seed
+            (``meta["jobs"]["lost"]``); the other runs go on.
+        log: a :class:`~banditformer.harness.runlog.RunLog` of kind ``"model"`` for this
+            configuration: each run is recorded in it as it finishes, and runs it has recorded
+            are not run again (a resume ends with the same numbers as an uninterrupted run).
 
+    Returns:
+        the report; ``meta["status"]`` is ``"complete"``, or ``"partial"`` when a run failed or
+        lost its process.
+
+    Raises:
+        RunInterrupted: on Ctrl-C, after the workers are stopped; its ``report`` holds what
+            finished (``meta["status"] == "interrupted"``), and ``log`` says ``interrupted``.
+    """
     if not isinstance(config, ModelBenchConfig):
         raise InputValidationError(f"expected a ModelBenchConfig, got {type(config).__name__}")
     check_int("workers", workers, low=1)
+    if log is not None and (not isinstance(log, RunLog) or log.kind != "model"):
+        raise InputValidationError(f"expected a RunLog of kind 'model' or None, got {log!r}")
     plan = config.plan()
     jobs = [(config, label, ctrl, kw, config.seed + i) for label, ctrl, kw in plan for i in range(config.seeds)]
+    keys = [f"{label}, seed {seed}" for _, label, _, _, seed in jobs]
+    if log is not None:  # validate, then apply
+        log.check_config(asdict(config))
+        log.begin(keys)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), desc="bench model", unit="run", dynamic_ncols=True, disable=None)
+        todo = len(keys) - (0 if log is None else len(set(keys) & set(log.recorded())))
+        bar = tqdm(total=todo, desc="bench model", unit="run", dynamic_ncols=True, disable=None)
     start = time.perf_counter()
+    lost: list[str] = []
 
-    def lost(job: tuple[Any, ...], exc: Exception) -> dict[str, Any]:
-        _, label, controller, _, seed = job
-        return {"label": label, "controller": controller, "seed": seed,
-                "error": f"worker process lost: {type(exc).__name__}: {exc}"}  # fmt: skip
+    def unfinished(i: int, why: str) -> dict[str, Any]:
+        _, label, controller, _, seed = jobs[i]
+        return {"label": label, "controller": controller, "seed": seed, "error": why}
 
-    runs = _map(_one_run, jobs, workers, on_done=None if bar is None else (lambda _: bar.update(1)), on_error=lost)
-    if bar is not None:
-        bar.close()
+    def on_error(i: int, exc: Exception) -> dict[str, Any]:
+        lost.append(keys[i])
+        why = f"{type(exc).__name__}: {exc}"
+        return unfinished(i, f"worker process lost: {why}" if isinstance(exc, WorkerLostError) else why)
+
+    interrupted: RunInterrupted | None = None
+    try:
+        runs = run_jobs(
+            _one_run, jobs, workers=workers, keys=keys, log=log, decode=_decode_result, on_error=on_error,
+            on_done=None if bar is None else (lambda _: bar.update(1)),
+        )  # fmt: skip
+    except RunInterrupted as exc:
+        interrupted = exc
+        runs = [
+            out if ok or key in lost else None for out, ok, key in zip(exc.results, exc.finished, keys, strict=True)
+        ]
+    finally:
+        if bar is not None:
+            bar.close()
+    missing = [key for key, run in zip(keys, runs, strict=True) if run is None]
+    runs = [run if run is not None else unfinished(i, "not run: interrupted") for i, run in enumerate(runs)]
+    unfinished_keys = set(lost) | set(missing)
+    failed = [key for key, run in zip(keys, runs, strict=True) if "error" in run and key not in unfinished_keys]
+    status = "interrupted" if missing else ("partial" if lost or failed else "complete")
+    counts = {"lost": lost, "failed": failed, "missing": missing}
     meta = {
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "workers": workers,
         "seconds": time.perf_counter() - start,
+        "status": status,
+        "jobs": {"total": len(keys), **counts},
     }
-    return ModelReport(config, runs, _summarise(plan, runs), meta)
+    report = ModelReport(config, runs, _summarise(plan, runs), meta)
+    if interrupted is not None:
+        interrupted.report = report
+        if log is not None:
+            log.set_status("interrupted", **counts)
+        raise interrupted
+    return report
 
 
 def format_model_report(report: ModelReport) -> str:
@@ -378,11 +443,15 @@ _CSV_FIELDS = ("label", "controller", "seed", "accuracy", "flop_saving", "train_
 
 
 def write_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> Path:
-    """Write ``results.json`` (config, every run, the summary) and ``runs.csv`` (one row per
-    configuration and seed) into ``folder``; returns the folder."""
+    """Write ``results.json`` (``status`` from ``report.meta``, config, every run, the summary)
+    and ``runs.csv`` (one row per configuration and seed) into ``folder``, each atomically;
+    returns the folder."""
+    if not isinstance(report, ModelReport):
+        raise InputValidationError(f"expected a ModelReport, got {type(report).__name__}")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     doc = {
+        "status": report.meta.get("status", "complete"),
         "config": asdict(report.config),
         "config_hash": report.config.digest(),
         "meta": report.meta,
@@ -391,8 +460,8 @@ def write_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> P
     }
     from banditformer.harness.bench import json_safe
 
-    (out / "results.json").write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False))
-    with open(out / "runs.csv", "w", newline="", encoding="utf-8") as f:
+    write_atomic(out / "results.json", json.dumps(json_safe(doc), indent=1, allow_nan=False))
+    with atomic_file(out / "runs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in report.runs:
@@ -435,7 +504,8 @@ def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> li
     ax.set(xlabel="inference FLOP saving (%)", ylabel="test accuracy (%)", title=title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "pareto.png")
+    with atomic_file(out / "pareto.png") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -443,6 +513,7 @@ def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> li
     ax.set(xlabel="inference MFLOPs per sample", ylabel="inference time per sample (µs)", title=title)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(out / "time.png")
+    with atomic_file(out / "time.png") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return [out / "pareto.png", out / "time.png"]

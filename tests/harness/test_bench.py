@@ -259,7 +259,6 @@ def test_a_worker_that_dies_loses_its_jobs_not_the_others_results() -> None:
     from banditformer.harness.bench import _map
 
     out = _map(_die_on_one, [(0,), (1,), (2,), (3,)], workers=2, on_error=lambda job, exc: ("lost", job[0]))
-    assert out[1] == ("lost", 1)
-    assert all(r in (x * 10, ("lost", x)) for x, r in enumerate(out))
+    assert out == [0, ("lost", 1), 20, 30]  # only the dead worker's job is lost; a new worker runs the rest
     with pytest.raises(Exception, match=r"terminated abruptly|process pool"):
         _map(_die_on_one, [(0,), (1,)], workers=2)

@@ -1,0 +1,354 @@
+"""Benchmarks never lose finished work: each finished job is recorded as it finishes, summaries are
+written atomically, the folder says complete / partial / interrupted, a killed or interrupted run
+resumes to the same numbers as an uninterrupted one, a dead worker loses only its own job, and
+Ctrl-C stops within seconds with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+import banditformer as bf
+from banditformer.harness.bench import BanditBenchConfig, run_bandits, write_report
+from banditformer.harness.runlog import (
+    RunInterrupted,
+    RunLog,
+    WorkerLostError,
+    atomic_file,
+    create_run_folder,
+    run_jobs,
+    write_atomic,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+#: 6 jobs (3 policies x 2 seed blocks) of about 0.1-0.3 s each on the 2-core CPU
+BANDITS = ["--policies", "ucb1", "thompson_beta", "epsilon_greedy", "--horizon", "1500", "--seeds", "4",
+           "--seed-block", "2", "--quiet", "--no-plot"]  # fmt: skip
+BANDIT_CONFIG = {"problem": "bernoulli_easy", "policies": ["ucb1", "thompson_beta", "epsilon_greedy"],
+                 "horizon": 1500, "seeds": 4, "seed_block": 2}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces: atomic files, folders, the job log
+
+
+def test_atomic_writes_replace_whole_files_and_a_failed_write_leaves_the_old_one(tmp_path: Path) -> None:
+    target = tmp_path / "results.json"
+    write_atomic(target, '{"old": 1}')
+    with pytest.raises(RuntimeError, match="killed"), atomic_file(target) as tmp:
+        tmp.write_text('{"new": ')  # half written, then the writer dies
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == '{"old": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary left
+    write_atomic(target, b"bytes too")
+    assert target.read_bytes() == b"bytes too"
+    with pytest.raises(bf.InputValidationError, match="expected str or bytes"):
+        write_atomic(target, 3)  # type: ignore[arg-type]
+
+
+def test_runs_started_in_the_same_second_get_different_folders(tmp_path: Path) -> None:
+    made: list[Path] = []
+    start = threading.Barrier(8)
+
+    def make() -> None:
+        start.wait()
+        made.append(create_run_folder(tmp_path, "20250101-000000-bandits-abc"))
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(made)) == 8 and all(p.is_dir() for p in made)
+    assert sorted(p.name for p in made)[:2] == ["20250101-000000-bandits-abc", "20250101-000000-bandits-abc-2"]
+    a = RunLog.create(tmp_path / "logs", "bandits", {"x": 1}, "abc", stamp="20250101-000000")
+    b = RunLog.create(tmp_path / "logs", "bandits", {"x": 1}, "abc", stamp="20250101-000000")
+    assert a.folder != b.folder
+
+
+def test_an_unwritable_output_folder_fails_before_any_work(tmp_path: Path, capsys) -> None:
+    from banditformer.cli import main
+
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(bf.InputValidationError, match=r"expected a results folder that can be created at .*, got: "):
+        RunLog.create(tmp_path / "a_file" / "sub", "bandits", {}, "abc")
+    start = time.perf_counter()
+    assert main(["bench", "bandits", "--horizon", "100000", "--quiet", "--out", str(tmp_path / "a_file")]) == 2
+    assert time.perf_counter() - start < 5  # refused before the (long) run, not after it
+    err = capsys.readouterr().err
+    assert "expected a folder for results at" in err and "got a file" in err
+
+
+def test_the_log_records_each_job_and_a_second_pass_runs_only_what_is_missing(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path, "demo", {"n": 4}, "abc")
+    keys = ["a", "b", "c", "d"]
+    log.begin(keys)
+    calls: list[int] = []
+
+    def square(x: int) -> int:
+        calls.append(x)
+        if x == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the third job
+        return x * x
+
+    with pytest.raises(RunInterrupted) as info:
+        run_jobs(square, [(0,), (1,), (2,), (3,)], keys=keys, log=log)
+    assert info.value.finished == [True, True, False, False] and info.value.results[:2] == [0, 1]
+    assert log.recorded() == {"a": 0, "b": 1}
+    log.close()
+    again = RunLog.resume(log.folder, "demo")
+    calls.clear()
+    assert run_jobs(lambda x: x * x, [(0,), (1,), (2,), (3,)], keys=keys, log=again) == [0, 1, 4, 9]
+    assert run_jobs(square, [(0,), (1,), (2,), (3,)], keys=keys, log=again) == [0, 1, 4, 9] and calls == []
+    # a damaged record (not one our atomic writes leave) runs again, with a warning
+    record = next(p for p in (log.folder / "jobs").iterdir() if p.name.startswith("d-"))
+    record.write_text('{"key": "d", "val')
+    with pytest.warns(UserWarning, match="unreadable job record"):
+        assert run_jobs(lambda x: -x, [(0,), (1,), (2,), (3,)], keys=keys, log=again) == [0, 1, 4, -3]
+
+
+def test_resume_refuses_another_configuration_another_plan_or_a_folder_in_use(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path, "bandits", {"horizon": 50, "policies": ["ucb1"]}, "abc")
+    log.begin(["ucb1, seeds 0-1"])
+    with pytest.raises(bf.InputValidationError, match="no other process"):
+        RunLog.resume(log.folder, "bandits")  # the first one still holds it
+    log.close()
+    again = RunLog.resume(log.folder, "bandits")
+    with pytest.raises(bf.InputValidationError, match=r"horizon: recorded 50, given 60"):
+        again.check_config({"horizon": 60, "policies": ["ucb1"]})
+    with pytest.raises(bf.InputValidationError, match=r"new: \['kl_ucb, seeds 0-1'\]"):
+        again.begin(["ucb1, seeds 0-1", "kl_ucb, seeds 0-1"])
+    again.close()
+    with pytest.raises(bf.InputValidationError, match="got one of kind 'bandits'"):
+        RunLog.resume(log.folder, "model")
+    with pytest.raises(bf.InputValidationError, match=r"with run\.json"):
+        RunLog.resume(tmp_path, "bandits")
+
+
+def _square_or_die(x: int) -> int:
+    if x == 1:
+        os._exit(3)  # a worker that exits under the job
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # the out-of-memory killer, say
+    time.sleep(0.05)
+    return x * x
+
+
+@pytest.mark.slow
+def test_a_dead_worker_loses_only_its_own_job_and_a_new_one_takes_its_place(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path, "demo", {}, "abc")
+    keys = [f"job {x}" for x in range(6)]
+    log.begin(keys)
+    errors: dict[int, Exception] = {}
+    out = run_jobs(_square_or_die, [(x,) for x in range(6)], workers=2, keys=keys, log=log,
+                   on_error=lambda i, exc: errors.setdefault(i, exc) and None)  # fmt: skip
+    assert [out[x] for x in (0, 2, 4, 5)] == [0, 4, 16, 25]  # every other job finished
+    assert set(errors) == {1, 3} and all(isinstance(e, WorkerLostError) for e in errors.values())
+    assert "exit status 3" in str(errors[1]) and "'job 1'" in str(errors[1])
+    assert "SIGKILL" in str(errors[3]) and "'job 3'" in str(errors[3])
+    assert sorted(log.recorded()) == ["job 0", "job 2", "job 4", "job 5"]  # lost jobs run again on resume
+
+
+# ---------------------------------------------------------------------------------------------
+# the benches: kill, Ctrl-C, a dead worker, then resume
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted `bench bandits` run of BANDITS (in this process)."""
+    from banditformer.cli import main
+
+    out = tmp_path_factory.mktemp("uninterrupted")
+    assert main(["bench", "bandits", *BANDITS, "--out", str(out)]) == 0
+    (folder,) = out.iterdir()
+    return folder
+
+
+def _numbers(folder: Path) -> tuple[list, str]:
+    """What must match digit for digit: every result but its timing, and the whole CSV."""
+    doc = json.loads((folder / "results.json").read_text())
+    timeless = [{k: v for k, v in r.items() if not k.startswith("seconds")} for r in doc["results"]]
+    return timeless, (folder / "regret.csv").read_text()
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "banditformer.cli", *args], env=ENV, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def _wait_for_jobs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> Path:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = [p for p in out.glob("*/jobs/*.json") if not p.name.startswith(".")]
+        if len(found) >= n:
+            return found[0].parents[1]
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.02)
+    raise AssertionError(f"no {n} recorded jobs in {timeout} s")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path, uninterrupted: Path) -> None:
+    from banditformer.cli import main
+
+    proc = _start(["bench", "bandits", *BANDITS, "--out", str(tmp_path)])
+    folder = _wait_for_jobs(tmp_path, 2, proc)
+    proc.kill()
+    proc.wait()
+    recorded = len(list((folder / "jobs").glob("*.json")))
+    assert 2 <= recorded < 6, "the kill came too late to test a resume"
+    assert json.loads((folder / "status.json").read_text())["status"] == "running"  # what a kill leaves
+    assert not (folder / "results.json").exists()
+    assert main(["bench", "bandits", "--resume", str(folder), "--quiet", "--no-plot"]) == 0
+    assert json.loads((folder / "status.json").read_text())["status"] == "complete"
+    assert json.loads((folder / "results.json").read_text())["status"] == "complete"
+    assert _numbers(folder) == _numbers(uninterrupted)
+    # a resume of a complete folder runs nothing and rewrites the same numbers
+    assert main(["bench", "bandits", "--resume", str(folder), "--quiet", "--no-plot", "--seeds", "4"]) == 0
+    assert _numbers(folder) == _numbers(uninterrupted)
+
+
+def test_resume_refuses_flags_that_differ_from_the_recorded_configuration(uninterrupted: Path, capsys) -> None:
+    from banditformer.cli import main
+
+    assert main(["bench", "bandits", "--resume", str(uninterrupted), "--horizon", "2000", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "expected the configuration recorded in" in err and "--horizon 2000 (recorded 1500)" in err
+    assert json.loads((uninterrupted / "status.json").read_text())["status"] == "complete"  # unchanged
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs SIGINT")
+@pytest.mark.slow
+def test_ctrl_c_stops_within_seconds_with_one_line_and_the_folder_says_interrupted(
+    tmp_path: Path, uninterrupted: Path
+) -> None:
+    from banditformer.cli import main
+
+    proc = _start(["bench", "bandits", *BANDITS, "--workers", "2", "--out", str(tmp_path)])
+    folder = _wait_for_jobs(tmp_path, 1, proc)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    stopped = time.monotonic() - sent
+    assert proc.returncode == 130, err.decode()
+    assert stopped < 10, f"took {stopped:.1f} s to stop"
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("banditformer: interrupted: ") and "--resume" in lines[0], lines
+    status = json.loads((folder / "status.json").read_text())
+    assert status["status"] == "interrupted" and status["missing"]
+    doc = json.loads((folder / "results.json").read_text())  # what had finished, summarised
+    assert doc["status"] == "interrupted" and any(r["error"] == "not run: interrupted" for r in doc["results"])
+    assert main(["bench", "bandits", "--resume", str(folder), "--quiet", "--no-plot"]) == 0
+    assert _numbers(folder) == _numbers(uninterrupted)
+
+
+@pytest.mark.slow
+def test_a_killed_bench_worker_loses_one_job_by_name_and_the_rest_finish(tmp_path: Path, uninterrupted: Path) -> None:
+    import multiprocessing
+
+    config = BanditBenchConfig(**BANDIT_CONFIG)
+    log = RunLog.create(tmp_path, "bandits", asdict(config), config.digest())
+    killed: list[int] = []
+
+    def kill_one_worker() -> None:  # once a job is recorded, as the out-of-memory killer would
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not list((log.folder / "jobs").glob("*.json")):
+            time.sleep(0.01)
+        workers = multiprocessing.active_children()
+        if workers:
+            os.kill(workers[0].pid, signal.SIGKILL)
+            killed.append(workers[0].pid)
+
+    killer = threading.Thread(target=kill_one_worker)
+    killer.start()
+    report = run_bandits(config, workers=2, log=log)
+    killer.join()
+    assert killed
+    lost = report.meta["jobs"]["lost"]
+    assert report.meta["status"] == "partial" and len(lost) == 1, report.meta
+    policy = lost[0].split(",")[0]
+    (failed,) = [r for r in report.results if r.error is not None]
+    assert failed.policy == policy and "worker process lost" in failed.error and lost[0] in failed.error
+    assert sum(r.error is None for r in report.results) == 2  # the other policies finished
+    assert len(list((log.folder / "jobs").glob("*.json"))) == 5
+    log.close()
+    resumed = run_bandits(config, log=RunLog.resume(log.folder, "bandits"))  # runs the lost job only
+    assert resumed.meta["status"] == "complete"
+    write_report(resumed, tmp_path / "summary")
+    assert _numbers(tmp_path / "summary")[1] == _numbers(uninterrupted)[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# bench model
+
+
+TINY = ["--task", "digits", "--epochs", "1", "--batch-size", "128", "--width", "16", "--layers", "2", "--heads", "2",
+        "--controllers", "static", "dht", "--lams", "0.2", "--seeds", "2", "--quiet", "--no-plot"]  # fmt: skip
+TIMING = ("wall_time_s", "eval_us_per_sample", "train")
+
+
+def _runs(folder: Path) -> list[dict]:
+    doc = json.loads((folder / "results.json").read_text())
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in doc["runs"]]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.slow
+def test_bench_model_killed_then_resumed_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")  # the digits task
+    from banditformer.cli import main
+
+    proc = _start(["bench", "model", *TINY, "--out", str(tmp_path / "killed")])
+    folder = _wait_for_jobs(tmp_path / "killed", 1, proc)
+    proc.kill()
+    proc.wait()
+    assert 1 <= len(list((folder / "jobs").glob("*.json"))) < 4, "the kill came too late to test a resume"
+    assert main(["bench", "model", "--resume", str(folder), "--quiet", "--no-plot"]) == 0
+    assert json.loads((folder / "status.json").read_text())["status"] == "complete"
+    assert main(["bench", "model", *TINY, "--out", str(tmp_path / "clean")]) == 0
+    (clean,) = (tmp_path / "clean").iterdir()
+    assert _runs(folder) == _runs(clean) and len(_runs(folder)) == 4
+    assert main(["bench", "model", "--resume", str(folder), "--epochs", "2"]) == 2
+
+
+def test_bench_model_interrupted_keeps_the_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("sklearn")  # the digits task
+    from banditformer.harness import bench_model
+    from banditformer.harness.bench_model import ModelBenchConfig, run_models
+
+    config = ModelBenchConfig(task="digits", epochs=1, batch_size=128, d_model=16, num_layers=2, num_heads=2,
+                              controllers=["static", "dht"], lams=[0.2], seeds=2)  # fmt: skip
+    log = RunLog.create(tmp_path, "model", asdict(config), config.digest())
+    real = bench_model._one_run
+
+    def third_is_interrupted(config, label, controller, kwargs, seed):
+        if (label, seed) == ("dht lam=0.2", 0):
+            raise KeyboardInterrupt
+        return real(config, label, controller, kwargs, seed)
+
+    monkeypatch.setattr(bench_model, "_one_run", third_is_interrupted)
+    with pytest.raises(RunInterrupted) as info:
+        run_models(config, log=log)
+    report = info.value.report
+    assert report.meta["status"] == "interrupted" and report.meta["jobs"]["missing"] == [
+        "dht lam=0.2, seed 0",
+        "dht lam=0.2, seed 1",
+    ]
+    assert [r.get("error") for r in report.runs] == [None, None, "not run: interrupted", "not run: interrupted"]
+    assert json.loads((log.folder / "status.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(bench_model, "_one_run", real)
+    log.close()
+    done = run_models(config, log=RunLog.resume(log.folder, "model"))
+    assert done.meta["status"] == "complete" and [r["accuracy"] for r in done.runs[:2]] == [
+        r["accuracy"] for r in report.runs[:2]
+    ]
