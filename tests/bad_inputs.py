@@ -599,3 +599,30 @@ def bench_results_folder_is_a_file(tmp: Path):
 
     (tmp / "a_file").write_text("")
     return [], lambda: RunLog.create(tmp / "a_file", "bandits", {}, "abc")
+
+
+class _OutOfRange(bf.Policy):
+    """A plugin policy whose `_select` breaks the contract: arm `num_arms` does not exist."""
+
+    def _select(self, context, groups):
+        return torch.full((groups.shape[0],), self.num_arms, dtype=torch.long)
+
+    def _update(self, arms, rewards, context, groups):
+        pass
+
+
+class _OutOfRangePlugin:
+    @hookimpl
+    def banditformer_add_policies(self):
+        return {"off_by_one": _OutOfRange}
+
+
+@case
+def plugin_policy_returns_arms_out_of_range(tmp: Path):
+    from banditformer.plugins import set_plugin_manager
+
+    pm = PluginManager(autoload=False)
+    pm.register(_OutOfRangePlugin(), name="sloppy")
+    set_plugin_manager(pm)
+    policy = bf.make_policy("off_by_one", num_arms=3)
+    return [policy], lambda: policy.select(n=2)

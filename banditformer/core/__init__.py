@@ -11,6 +11,7 @@ from banditformer.core.errors import (
     PluginError,
     PluginLoadError,
     PluginWarning,
+    PolicyContractError,
     TrainingDivergedError,
     UnknownNameError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "PluginWarning",
     "Policy",
     "PolicyBase",
+    "PolicyContractError",
     "Timing",
     "TrainingDivergedError",
     "UnknownNameError",

@@ -10,6 +10,7 @@ __all__ = [
     "PluginError",
     "PluginLoadError",
     "PluginWarning",
+    "PolicyContractError",
     "TrainingDivergedError",
     "UnknownNameError",
 ]
@@ -65,6 +66,12 @@ class PluginError(BanditformerError):
 
 class PluginLoadError(PluginError):
     """A plugin failed to import or to register."""
+
+
+class PolicyContractError(PluginError, RuntimeError):
+    """A policy implementation returned what its contract rules out (arms out of range, a row
+    with the wrong number of base arms, a wrong shape or dtype). The message names the policy,
+    its plugin and its class: the fault is the implementation's, not the caller's."""
 
 
 class DuplicateNameError(PluginError):

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.core.errors import InputValidationError
+from banditformer.core.errors import InputValidationError, PolicyContractError
 from banditformer.core.random import make_generator
 from banditformer.core.state import CheckedModule, locked
 from banditformer.core.validation import (
@@ -33,6 +33,7 @@ from banditformer.core.validation import (
     check_tensor,
     index_ok,
     range_ok,
+    value_checks_enabled,
     values_ok,
 )
 
@@ -271,6 +272,35 @@ class PolicyBase(CheckedModule, ABC):
         self.arm_counts.index_add_(0, arms, torch.ones_like(rewards))
         self.arm_reward_sums.index_add_(0, arms, rewards)
 
+    def _check_output(self, out: object, shape: tuple[int, ...], kind: str, ok: Any, what: str) -> None:
+        """Check what ``_select`` returned: a tensor of ``shape``, dtype ``kind``, on the
+        policy's device; and, unless the policy is a built-in (tested by the property tests) or
+        value checks are off, ``ok(out)`` (a 0-dim bool tensor: the values keep the contract).
+
+        Raises:
+            PolicyContractError: naming the policy, its plugin and its class.
+        """
+        plugin, name = getattr(self, "_bf_origin", (type(self).__module__, None))
+        who = f"{'policy ' + repr(name) + ' (' if name else ''}{type(self).__qualname__}{')' if name else ''}"
+        if not isinstance(out, Tensor):
+            got = type(out).__name__
+        elif tuple(out.shape) != shape or (kind == "bool") != (out.dtype == torch.bool) or (
+            kind == "int" and (out.is_floating_point() or out.is_complex())
+        ):
+            got = f"shape {tuple(out.shape)} and dtype {out.dtype}"
+        elif out.device.type != self.device.type:
+            got = f"a tensor on {out.device}"
+        elif plugin != "builtin" and value_checks_enabled() and out.numel() and not bool(ok(out)):
+            got = f"values that break it: {what}"
+        else:
+            return
+        dtype = "torch.bool" if kind == "bool" else "an integer dtype"
+        raise PolicyContractError(
+            f"{who}._select broke the policy contract: expected a tensor of shape {shape} and {dtype} on "
+            f"{self.device}, got {got}",
+            plugin=plugin,
+        )
+
     def extra_repr(self) -> str:
         parts = [f"num_arms={self.num_arms}"]
         if self.context_dim is not None:
@@ -322,7 +352,11 @@ class Policy(PolicyBase):
             return torch.zeros(0, dtype=torch.long, device=self.device)
         if not explore:
             return self._means(context, groups).argmax(1)
-        return self._select(context, groups)
+        arms = self._select(context, groups)
+        self._check_output(
+            arms, (n,), "int", lambda a: index_ok(a, self.num_arms), f"arms outside [0, {self.num_arms})"
+        )
+        return arms
 
     @locked
     def update(
@@ -441,7 +475,12 @@ class CombinatorialPolicy(PolicyBase):
             return torch.zeros(0, self.num_arms, dtype=torch.bool, device=self.device)
         if not explore:
             return top_k_mask(self._means(context, groups), k.long())
-        return self._select(context, k.long(), groups)
+        kk = k.long()
+        chosen = self._select(context, kk, groups)
+        self._check_output(
+            chosen, (n, self.num_arms), "bool", lambda c: (c.sum(1) == kk).all(), "rows without exactly k[i] base arms"
+        )
+        return chosen
 
     @locked
     def update(

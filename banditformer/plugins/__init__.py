@@ -93,6 +93,8 @@ def _build(kind: str, name: str, expected: type | tuple[type, ...], *args: Any, 
             plugin=entry.plugin,
             hook=KINDS[kind],
         )
+    if isinstance(obj, PolicyBase):  # so that a contract breach names the plugin and the name
+        obj._bf_origin = (entry.plugin, name)
     return obj
 
 

@@ -8,6 +8,7 @@ import io
 import pytest
 import torch
 
+import banditformer as bf
 from banditformer import InputValidationError, make_policy
 from tests.bandits.helpers import ALL, build, play, state_equal
 
@@ -90,3 +91,33 @@ def test_tiny_beta_priors_give_no_nan_samples() -> None:
 
     tiny = torch.full((1000,), 1e-310, dtype=torch.float64)
     assert bool(torch.isfinite(sample_beta(tiny, tiny, torch.Generator().manual_seed(0))).all())
+
+
+class _TooMany(bf.CombinatorialPolicy):
+    """Picks every base arm whatever ``k`` says: a broken implementation."""
+
+    def _select(self, context, k, groups):
+        return torch.ones(k.shape[0], self.num_arms, dtype=torch.bool)
+
+    def _update(self, chosen, rewards, context, groups):
+        pass
+
+
+class _FloatArms(bf.Policy):
+    def _select(self, context, groups):
+        return torch.zeros(groups.shape[0])
+
+    def _update(self, arms, rewards, context, groups):
+        pass
+
+
+def test_a_broken_policy_implementation_is_blamed_by_class_and_module() -> None:
+    with pytest.raises(bf.PolicyContractError, match=r"plugin 'tests.bandits.test_robustness': _TooMany._select broke"
+                       r".* rows without exactly k\[i\] base arms"):  # fmt: skip
+        _TooMany(num_arms=4).select(k=torch.tensor([1, 2]))
+    with pytest.raises(bf.PolicyContractError, match=r"_FloatArms._select .* got shape \(3,\) and dtype torch.float32"):
+        _FloatArms(num_arms=2).select(n=3)
+    from banditformer import value_checks
+
+    with value_checks(False):  # value checks off: only the free shape and dtype checks run
+        assert _TooMany(num_arms=4).select(k=1, n=2).sum() == 8
