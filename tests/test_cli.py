@@ -53,3 +53,111 @@ def test_demo_trains_dht_and_the_full_model(capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit):
         main(["demo", "--task", "imagenet"])
     assert "unknown task 'imagenet'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ issue 12: classes 4 and 8
+@pytest.mark.parametrize(
+    ("argv", "usage", "says"),
+    [
+        (["bench", "bandits", "--horizn", "5"], "usage: banditformer bench bandits", "did you mean --horizon?"),
+        (["bench", "model", "--controler", "dht"], "usage: banditformer bench model", "did you mean --controllers?"),
+        (["bench", "bandits", "--problem", "bernoulli_eazy"], "usage: banditformer bench bandits",
+         "unknown problem 'bernoulli_eazy'; expected one of: bernoulli_close, "),
+        (["bench", "model", "--task", "digit"], "usage: banditformer bench model", "did you mean 'digits'?"),
+        (["demo", "--task", "imagenet"], "usage: banditformer demo", "unknown task 'imagenet'"),
+        (["bench", "modle"], "usage: banditformer bench ", "did you mean model?"),
+    ],
+)  # fmt: skip
+def test_usage_errors_show_the_subcommands_usage_and_the_closest_name(argv, usage, says, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith(usage) and says in err, err
+    assert "usage: banditformer [-h]" not in err  # not the top-level usage
+
+
+def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from banditformer.harness import experiment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a run started before the options were checked")
+
+    monkeypatch.setattr(experiment, "run_experiment", refuse)
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--lam", "-1"], "expected `--lam` in [0, inf], got -1.0"),
+        (["--warmup", "2"], "expected `--warmup` in [0, 1), got 2.0"),
+        (["--budget", "0"], "expected `--budget` in (0, 1], got 0.0"),
+        (["--budget", "1.5"], "expected `--budget` in (0, 1], got 1.5"),
+        (["--epochs", "0"], "expected `--epochs` in [1, inf], got 0"),
+        (["--width", "10", "--heads", "3"], "expected `--width` to be a multiple of `--heads` (3), got 10"),
+        (["--seed", str(2**64)], "expected `--seed` in [0, 9223372036854775807], got 18446744073709551616"),
+        (["--width", str(2**17), "--layers", "512"], "to fit in the"),
+    ],
+)
+def test_the_demo_checks_every_option_before_the_first_run(flags, says, monkeypatch, capsys) -> None:
+    _no_training(monkeypatch)
+    assert main(["demo", "--task", "pointer_chasing", *flags]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_bench_model_fails_on_a_bad_controller_option_before_any_run(tmp_path, monkeypatch, capsys) -> None:
+    _no_training(monkeypatch)
+    argv = ["bench", "model", "--task", "pointer_chasing", "--task-kwargs", '{"num_samples": 60}', "--controllers",
+            "static", "dht", "--controller-kwargs", '{"dht": {"head_rewrd": "x"}}', "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "expected arguments matching controller 'dht'" in err and "(configuration 'dht lam=0.05')" in err
+    assert list(tmp_path.iterdir()) == []  # no results folder either
+
+
+def test_missing_matplotlib_is_refused_before_the_run_unless_no_plot(tmp_path, monkeypatch, capsys) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    argv = ["bench", "bandits", "--problem", "bernoulli_two", "--policies", "ucb1", "--horizon", "20", "--seeds", "2",
+            "--quiet", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 2
+    assert "expected matplotlib for the plots (pip install 'banditformer[bench]'), or --no-plot" in (
+        capsys.readouterr().err
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert main([*argv, "--no-plot"]) == 0
+
+
+def test_more_workers_than_cpus_warns_and_runs(tmp_path, monkeypatch, capsys) -> None:
+    from banditformer import cli
+
+    monkeypatch.setattr(cli, "cpu_count", lambda: 1)
+    argv = ["bench", "bandits", "--problem", "bernoulli_two", "--policies", "ucb1", "--horizon", "20", "--seeds", "2",
+            "--quiet", "--no-plot", "--out", str(tmp_path)]  # fmt: skip
+    assert main([*argv, "--workers", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "banditformer: warning: --workers 2 is more than the 1 CPU(s) this process may use" in err
+    assert main([*argv, "--workers", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_toml_file_that_is_not_utf8_or_misspells_a_key_is_a_clear_error(tmp_path, capsys) -> None:
+    config = tmp_path / "bench.toml"
+    config.write_bytes('problem = "bernoulli_two"\n# r\xe9sum\xe9\n'.encode("latin-1"))
+    assert main(["bench", "bandits", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "expected a UTF-8 TOML file at" in err and "got byte b'\\xe9' at offset 29" in err
+    assert "Traceback" not in err and "UnicodeDecodeError" not in err
+    config.write_text("horizn = 5\n")
+    assert main(["bench", "bandits", "--config", str(config)]) == 2
+    assert "got unknown ['horizn']; did you mean 'horizon'?" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "banditformer.cli", "plugins"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # like `| head` that has read enough: every write now fails with EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err

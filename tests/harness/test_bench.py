@@ -262,3 +262,51 @@ def test_a_worker_that_dies_loses_its_jobs_not_the_others_results() -> None:
     assert out == [0, ("lost", 1), 20, 30]  # only the dead worker's job is lost; a new worker runs the rest
     with pytest.raises(Exception, match=r"terminated abruptly|process pool"):
         _map(_die_on_one, [(0,), (1,)], workers=2)
+
+
+# ------------------------------------------------------ issue 12: checked before computing
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"seed": 2**63}, "expected `seed` in [0, 9223372036854775807], got 9223372036854775808"),
+        ({"horizon": 100, "checkpoints": 101}, "expected `checkpoints` at most `horizon` (100), got 101"),
+        ({"horizon": 5, "checkpoints": 11}, "expected `checkpoints` at most `horizon` (5), got 11"),
+        ({"mabwiser": 1}, "expected `mabwiser` to be a bool, got 1"),
+    ],
+)
+def test_sizes_are_checked_against_what_the_run_can_hold(kwargs: dict, says: str) -> None:
+    with pytest.raises(bf.InputValidationError) as info:
+        BanditBenchConfig(**{"problem": "bernoulli_two", "policies": ["ucb1"], **kwargs})
+    assert str(info.value) == says
+    BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=5)  # the default 10 checkpoints fit any
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    from banditformer.core import validation
+
+    monkeypatch.setattr(validation, "available_memory", lambda: 10**9)
+    ok = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=1000, seeds=20)
+    assert sum(ok.memory_estimate().values()) < 10**6
+    with pytest.raises(bf.InputValidationError) as info:
+        BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=10**12)  # a byte a round: 1 TB
+    assert str(info.value).startswith(
+        "expected a run of 1 policy(ies) x 20 seed(s) x 10 checkpoints over 1000000000000 rounds to fit in the "
+        "1 GB of memory available, got an estimate of 1 TB (round marks 1 TB,"
+    )
+    with pytest.raises(bf.InputValidationError, match=r"x 30000000 checkpoints .* got an estimate of [\d.]+ GB"):
+        BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=3 * 10**7, checkpoints=3 * 10**7)
+    # the policy's statistics per seed count: LinUCB holds a d x d matrix per arm and seed
+    small = BanditBenchConfig(problem="linear_contextual", policies=["linucb"], seeds=10, horizon=10)
+    block = small.memory_estimate()["block"] * 10**4  # ~ the block of 10**5 seeds
+    monkeypatch.setattr(validation, "available_memory", lambda: int(block / 2))
+    with pytest.raises(bf.InputValidationError, match=r"got an estimate of [\d.]+ [GM]B \(block "):
+        BanditBenchConfig(problem="linear_contextual", policies=["linucb"], seeds=10**5, horizon=10)
+
+
+def test_mabwiser_is_checked_when_the_configuration_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mabwiser.mab", None)
+    with pytest.raises(bf.InputValidationError, match=r"expected MABWiser installed for `mabwiser=True`"):
+        BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=20, mabwiser=True)
+    BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=20)  # not asked for: not needed

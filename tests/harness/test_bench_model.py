@@ -154,3 +154,64 @@ def test_the_cli_takes_flags_and_a_toml_file(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "model", "--task-kwargs", "[1]"])
     assert "expected a JSON object" in capsys.readouterr().err
+
+
+# ------------------------------------------------------ issue 12: checked before computing
+POINTER = {"task": "pointer_chasing", "task_kwargs": {"num_samples": 60}, "epochs": 1, "batch_size": 64,
+           "d_model": 8, "num_layers": 2, "num_heads": 2}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [
+        ({"controllers": ["static_small"], "budgets": [0.5], "controller_kwargs": {"static_small": {"heads": 99}}},
+         "expected `heads` in [1, 2], got 99 (configuration 'static_small@0.5')"),
+        ({"controllers": ["dht"], "controller_kwargs": {"dht": {"head_reward": "x"}}},
+         "expected `head_reward` in ('sample', 'importance'), got 'x' (configuration 'dht lam=0.05')"),
+        ({"controllers": ["dht"], "controller_kwargs": {"dht": {"count_policy": "ucb9"}}},
+         "unknown policy 'ucb9'; expected one of: "),
+        ({"controllers": ["dht"], "controller_kwargs": {"dht": {"head_rewrd": "x"}}},
+         "expected arguments matching controller 'dht'("),
+        ({"controllers": ["dht"], "controller_kwargs": {"dht": 5}}, "expected controller_kwargs['dht'] to be a dict"),
+        ({"task_kwargs": {"num_sample": 60}}, "expected arguments matching task 'pointer_chasing'(seed: 'int' = 0, "),
+        ({"d_model": 10, "num_heads": 3}, "expected `d_model` to be a multiple of `num_heads` (3), got 10"),
+        ({"seed": 2**63}, "expected `seed` in [0, 9223372036854775807], got 9223372036854775808"),
+        ({"d_model": 2**17, "num_layers": 512, "batch_size": 2**16}, "expected a run of a 512-block, 131072-wide"),
+    ],
+)  # fmt: skip
+def test_every_configuration_is_checked_against_its_factory_before_the_first_run(kwargs, says, monkeypatch) -> None:
+    from banditformer.harness import experiment
+
+    monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a run started"))
+    with pytest.raises(bf.InputValidationError) as info:
+        ModelBenchConfig(**{**POINTER, **kwargs})
+    assert str(info.value).startswith(says), str(info.value)
+
+
+def test_a_plugin_factory_that_raises_its_own_error_is_named_with_the_configuration(failing_controller) -> None:
+    # (the fixture restores the process-wide manager afterwards)
+    class Picky(StaticFull):
+        def __init__(self, num_layers: int, num_heads: int, *, colour: str = "red") -> None:
+            if colour != "red":
+                raise ValueError(f"no {colour}")
+            super().__init__(num_layers, num_heads)
+
+    class Plugin:
+        @hookimpl
+        def banditformer_add_controllers(self):
+            return {"picky": Picky}
+
+    pm = PluginManager(autoload=False)
+    pm.register(Plugin(), name="picky_plugin")
+    set_plugin_manager(pm)
+    with pytest.raises(bf.InputValidationError) as info:
+        ModelBenchConfig(**{**POINTER, "controllers": ["picky"], "controller_kwargs": {"picky": {"colour": "blue"}}})
+    assert str(info.value) == "expected controller 'picky' to build, got ValueError: no blue (configuration 'picky')"
+
+
+def test_the_checks_build_the_task_once_and_the_plan_is_unchanged() -> None:
+    config = ModelBenchConfig(**{**POINTER, "controllers": ["static", "static_small", "dht"], "budgets": [0.5],
+                                 "warmup": 0.5})  # fmt: skip
+    plan = config.plan()
+    assert [label for label, _, _ in plan] == ["static", "static_small@0.5", "dht lam=0.05", "dht lam=0.2"]
+    assert plan[2][2]["warmup_steps"] == round(0.5 * config.steps())
