@@ -23,7 +23,6 @@ from torch import Tensor
 
 import banditformer
 from banditformer import Policy
-from banditformer.core import check_float
 
 __all__ = ["EXP3", "banditformer_add_policies", "exp3_probabilities"]
 
@@ -90,8 +89,8 @@ class EXP3(Policy):
         seed: int = 0,
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
-        gamma = check_float("gamma", gamma, low=0.0, high=1.0, low_open=True)
-        self.register_buffer("gamma", torch.tensor(gamma, dtype=torch.float64))
+        # configuration: checked here, and a checkpoint of another gamma is refused on load
+        self.add_hyperparameter("gamma", gamma, low=0.0, high=1.0, low_open=True)
         self.add_state("log_weights", torch.zeros(num_groups, num_arms, dtype=torch.float64), reduce="sum")
 
     def probabilities(self, groups: Tensor | None = None) -> Tensor:
