@@ -203,7 +203,6 @@ def _bench_finish(log: Any, report: Any, files: list[Any]) -> None:
     """Mark the folder with the run's status, last, once every summary file is written."""
     jobs = {k: v for k, v in report.meta["jobs"].items() if k != "total"}
     log.set_status(report.meta["status"], **jobs, files=[Path(f).name for f in files])
-    log.close()
 
 
 def _bench_interrupted(kind: str, log: Any, exc: Any, write: Any) -> int:
@@ -215,7 +214,6 @@ def _bench_interrupted(kind: str, log: Any, exc: Any, write: Any) -> int:
         files = [] if exc.report is None else [write(exc.report, log.folder) / "results.json"]
         jobs = {} if exc.report is None else {k: v for k, v in exc.report.meta["jobs"].items() if k != "total"}
         log.set_status("interrupted", **jobs, files=[f.name for f in files])
-        log.close()
     print(
         f"banditformer: interrupted: {sum(exc.finished)} of {len(exc.finished)} jobs recorded in {log.folder}; "
         f"`banditformer bench {kind} --resume {log.folder}` runs the rest",
@@ -228,6 +226,7 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
     from banditformer.harness.bench import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
     from banditformer.harness.runlog import RunInterrupted
 
+    log = None
     try:
         config, log = _bench_config(args, "bandits", BanditBenchConfig)
         try:
@@ -239,9 +238,12 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
         if not args.no_plot:
             files.append(plot_regret(report, folder / "regret.png", log_x=args.log_x))
         _bench_finish(log, report, files)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before or after the jobs: status.json still says `running`
         print("banditformer: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if log is not None:
+            log.close()
     print(
         f"banditformer {__version__}: {len(report.results)} policies on {config.problem!r}, {config.seeds} seeds of "
         f"{config.horizon} rounds\n"
@@ -261,6 +263,7 @@ def _cmd_bench_model(args: argparse.Namespace) -> int:
     )
     from banditformer.harness.runlog import RunInterrupted
 
+    log = None
     try:
         config, log = _bench_config(args, "model", ModelBenchConfig)
         plan = config.plan()
@@ -280,9 +283,12 @@ def _cmd_bench_model(args: argparse.Namespace) -> int:
         if not args.no_plot:
             files += plot_model_report(report, folder)
         _bench_finish(log, report, files)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before or after the runs: status.json still says `running`
         print("banditformer: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if log is not None:
+            log.close()
     print(format_model_report(report))
     print(
         f"\n* on the Pareto front of accuracy against FLOP saving\n"

@@ -316,6 +316,12 @@ class RunLog:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def __enter__(self) -> RunLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _write_run(self) -> None:
         doc = {
             "kind": self.kind,

@@ -182,8 +182,9 @@ def _numbers(folder: Path) -> tuple[list, str]:
 
 
 def _start(args: list[str]) -> subprocess.Popen:
+    # its own process group, as a shell gives a command: a terminal's Ctrl-C signals the whole group
     return subprocess.Popen([sys.executable, "-m", "banditformer.cli", *args], env=ENV, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
 
 
 def _wait_for_jobs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> Path:
@@ -237,7 +238,7 @@ def test_ctrl_c_stops_within_seconds_with_one_line_and_the_folder_says_interrupt
     proc = _start(["bench", "bandits", *BANDITS, "--workers", "2", "--out", str(tmp_path)])
     folder = _wait_for_jobs(tmp_path, 1, proc)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the main process and its workers get it
     _, err = proc.communicate(timeout=30)
     stopped = time.monotonic() - sent
     assert proc.returncode == 130, err.decode()
@@ -352,3 +353,69 @@ def test_bench_model_interrupted_keeps_the_finished_runs(tmp_path: Path, monkeyp
     assert done.meta["status"] == "complete" and [r["accuracy"] for r in done.runs[:2]] == [
         r["accuracy"] for r in report.runs[:2]
     ]
+
+
+def test_a_stop_while_the_summaries_are_written_never_leaves_a_complete_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    pytest.importorskip("matplotlib")
+    from banditformer.cli import main
+    from banditformer.harness import bench
+
+    def interrupted_plot(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C (or a kill) after results.json, before regret.png
+
+    monkeypatch.setattr(bench, "plot_regret", interrupted_plot)
+    args = ["bench", "bandits", "--policies", "ucb1", "--horizon", "30", "--seeds", "2", "--quiet"]
+    assert main([*args, "--out", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.strip() == "banditformer: interrupted"
+    (folder,) = tmp_path.iterdir()
+    assert json.loads((folder / "status.json").read_text())["status"] == "running"  # not complete: resume it
+    assert not (folder / "regret.png").exists() and not list(folder.glob(".*"))  # no half-written plot
+    monkeypatch.undo()
+    assert main(["bench", "bandits", "--resume", str(folder), "--quiet"]) == 0
+    status = json.loads((folder / "status.json").read_text())
+    assert status["status"] == "complete" and status["files"] == ["results.json", "regret.csv", "regret.png"]
+
+
+class _FakeMAB:
+    """Just enough of MABWiser's ``MAB`` for the bench's reference runs: UCB1's index."""
+
+    def __init__(self, arms, learning_policy, seed):
+        self.n = [0.0] * len(arms)
+        self.s = [0.0] * len(arms)
+
+    def fit(self, arms, rewards):
+        self.partial_fit(arms, rewards)
+
+    def partial_fit(self, arms, rewards):
+        for a, r in zip(arms, rewards, strict=True):
+            self.n[a] += 1
+            self.s[a] += r
+
+    def predict(self):
+        import math
+
+        t = sum(self.n)
+        return max(range(len(self.n)), key=lambda a: self.s[a] / self.n[a] + math.sqrt(2 * math.log(t) / self.n[a]))
+
+
+def test_mabwiser_reference_seeds_are_recorded_jobs_and_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    fake = types.ModuleType("mabwiser.mab")
+    fake.MAB = _FakeMAB
+    fake.LearningPolicy = types.SimpleNamespace(UCB1=lambda **kw: "ucb1", ThompsonSampling=lambda **kw: "ts")
+    monkeypatch.setitem(sys.modules, "mabwiser", types.ModuleType("mabwiser"))
+    monkeypatch.setitem(sys.modules, "mabwiser.mab", fake)
+    config = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=40, seeds=3, mabwiser=True)
+    log = RunLog.create(tmp_path, "bandits", asdict(config), config.digest())
+    first = run_bandits(config, log=log)
+    assert [r.policy for r in first.results] == ["ucb1", "mabwiser:UCB1"] and first.meta["status"] == "complete"
+    assert json.loads((log.folder / "run.json").read_text())["jobs"] == [
+        "ucb1, seeds 0-2", "mabwiser:UCB1, seed 0", "mabwiser:UCB1, seed 1", "mabwiser:UCB1, seed 2",
+    ]  # fmt: skip
+    next(p for p in (log.folder / "jobs").iterdir() if p.name.startswith("mabwiser_UCB1_seed_1")).unlink()
+    log.close()
+    again = run_bandits(config, log=RunLog.resume(log.folder, "bandits"))  # runs the one missing seed
+    assert all(a.regret.equal(b.regret) for a, b in zip(first.results, again.results, strict=True))
