@@ -687,9 +687,7 @@ def run_bandits(
         )  # fmt: skip
     except RunInterrupted as exc:
         interrupted = exc
-        outputs = [
-            out if ok or key in lost else None for out, ok, key in zip(exc.results, exc.finished, keys, strict=True)
-        ]
+        outputs = exc.kept(keys, also=lost)
     finally:
         if bar is not None:
             bar.close()

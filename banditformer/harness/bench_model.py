@@ -388,9 +388,7 @@ def run_models(
         )  # fmt: skip
     except RunInterrupted as exc:
         interrupted = exc
-        runs = [
-            out if ok or key in lost else None for out, ok, key in zip(exc.results, exc.finished, keys, strict=True)
-        ]
+        runs = exc.kept(keys, also=lost)
     finally:
         if bar is not None:
             bar.close()

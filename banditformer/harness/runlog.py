@@ -90,6 +90,13 @@ class RunInterrupted(KeyboardInterrupt):
         self.finished = finished
         self.report: Any = None
 
+    def kept(self, keys: Sequence[str], also: Sequence[str] | set[str] = ()) -> list[Any]:
+        """The results to keep, one per job of ``keys``: a finished job's result, or that of a job
+        in ``also`` (e.g. one whose worker was lost, already turned into a report of it), else
+        ``None``."""
+        rows = zip(self.results, self.finished, keys, strict=True)
+        return [out if ok or key in also else None for out, ok, key in rows]
+
 
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """Make a rename or a new file in ``folder`` durable (a no-op where folders cannot be opened)."""
