@@ -10,6 +10,7 @@ banditformer --version
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import os
 import re
@@ -170,6 +171,7 @@ def _bench_config(args: argparse.Namespace, kind: str, make: Any) -> tuple[Any, 
 
     fields = _BENCH_FIELDS[kind]
     values = {field: getattr(args, dest) for dest, field in fields.items()}
+    check_int("workers", args.workers, low=1)  # before a results folder exists
     if args.resume is None:
         config = make(**values)
         return config, RunLog.create(args.out, kind, asdict(config), config.digest())
@@ -222,6 +224,21 @@ def _bench_interrupted(kind: str, log: Any, exc: Any, write: Any) -> int:
     return 130
 
 
+def _bench_os_error(kind: str, log: Any, exc: OSError) -> int:
+    """A results folder that cannot be written any more (a full disk, a removed folder): one line
+    saying so, the folder marked interrupted where it still can be; exit status 1."""
+    if log is not None:
+        with contextlib.suppress(OSError):
+            log.set_status("interrupted", error=f"{type(exc).__name__}: {exc}")
+    where = f" in {log.folder}; `banditformer bench {kind} --resume {log.folder}` runs the rest" if log else ""
+    print(
+        f"banditformer: error: expected to write the results, got {type(exc).__name__}: {exc.strerror or exc}; the "
+        f"jobs that finished are recorded{where}",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def _cmd_bench_bandits(args: argparse.Namespace) -> int:
     from banditformer.harness.bench import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
     from banditformer.harness.runlog import RunInterrupted
@@ -241,6 +258,8 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before or after the jobs: status.json still says `running`
         print("banditformer: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        return _bench_os_error("bandits", log, exc)
     finally:
         if log is not None:
             log.close()
@@ -286,6 +305,8 @@ def _cmd_bench_model(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # before or after the runs: status.json still says `running`
         print("banditformer: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        return _bench_os_error("model", log, exc)
     finally:
         if log is not None:
             log.close()

@@ -626,3 +626,29 @@ def plugin_policy_returns_arms_out_of_range(tmp: Path):
     set_plugin_manager(pm)
     policy = bf.make_policy("off_by_one", num_arms=3)
     return [policy], lambda: policy.select(n=2)
+
+
+@case
+def checkpoint_other_optimizer_setting(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s["optimizer"]["param_groups"][0].update(weight_decay=-5.0))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def checkpoint_other_schedule(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s["scheduler"].update(T_max=0))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def checkpoint_nan_weights(tmp: Path):
+    trainer, path = _crafted(tmp, lambda s: s["model"]["head.weight"].fill_(math.nan))
+    return [trainer], lambda: trainer.load(path)
+
+
+@case
+def checkpoint_path_a_loop_of_symlinks(tmp: Path):
+    (tmp / "loop1").symlink_to(tmp / "loop2")
+    (tmp / "loop2").symlink_to(tmp / "loop1")
+    trainer = _tiny_trainer()
+    return [trainer], lambda: trainer.fit(checkpoint=tmp / "loop1")

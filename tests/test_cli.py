@@ -161,3 +161,30 @@ def test_a_closed_pipe_ends_quietly() -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
+
+
+def test_bench_workers_zero_is_refused_before_a_results_folder_exists(tmp_path, capsys) -> None:
+    argv = ["bench", "bandits", "--policies", "ucb1", "--horizon", "20", "--seeds", "2", "--no-plot", "--quiet"]
+    assert main([*argv, "--workers", "0", "--out", str(tmp_path)]) == 2
+    assert "expected `workers` in [1, inf], got 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_results_folder_that_cannot_be_written_any_more_gives_one_line(tmp_path, monkeypatch, capsys) -> None:
+    import errno
+    import json
+
+    import banditformer.harness.bench as bench
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bench, "write_report", full_disk)
+    argv = ["bench", "bandits", "--policies", "ucb1", "--horizon", "20", "--seeds", "2", "--no-plot", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "got OSError: No space left on device; the jobs that finished are recorded" in err[0]
+    (folder,) = tmp_path.iterdir()
+    status = json.loads((folder / "status.json").read_text())
+    assert status["status"] == "interrupted" and "No space left" in status["error"]
+    assert "--resume" in err[0] and len(list((folder / "jobs").iterdir())) == 1

@@ -233,7 +233,8 @@ class DHTController(Controller):
         for policy, args, kwargs in updates:
             policy.check_update(*args, **kwargs)
         if self.flop_budget is not None:  # dual ascent on the FLOP constraint
-            ratio = float((flops.to(torch.float64) / self.full_flops).mean())
+            # the ratio clamped to [0, 1], as in the reward: one absurd FLOP count moves lam by at most lam_lr
+            ratio = float((flops.to(torch.float64) / self.full_flops).clamp(0, 1).mean())
             self.lam.copy_((self.lam + self.lam_lr * (ratio - self.flop_budget)).clamp(min=0.0))
         for policy, args, kwargs in updates:
             policy.update(*args, **kwargs)

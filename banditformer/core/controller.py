@@ -11,7 +11,7 @@ from torch import Tensor
 
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.state import CheckedModule, locked
+from banditformer.core.state import CheckedModule, locked, restored_on_error, trusted
 from banditformer.core.validation import check_context, check_int, check_rewards
 
 __all__ = ["Controller"]
@@ -118,7 +118,7 @@ class Controller(CheckedModule, ABC):
         check_rewards("quality", quality, (b,), self.device, 0.0, 1.0)
         check_rewards("flops", flops, (b,), self.device, 0.0, float("inf"))
         if not self.wants_head_importance:
-            self._feedback(decision, quality, flops)  # head_importance, if any, is not used
+            self._apply_feedback(decision, quality, flops)  # head_importance, if any, is not used
             return
         shape = (b, self.num_layers, self.num_heads)
         if head_importance is None:
@@ -127,7 +127,16 @@ class Controller(CheckedModule, ABC):
                 "heads by importance), got None"
             )
         check_rewards("head_importance", head_importance, shape, self.device, 0.0, float("inf"))
-        self._feedback(decision, quality, flops, head_importance=head_importance)
+        self._apply_feedback(decision, quality, flops, head_importance=head_importance)
+
+    def _apply_feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
+        # Built-in controllers check everything before they apply anything; with a plugin's
+        # controller or policy inside, the state is also restored should the apply fail.
+        if trusted(self):
+            self._feedback(decision, quality, flops, **extra)
+            return
+        with restored_on_error(self):
+            self._feedback(decision, quality, flops, **extra)
 
     @abstractmethod
     def _decide(self, context: Tensor, explore: bool) -> Decision:

@@ -13,10 +13,11 @@ the lifetime statistics ``arm_counts`` and ``arm_reward_sums``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -24,7 +25,7 @@ from torch import Tensor
 
 from banditformer.core.errors import InputValidationError, PolicyContractError
 from banditformer.core.random import make_generator
-from banditformer.core.state import CheckedModule, locked
+from banditformer.core.state import CheckedModule, locked, restored_on_error, trusted
 from banditformer.core.validation import (
     check_arms,
     check_context,
@@ -186,8 +187,13 @@ class PolicyBase(CheckedModule, ABC):
                 f"expected `{key}`['rng_state'] to be a 1-dim uint8 tensor, got shape {tuple(rng.shape)} and "
                 f"dtype {rng.dtype}"
             )
-        if not isinstance(device, str):
-            raise InputValidationError(f"expected `{key}`['rng_device'] to be a device type, got {device!r}")
+        try:
+            if not isinstance(device, str) or torch.device(device).type != device:
+                raise ValueError
+        except (RuntimeError, ValueError):
+            raise InputValidationError(
+                f"expected `{key}`['rng_device'] to be a device type (cpu, cuda, ...), got {device!r}"
+            ) from None
         if device == self._generator.device.type:
             try:  # a scratch generator of the same kind tells whether the state is one
                 torch.Generator(device=self._generator.device).set_state(rng.cpu())
@@ -271,6 +277,27 @@ class PolicyBase(CheckedModule, ABC):
         """Add ``(n,)`` plays and float64 rewards of base arms to ``arm_counts`` / ``arm_reward_sums``."""
         self.arm_counts.index_add_(0, arms, torch.ones_like(rewards))
         self.arm_reward_sums.index_add_(0, arms, rewards)
+
+    @contextlib.contextmanager
+    def _applying(self) -> Iterator[None]:
+        """Apply checked feedback. Built-in policies cannot fail here; for any other class the
+        state is restored if ``_update`` raises, and the error names the implementation
+        (:class:`PolicyContractError`), so that a failed update has changed nothing."""
+        if trusted(self):
+            yield
+            return
+        try:
+            with restored_on_error(self):
+                yield
+        except (PolicyContractError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            plugin, name = getattr(self, "_bf_origin", (type(self).__module__, None))
+            who = f"policy {name!r} ({type(self).__qualname__})" if name else type(self).__qualname__
+            raise PolicyContractError(
+                f"{who}._update raised {type(exc).__name__}: {exc}; the policy's state was restored",
+                plugin=plugin,
+            ) from exc
 
     def _check_output(self, out: object, shape: tuple[int, ...], kind: str, ok: Any, what: str) -> None:
         """Check what ``_select`` returned: a tensor of ``shape``, dtype ``kind``, on the
@@ -381,8 +408,9 @@ class Policy(PolicyBase):
         arms, r, context, groups = self._checked_update(arms, rewards, context, groups)
         if arms.shape[0] == 0:
             return
-        self._add_lifetime(arms, r)
-        self._update(arms, r, context, groups)
+        with self._applying():
+            self._add_lifetime(arms, r)
+            self._update(arms, r, context, groups)
 
     def check_update(
         self, arms: Tensor, rewards: Tensor, context: Tensor | None = None, *, groups: Tensor | None = None
@@ -504,9 +532,10 @@ class CombinatorialPolicy(PolicyBase):
         if chosen.shape[0] == 0:
             return
         r = torch.where(chosen, rewards.to(torch.float64), 0.0)
-        self.arm_counts.add_(chosen.sum(0))
-        self.arm_reward_sums.add_(r.sum(0))
-        self._update(chosen, r, context, groups)
+        with self._applying():
+            self.arm_counts.add_(chosen.sum(0))
+            self.arm_reward_sums.add_(r.sum(0))
+            self._update(chosen, r, context, groups)
 
     def check_update(
         self, chosen: Tensor, rewards: Tensor, context: Tensor | None = None, *, groups: Tensor | None = None

@@ -20,10 +20,12 @@ module tree, and each :class:`CheckedModule` below checks its own entries, befor
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,7 +35,7 @@ from torch import Tensor, nn
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_float
 
-__all__ = ["CheckedModule", "StateSpec", "locked"]
+__all__ = ["CheckedModule", "StateSpec", "locked", "restored_on_error", "trusted"]
 
 KINDS = ("configuration", "adaptive", "statistic")
 
@@ -78,6 +80,30 @@ def locked(method: F) -> F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def trusted(module: nn.Module) -> bool:
+    """Whether every module in ``module``'s tree is banditformer's own (its built-ins do not raise
+    on checked input, so they need no undo log); a plugin's or a user's class is not."""
+    return all(type(m).__module__.startswith("banditformer.") for m in module.modules())
+
+
+@contextlib.contextmanager
+def restored_on_error(*modules: nn.Module) -> Iterator[None]:
+    """A block after which, if it raised, every one of ``modules`` holds the state it had before
+    (``state_dict`` snapshot, restored with ``load_state_dict``: statistics, generators, counters).
+    Costs a copy of the state, so callers use it around code they cannot check first (a plugin's
+    update) and not around built-ins."""
+    saved = [
+        {k: v.clone() if isinstance(v, Tensor) else copy.deepcopy(v) for k, v in m.state_dict().items()}
+        for m in modules
+    ]
+    try:
+        yield
+    except BaseException:
+        for m, state in zip(modules, saved, strict=True):
+            m.load_state_dict(state)
+        raise
 
 
 def _kind(t: Tensor) -> str:
@@ -190,12 +216,20 @@ class CheckedModule(nn.Module):
         if saved is not None and saved != mine:
             raise InputValidationError(f"expected the state of a {mine} at `{key}`, got {saved}")
         config = state.get("config")
-        if config is None:  # saved before configuration was recorded: nothing to compare
-            return
+        if config is None and self.config:
+            raise InputValidationError(
+                f"expected `{key}` to hold the configuration of this {mine} ({sorted(self.config)}), got none "
+                "(a state edited, or saved by a banditformer before configuration was recorded)"
+            )
         if not isinstance(config, Mapping):
             raise InputValidationError(f"expected `{key}`['config'] to be a mapping, got {type(config).__name__}")
+        missing = sorted(set(self.config) - set(config))
+        if missing:
+            raise InputValidationError(
+                f"expected `{key}`['config'] to hold {sorted(self.config)}, got one without {missing}"
+            )
         for name, value in self.config.items():
-            if name in config and not _same(config[name], value):
+            if not _same(config[name], value):
                 raise InputValidationError(
                     f"expected `{name}` = {value!r} (the configuration of this {mine}), got {config[name]!r} in "
                     f"the state dict at `{key}`; build the object with the saved configuration to load it"

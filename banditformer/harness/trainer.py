@@ -30,6 +30,7 @@ from banditformer.core.controller import Controller
 from banditformer.core.distributed import StateSync, fork_generators, rank_and_world
 from banditformer.core.errors import InputValidationError, TrainingDivergedError
 from banditformer.core.random import derive_seed, make_generator
+from banditformer.core.state import restored_on_error
 from banditformer.core.validation import check_float, check_int, check_tensor
 from banditformer.harness.tasks import Split, Task
 
@@ -86,8 +87,15 @@ class TrainConfig:
 
 
 def _target(path: str | os.PathLike[str]) -> Path:
-    """The file a save to ``path`` writes: a symlink's target (so the link keeps pointing at it)."""
-    return Path(os.path.realpath(os.fspath(path)))
+    """The file a save to ``path`` writes: a symlink's target (so the link keeps pointing at it).
+
+    Raises:
+        InputValidationError: for a symlink that resolves to no path (a loop).
+    """
+    target = Path(os.path.realpath(os.fspath(path)))
+    if target.is_symlink():  # realpath gives up on a loop and returns a link
+        raise InputValidationError(f"expected a path that resolves to a file, got {str(path)!r}, a loop of symlinks")
+    return target
 
 
 def _temporary(target: Path, pid: int | None = None) -> Path:
@@ -179,6 +187,29 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_ADAMW_SETTINGS = ("betas", "eps", "weight_decay", "amsgrad", "maximize")
+
+
+def _same_setting(a: object, b: object) -> bool:
+    """Whether two optimizer or scheduler settings are equal (tuples and lists alike)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_setting(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and bool(torch.equal(a, b))
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def _adamw_state_keys(optimizer: torch.optim.Optimizer) -> set[str]:
+    """The per-parameter state keys this optimizer keeps, from one step of a copy on a scratch
+    parameter with the same settings."""
+    group = {k: v for k, v in optimizer.param_groups[0].items() if k in ("lr", *_ADAMW_SETTINGS)}
+    p = torch.zeros(1, requires_grad=True)
+    scratch = type(optimizer)([p], **group)
+    p.grad = torch.ones(1)
+    scratch.step()
+    return set(scratch.state[p])
 
 
 class _Forward(nn.Module):
@@ -394,23 +425,24 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
             if not bool(torch.isfinite(norm)):
                 raise TrainingDivergedError(f"expected finite gradients, got a gradient norm of {float(norm)}")
-            self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
-        elif importance is not None and not bool(torch.isfinite(importance).all()):
-            # An fp16 step whose scaled gradients overflowed: the scaler skips the optimizer step,
-            # and the bandits skip this step's feedback (its importance scores are meaningless).
-            self.skipped_feedback += 1
-        else:
-            self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
-        # Everything was checked: apply.
-        self.sync.step()
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
+        # Everything was checked: apply. Should the optimizer's step still fail (or Ctrl-C come),
+        # the controller goes back to where it was, so that it never runs a step ahead of the model.
+        # An fp16 step whose scaled gradients overflowed: the scaler skips the optimizer step, and
+        # the bandits skip this step's feedback (its importance scores are meaningless).
+        overflow = self.scaler is not None and importance is not None and not bool(torch.isfinite(importance).all())
+        with restored_on_error(self.controller):
+            if not overflow:
+                self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
+            self.sync.step()
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.scheduler.step()
+        self.skipped_feedback += int(overflow)
         self.train_flops += flop_sum
         self.train_samples += int(rows)
         self.step += 1
@@ -670,11 +702,7 @@ class Trainer:
             raise bad("rng_global", f"a {own_rng.dtype} tensor of shape {tuple(own_rng.shape)}", got)
         self._check_tensors("model", state["model"], self.model.state_dict(), where)
         self._check_optimizer(state["optimizer"], where)
-        sched = state["scheduler"]
-        if not isinstance(sched, dict) or set(sched) != set(self.scheduler.state_dict()):
-            raise bad("scheduler", f"a state with keys {sorted(self.scheduler.state_dict())}", sched)
-        if sched.get("last_epoch") != step:
-            raise bad("scheduler.last_epoch", f"the checkpoint's step {step}", sched.get("last_epoch"))
+        self._check_scheduler(state["scheduler"], step, where)
         if self.scaler is not None and not isinstance(state.get("scaler"), dict):
             raise bad("scaler", "a GradScaler state (this trainer scales fp16 losses)", type(state.get("scaler")))
         try:  # the controller's own checks (CheckedModule), run without loading
@@ -693,10 +721,17 @@ class Trainer:
                 f"unexpected keys {unexpected[:5]}"
             )
         for key, value in own.items():
-            if isinstance(value, Tensor) and (not isinstance(saved[key], Tensor) or saved[key].shape != value.shape):
-                got = tuple(saved[key].shape) if isinstance(saved[key], Tensor) else type(saved[key]).__name__
+            if not isinstance(value, Tensor):
+                continue
+            theirs = saved[key]
+            if not isinstance(theirs, Tensor) or theirs.shape != value.shape or theirs.dtype != value.dtype:
+                got = f"{theirs.dtype} {tuple(theirs.shape)}" if isinstance(theirs, Tensor) else type(theirs).__name__
                 raise InputValidationError(
-                    f"expected `{part}.{key}` in {where} of shape {tuple(value.shape)}, got {got}"
+                    f"expected `{part}.{key}` in {where} to be {value.dtype} of shape {tuple(value.shape)}, got {got}"
+                )
+            if theirs.is_floating_point() and not bool(torch.isfinite(theirs).all()):
+                raise InputValidationError(
+                    f"expected `{part}.{key}` in {where} to be finite, got NaN or inf entries (a diverged model)"
                 )
 
     def _check_optimizer(self, saved: object, where: str) -> None:
@@ -707,11 +742,39 @@ class Trainer:
         ] != [len(g["params"]) for g in own["param_groups"]]:
             raise InputValidationError(f"expected `optimizer` in {where} to be the state of this model's AdamW, got "
                                        "one of other parameter groups")  # fmt: skip
+        for i, (mine, theirs) in enumerate(zip(own["param_groups"], groups, strict=True)):
+            # The optimizer's hyperparameters are configuration (implementation flags such as
+            # `foreach` or `fused` may differ between machines); lr follows the schedule.
+            needed = [k for k in ("lr", "initial_lr", *_ADAMW_SETTINGS) if k in mine]
+            absent = [k for k in needed if k not in theirs]
+            if absent:
+                raise InputValidationError(f"expected `optimizer.param_groups[{i}]` in {where} with {needed}, got "
+                                           f"one without {absent}")  # fmt: skip
+            for key in _ADAMW_SETTINGS:
+                value = mine.get(key)
+                if key in mine and not _same_setting(theirs[key], value):
+                    raise InputValidationError(
+                        f"expected `optimizer.param_groups[{i}].{key}` in {where} = {value!r} (this trainer's "
+                        f"AdamW), got {theirs[key]!r}"
+                    )
+            for key in ("lr", "initial_lr"):
+                v = theirs[key]
+                if isinstance(v, Tensor):
+                    v = float(v)
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+                    raise InputValidationError(
+                        f"expected `optimizer.param_groups[{i}].{key}` in {where} to be a finite number >= 0, got {v!r}"
+                    )
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         ids = [i for g in groups for i in g["params"]]
+        expected = _adamw_state_keys(self.optimizer)
         for pid, entry in saved["state"].items():  # type: ignore[index]
             if pid not in ids or not isinstance(entry, dict):
                 raise InputValidationError(f"expected `optimizer.state` in {where} keyed by parameter, got {pid!r}")
+            if set(entry) != expected:
+                raise InputValidationError(
+                    f"expected `optimizer.state[{pid}]` in {where} with {sorted(expected)}, got {sorted(entry)}"
+                )
             shape = params[ids.index(pid)].shape
             for name, t in entry.items():
                 if not isinstance(t, Tensor) or (t.ndim and t.shape != shape) or not bool(torch.isfinite(t).all()):
@@ -719,6 +782,35 @@ class Trainer:
                         f"expected `optimizer.state[{pid}].{name}` in {where} to be finite and of shape "
                         f"{tuple(shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}"
                     )
+                low = 0.0 if name in ("step", "exp_avg_sq", "max_exp_avg_sq") else None
+                if low is not None and bool((t < low).any()):
+                    raise InputValidationError(f"expected `optimizer.state[{pid}].{name}` in {where} >= 0, got "
+                                               f"{float(t.min())}")  # fmt: skip
+
+    def _check_scheduler(self, sched: object, step: int, where: str) -> None:
+        own = self.scheduler.state_dict()
+        if not isinstance(sched, dict) or set(sched) != set(own):
+            got = sorted(sched) if isinstance(sched, dict) else type(sched).__name__
+            raise InputValidationError(
+                f"expected `scheduler` in {where} to be a state with keys {sorted(own)}, got {got}"
+            )
+        if sched.get("last_epoch") != step:
+            raise InputValidationError(
+                f"expected `scheduler.last_epoch` in {where} to be the checkpoint's step {step}, got "
+                f"{sched.get('last_epoch')!r}"
+            )
+        for key, value in own.items():
+            if key in ("last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step", "_is_initial"):
+                continue  # the schedule's position: checked through last_epoch
+            if not _same_setting(sched[key], value):
+                raise InputValidationError(
+                    f"expected `scheduler.{key}` in {where} = {value!r} (this trainer's schedule), got {sched[key]!r}"
+                )
+        last = sched.get("_last_lr")
+        if not isinstance(last, list) or not all(
+            isinstance(v, (int, float, Tensor)) and 0 <= float(v) < math.inf for v in last
+        ):
+            raise InputValidationError(f"expected `scheduler._last_lr` in {where} to be finite rates, got {last!r}")
 
     def _load_parts(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])

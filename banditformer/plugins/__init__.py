@@ -17,6 +17,7 @@ from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
 from banditformer.core.errors import InputValidationError, PluginError
 from banditformer.core.policy import PolicyBase
+from banditformer.core.validation import keep_value_checks
 from banditformer.plugins.manager import AUTOLOAD_ENV, ENTRY_POINT_GROUP, KINDS, Entry, PluginManager, hookimpl
 
 __all__ = [
@@ -80,7 +81,12 @@ def _call_factory(entry: Entry, args: tuple, kwargs: dict[str, Any]) -> Any:
                 f"expected arguments matching {entry.kind} {entry.name!r}{signature}, got "
                 f"{', '.join([*map(repr, args), *(f'{k}={v!r}' for k, v in kwargs.items())])} ({exc})"
             ) from None
-    return entry.factory(*args, **kwargs)
+    # A factory is plugin code the registry runs: like an import, it must not turn the value
+    # checks off for everyone (the manager restores them and names the plugin).
+    with keep_value_checks() as changes:
+        obj = entry.factory(*args, **kwargs)
+    get_plugin_manager()._guard_value_checks(changes, entry.plugin, None, f"its {entry.kind} {entry.name!r} was built")
+    return obj
 
 
 def _build(kind: str, name: str, expected: type | tuple[type, ...], *args: Any, **kwargs: Any) -> Any:

@@ -246,3 +246,153 @@ def _flat_trainer(trainer: object) -> dict:
 
 
 _TRAINER = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
+
+
+# ----------------------------------------------- the optimizer, the schedule and the weights
+def _first(state: dict) -> tuple:
+    return next(iter(state["optimizer"]["state"].items()))
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda s: s["optimizer"]["param_groups"][0].update(weight_decay=-5.0),
+         r"`optimizer.param_groups\[0\].weight_decay` .* = 0.01 \(this trainer's AdamW\), got -5.0"),
+        (lambda s: s["optimizer"]["param_groups"][0].update(betas="xx"), r"`optimizer.param_groups\[0\].betas`"),
+        (lambda s: s["optimizer"]["param_groups"][0].update(lr=float("nan")), r"`optimizer.param_groups\[0\].lr`"),
+        (lambda s: _first(s)[1].pop("exp_avg"), r"`optimizer.state\[0\]` .* with \['exp_avg', 'exp_avg_sq', 'step'\]"),
+        (lambda s: _first(s)[1]["exp_avg_sq"].fill_(-1.0), r"`optimizer.state\[0\].exp_avg_sq` .* >= 0"),
+        (lambda s: _first(s)[1]["step"].fill_(-5.0), r"`optimizer.state\[0\].step` .* >= 0"),
+        (lambda s: s["scheduler"].update(T_max=0), r"`scheduler.T_max` .* = 9 \(this trainer's schedule\), got 0"),
+        (lambda s: s["scheduler"].update(base_lrs=[float("nan")]), r"`scheduler.base_lrs`"),
+        (lambda s: next(iter(s["model"].values())).fill_(float("nan")), r"to be finite, got NaN or inf .*diverged"),
+        (lambda s: s["model"].update({k: v.long() for k, v in list(s["model"].items())[:1]}),
+         r"to be torch.float32 of shape .*, got torch.int64"),
+        (lambda s: s["controller"]["_extra_state"].pop("config"), r"to hold the configuration of this DHTController"),
+        (lambda s: s["controller"]["depth._extra_state"].update(rng_device="xyz"), r"to be a device type .*'xyz'"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_whose_optimizer_schedule_or_weights_do_not_fit_is_refused(edit, match, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=3, batch_size=16, progress=False)
+    trainer = _tiny_trainer(config)
+    trainer.fit(stop_after=2)
+    trainer.save(tmp_path / "ok.ckpt")
+    state = torch.load(tmp_path / "ok.ckpt", weights_only=True)
+    edit(state)
+    torch.save(state, tmp_path / "bad.ckpt")
+    fresh = _tiny_trainer(config)
+    before = _flat_trainer(fresh)
+    with pytest.raises(bf.InputValidationError, match=match):
+        fresh.load(tmp_path / "bad.ckpt")
+    assert _unchanged(before, _flat_trainer(fresh))
+    fresh.load(tmp_path / "ok.ckpt")  # the unedited file still loads
+    assert fresh.step == 2
+
+
+def test_a_step_whose_optimizer_fails_leaves_the_controller_as_it_was() -> None:
+    trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
+    x, y = trainer._batch(trainer.task.train, torch.arange(16))
+    trainer.train_step(x, y)
+    before = _flat_trainer(trainer)
+
+    def broken_step(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the optimizer failed")
+
+    trainer.optimizer.step = broken_step  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="optimizer failed"):
+        trainer.train_step(x, y)
+    assert _unchanged(before, _flat_trainer(trainer)) and trainer.controller._calls == 1
+
+
+class _RaisesInUpdate(bf.Policy):
+    """A plugin policy whose `_update` fails after changing its statistics."""
+
+    reward_range = (0.0, 1.0)
+
+    def __init__(self, num_arms: int, **kwargs: object) -> None:
+        super().__init__(num_arms, **kwargs)
+        self.add_state("counts", torch.zeros(self.num_groups, num_arms, dtype=torch.float64), low=0.0)
+
+    def _select(self, context, groups):
+        return torch.zeros(groups.shape[0], dtype=torch.long)
+
+    def _update(self, arms, rewards, context, groups):
+        self.counts.add_(1.0)  # half done
+        raise RuntimeError("boom in plugin update")
+
+
+class _RaisesPlugin:
+    @bf.hookimpl
+    def banditformer_add_policies(self):
+        return {"raises_in_update": _RaisesInUpdate}
+
+
+@pytest.fixture
+def raising_plugin():
+    from banditformer.plugins import PluginManager, set_plugin_manager
+
+    pm = PluginManager(autoload=False)
+    pm.register(_RaisesPlugin(), name="fragile")
+    set_plugin_manager(pm)
+    yield
+    set_plugin_manager(None)
+
+
+def test_a_plugin_policy_whose_update_raises_is_rolled_back_and_named(raising_plugin) -> None:
+    p = bf.make_policy("raises_in_update", num_arms=3)
+    before = _flat(p)
+    with pytest.raises(bf.PolicyContractError, match=r"plugin 'fragile': policy 'raises_in_update' .*_update raised "
+                       r"RuntimeError: boom in plugin update; the policy's state was restored"):  # fmt: skip
+        p.update(torch.tensor([0, 1]), torch.tensor([0.5, 0.5]))
+    assert _unchanged(before, _flat(p))
+    c = DHTController(3, 2, 4, full_flops=100.0, count_policy="raises_in_update", flop_budget=0.5, seed=0)
+    d = c.decide(torch.rand(4, 4))
+    before = _flat(c)
+    with pytest.raises(bf.PolicyContractError, match="boom"):
+        c.feedback(d, torch.rand(4), torch.full((4,), 90.0))
+    assert _unchanged(before, _flat(c)) and c._calls == 0  # lam and the depth policy too
+
+
+def test_a_plugin_factory_cannot_turn_the_value_checks_off_for_everyone() -> None:
+    from banditformer.bandits import UCB1
+    from banditformer.plugins import PluginManager, set_plugin_manager
+
+    class Sneaky(UCB1):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            bf.set_value_checks(False)
+
+    class Plugin:
+        @bf.hookimpl
+        def banditformer_add_policies(self):
+            return {"sneaky_ucb": Sneaky}
+
+    pm = PluginManager(autoload=False)
+    pm.register(Plugin(), name="sneaky")
+    set_plugin_manager(pm)
+    try:
+        with pytest.warns(bf.PluginWarning, match=r"plugin 'sneaky'.*turned value checks off .* policy 'sneaky_ucb'"):
+            bf.make_policy("sneaky_ucb", num_arms=2)
+        with pytest.raises(bf.InputValidationError, match="finite"):
+            bf.make_policy("ucb1", num_arms=2).update(torch.tensor([0]), torch.tensor([float("nan")]))
+    finally:
+        set_plugin_manager(None)
+
+
+def test_an_absurd_flop_count_moves_lam_by_at_most_its_step() -> None:
+    c = DHTController(3, 2, 4, full_flops=100.0, flop_budget=0.5, lam=0.5, lam_lr=0.05, seed=0)
+    d = c.decide(torch.rand(5, 4))
+    c.feedback(d, torch.rand(5), torch.full((5,), 1e300, dtype=torch.float64))
+    assert float(c.lam) == pytest.approx(0.5 + 0.05 * (1.0 - 0.5))
+
+
+def test_a_loop_of_symlinks_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    with pytest.raises(bf.InputValidationError, match="a loop of symlinks"):
+        save_atomic({"a": torch.ones(1)}, tmp_path / "loop1")
+    assert (tmp_path / "loop1").is_symlink()
+    trainer = _tiny_trainer()
+    with pytest.raises(bf.InputValidationError, match="a loop of symlinks"):
+        trainer.fit(checkpoint=tmp_path / "loop1")
+    assert trainer.step == 0
