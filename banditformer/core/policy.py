@@ -308,11 +308,12 @@ class PolicyBase(CheckedModule, ABC):
             PolicyContractError: naming the policy, its plugin and its class.
         """
         plugin, name = getattr(self, "_bf_origin", (type(self).__module__, None))
-        who = f"{'policy ' + repr(name) + ' (' if name else ''}{type(self).__qualname__}{')' if name else ''}"
         if not isinstance(out, Tensor):
             got = type(out).__name__
-        elif tuple(out.shape) != shape or (kind == "bool") != (out.dtype == torch.bool) or (
-            kind == "int" and (out.is_floating_point() or out.is_complex())
+        elif (
+            tuple(out.shape) != shape
+            or (kind == "bool") != (out.dtype == torch.bool)
+            or (kind == "int" and (out.is_floating_point() or out.is_complex()))
         ):
             got = f"shape {tuple(out.shape)} and dtype {out.dtype}"
         elif out.device.type != self.device.type:
@@ -322,6 +323,7 @@ class PolicyBase(CheckedModule, ABC):
         else:
             return
         dtype = "torch.bool" if kind == "bool" else "an integer dtype"
+        who = f"policy {name!r} ({type(self).__qualname__})" if name else type(self).__qualname__
         raise PolicyContractError(
             f"{who}._select broke the policy contract: expected a tensor of shape {shape} and {dtype} on "
             f"{self.device}, got {got}",

@@ -21,7 +21,6 @@ module tree, and each :class:`CheckedModule` below checks its own entries, befor
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import math
 import threading
@@ -33,9 +32,9 @@ import torch
 from torch import Tensor, nn
 
 from banditformer.core.errors import InputValidationError
-from banditformer.core.validation import check_float
+from banditformer.core.validation import check_float, format_interval
 
-__all__ = ["CheckedModule", "StateSpec", "locked", "restored_on_error", "trusted"]
+__all__ = ["CheckedModule", "StateSpec", "locked", "restored_on_error", "same_value", "trusted"]
 
 KINDS = ("configuration", "adaptive", "statistic")
 
@@ -51,9 +50,7 @@ class StateSpec:
     high_open: bool = False
 
     def interval(self) -> str:
-        lo = "-inf" if self.low is None else f"{self.low:g}"
-        hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
+        return format_interval(self.low, self.high, self.low_open, self.high_open)
 
     def bad(self, x: Tensor) -> Tensor:
         """A bool tensor: the entries of ``x`` outside the interval (NaN is outside)."""
@@ -94,10 +91,9 @@ def restored_on_error(*modules: nn.Module) -> Iterator[None]:
     (``state_dict`` snapshot, restored with ``load_state_dict``: statistics, generators, counters).
     Costs a copy of the state, so callers use it around code they cannot check first (a plugin's
     update) and not around built-ins."""
-    saved = [
-        {k: v.clone() if isinstance(v, Tensor) else copy.deepcopy(v) for k, v in m.state_dict().items()}
-        for m in modules
-    ]
+    # state_dict() holds the buffers themselves (cloned here) and freshly built extra states
+    # (generator states are new tensors), which need no copy
+    saved = [{k: v.clone() if isinstance(v, Tensor) else v for k, v in m.state_dict().items()} for m in modules]
     try:
         yield
     except BaseException:
@@ -229,7 +225,7 @@ class CheckedModule(nn.Module):
                 f"expected `{key}`['config'] to hold {sorted(self.config)}, got one without {missing}"
             )
         for name, value in self.config.items():
-            if not _same(config[name], value):
+            if not same_value(config[name], value):
                 raise InputValidationError(
                     f"expected `{name}` = {value!r} (the configuration of this {mine}), got {config[name]!r} in "
                     f"the state dict at `{key}`; build the object with the saved configuration to load it"
@@ -311,9 +307,13 @@ class CheckedModule(nn.Module):
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two configuration values are equal: tuples and lists alike, tensors by value,
+    NaN equal to NaN, and a bool never equal to a number."""
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and bool(torch.equal(a, b))
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b

@@ -29,6 +29,7 @@ __all__ = [
     "check_rewards",
     "check_tensor",
     "format_bytes",
+    "format_interval",
     "format_number",
     "index_ok",
     "keep_value_checks",
@@ -59,7 +60,8 @@ def format_number(x: float) -> str:
     return str(x)
 
 
-def _interval(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+def format_interval(low: float | None, high: float | None, low_open: bool = False, high_open: bool = False) -> str:
+    """An interval for messages: ``[0, 1]``, ``(0, inf]``."""
     lo = "-inf" if low is None else format_number(low)
     hi = "inf" if high is None else format_number(high)
     return f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
@@ -292,7 +294,7 @@ def check_int(name: str, value: object, *, low: int | None = None, high: int | N
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputValidationError(f"expected `{name}` to be an int, got {_describe(value)}")
     if (low is not None and value < low) or (high is not None and value > high):
-        raise InputValidationError(f"expected `{name}` in {_interval(low, high)}, got {value}")
+        raise InputValidationError(f"expected `{name}` in {format_interval(low, high)}, got {value}")
     return value
 
 
@@ -314,7 +316,8 @@ def check_float(
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
     if bad_low or bad_high:
-        raise InputValidationError(f"expected `{name}` in {_interval(low, high, low_open, high_open)}, got {v}")
+        interval = format_interval(low, high, low_open, high_open)
+        raise InputValidationError(f"expected `{name}` in {interval}, got {v}")
     return v
 
 
@@ -352,7 +355,7 @@ def check_rewards(
         out = (vals < low) | (vals > high)
         if bool(out.any()):
             bad = vals[out][:5].tolist()
-            raise InputValidationError(f"expected `{name}` in {_interval(low, high)}, got values {bad}")
+            raise InputValidationError(f"expected `{name}` in {format_interval(low, high)}, got values {bad}")
     return rewards
 
 

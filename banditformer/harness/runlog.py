@@ -122,9 +122,12 @@ _TMP = re.compile(r"^\..+\.\d+\.tmp(\.\w+)?$")
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_file(path: str | os.PathLike[str], tmp: Path | None = None) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; when the block ends without an
     exception it is synced and renamed over ``path`` (and the folder synced), else removed.
+
+    Args:
+        tmp: the temporary's path, in ``path``'s folder (default: a hidden name of this process's).
 
     Examples:
         >>> import tempfile
@@ -135,7 +138,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[Path]:
         'done'
     """
     path = Path(path)
-    tmp = _tmp_name(path)
+    tmp = _tmp_name(path) if tmp is None else tmp
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)  # the writer closed it: sync what it wrote

@@ -30,8 +30,9 @@ from banditformer.core.controller import Controller
 from banditformer.core.distributed import StateSync, fork_generators, rank_and_world
 from banditformer.core.errors import InputValidationError, TrainingDivergedError
 from banditformer.core.random import derive_seed, make_generator
-from banditformer.core.state import restored_on_error
+from banditformer.core.state import restored_on_error, same_value
 from banditformer.core.validation import check_float, check_int, check_tensor
+from banditformer.harness.runlog import atomic_file
 from banditformer.harness.tasks import Split, Task
 
 __all__ = ["TrainConfig", "Trainer", "check_writable", "remove_stale_temporaries", "save_atomic"]
@@ -170,35 +171,11 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
     target = _target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    tmp = _temporary(target)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # an ordinary file: the umask applies
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-        if hasattr(os, "O_DIRECTORY"):  # the rename itself survives a power cut once the folder is synced
-            dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(target, tmp=_temporary(target)) as tmp:
+        torch.save(obj, tmp)  # an ordinary file: open() applies the umask
 
 
 _ADAMW_SETTINGS = ("betas", "eps", "weight_decay", "amsgrad", "maximize")
-
-
-def _same_setting(a: object, b: object) -> bool:
-    """Whether two optimizer or scheduler settings are equal (tuples and lists alike)."""
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same_setting(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and bool(torch.equal(a, b))
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
 def _adamw_state_keys(optimizer: torch.optim.Optimizer) -> set[str]:
@@ -231,12 +208,15 @@ class _Forward(nn.Module):
     def forward(self, x: Tensor, explore: bool, gate: bool = False) -> Tensor:
         with self.backend.autocast(enabled=self.autocast, dtype=self.dtype):
             h, context = self.model.stem(x)
-            if not bool(torch.isfinite(context).all()):
+            try:  # decide checks that the context is finite; a model that makes NaN has diverged
+                decision = self.controller.decide(context, explore=explore)
+            except InputValidationError:
+                if bool(torch.isfinite(context).all()):
+                    raise
                 raise TrainingDivergedError(
                     "expected finite activations, got NaN or inf in the stem's output (the model's weights are not "
                     "finite, or its inputs overflow)"
-                )
-            decision = self.controller.decide(context, explore=explore)
+                ) from None
             head_gate = None
             if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
                 head_gate = torch.ones(decision.heads.shape, device=h.device, requires_grad=True)
@@ -752,7 +732,7 @@ class Trainer:
                                            f"one without {absent}")  # fmt: skip
             for key in _ADAMW_SETTINGS:
                 value = mine.get(key)
-                if key in mine and not _same_setting(theirs[key], value):
+                if key in mine and not same_value(theirs[key], value):
                     raise InputValidationError(
                         f"expected `optimizer.param_groups[{i}].{key}` in {where} = {value!r} (this trainer's "
                         f"AdamW), got {theirs[key]!r}"
@@ -802,7 +782,7 @@ class Trainer:
         for key, value in own.items():
             if key in ("last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step", "_is_initial"):
                 continue  # the schedule's position: checked through last_epoch
-            if not _same_setting(sched[key], value):
+            if not same_value(sched[key], value):
                 raise InputValidationError(
                     f"expected `scheduler.{key}` in {where} = {value!r} (this trainer's schedule), got {sched[key]!r}"
                 )
