@@ -83,8 +83,8 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from banditformer.harness.experiment import check_experiment, prepare_experiment, run_experiment
-    from banditformer.harness.trainer import TrainConfig
+    from banditformer.bench.experiment import check_experiment, prepare_experiment, run_experiment
+    from banditformer.training import TrainConfig
 
     # Every option is checked, and both runs' controllers built once, before the first run trains.
     check_float("--lam", args.lam, low=0.0)
@@ -167,7 +167,7 @@ def _bench_config(args: argparse.Namespace, kind: str, make: Any) -> tuple[Any, 
     import json
     from dataclasses import asdict
 
-    from banditformer.harness.runlog import RunLog
+    from banditformer.bench.runlog import RunLog
 
     fields = _BENCH_FIELDS[kind]
     values = {field: getattr(args, dest) for dest, field in fields.items()}
@@ -210,7 +210,7 @@ def _bench_finish(log: Any, report: Any, files: list[Any]) -> None:
 def _bench_interrupted(kind: str, log: Any, exc: Any, write: Any) -> int:
     """Ctrl-C: write the summaries of what finished (not the plots: they take seconds), mark the
     folder interrupted, say so in one line on stderr; exit status 130 (as shells do for SIGINT)."""
-    from banditformer.harness.runlog import _sigint_ignored
+    from banditformer.bench.runlog import _sigint_ignored
 
     with _sigint_ignored():  # a second Ctrl-C does not cut the summaries short
         files = [] if exc.report is None else [write(exc.report, log.folder) / "results.json"]
@@ -240,8 +240,8 @@ def _bench_os_error(kind: str, log: Any, exc: OSError) -> int:
 
 
 def _cmd_bench_bandits(args: argparse.Namespace) -> int:
-    from banditformer.harness.bench import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
-    from banditformer.harness.runlog import RunInterrupted
+    from banditformer.bench.bandits import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
+    from banditformer.bench.runlog import RunInterrupted
 
     log = None
     try:
@@ -273,14 +273,14 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_model(args: argparse.Namespace) -> int:
-    from banditformer.harness.bench_model import (
+    from banditformer.bench.models import (
         ModelBenchConfig,
         format_model_report,
         plot_model_report,
         run_models,
         write_model_report,
     )
-    from banditformer.harness.runlog import RunInterrupted
+    from banditformer.bench.runlog import RunInterrupted
 
     log = None
     try:
@@ -332,7 +332,7 @@ def _json_object(text: str) -> dict:
 
 
 def _cmd_bandits(args: argparse.Namespace) -> int:
-    from banditformer.harness.quick import compare_policies, format_table
+    from banditformer.bench.quick import compare_policies, format_table
 
     results = compare_policies(args.problem, args.policies, args.horizon, args.seeds, args.seed)
     print(

@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
-from banditformer.harness.bench_model import budget_kwargs, pareto_front
-from banditformer.harness.experiment import run_experiment
-from banditformer.harness.trainer import TrainConfig
-from banditformer.model import DynamicTransformer
+from banditformer.bench.experiment import run_experiment
+from banditformer.bench.models import budget_kwargs, pareto_front
+from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import make_task
+from banditformer.training import TrainConfig
 
 BASELINES = ("full", "static_small", "random", "layerdrop")
 
@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def config(controller: str) -> TrainConfig:
         return dht_train if controller.startswith("dht") else train
 
-    table = DynamicTransformer(make_task(args.task, seed=args.seed, **task_kwargs).config(**model)).cost_table()
+    task = make_task(args.task, seed=args.seed, **task_kwargs)
+    table = DynamicTransformer(TransformerConfig.for_task(task, **model)).cost_table()
     runs = plan(args, table)
     if args.only:
         runs = [r for r in runs if r[0].startswith(tuple(args.only))]

@@ -47,7 +47,7 @@ from torch import Tensor
 
 from banditformer import CombinatorialPolicy, Policy, list_policies, make_backend, make_policy, set_value_checks
 from banditformer.core.policy import PolicyBase
-from banditformer.harness.problems import BERNOULLI_INSTANCES, BernoulliProblem
+from banditformer.problems import BERNOULLI_INSTANCES, BernoulliProblem
 
 NUM_ARMS = 10  # K arms, or N base arms for a combinatorial policy
 TOP_K = 3  # base arms chosen per row by a combinatorial policy

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 
 import banditformer as bf
-from banditformer.core.distributed import reduced_states
+from banditformer.training.distributed import reduced_states
 
 
 def rss_mib() -> float:

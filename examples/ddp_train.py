@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
+from banditformer.bench.experiment import controller_parameters
 from banditformer.core.random import derive_seed
-from banditformer.harness.experiment import controller_parameters
-from banditformer.harness.trainer import TrainConfig, Trainer
-from banditformer.model import DynamicTransformer
+from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import make_controller, make_task
+from banditformer.training import TrainConfig, Trainer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         data = make_task(args.task, seed=args.seed)
         torch.manual_seed(derive_seed(args.seed, "init"))
         model = DynamicTransformer(
-            data.config(d_model=args.width, num_layers=args.layers, num_heads=args.heads, pooling="cls")
+            TransformerConfig.for_task(
+                data, d_model=args.width, num_layers=args.layers, num_heads=args.heads, pooling="cls"
+            )
         )
         kwargs = {"num_layers": args.layers, "num_heads": args.heads, **json.loads(args.controller_kwargs)}
         fills = {"context_dim": args.width, "full_flops": model.cost_table().full, "seed": args.seed}

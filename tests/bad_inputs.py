@@ -47,14 +47,14 @@ def _model() -> Any:
 # ----------------------------------------------------------------------------------- configs
 @case
 def train_config_zero_epochs(tmp: Path):
-    from banditformer.harness.trainer import TrainConfig
+    from banditformer.training import TrainConfig
 
     return [], lambda: TrainConfig(epochs=0)
 
 
 @case
 def train_config_nan_lr(tmp: Path):
-    from banditformer.harness.trainer import TrainConfig
+    from banditformer.training import TrainConfig
 
     return [], lambda: TrainConfig(lr=math.nan)
 
@@ -78,7 +78,7 @@ def dht_unknown_mode(tmp: Path):
 
 @case
 def bench_zero_horizon(tmp: Path):
-    from banditformer.harness.bench import BanditBenchConfig
+    from banditformer.bench.bandits import BanditBenchConfig
 
     return [], lambda: BanditBenchConfig(horizon=0)
 
@@ -340,7 +340,7 @@ def checkpoint_foreign(tmp: Path):
 
 @case
 def checkpoint_of_another_config(tmp: Path):
-    from banditformer.harness.trainer import TrainConfig
+    from banditformer.training import TrainConfig
 
     trainer = _tiny_trainer()
     trainer.save(tmp / "ok.ckpt")
@@ -349,13 +349,13 @@ def checkpoint_of_another_config(tmp: Path):
 
 
 def _tiny_trainer(config: Any = None) -> Any:
-    from banditformer.harness.tasks import pointer_chasing
-    from banditformer.harness.trainer import TrainConfig, Trainer
-    from banditformer.model import DynamicTransformer
+    from banditformer.model import DynamicTransformer, TransformerConfig
+    from banditformer.tasks import pointer_chasing
+    from banditformer.training import TrainConfig, Trainer
 
     data = pointer_chasing(num_samples=60, seed=0)
     torch.manual_seed(0)
-    model = DynamicTransformer(data.config(d_model=8, num_layers=2, num_heads=2))
+    model = DynamicTransformer(TransformerConfig.for_task(data, d_model=8, num_layers=2, num_heads=2))
     ctrl = bf.make_controller("dht", num_layers=2, num_heads=2, context_dim=8, full_flops=1e5, seed=0)
     return Trainer(model, ctrl, data, config or TrainConfig(epochs=1, batch_size=64, progress=False))
 
@@ -446,7 +446,7 @@ def train_step_labels_out_of_range(tmp: Path):
 
 @case
 def train_step_diverged(tmp: Path):
-    from banditformer.harness.trainer import TrainConfig
+    from banditformer.training import TrainConfig
 
     trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=64, progress=False))
     x, y = trainer._batch(trainer.task.train, torch.arange(8))
@@ -490,35 +490,35 @@ _MISSING = object()
 
 @case
 def bench_seed_beyond_64_bits(tmp: Path):
-    from banditformer.harness.bench import BanditBenchConfig
+    from banditformer.bench.bandits import BanditBenchConfig
 
     return [], lambda: BanditBenchConfig(policies=["ucb1"], seed=2**70)
 
 
 @case
 def bench_more_checkpoints_than_rounds(tmp: Path):
-    from banditformer.harness.bench import BanditBenchConfig
+    from banditformer.bench.bandits import BanditBenchConfig
 
     return [], lambda: BanditBenchConfig(policies=["ucb1"], horizon=100, checkpoints=30_000_000)
 
 
 @case
 def bench_run_beyond_memory(tmp: Path):
-    from banditformer.harness.bench import BanditBenchConfig
+    from banditformer.bench.bandits import BanditBenchConfig
 
     return [], lambda: BanditBenchConfig(policies=["ucb1"], horizon=10**15)
 
 
 @case
 def bench_mabwiser_not_installed(tmp: Path):
-    from banditformer.harness.bench import BanditBenchConfig
+    from banditformer.bench.bandits import BanditBenchConfig
 
     return [], _without_module("mabwiser.mab", lambda: BanditBenchConfig(policies=["ucb1"], mabwiser=True))
 
 
 @case
 def model_bench_bad_controller_option(tmp: Path):
-    from banditformer.harness.bench_model import ModelBenchConfig
+    from banditformer.bench.models import ModelBenchConfig
 
     bad = {"controllers": ["static", "dht"], "controller_kwargs": {"dht": {"head_reward": "x"}}}
     return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, **bad})
@@ -526,21 +526,21 @@ def model_bench_bad_controller_option(tmp: Path):
 
 @case
 def model_bench_unknown_task_option(tmp: Path):
-    from banditformer.harness.bench_model import ModelBenchConfig
+    from banditformer.bench.models import ModelBenchConfig
 
     return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, "task_kwargs": {"num_sample": 60}})
 
 
 @case
 def model_bench_last_seed_beyond_64_bits(tmp: Path):
-    from banditformer.harness.bench_model import ModelBenchConfig
+    from banditformer.bench.models import ModelBenchConfig
 
     return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, "seed": 2**63 - 1, "seeds": 2})
 
 
 @case
 def model_bench_run_beyond_memory(tmp: Path):
-    from banditformer.harness.bench_model import ModelBenchConfig
+    from banditformer.bench.models import ModelBenchConfig
 
     huge = {"d_model": 2**17, "num_layers": 512, "num_heads": 16, "batch_size": 2**16}
     return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, **huge})
@@ -565,8 +565,8 @@ def toml_config_not_utf8(tmp: Path):
 def _bandit_log(tmp: Path) -> Any:
     from dataclasses import asdict
 
-    from banditformer.harness.bench import BanditBenchConfig
-    from banditformer.harness.runlog import RunLog
+    from banditformer.bench.bandits import BanditBenchConfig
+    from banditformer.bench.runlog import RunLog
 
     config = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=2)
     log = RunLog.create(tmp / "results", "bandits", asdict(config), config.digest())
@@ -576,8 +576,8 @@ def _bandit_log(tmp: Path) -> Any:
 
 @case
 def bench_resume_of_another_configuration(tmp: Path):
-    from banditformer.harness.bench import BanditBenchConfig, run_bandits
-    from banditformer.harness.runlog import RunLog
+    from banditformer.bench.bandits import BanditBenchConfig, run_bandits
+    from banditformer.bench.runlog import RunLog
 
     folder = _bandit_log(tmp)
     other = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=60, seeds=2)
@@ -586,7 +586,7 @@ def bench_resume_of_another_configuration(tmp: Path):
 
 @case
 def bench_resume_of_a_folder_in_use(tmp: Path):
-    from banditformer.harness.runlog import RunLog
+    from banditformer.bench.runlog import RunLog
 
     folder = _bandit_log(tmp)
     first = RunLog.resume(folder, "bandits")  # holds the folder's lock, as a run in progress does
@@ -595,7 +595,7 @@ def bench_resume_of_a_folder_in_use(tmp: Path):
 
 @case
 def bench_results_folder_is_a_file(tmp: Path):
-    from banditformer.harness.runlog import RunLog
+    from banditformer.bench.runlog import RunLog
 
     (tmp / "a_file").write_text("")
     return [], lambda: RunLog.create(tmp / "a_file", "bandits", {}, "abc")

@@ -77,7 +77,7 @@ def test_usage_errors_show_the_subcommands_usage_and_the_closest_name(argv, usag
 
 
 def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
-    from banditformer.harness import experiment
+    from banditformer.bench import experiment
 
     def refuse(*args, **kwargs):
         raise AssertionError("a run started before the options were checked")
@@ -174,7 +174,7 @@ def test_a_results_folder_that_cannot_be_written_any_more_gives_one_line(tmp_pat
     import errno
     import json
 
-    import banditformer.harness.bench as bench
+    import banditformer.bench.bandits as bench
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -7,12 +7,12 @@ import sys
 
 import torch
 
-from banditformer.core.backend import Backend
+from banditformer.backends.base import TorchBackend
 
 __all__ = ["CPUBackend"]
 
 
-class CPUBackend(Backend):
+class CPUBackend(TorchBackend):
     """Runs on the host CPU; autocast in bfloat16; ``timer`` uses wall-clock time.
 
     ``memory_stats`` reports the process's peak resident set size (the CPU has no allocator

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import torch
 
-from banditformer.core.backend import Backend, Timing
+from banditformer.backends.base import TorchBackend
+from banditformer.core.backend import AttentionWeights, Timing
 from banditformer.core.errors import BackendUnavailableError, InputValidationError
 from banditformer.core.validation import check_int
 
@@ -29,14 +30,14 @@ def resolve_routed_kernel(kernel: str, has_triton: bool) -> str:
     return kernel
 
 
-class CUDABackend(Backend):
+class CUDABackend(TorchBackend):
     """Runs on one NVIDIA GPU; autocast in bfloat16 where supported, else float16; ``timer``
     measures with CUDA events on the current stream.
 
     Args:
         index: the CUDA device index.
         kernel: the routed-attention kernel of the dynamic transformer's fast path: ``"torch"``
-            (default: :func:`banditformer.core.kernels.routed_attention`, masking where routing
+            (default: :func:`banditformer.backends.kernels.routed_attention`, masking where routing
             would be slower), ``"triton"`` (the gather-GEMM kernels of
             :mod:`banditformer.backends.triton_kernels`; forward only fast, backward recomputes
             with torch; not yet tuned or timed on a GPU) or ``"auto"`` (Triton where installed).
@@ -83,23 +84,16 @@ class CUDABackend(Backend):
         self,
         x: torch.Tensor,
         heads: torch.Tensor,
-        qkv_weight: torch.Tensor,
-        qkv_bias: torch.Tensor | None,
-        proj_weight: torch.Tensor,
-        proj_bias: torch.Tensor | None,
-        num_heads: int,
+        weights: AttentionWeights,
+        *,
         host_heads: torch.Tensor | None = None,
         gate: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.kernel == "triton" and gate is None:  # the Triton kernels take no head gate
             from banditformer.backends.triton_kernels import triton_routed_attention
 
-            return triton_routed_attention(
-                x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads
-            )
-        return super().routed_attention(
-            x, heads, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads, host_heads=host_heads, gate=gate
-        )
+            return triton_routed_attention(x, heads, weights, host_heads=host_heads)
+        return super().routed_attention(x, heads, weights, host_heads=host_heads, gate=gate)
 
     def synchronize(self) -> None:
         torch.cuda.synchronize(self._device)

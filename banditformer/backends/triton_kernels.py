@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from banditformer.core import kernels
+from banditformer.backends import kernels
+from banditformer.core.backend import AttentionWeights
 
 try:  # optional dependency, present on CUDA installs of torch
     import triton
@@ -164,9 +165,8 @@ class _RoutedAttention(torch.autograd.Function):
             for t in (x, qkv_w, qkv_b, proj_w, proj_b)
         ]
         with torch.enable_grad():
-            out = kernels.routed_attention(
-                inputs[0], heads, inputs[1], inputs[2], inputs[3], inputs[4], ctx.num_heads, host_heads=ctx.host
-            )
+            weights = AttentionWeights(inputs[1], inputs[2], inputs[3], inputs[4], ctx.num_heads)
+            out = kernels.routed_attention(inputs[0], heads, weights, host_heads=ctx.host)
         wanted = [t for t in inputs if t is not None and t.requires_grad]
         grads = iter(torch.autograd.grad(out, wanted, grad) if wanted else [])
         gx, gw, gb, gpw, gpb = (next(grads) if t is not None and t.requires_grad else None for t in inputs)
@@ -176,17 +176,15 @@ class _RoutedAttention(torch.autograd.Function):
 def triton_routed_attention(
     x: Tensor,
     heads: Tensor,
-    qkv_weight: Tensor,
-    qkv_bias: Tensor | None,
-    proj_weight: Tensor,
-    proj_bias: Tensor | None,
-    num_heads: int,
+    weights: AttentionWeights,
+    *,
     host_heads: Tensor | None = None,
 ) -> Tensor:
     """Attention in which row ``i`` runs only the heads in ``heads[i]``, with the gather-GEMM
-    kernels; same arguments and result as :func:`banditformer.core.kernels.routed_attention`
+    kernels; same arguments and result as :func:`banditformer.backends.kernels.routed_attention`
     (``host_heads``: a CPU copy of ``heads``, which spares a host sync). Under autocast, inputs
     are cast to the autocast dtype first."""
+    qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads = weights
     host = heads.cpu() if host_heads is None else host_heads
     if torch.is_autocast_enabled(x.device.type):
         dtype = torch.get_autocast_dtype(x.device.type)

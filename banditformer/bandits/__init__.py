@@ -1,5 +1,5 @@
 """Built-in bandit policies, one per module. They are registered through the plugin hooks
-(:mod:`banditformer.plugins.builtin`), the same door third-party policies use."""
+(:mod:`banditformer.builtin`), the same door third-party policies use."""
 
 from banditformer.bandits.bucketed import Bucketed
 from banditformer.bandits.bucketed_combinatorial import BucketedCombinatorial

@@ -3,7 +3,7 @@ architectures, and LayerDrop-style training with a pruned model at inference.
 
 They take no feedback (``feedback`` only checks its input); randomness comes from a seeded
 ``torch.Generator``. Budgets are FLOP ratios against the full model, read from a
-:class:`~banditformer.core.flops.CostTable` (``model.cost_table()``).
+:class:`~banditformer.model.flops.CostTable` (``model.cost_table()``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 from torch import Tensor
 
 from banditformer.core.controller import Controller
+from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.flops import CostTable
 from banditformer.core.random import make_generator
 from banditformer.core.validation import check_float, check_int
 

@@ -98,7 +98,7 @@ class DHTController(Controller):
             throughout.
         head_reward: ``"sample"`` or ``"importance"``, the semi-bandit reward of each chosen head
             (see the module docstring); ``"importance"`` needs ``head_importance`` in
-            :meth:`feedback`, which :class:`~banditformer.harness.trainer.Trainer` measures.
+            :meth:`feedback`, which :class:`~banditformer.training.Trainer` measures.
         depth_policy, count_policy, head_policy: registered policy names for the three slots
             (contextual for depth; context-free one-arm for head counts; combinatorial for heads).
         depth_kwargs, count_kwargs, head_kwargs: options for them.

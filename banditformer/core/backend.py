@@ -6,13 +6,28 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
+from torch import Tensor
 
-from banditformer.core import kernels
+__all__ = ["AttentionWeights", "Backend", "Timing"]
 
-__all__ = ["Backend", "Timing"]
+
+class AttentionWeights(NamedTuple):
+    """One attention layer's parameters, as the kernels take them.
+
+    Attributes:
+        qkv_weight, qkv_bias: the fused ``(3D, D)`` input projection and its ``(3D,)`` bias (or None).
+        proj_weight, proj_bias: the ``(D, D)`` output projection and its ``(D,)`` bias (or None).
+        num_heads: H; ``D`` is a multiple of it.
+    """
+
+    qkv_weight: Tensor
+    qkv_bias: Tensor | None
+    proj_weight: Tensor
+    proj_bias: Tensor | None
+    num_heads: int
 
 
 class Timing:
@@ -29,17 +44,12 @@ class Backend(ABC):
     """Where and how the model runs.
 
     Implementations say whether they can run here (:meth:`is_available`), give the device and the
-    autocast dtype, synchronise, time a block correctly for their device, and report memory. Later
-    they also supply the routed-attention and depth-dispatch kernels the dynamic model calls.
+    autocast dtype, synchronise, time a block correctly for their device, report memory, and
+    supply the routed-attention kernel the dynamic model's fast path calls.
     """
 
     #: The registry name, e.g. ``"cpu"``.
     name: ClassVar[str]
-    #: Time per useful FLOP of the routed-attention strategies (rows sharing a head set, rows
-    #: grouped per head) relative to dense attention on this device; the kernel masks instead
-    #: where routing would be slower. 1.0: always route.
-    routed_overheads: ClassVar[tuple[float, float]] = (1.0, 1.0)
-
     @classmethod
     @abstractmethod
     def is_available(cls) -> bool:
@@ -63,25 +73,25 @@ class Backend(ABC):
     def memory_stats(self) -> dict[str, int]:
         """Memory use in bytes: at least ``allocated`` and ``peak_allocated`` (0 where unknown)."""
 
+    @abstractmethod
     def routed_attention(
         self,
-        x: torch.Tensor,
-        heads: torch.Tensor,
-        qkv_weight: torch.Tensor,
-        qkv_bias: torch.Tensor | None,
-        proj_weight: torch.Tensor,
-        proj_bias: torch.Tensor | None,
-        num_heads: int,
-        host_heads: torch.Tensor | None = None,
-        gate: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        x: Tensor,
+        heads: Tensor,
+        weights: AttentionWeights,
+        *,
+        host_heads: Tensor | None = None,
+        gate: Tensor | None = None,
+    ) -> Tensor:
         """Self-attention in which row ``i`` runs only the heads in ``heads[i]``: the kernel the
-        dynamic transformer's fast path calls. The default is
-        :func:`banditformer.core.kernels.routed_attention`; a backend may bring a faster one with
-        the same result.
+        dynamic transformer's fast path calls. The built-in backends use
+        :func:`banditformer.backends.kernels.routed_attention`; a backend may bring a faster one
+        with the same result (full attention with the unchosen heads' outputs zeroed before the
+        output projection).
 
         Args:
-            x: ``(n, T, D)``; heads: ``(n, H)`` bool; the attention's weights and biases;
+            x: ``(n, T, D)``; heads: ``(n, H)`` bool, at least one head per row;
+            weights: the layer's projections and head count;
             host_heads: ``heads`` on the CPU, when the caller has it (spares a host sync).
             gate: ``(n, H)`` float multipliers of the heads' outputs, or ``None``: a kernel given a
                 gate must let gradients reach it (it measures head importance during training).
@@ -89,18 +99,6 @@ class Backend(ABC):
         Returns:
             ``(n, T, D)``.
         """
-        return kernels.routed_attention(
-            x,
-            heads,
-            qkv_weight,
-            qkv_bias,
-            proj_weight,
-            proj_bias,
-            num_heads,
-            overheads=self.routed_overheads,
-            host_heads=host_heads,
-            gate=gate,
-        )
 
     def autocast(self, enabled: bool = True, dtype: torch.dtype | None = None) -> contextlib.AbstractContextManager:
         """A ``torch.autocast`` context for this device (a no-op when ``enabled`` is False)."""

@@ -72,7 +72,7 @@ class Controller(CheckedModule, ABC):
     def state_reductions(self) -> dict[str, str | None]:
         """Data-parallel reductions of the controller's own buffers (its policies declare theirs):
         name -> ``"sum"``, ``"mean"``, ``"max"``, ``"min"`` or ``None`` (identical on every rank);
-        see :mod:`banditformer.core.distributed`. Empty by default."""
+        see :mod:`banditformer.training.distributed`. Empty by default."""
         return {}
 
     @property

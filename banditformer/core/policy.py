@@ -112,7 +112,7 @@ class PolicyBase(CheckedModule, ABC):
             default: the initial value; :meth:`reset` restores it.
             reduce: ``"sum"`` (counts and sums: ranks add their increments), ``"mean"`` (ranks
                 average their increments), ``"max"``, ``"min"``, or ``None`` (identical on every
-                rank, e.g. a hyperparameter); see :mod:`banditformer.core.distributed`.
+                rank, e.g. a hyperparameter); see :mod:`banditformer.training.distributed`.
             low: a load requires every entry to be at least this (e.g. 0 for counts); every
                 statistic must be finite.
         """

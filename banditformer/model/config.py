@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from banditformer.core.errors import InputValidationError
+from banditformer.core.task import Task
 from banditformer.core.validation import check_float, check_int
 
 __all__ = ["INPUT_KINDS", "POOLING", "TransformerConfig"]
@@ -98,3 +100,18 @@ class TransformerConfig:
     def tokens_per_sample(self) -> int:
         """Positions the blocks see: ``seq_len`` plus one for the class token."""
         return self.seq_len + (1 if self.pooling == "cls" else 0)
+
+    @classmethod
+    def for_task(cls, task: Task, **overrides: Any) -> TransformerConfig:
+        """The configuration for ``task``: the fields its data fixes (``task.model``: input kind,
+        classes, sequence length, vocabulary, image size, ...) with ``overrides`` (width, depth,
+        heads, ...) on top.
+
+        Examples:
+            >>> from banditformer.tasks import pointer_chasing
+            >>> TransformerConfig.for_task(pointer_chasing(num_samples=30), d_model=16, num_heads=2).seq_len
+            9
+        """
+        if not isinstance(task, Task):
+            raise InputValidationError(f"expected a Task, got {type(task).__name__}")
+        return cls(**{**task.model, **overrides})

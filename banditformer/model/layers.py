@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from banditformer.core.backend import Backend
-from banditformer.core.kernels import masked_attention, subset_attention
+from banditformer.backends.kernels import masked_attention, subset_attention
+from banditformer.core.backend import AttentionWeights, Backend
 from banditformer.model.config import TransformerConfig
 
 __all__ = ["MLP", "Attention", "Block", "InputEmbedding"]
@@ -56,25 +56,24 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
 
-    def _weights(self) -> tuple:
-        return self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias, self.num_heads
+    def weights(self) -> AttentionWeights:
+        """The projections and head count, as the kernels take them."""
+        return AttentionWeights(self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias, self.num_heads)
 
     def forward(self, x: Tensor, heads: Tensor | None = None, gate: Tensor | None = None) -> Tensor:
         """Reference: all heads run; ``heads`` ``(B, H)`` bool zeroes the unchosen ones' outputs;
         ``gate`` ``(B, H)`` float multiplies each head's output (head importance)."""
-        return masked_attention(x, heads, *self._weights(), gate=gate)
+        return masked_attention(x, heads, self.weights(), gate=gate)
 
     def forward_subset(self, x: Tensor, head_idx: Tensor | None, gate: Tensor | None = None) -> Tensor:
         """Fast: every row runs only heads ``head_idx`` ``(k,)`` (all when ``None``)."""
-        return subset_attention(x, head_idx, *self._weights(), gate=gate)
+        return subset_attention(x, head_idx, self.weights(), gate=gate)
 
     def forward_routed(
         self, x: Tensor, heads: Tensor, backend: Backend, host_heads: Tensor | None = None, gate: Tensor | None = None
     ) -> Tensor:
         """Fast: row ``i`` runs only the heads in ``heads[i]``, with the backend's kernel."""
-        if gate is None:  # a plugin backend's kernel need not know the gate argument
-            return backend.routed_attention(x, heads, *self._weights(), host_heads=host_heads)
-        return backend.routed_attention(x, heads, *self._weights(), host_heads=host_heads, gate=gate)
+        return backend.routed_attention(x, heads, self.weights(), host_heads=host_heads, gate=gate)
 
 
 class MLP(nn.Module):

@@ -21,12 +21,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from banditformer.backends import default_backend
 from banditformer.core.backend import Backend
+from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.flops import MATMUL_OPS, CostTable, count_flops
 from banditformer.core.validation import check_tensor
 from banditformer.model.config import TransformerConfig
+from banditformer.model.flops import MATMUL_OPS, count_flops
 from banditformer.model.layers import Block, InputEmbedding
 
 __all__ = ["PATHS", "DynamicTransformer"]
@@ -92,10 +94,10 @@ class DynamicTransformer(nn.Module):
     def cost_table(self, ops: Sequence[str] | None = None) -> CostTable:
         """Per-sample forward FLOPs of the stem, of each block with ``k = 1 .. H`` heads, and of the
         classifier, counted once each with fvcore (multiply-add = 1; see
-        :mod:`banditformer.core.flops`). The blocks share one shape, so block 1's counts serve all.
+        :mod:`banditformer.model.flops`). The blocks share one shape, so block 1's counts serve all.
 
         Args:
-            ops: count only these operator kinds (e.g. :data:`~banditformer.core.flops.MATMUL_OPS`);
+            ops: count only these operator kinds (e.g. :data:`~banditformer.model.flops.MATMUL_OPS`);
                 default: all.
         """
         if isinstance(ops, str):
@@ -207,11 +209,10 @@ class DynamicTransformer(nn.Module):
     def _backend(self, device: torch.device) -> Backend:
         if self.backend is not None:
             return self.backend
-        if device.type not in self._default_backends:
-            from banditformer.plugins import make_backend  # late: the registry imports model code
-
-            self._default_backends[device.type] = make_backend(device.type)
-        return self._default_backends[device.type]
+        key = str(device)
+        if key not in self._default_backends:
+            self._default_backends[key] = default_backend(device)
+        return self._default_backends[key]
 
     def run(self, h: Tensor, decision: Decision, path: str = "fast", head_gate: Tensor | None = None) -> Tensor:
         """Blocks ``1 .. depth - 1`` of each sample, then the classifier.

@@ -67,7 +67,7 @@ def banditformer_add_problems() -> Mapping[str, Callable[..., Any]]:
 def banditformer_on_metrics(source: str, step: int, metrics: Mapping[str, float]) -> None:
     """Observe metrics as they are produced (for loggers).
 
-    :param source: who reports, e.g. ``"harness.quick"`` or ``"train"``.
+    :param source: who reports, e.g. ``"bench.quick"`` or ``"train"``.
     :param step: a step or round counter of that source.
     :param metrics: name -> value.
     :return: ignored; every implementation is called.

@@ -1,6 +1,6 @@
 """The plugin manager: built-ins and entry-point plugins through the same hooks, one failure at a time.
 
-Built-in implementations are a plugin like any other (:mod:`banditformer.plugins.builtin`),
+Built-in implementations are a plugin like any other (:mod:`banditformer.builtin`),
 registered first. Entry points of group ``banditformer`` are then loaded one by one: a plugin that
 fails to import, breaks a hookspec, implements an unknown hook, raises in a hook or returns the
 wrong type is reported by name (a :class:`PluginWarning`, and in :attr:`PluginManager.failures`)
@@ -51,6 +51,9 @@ __all__ = [
 ENTRY_POINT_GROUP = "banditformer"
 AUTOLOAD_ENV = "BANDITFORMER_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN = "builtin"
+#: The module of the built-in implementations, registered as the entry point ``builtin`` of
+#: group ``banditformer`` by the package's own ``pyproject.toml``.
+BUILTIN_MODULE = "banditformer.builtin"
 
 #: Seconds an entry point's import may take before a line on stderr names the plugin being loaded.
 SLOW_IMPORT_SECONDS = 3.0
@@ -119,9 +122,7 @@ class PluginManager:
         self._order: list[str] = []  # registration order: earlier plugins win name clashes
         self._registries: dict[str, dict[str, Entry]] = {}
         if builtins:
-            from banditformer.plugins import builtin
-
-            self.register(builtin, name=BUILTIN)
+            self._load_builtins()
         if autoload is None:
             autoload = autoload_from_env()
         if autoload:
@@ -188,10 +189,25 @@ class PluginManager:
         self._registries.clear()
         return True
 
+    def _load_builtins(self) -> None:
+        """Register the built-in implementations through their entry point, the door every plugin
+        uses (the manager imports no implementation). Run from a source tree that was not
+        installed, the entry point is the one ``pyproject.toml`` declares."""
+        ep = builtin_entry_point()
+        obj, exc = _load_noting_slow(ep)
+        if exc is not None:  # the package itself is broken: not a plugin failure to skip past
+            raise PluginLoadError(
+                f"failed to import: {type(exc).__name__}: {exc}", plugin=BUILTIN, entry_point=ep.value
+            )
+        self.register(obj, name=BUILTIN, entry_point=ep.value)
+
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
-        """Import and register every entry point of ``group``, one at a time."""
+        """Import and register every entry point of ``group``, one at a time (the built-ins' own
+        entry point is registered by the constructor, first, or not at all)."""
         # Sorted by name, so which plugin keeps a clashing name does not depend on the file system.
         for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: (e.name, e.value)):
+            if (ep.name, ep.value) == (BUILTIN, BUILTIN_MODULE):
+                continue
             if self._pm.has_plugin(ep.name):
                 self._fail(
                     PluginLoadError(
@@ -295,6 +311,15 @@ class PluginManager:
                         f"raised {type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook="banditformer_on_metrics"
                     )
                 )
+
+
+def builtin_entry_point() -> importlib.metadata.EntryPoint:
+    """The entry point of the built-in implementations: the installed package's, or (in a source
+    tree that was not installed) the one its ``pyproject.toml`` declares."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=BUILTIN):
+        if ep.value == BUILTIN_MODULE:
+            return ep
+    return importlib.metadata.EntryPoint(name=BUILTIN, value=BUILTIN_MODULE, group=ENTRY_POINT_GROUP)
 
 
 def _load_noting_slow(ep: importlib.metadata.EntryPoint) -> tuple[Any, BaseException | None]:

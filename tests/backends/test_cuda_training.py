@@ -51,13 +51,13 @@ def test_fast_path_equals_reference_on_cuda(dtype: torch.dtype | None) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
 def test_dht_trains_under_autocast_on_cuda(dtype: torch.dtype) -> None:
-    from banditformer.harness.tasks import pointer_chasing
-    from banditformer.harness.trainer import TrainConfig, Trainer
+    from banditformer.tasks import pointer_chasing
+    from banditformer.training import TrainConfig, Trainer
 
     backend = bf.make_backend("cuda")
     data = pointer_chasing(num_samples=600, seed=0)
     torch.manual_seed(0)
-    model = DynamicTransformer(data.config(d_model=32, num_layers=3, num_heads=2), backend=backend)
+    model = DynamicTransformer(TransformerConfig.for_task(data, d_model=32, num_layers=3, num_heads=2), backend=backend)
     ctrl = bf.make_controller("dht", num_layers=3, num_heads=2, context_dim=32, full_flops=model.cost_table().full)
     name = "bfloat16" if dtype == torch.bfloat16 else "float16"
     config = TrainConfig(epochs=2, batch_size=64, autocast=True, autocast_dtype=name, progress=False)

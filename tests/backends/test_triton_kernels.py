@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from banditformer import BackendUnavailableError, InputValidationError
+from banditformer.backends import kernels
 from banditformer.backends.cuda import resolve_routed_kernel
-from banditformer.core import kernels
+from banditformer.core.backend import AttentionWeights
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 REPO = Path(__file__).resolve().parents[2]
@@ -25,7 +26,8 @@ CHECK = textwrap.dedent(
     """
     import torch
     from banditformer.backends.triton_kernels import triton_routed_attention
-    from banditformer.core import kernels
+    from banditformer.backends import kernels
+from banditformer.core.backend import AttentionWeights
 
     g = torch.Generator().manual_seed(0)
     for n, t, d, h, bias, dtype in [
@@ -40,8 +42,8 @@ CHECK = textwrap.dedent(
         heads = torch.rand(n, h, generator=g) < 0.5
         heads[:, 0] |= ~heads.any(1)
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-            ref = kernels.masked_attention(x, heads, w_in, b_in, w_out, b_out, h)
-            got = triton_routed_attention(x, heads, w_in, b_in, w_out, b_out, h)
+            ref = kernels.masked_attention(x, heads, AttentionWeights(w_in, b_in, w_out, b_out, h))
+            got = triton_routed_attention(x, heads, AttentionWeights(w_in, b_in, w_out, b_out, h))
         tol = 1e-4 if dtype == torch.float32 else 2e-2
         torch.testing.assert_close(got.float(), ref.float(), rtol=tol, atol=tol)
         if dtype == torch.float32:
@@ -87,7 +89,7 @@ def test_triton_kernels_on_the_gpu(dtype: torch.dtype) -> None:
     heads = torch.rand(n, h, generator=g, device="cuda") < 0.5
     heads[:, 0] = True
     with torch.autocast("cuda", dtype=dtype, enabled=dtype != torch.float32):
-        ref = kernels.masked_attention(x, heads, w_in, b_in, w_out, b_out, h)
-        got = triton_routed_attention(x, heads, w_in, b_in, w_out, b_out, h)
+        ref = kernels.masked_attention(x, heads, AttentionWeights(w_in, b_in, w_out, b_out, h))
+        got = triton_routed_attention(x, heads, AttentionWeights(w_in, b_in, w_out, b_out, h))
     tol = 1e-4 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(got.float(), ref.float(), rtol=tol, atol=tol)

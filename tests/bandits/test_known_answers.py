@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from banditformer import make_policy
-from banditformer.harness.problems import BernoulliProblem
+from banditformer.problems import BernoulliProblem
 
 SEEDS = 24
 

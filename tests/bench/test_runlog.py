@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import banditformer as bf
-from banditformer.harness.bench import BanditBenchConfig, run_bandits, write_report
-from banditformer.harness.runlog import (
+from banditformer.bench.bandits import BanditBenchConfig, run_bandits, write_report
+from banditformer.bench.runlog import (
     RunInterrupted,
     RunLog,
     WorkerLostError,
@@ -324,8 +324,8 @@ def test_bench_model_killed_then_resumed_equals_an_uninterrupted_run(tmp_path: P
 
 def test_bench_model_interrupted_keeps_the_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sklearn")  # the digits task
-    from banditformer.harness import bench_model
-    from banditformer.harness.bench_model import ModelBenchConfig, run_models
+    from banditformer.bench import models as bench_model
+    from banditformer.bench.models import ModelBenchConfig, run_models
 
     config = ModelBenchConfig(task="digits", epochs=1, batch_size=128, d_model=16, num_layers=2, num_heads=2,
                               controllers=["static", "dht"], lams=[0.2], seeds=2)  # fmt: skip
@@ -359,8 +359,8 @@ def test_a_stop_while_the_summaries_are_written_never_leaves_a_complete_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     pytest.importorskip("matplotlib")
+    from banditformer.bench import bandits as bench
     from banditformer.cli import main
-    from banditformer.harness import bench
 
     def interrupted_plot(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C (or a kill) after results.json, before regret.png

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 import banditformer as bf
-from banditformer.controllers import StaticFull
-from banditformer.harness.bench_model import (
+from banditformer.bench.models import (
     ModelBenchConfig,
     format_model_report,
     pareto_front,
     run_models,
     write_model_report,
 )
+from banditformer.controllers import StaticFull
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
 
 pytest.importorskip("sklearn")  # the digits task
@@ -125,7 +125,7 @@ def test_runs_repeat_exactly_summarise_over_seeds_and_report_failures(tmp_path: 
 
 def test_plots_are_written(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from banditformer.harness.bench_model import plot_model_report
+    from banditformer.bench.models import plot_model_report
 
     report = run_models(ModelBenchConfig(controllers=["static", "static_small"], budgets=[0.5], **TINY))
     paths = plot_model_report(report, tmp_path)
@@ -180,7 +180,7 @@ POINTER = {"task": "pointer_chasing", "task_kwargs": {"num_samples": 60}, "epoch
     ],
 )  # fmt: skip
 def test_every_configuration_is_checked_against_its_factory_before_the_first_run(kwargs, says, monkeypatch) -> None:
-    from banditformer.harness import experiment
+    from banditformer.bench import experiment
 
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a run started"))
     with pytest.raises(bf.InputValidationError) as info:

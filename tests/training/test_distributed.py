@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import banditformer as bf
-from banditformer.core.distributed import StateSync, fork_generators, rank_and_world, reduced_states
+from banditformer.training.distributed import StateSync, fork_generators, rank_and_world, reduced_states
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 

@@ -1,5 +1,5 @@
 """A quick comparison of bandit policies on one problem, as a plain table: a thin layer over
-:func:`banditformer.harness.bench.run_bandits` that adds how often each run ended playing the best
+:func:`banditformer.bench.bandits.run_bandits` that adds how often each run ended playing the best
 arm most (context-free one-arm problems).
 
 Examples:
@@ -53,7 +53,7 @@ def compare_policies(
     Raises:
         BanditformerError: naming the policies that raised mid-run.
     """
-    from banditformer.harness.bench import BanditBenchConfig, run_bandits
+    from banditformer.bench.bandits import BanditBenchConfig, run_bandits
     from banditformer.plugins import get_plugin_manager, make_problem
 
     config = BanditBenchConfig(
@@ -77,7 +77,7 @@ def compare_policies(
             seconds=r.seconds,
             decisions_per_second=1.0 / r.seconds_per_decision,
         )
-        pm.notify_metrics("harness.quick", horizon, {k: v for k, v in asdict(result).items() if k != "policy"})
+        pm.notify_metrics("bench.quick", horizon, {k: v for k, v in asdict(result).items() if k != "policy"})
         results.append(result)
     return results
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import banditformer as bf
-from banditformer.harness.problems import SwitchingBernoulliProblem
+from banditformer.problems import SwitchingBernoulliProblem
 
 
 def test_switching_problem_changes_means_every_period_and_scores_regret_on_the_round_played() -> None:
@@ -33,7 +33,7 @@ def test_switching_problem_checks_its_phases(phases, match: str) -> None:
 
 
 def test_topk_semibandit_pays_each_base_arm_and_scores_regret_against_the_best_set() -> None:
-    from banditformer.harness.problems import TopKSemiBanditProblem
+    from banditformer.problems import TopKSemiBanditProblem
 
     p = TopKSemiBanditProblem([1.0, 0.0, 0.5, 0.25], k=2, seed=0)
     chosen = torch.tensor([[True, False, True, False], [False, True, False, True]])
@@ -47,7 +47,7 @@ def test_topk_semibandit_pays_each_base_arm_and_scores_regret_against_the_best_s
 
 
 def test_linear_contextual_rewards_are_linear_in_the_context_and_in_the_unit_interval() -> None:
-    from banditformer.harness.problems import LinearContextualProblem
+    from banditformer.problems import LinearContextualProblem
 
     p = LinearContextualProblem(num_arms=4, context_dim=5, seed=3)
     x = p.contexts(256)
@@ -65,7 +65,7 @@ def test_linear_contextual_rewards_are_linear_in_the_context_and_in_the_unit_int
 
 
 def test_a_contextual_problem_needs_a_round_before_pull() -> None:
-    from banditformer.harness.problems import LinearContextualProblem
+    from banditformer.problems import LinearContextualProblem
 
     p = LinearContextualProblem(seed=0)
     with pytest.raises(bf.InputValidationError, match=r"contexts\(n\)"):
@@ -87,13 +87,13 @@ def test_supervised_data_sets_become_bandits_whose_regret_counts_mistakes(name: 
     wrong = (truth + 1) % arms
     assert float(p.regret(wrong).sum()) == 50.0 and bool((p.pull(wrong) == 0).all())
     with pytest.raises(bf.InputValidationError, match="data set"):
-        from banditformer.harness.problems import classification_problem
+        from banditformer.problems import classification_problem
 
         classification_problem("iris")
 
 
 def test_a_classification_problem_needs_samples_and_two_classes() -> None:
-    from banditformer.harness.problems import ClassificationProblem
+    from banditformer.problems import ClassificationProblem
 
     with pytest.raises(bf.InputValidationError, match="2 classes"):
         ClassificationProblem(torch.randn(4, 2), torch.zeros(4, dtype=torch.long))

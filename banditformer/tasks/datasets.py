@@ -14,7 +14,6 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,50 +22,12 @@ from torch import Tensor
 
 from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.random import make_generator
+from banditformer.core.task import Split, Task
 from banditformer.core.validation import check_int
 
-__all__ = ["Split", "Task", "bbc_news", "digits", "mnist1d", "pointer_chasing", "split_indices"]
+__all__ = ["bbc_news", "digits", "mnist1d", "pointer_chasing", "split_indices"]
 
 FRACTIONS = (0.7, 0.15, 0.15)
-
-
-@dataclass
-class Split:
-    """Inputs ``x`` ``(n, ...)``, labels ``y`` ``(n,)`` int64 and, where known, each sample's
-    ``difficulty`` ``(n,)``."""
-
-    x: Tensor
-    y: Tensor
-    difficulty: Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-
-@dataclass
-class Task:
-    """A data set with its split and the input shape a model needs.
-
-    Attributes:
-        name: the registry name.
-        model: :class:`~banditformer.model.TransformerConfig` fields fixed by the data
-            (``input``, ``num_classes``, ``seq_len``, ``vocab_size``, ``image_size``, ...).
-        classes: the class names, index = label.
-    """
-
-    name: str
-    model: dict[str, Any]
-    train: Split
-    val: Split
-    test: Split
-    classes: list[str] = field(default_factory=list)
-
-    def config(self, **overrides: Any) -> Any:
-        """A :class:`~banditformer.model.TransformerConfig` for this task (``overrides``: width,
-        depth, heads, ...)."""
-        from banditformer.model import TransformerConfig
-
-        return TransformerConfig(**{**self.model, **overrides})
 
 
 def split_indices(n: int, seed: int, fractions: Sequence[float] = FRACTIONS) -> tuple[Tensor, Tensor, Tensor]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import banditformer as bf
 from banditformer.controllers import DHTController
-from banditformer.harness.trainer import TrainConfig, remove_stale_temporaries, save_atomic
+from banditformer.training import TrainConfig, remove_stale_temporaries, save_atomic
 from tests.bad_inputs import CASES, _RunsCode, _tiny_trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +98,7 @@ def test_a_save_through_a_symlink_writes_its_target(tmp_path: Path) -> None:
 
 _SAVER = """
 import sys, torch
-from banditformer.harness.trainer import save_atomic
+from banditformer.training import save_atomic
 big = {"w": torch.zeros(8_000_000)}  # 32 MB: long enough to be killed mid-write
 print("ready", flush=True)
 while True:

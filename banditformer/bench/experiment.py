@@ -16,7 +16,7 @@ from scipy import stats
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
 from banditformer.core.validation import SEED_MAX, check_int, check_memory
-from banditformer.harness.trainer import TrainConfig, Trainer
+from banditformer.training import TrainConfig, Trainer
 
 __all__ = [
     "MODEL_DEFAULTS",
@@ -138,7 +138,7 @@ def prepare_experiment(
     :func:`check_experiment`); ``cache`` (a dict kept between calls of one task, options and
     model) keeps the task (``"data"``), the freshly initialised model (``"net"``) and its cost
     table (``"table"``) between calls."""
-    from banditformer.model import DynamicTransformer
+    from banditformer.model import DynamicTransformer, TransformerConfig
     from banditformer.plugins import check_registered, make_task
 
     check_registered("task", task)
@@ -153,7 +153,7 @@ def prepare_experiment(
         cache["data"] = make_task(task, seed=seed, **(task_kwargs or {}))
     data = cache["data"]
     if "table" not in cache:
-        cfg = data.config(**shape)
+        cfg = TransformerConfig.for_task(data, **shape)
         parts = run_memory(cfg, (train or TrainConfig(seed=seed)).batch_size)
         check_memory(f"a run of a {cfg.num_layers}-block, {cfg.d_model}-wide model", sum(parts.values()), parts)
         torch.manual_seed(derive_seed(seed, "init"))

@@ -8,14 +8,14 @@ import pytest
 import torch
 
 import banditformer as bf
-from banditformer.harness.trainer import TrainConfig, Trainer, save_atomic
-from banditformer.model import DynamicTransformer
+from banditformer.model import DynamicTransformer, TransformerConfig
+from banditformer.training import TrainConfig, Trainer, save_atomic
 
 
 def setup(controller: str = "dht", epochs: int = 2, seed: int = 0) -> Trainer:
     task = bf.make_task("pointer_chasing", seed=0, num_samples=300, length=6, max_hops=2)
     torch.manual_seed(seed)
-    model = DynamicTransformer(task.config(d_model=16, num_layers=3, num_heads=2, dropout=0.1))
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=16, num_layers=3, num_heads=2, dropout=0.1))
     kwargs = {"num_layers": 3, "num_heads": 2}
     if controller == "dht":
         kwargs.update(context_dim=16, full_flops=model.cost_table().full, seed=seed)
@@ -82,7 +82,7 @@ def importance_trainer() -> Trainer:
     """One epoch of a small DHT that rewards heads by importance, on pointer chasing."""
     task = bf.make_task("pointer_chasing", seed=0, num_samples=200, length=6, max_hops=2)
     torch.manual_seed(0)
-    model = DynamicTransformer(task.config(d_model=16, num_layers=3, num_heads=2))
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=16, num_layers=3, num_heads=2))
     ctrl = bf.make_controller(
         "dht", num_layers=3, num_heads=2, context_dim=16, full_flops=model.cost_table().full, head_reward="importance"
     )

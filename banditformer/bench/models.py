@@ -38,9 +38,9 @@ from typing import Any
 import torch
 from scipy import stats
 
+from banditformer.bench.runlog import RunInterrupted, RunLog, WorkerLostError, atomic_file, run_jobs, write_atomic
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import SEED_MAX, check_float, check_int
-from banditformer.harness.runlog import RunInterrupted, RunLog, WorkerLostError, atomic_file, run_jobs, write_atomic
 
 __all__ = [
     "BUDGETED",
@@ -155,9 +155,9 @@ class ModelBenchConfig:
     def _check_runs(self, plan: list[tuple[str, str, dict[str, Any]]], cache: dict[str, Any]) -> None:
         """Build every configuration's controller once, with the options its runs will get, so a bad
         option fails here, before the first run, and not in each run."""
+        from banditformer.bench.experiment import check_experiment
         from banditformer.core.errors import BanditformerError, PluginError
-        from banditformer.harness.experiment import check_experiment
-        from banditformer.harness.trainer import TrainConfig
+        from banditformer.training import TrainConfig
 
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, progress=False)
         for label, controller, kwargs in plan:
@@ -185,7 +185,7 @@ class ModelBenchConfig:
 
     def steps(self, cache: dict[str, Any] | None = None) -> int:
         """Training steps of one run (``cache``: as for
-        :func:`~banditformer.harness.experiment.prepare_experiment`)."""
+        :func:`~banditformer.bench.experiment.prepare_experiment`)."""
         data, _, _ = self._prepare({} if cache is None else cache)
         return -(-len(data.train) // self.batch_size) * self.epochs
 
@@ -195,14 +195,14 @@ class ModelBenchConfig:
         return self._plan({})
 
     def _prepare(self, cache: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
-        from banditformer.harness.experiment import prepare_experiment
-        from banditformer.harness.trainer import TrainConfig
+        from banditformer.bench.experiment import prepare_experiment
+        from banditformer.training import TrainConfig
 
         train = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, seed=self.seed, progress=False)
         return prepare_experiment(self.task, self.seed, self.task_kwargs, self.model, train, cache)
 
     def _plan(self, cache: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-        from banditformer.harness.experiment import controller_parameters
+        from banditformer.bench.experiment import controller_parameters
 
         runs: list[tuple[str, str, dict[str, Any]]] = []
         table = self._prepare(cache)[2]  # the task and model checked, whatever the controllers
@@ -244,7 +244,7 @@ def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: 
 @dataclass
 class ModelReport:
     """Everything a run produced: ``runs`` holds one result dict per (configuration, seed) (see
-    :func:`~banditformer.harness.experiment.run_experiment`, plus ``label`` or ``error``);
+    :func:`~banditformer.bench.experiment.run_experiment`, plus ``label`` or ``error``);
     ``summary`` one row per configuration with means and 95% intervals over seeds, and whether it
     is on the Pareto front."""
 
@@ -256,8 +256,8 @@ class ModelReport:
 
 def _one_run(config: ModelBenchConfig, label: str, controller: str, kwargs: dict[str, Any], seed: int) -> dict:
     """One training run; a failure comes back as ``{"label", "seed", "error"}``."""
-    from banditformer.harness.experiment import run_experiment
-    from banditformer.harness.trainer import TrainConfig
+    from banditformer.bench.experiment import run_experiment
+    from banditformer.training import TrainConfig
 
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -339,7 +339,7 @@ def run_models(
             see the plugins installed through entry points). The numbers are the same for every
             value. A run whose process dies is reported by label and seed
             (``meta["jobs"]["lost"]``); the other runs go on.
-        log: a :class:`~banditformer.harness.runlog.RunLog` of kind ``"model"`` for this
+        log: a :class:`~banditformer.bench.runlog.RunLog` of kind ``"model"`` for this
             configuration: each run is recorded in it as it finishes, and runs it has recorded
             are not run again (a resume ends with the same numbers as an uninterrupted run).
 
@@ -456,7 +456,7 @@ def write_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> P
         "summary": report.summary,
         "runs": report.runs,
     }
-    from banditformer.harness.bench import json_safe
+    from banditformer.bench.bandits import json_safe
 
     write_atomic(out / "results.json", json.dumps(json_safe(doc), indent=1, allow_nan=False))
     with atomic_file(out / "runs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -473,7 +473,7 @@ def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> li
     mean over seeds (a large marker; with several seeds, a 95% bar on the vertical axis) and each
     seed's run a small faint dot of the same colour; on ``pareto.png`` the Pareto front of the
     means is joined and ringed. Needs matplotlib."""
-    from banditformer.harness.bench import pyplot
+    from banditformer.bench.bandits import pyplot
 
     plt = pyplot()
     out = Path(folder)

@@ -18,19 +18,12 @@ import math
 import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from banditformer.core.decision import Decision
-from banditformer.core.errors import InputValidationError
-
-__all__ = ["MATMUL_OPS", "TRAIN_FLOPS_FACTOR", "CostTable", "count_flops"]
-
-#: Forward + backward FLOPs over forward FLOPs.
-TRAIN_FLOPS_FACTOR = 3.0
+__all__ = ["MATMUL_OPS", "count_flops"]
 
 #: The operator keys of matrix products in :func:`count_flops`' breakdown (what torch's
 #: ``FlopCounterMode`` also counts).
@@ -99,57 +92,3 @@ def count_flops(fn: Callable[..., Tensor], owner: nn.Module, inputs: Sequence[Te
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
         return Counter(analysis.by_operator())
-
-
-@dataclass
-class CostTable:
-    """Per-sample forward FLOPs of a dynamic transformer's pieces, at one sequence length.
-
-    Attributes:
-        stem: FLOPs of the embedding and block 0 (always run in full).
-        layers: ``(L, H + 1)`` float64: ``layers[l, k]`` is the FLOPs of block ``l`` with ``k``
-            heads (``k = 0``: the block is skipped, 0 FLOPs). Row 0 is the stem block's (unused
-            by :meth:`sample_flops`, which counts it in ``stem``).
-        classifier: FLOPs of the final norm, pooling and classifier.
-        seq_len: the positions per sample the table was counted at.
-        matmul_share: the part of the full model's FLOPs that are matrix products.
-    """
-
-    stem: float
-    layers: Tensor
-    classifier: float
-    seq_len: int
-    matmul_share: float = 1.0
-
-    @property
-    def num_layers(self) -> int:
-        return int(self.layers.shape[0])
-
-    @property
-    def num_heads(self) -> int:
-        return int(self.layers.shape[1]) - 1
-
-    @property
-    def full(self) -> float:
-        """FLOPs of one sample through the full model."""
-        return self.stem + float(self.layers[1:, -1].sum()) + self.classifier
-
-    def sample_flops(self, decision: Decision, training: bool = False) -> Tensor:
-        """Each sample's forward FLOPs under ``decision`` (times :data:`TRAIN_FLOPS_FACTOR` when
-        ``training``), vectorised: one gather over the ``(B, L)`` head counts.
-
-        Returns:
-            ``(B,)`` float64 on the decision's device.
-        """
-        if not isinstance(decision, Decision):
-            raise InputValidationError(f"expected a Decision, got {type(decision).__name__}")
-        decision.validate(self.num_layers, self.num_heads)
-        table = self.layers.to(decision.depth.device)
-        counts = decision.head_counts  # (B, L), 0 where the sample skips the block
-        per_block = table.gather(1, counts.T).T  # (B, L): layers[l, counts[b, l]]
-        flops = self.stem + per_block[:, 1:].sum(1) + self.classifier
-        return flops * (TRAIN_FLOPS_FACTOR if training else 1.0)
-
-    def flop_ratio(self, decision: Decision) -> Tensor:
-        """``(B,)`` each sample's FLOPs over the full model's."""
-        return self.sample_flops(decision) / self.full

@@ -6,11 +6,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from banditformer import bandits
+from banditformer import bandits, tasks
 from banditformer.backends import CPUBackend, CUDABackend
 from banditformer.controllers import DHTController, LayerDropController, RandomController, StaticFull, StaticSmall
-from banditformer.harness import tasks
-from banditformer.harness.problems import (
+from banditformer.plugins import hookimpl
+from banditformer.problems import (
     BERNOULLI_INSTANCES,
     BernoulliProblem,
     GaussianProblem,
@@ -19,7 +19,6 @@ from banditformer.harness.problems import (
     TopKSemiBanditProblem,
     classification_problem,
 )
-from banditformer.plugins.manager import hookimpl
 
 
 @hookimpl

@@ -13,7 +13,7 @@ import torch
 
 import banditformer as bf
 from banditformer.bandits import UCB1
-from banditformer.harness.bench import (
+from banditformer.bench.bandits import (
     BanditBenchConfig,
     bernoulli_kl,
     format_report,
@@ -124,7 +124,7 @@ def test_the_cli_writes_a_results_folder(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("log_x", [False, True])
 def test_plot_regret_writes_a_png(tmp_path: Path, log_x: bool) -> None:
     pytest.importorskip("matplotlib")
-    from banditformer.harness.bench import plot_regret
+    from banditformer.bench.bandits import plot_regret
 
     report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=30, seeds=3))
     path = plot_regret(report, tmp_path / "sub" / "regret.png", log_x=log_x)
@@ -132,7 +132,7 @@ def test_plot_regret_writes_a_png(tmp_path: Path, log_x: bool) -> None:
 
 
 def test_agreement_compares_means_within_the_combined_interval() -> None:
-    from banditformer.harness.bench import PolicyRun, agreement
+    from banditformer.bench.bandits import PolicyRun, agreement
 
     def run(values: list[float]) -> PolicyRun:
         return PolicyRun("p", torch.tensor(values, dtype=torch.float64).unsqueeze(1), 1.0, 1)
@@ -159,7 +159,7 @@ def test_mabwiser_references_run_beside_ours() -> None:
 def test_missing_mabwiser_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from banditformer.harness.bench import run_mabwiser
+    from banditformer.bench.bandits import run_mabwiser
 
     monkeypatch.setitem(sys.modules, "mabwiser.mab", None)
     with pytest.raises(bf.BanditformerError, match="MABWiser"):
@@ -185,7 +185,7 @@ def test_a_toml_config_sets_the_options_and_flags_override_it(tmp_path: Path, ca
 
 
 def test_default_policies_follow_the_problem_kind() -> None:
-    from banditformer.harness.bench import compatible_policies
+    from banditformer.bench.bandits import compatible_policies
 
     flat = compatible_policies("bernoulli_easy")
     assert "ucb1" in flat and "linucb" not in flat and "cts" not in flat
@@ -256,7 +256,7 @@ def _die_on_one(x: int) -> int:
 
 
 def test_a_worker_that_dies_loses_its_jobs_not_the_others_results() -> None:
-    from banditformer.harness.bench import _map
+    from banditformer.bench.bandits import _map
 
     out = _map(_die_on_one, [(0,), (1,), (2,), (3,)], workers=2, on_error=lambda job, exc: ("lost", job[0]))
     assert out == [0, ("lost", 1), 20, 30]  # only the dead worker's job is lost; a new worker runs the rest

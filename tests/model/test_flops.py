@@ -8,7 +8,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from banditformer import Decision, InputValidationError
-from banditformer.core.flops import MATMUL_OPS, TRAIN_FLOPS_FACTOR, count_flops
+from banditformer.core.cost import TRAIN_FLOPS_FACTOR
+from banditformer.model.flops import MATMUL_OPS, count_flops
 from tests.model.test_dynamic import CONFIGS, make_model, random_decision, sample_input
 
 

@@ -66,12 +66,12 @@ def test_sigkill_at_a_random_point_then_resume_equals_an_uninterrupted_run(tmp_p
 
 
 def _trainer(seed: int = 0):
-    from banditformer.harness.tasks import digits
-    from banditformer.harness.trainer import TrainConfig, Trainer
-    from banditformer.model import DynamicTransformer
+    from banditformer.model import DynamicTransformer, TransformerConfig
+    from banditformer.tasks import digits
+    from banditformer.training import TrainConfig, Trainer
 
     data = digits(seed=0)
-    model = DynamicTransformer(data.config(d_model=16, num_layers=2, num_heads=2))
+    model = DynamicTransformer(TransformerConfig.for_task(data, d_model=16, num_layers=2, num_heads=2))
     ctrl = bf.make_controller("dht", num_layers=2, num_heads=2, context_dim=16, full_flops=1e5, seed=seed)
     return Trainer(model, ctrl, data, TrainConfig(epochs=1, batch_size=256, seed=0, progress=False))
 

@@ -3,7 +3,7 @@ confidence intervals, time per decision, the Lai-Robbins lower bound on Bernoull
 JSON, CSV and PNG output.
 
 Problems are multi-armed, contextual (``context_dim``) or combinatorial semi-bandits (``k``); see
-:mod:`banditformer.harness.problems`. By default every registered policy that can play the problem
+:mod:`banditformer.problems`. By default every registered policy that can play the problem
 runs: one-arm context-free policies on context-free problems, every one-arm policy on contextual
 problems (the context-free ones as baselines), combinatorial policies on semi-bandits.
 
@@ -38,10 +38,10 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from banditformer.bench.runlog import RunInterrupted, RunLog, WorkerLostError, atomic_file, run_jobs, write_atomic
 from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy
 from banditformer.core.validation import SEED_MAX, check_int, check_memory
-from banditformer.harness.runlog import RunInterrupted, RunLog, WorkerLostError, atomic_file, run_jobs, write_atomic
 
 __all__ = [
     "MABWISER_REFERENCES",
@@ -438,7 +438,7 @@ def _map(fn: Any, jobs: list[tuple[Any, ...]], workers: int, on_done: Any = None
     ``workers > 1``; ``on_done(i)`` after each job finishes. A job whose process dies (or that
     cannot be sent to one) becomes ``on_error(job, exception)`` when given; only that job is
     lost, a new process takes the dead one's place and the other jobs go on. Without
-    ``on_error`` the exception propagates. See :func:`banditformer.harness.runlog.run_jobs`."""
+    ``on_error`` the exception propagates. See :func:`banditformer.bench.runlog.run_jobs`."""
     return run_jobs(
         fn, jobs, workers=workers, on_done=on_done, initializer=_worker_init,
         on_error=None if on_error is None else (lambda i, exc: on_error(jobs[i], exc)),
@@ -619,7 +619,7 @@ def run_bandits(
             entry points, not ones registered at run time). The numbers are the same for every
             value. A job whose process dies is reported by policy and seeds
             (``meta["jobs"]["lost"]``); the other jobs go on.
-        log: a :class:`~banditformer.harness.runlog.RunLog` of kind ``"bandits"`` for this
+        log: a :class:`~banditformer.bench.runlog.RunLog` of kind ``"bandits"`` for this
             configuration: each job is recorded in it as it finishes, and jobs it has recorded
             are not run again (a resume ends with the same numbers as an uninterrupted run).
 
@@ -631,8 +631,8 @@ def run_bandits(
         RunInterrupted: on Ctrl-C, after the workers are stopped; its ``report`` holds what
             finished (``meta["status"] == "interrupted"``), and ``log`` says ``interrupted``.
     """
-    from banditformer.harness.problems import BernoulliProblem
     from banditformer.plugins import get_plugin_manager, make_problem
+    from banditformer.problems import BernoulliProblem
 
     if not isinstance(config, BanditBenchConfig):
         raise InputValidationError(f"expected a BanditBenchConfig, got {type(config).__name__}")
@@ -705,7 +705,7 @@ def run_bandits(
     for run in results:
         if run.error is None:
             pm.notify_metrics(
-                "harness.bench", config.horizon, {"regret_mean": run.regret_mean, "regret_ci95": run.regret_ci95}
+                "bench.bandits", config.horizon, {"regret_mean": run.regret_mean, "regret_ci95": run.regret_ci95}
             )
     results += _mabwiser_runs(config, refs, [out or "not run: interrupted" for out in outputs[n_blocks:]])
     env = make_problem(config.problem, seed=config.seed)

@@ -1,7 +1,7 @@
 """The torch kernels of the dynamic transformer's fast path: attention over per-row head subsets.
 
-A backend may replace them (see :class:`~banditformer.core.Backend`); these are the defaults and
-the reference for any replacement. Shapes: ``n`` rows, ``T`` positions, ``D = H * hd`` width.
+The built-in backends call them (see :class:`~banditformer.core.Backend`); they are the reference
+for any replacement. Shapes: ``n`` rows, ``T`` positions, ``D = H * hd`` width.
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from banditformer.core.backend import AttentionWeights
+
 __all__ = ["masked_attention", "routed_attention", "subset_attention"]
 
 
 def subset_attention(
     x: Tensor,
     head_idx: Tensor | None,
-    qkv_weight: Tensor,
-    qkv_bias: Tensor | None,
-    proj_weight: Tensor,
-    proj_bias: Tensor | None,
-    num_heads: int,
+    weights: AttentionWeights,
     gate: Tensor | None = None,
 ) -> Tensor:
     """Multi-head self-attention of every row over the same heads, computing those heads only.
@@ -32,9 +30,7 @@ def subset_attention(
     Args:
         x: ``(n, T, D)`` inputs.
         head_idx: ``(k,)`` int64 indices of the heads to run, or ``None`` for all ``H``.
-        qkv_weight, qkv_bias: the fused ``(3D, D)`` input projection and its ``(3D,)`` bias.
-        proj_weight, proj_bias: the ``(D, D)`` output projection and its ``(D,)`` bias.
-        num_heads: H.
+        weights: the attention's projections and head count (:class:`~banditformer.core.AttentionWeights`).
         gate: ``(n, H)`` float multipliers of each head's output, or ``None``. Passing ones leaves
             the result unchanged; its gradient is then each head's importance score
             ``dL/d gate`` (Michel et al., 2019). Only the chosen heads' entries are read.
@@ -42,6 +38,7 @@ def subset_attention(
     Returns:
         ``(n, T, D)`` attention outputs (after the output projection and its bias).
     """
+    qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads = weights
     n, t, d = x.shape
     hd = d // num_heads
     if head_idx is None:
@@ -63,16 +60,13 @@ def subset_attention(
 def masked_attention(
     x: Tensor,
     heads: Tensor | None,
-    qkv_weight: Tensor,
-    qkv_bias: Tensor | None,
-    proj_weight: Tensor,
-    proj_bias: Tensor | None,
-    num_heads: int,
+    weights: AttentionWeights,
     gate: Tensor | None = None,
 ) -> Tensor:
     """Reference: every head runs; ``heads`` ``(n, H)`` bool zeroes the unchosen heads' outputs
     before the output projection (``None``: all heads); ``gate`` ``(n, H)`` multiplies the kept
     ones (see :func:`subset_attention`). ``x`` ``(n, T, D)`` -> ``(n, T, D)``."""
+    qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads = weights
     n, t, d = x.shape
     qkv = F.linear(x, qkv_weight, qkv_bias).view(n, t, 3, num_heads, d // num_heads).permute(2, 0, 3, 1, 4)
     y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (n, H, T, hd)
@@ -87,11 +81,7 @@ def masked_attention(
 def routed_attention(
     x: Tensor,
     heads: Tensor,
-    qkv_weight: Tensor,
-    qkv_bias: Tensor | None,
-    proj_weight: Tensor,
-    proj_bias: Tensor | None,
-    num_heads: int,
+    weights: AttentionWeights,
     max_groups: int = 8,
     overheads: tuple[float, float] = (1.0, 1.0),
     host_heads: Tensor | None = None,
@@ -128,27 +118,27 @@ def routed_attention(
 
     unique, inverse = torch.unique(host, dim=0, return_inverse=True)  # (G, H) distinct head sets
     groups = unique.shape[0]
-    weights = (qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)
     if groups == 1:
         row = host[0]
         idx = None if bool(row.all()) else to_device(row.nonzero().squeeze(1))
-        return subset_attention(x, idx, *weights, gate=gate)
+        return subset_attention(x, idx, weights, gate=gate)
     kept = float(host.sum()) / host.numel()
     if kept * overheads[0 if groups <= max_groups else 1] >= 1.0:
-        return masked_attention(x, heads, *weights, gate=gate)
+        return masked_attention(x, heads, weights, gate=gate)
     if groups <= max_groups:
         out: Tensor | None = None
         for g in range(groups):
             rows = to_device((inverse == g).nonzero().squeeze(1))
             idx = to_device(unique[g].nonzero().squeeze(1))
             y = subset_attention(
-                x.index_select(0, rows), idx, *weights, gate=None if gate is None else gate.index_select(0, rows)
+                x.index_select(0, rows), idx, weights, gate=None if gate is None else gate.index_select(0, rows)
             )
             out = y.new_zeros(x.shape) if out is None else out  # autocast may pick y's dtype
             out = out.index_copy(0, rows, y)
         assert out is not None
         return out
     # Per head: each head runs on the rows that chose it; contributions add up in the output.
+    qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads = weights
     _, t, d = x.shape
     hd = d // num_heads
     w_in = qkv_weight.view(3, num_heads, hd, d)

@@ -1,6 +1,6 @@
 """A training run that resumes from its checkpoint when one exists (run by test_kill_resume.py).
 
-python tests/harness/resumable_run.py CHECKPOINT OUT.json
+python tests/training/resumable_run.py CHECKPOINT OUT.json
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from pathlib import Path
 import torch
 
 from banditformer.core.random import derive_seed
-from banditformer.harness.trainer import TrainConfig, Trainer
-from banditformer.model import DynamicTransformer
+from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import make_controller, make_task
+from banditformer.training import TrainConfig, Trainer
 
 
 def main(checkpoint: str, out: str) -> None:
     torch.set_num_threads(1)
     data = make_task("digits", seed=0)
     torch.manual_seed(derive_seed(0, "init"))
-    model = DynamicTransformer(data.config(d_model=32, num_layers=3, num_heads=2, pooling="cls"))
+    model = DynamicTransformer(TransformerConfig.for_task(data, d_model=32, num_layers=3, num_heads=2, pooling="cls"))
     controller = make_controller(
         "dht", num_layers=3, num_heads=2, context_dim=32, full_flops=model.cost_table().full, lam=0.2, seed=0
     )

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import banditformer as bf
-from banditformer.harness.tasks import Split, Task, pointer_chasing, split_indices
-from banditformer.model import DynamicTransformer
+from banditformer.core.task import Split, Task
+from banditformer.tasks import pointer_chasing, split_indices
+from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
 
 SIZES = {"pointer_chasing": 20000, "digits": 1797, "mnist1d": 5000, "bbc_news": 2225}
@@ -22,7 +23,7 @@ def test_task_split_is_fixed_by_seed_and_fits_the_model(name: str) -> None:
     assert torch.equal(task.test.x, again.test.x) and torch.equal(task.test.y, again.test.y)
     other = bf.make_task(name, seed=4)
     assert not torch.equal(task.test.y, other.test.y) or not torch.equal(task.test.x, other.test.x)
-    cfg = task.config(d_model=16, num_layers=2, num_heads=2)
+    cfg = TransformerConfig.for_task(task, d_model=16, num_layers=2, num_heads=2)
     model = DynamicTransformer(cfg)
     logits = model(task.val.x[:4])
     assert logits.shape == (4, len(task.classes)) and int(task.train.y.max()) < len(task.classes)
@@ -68,7 +69,7 @@ def test_a_user_registers_a_task_from_outside() -> None:
     set_plugin_manager(pm)
     try:
         assert "tiny" in bf.list_tasks()
-        assert bf.make_task("tiny", seed=1).config(d_model=8, num_heads=2).seq_len == 4
+        assert TransformerConfig.for_task(bf.make_task("tiny", seed=1), d_model=8, num_heads=2).seq_len == 4
     finally:
         set_plugin_manager(None)
 
@@ -77,7 +78,7 @@ def test_mnist1d_patches_regroup_the_same_values() -> None:
     plain, patched = bf.make_task("mnist1d", seed=0), bf.make_task("mnist1d", seed=0, patch=4)
     assert patched.model["seq_len"] == 10 and patched.model["features"] == 4
     assert torch.equal(patched.test.x.reshape(len(patched.test), 40), plain.test.x.reshape(len(plain.test), 40))
-    model = DynamicTransformer(patched.config(d_model=16, num_layers=2, num_heads=2))
+    model = DynamicTransformer(TransformerConfig.for_task(patched, d_model=16, num_layers=2, num_heads=2))
     assert model(patched.val.x[:3]).shape == (3, 10)
     with pytest.raises(bf.InputValidationError, match="divide"):
         bf.make_task("mnist1d", patch=3)

@@ -1,0 +1,23 @@
+"""The built-in bandit problems: known expected rewards, batched and seeded (``-> core``)."""
+
+from banditformer.problems.instances import (
+    BERNOULLI_INSTANCES,
+    BernoulliProblem,
+    ClassificationProblem,
+    GaussianProblem,
+    LinearContextualProblem,
+    SwitchingBernoulliProblem,
+    TopKSemiBanditProblem,
+    classification_problem,
+)
+
+__all__ = [
+    "BERNOULLI_INSTANCES",
+    "BernoulliProblem",
+    "ClassificationProblem",
+    "GaussianProblem",
+    "LinearContextualProblem",
+    "SwitchingBernoulliProblem",
+    "TopKSemiBanditProblem",
+    "classification_problem",
+]
