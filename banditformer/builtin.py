@@ -9,7 +9,11 @@ from typing import Any
 from banditformer import bandits, tasks
 from banditformer.backends import CPUBackend, CUDABackend
 from banditformer.controllers import DHTController, LayerDropController, RandomController, StaticFull, StaticSmall
-from banditformer.plugins import hookimpl
+from banditformer.controllers.dht import MODES
+from banditformer.core.errors import InputValidationError
+from banditformer.core.random import derive_seed
+from banditformer.core.validation import check_int
+from banditformer.plugins import hookimpl, make_policy
 from banditformer.problems import (
     BERNOULLI_INSTANCES,
     BernoulliProblem,
@@ -45,6 +49,64 @@ def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
     }
 
 
+def dht(
+    num_layers: int,
+    num_heads: int,
+    context_dim: int,
+    full_flops: float,
+    *,
+    mode: str = "tree",
+    lam: float = 0.5,
+    flop_budget: float | None = None,
+    lam_lr: float = 0.05,
+    warmup_steps: int = 0,
+    head_reward: str = "sample",
+    depth_policy: str = "bucketed",
+    count_policy: str = "ucb1",
+    head_policy: str = "cts",
+    depth_kwargs: dict[str, Any] | None = None,
+    count_kwargs: dict[str, Any] | None = None,
+    head_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> DHTController:
+    """The registry's ``dht`` factory: a :class:`~banditformer.controllers.DHTController` whose
+    three policies are built from registered names (plugin policies included).
+
+    Args:
+        depth_policy, count_policy, head_policy: registered policy names for the slots
+            (contextual for depth; context-free one-arm for head counts; combinatorial for heads).
+        depth_kwargs, count_kwargs, head_kwargs: options for them.
+        seed: master seed; each slot gets a derived sub-seed.
+        num_layers, num_heads, context_dim, full_flops, mode, lam, flop_budget, lam_lr,
+            warmup_steps, head_reward: as :class:`~banditformer.controllers.DHTController`'s.
+    """
+    check_int("num_layers", num_layers, low=1)
+    check_int("num_heads", num_heads, low=1)
+    check_int("context_dim", context_dim, low=1)
+    check_int("seed", seed, low=0)
+    if mode not in MODES:
+        raise InputValidationError(f"expected `mode` in {MODES}, got {mode!r}")
+    for name, value in (("depth_kwargs", depth_kwargs), ("count_kwargs", count_kwargs), ("head_kwargs", head_kwargs)):
+        if value is not None and not isinstance(value, dict):
+            raise InputValidationError(f"expected `{name}` to be a dict of options, got {type(value).__name__}")
+    groups = max(num_layers - 1, 1) if mode == "tree" else 1
+    depth = make_policy(
+        depth_policy, num_arms=num_layers, context_dim=context_dim, seed=derive_seed(seed, "depth"),
+        **(depth_kwargs or {}),
+    )  # fmt: skip
+    counts = make_policy(
+        count_policy, num_arms=num_heads, num_groups=groups, seed=derive_seed(seed, "counts"), **(count_kwargs or {})
+    )
+    heads = make_policy(
+        head_policy, num_arms=num_heads, num_groups=groups, seed=derive_seed(seed, "heads"), **(head_kwargs or {})
+    )
+    return DHTController(
+        num_layers, num_heads, context_dim, full_flops, mode=mode, lam=lam, flop_budget=flop_budget, lam_lr=lam_lr,
+        warmup_steps=warmup_steps, head_reward=head_reward, depth_policy=depth, count_policy=counts,
+        head_policy=heads,
+    )  # fmt: skip
+
+
 @hookimpl
 def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
     return {
@@ -52,8 +114,8 @@ def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
         "static_small": StaticSmall,
         "random": RandomController,
         "layerdrop": LayerDropController,
-        "dht": DHTController,
-        "dht_integrated": functools.partial(DHTController, mode="integrated"),
+        "dht": dht,
+        "dht_integrated": functools.partial(dht, mode="integrated"),
     }
 
 

@@ -411,13 +411,13 @@ def checkpoint_history_not_a_list(tmp: Path):
 
 @case
 def checkpoint_nan_policy_counts(tmp: Path):
-    trainer, path = _crafted(tmp, lambda s: s["controller"]["counts.counts"].fill_(math.nan))
+    trainer, path = _crafted(tmp, lambda s: s["controller"]["count_policy.counts"].fill_(math.nan))
     return [trainer], lambda: trainer.load(path)
 
 
 @case
 def checkpoint_other_hyperparameter(tmp: Path):
-    trainer, path = _crafted(tmp, lambda s: s["controller"]["counts.c"].fill_(-100.0))
+    trainer, path = _crafted(tmp, lambda s: s["controller"]["count_policy.c"].fill_(-100.0))
     return [trainer], lambda: trainer.load(path)
 
 

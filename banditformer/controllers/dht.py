@@ -10,8 +10,9 @@ Modes:
 - ``integrated``: the depth as in ``tree``, then **one** head count and **one** head set per sample,
   shared by all its blocks: three decisions per sample instead of ``1 + 2 (L - 1)``.
 
-Every slot takes any registered policy by name, so plugin policies plug in here too. Block 0 (the
-stem) always runs in full.
+The controller receives its three policies as objects (any implementation of the slot's contract,
+plugin policies included); the registry's ``dht`` factory builds them from registered names
+(``make_controller("dht", depth_policy="bucketed", ...)``). Block 0 (the stem) always runs in full.
 
 Reward of a sample: ``r = (quality - lam * flops / full_flops + lam) / (1 + lam)``, in [0, 1] for
 quality in [0, 1]: ``lam`` trades accuracy for compute. Every decision of the sample (its depth, and
@@ -30,19 +31,19 @@ each chosen head (``head_reward``) is either
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from banditformer.core.controller import Controller
-from banditformer.core.decision import Decision
+from banditformer.core.decision import Decision, DecisionRecord
 from banditformer.core.errors import InputValidationError
-from banditformer.core.policy import CombinatorialPolicy, Policy
-from banditformer.core.random import derive_seed
+from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
 from banditformer.core.validation import check_float, check_int
 
-__all__ = ["HEAD_REWARDS", "MODES", "DHTController", "dht_reward", "importance_rewards"]
+__all__ = ["HEAD_REWARDS", "MODES", "DHTController", "DHTRecord", "dht_reward", "importance_rewards"]
 
 MODES = ("tree", "integrated")
 HEAD_REWARDS = ("sample", "importance")
@@ -75,6 +76,24 @@ def importance_rewards(reward: Tensor, importance: Tensor, chosen: Tensor) -> Te
     return reward.unsqueeze(1) * share
 
 
+@dataclass(frozen=True)
+class DHTRecord(DecisionRecord):
+    """What :class:`DHTController` chose for a batch of ``B`` samples, read back by its feedback.
+
+    Attributes:
+        context: ``(B, d)`` float32, the contexts it decided from.
+        depth_arm: ``(B,)`` int64 depth arms (depth - 1); ``None`` in warm-up.
+        count_arm: ``(B, L-1)`` int64 head-count arms (heads - 1) of each block; ``None`` in
+            warm-up or for a one-block model.
+        warmup: the batch ran the full model during warm-up (the policies learn nothing from it).
+    """
+
+    context: Tensor
+    depth_arm: Tensor | None = None
+    count_arm: Tensor | None = None
+    warmup: bool = False
+
+
 class DHTController(Controller):
     """Bandit policies decide each sample's architecture, in training (explore) and inference
     (greedy on the learned estimates).
@@ -99,13 +118,17 @@ class DHTController(Controller):
         head_reward: ``"sample"`` or ``"importance"``, the semi-bandit reward of each chosen head
             (see the module docstring); ``"importance"`` needs ``head_importance`` in
             :meth:`feedback`, which :class:`~banditformer.training.Trainer` measures.
-        depth_policy, count_policy, head_policy: registered policy names for the three slots
-            (contextual for depth; context-free one-arm for head counts; combinatorial for heads).
-        depth_kwargs, count_kwargs, head_kwargs: options for them.
-        seed: master seed; each slot gets a derived sub-seed.
+        depth_policy: a contextual :class:`~banditformer.core.Policy` over ``L`` arms (depth - 1)
+            with ``context_dim`` features.
+        count_policy: a context-free :class:`~banditformer.core.Policy` over ``H`` arms (heads - 1),
+            with one statistics group per block (``L - 1``) in ``tree`` mode, one in ``integrated``.
+        head_policy: a context-free :class:`~banditformer.core.CombinatorialPolicy` over ``H``
+            heads, with as many groups as ``count_policy``.
 
     Examples:
-        >>> c = DHTController(num_layers=4, num_heads=4, context_dim=8, full_flops=1e6, seed=0)
+        >>> from banditformer.bandits import CTS, UCB1, LinUCB
+        >>> c = DHTController(4, 4, 8, 1e6, depth_policy=LinUCB(4, context_dim=8),
+        ...                   count_policy=UCB1(4, num_groups=3), head_policy=CTS(4, num_groups=3))
         >>> d = c.decide(torch.randn(5, 8))
         >>> d.depth.shape, d.heads.shape
         (torch.Size([5]), torch.Size([5, 4, 4]))
@@ -125,17 +148,11 @@ class DHTController(Controller):
         lam_lr: float = 0.05,
         warmup_steps: int = 0,
         head_reward: str = "sample",
-        depth_policy: str = "bucketed",
-        count_policy: str = "ucb1",
-        head_policy: str = "cts",
-        depth_kwargs: dict[str, Any] | None = None,
-        count_kwargs: dict[str, Any] | None = None,
-        head_kwargs: dict[str, Any] | None = None,
-        seed: int = 0,
+        depth_policy: Policy,
+        count_policy: Policy,
+        head_policy: CombinatorialPolicy,
     ) -> None:
         super().__init__(num_layers, num_heads)
-        from banditformer.plugins import make_policy  # late: the registry imports controllers
-
         if mode not in MODES:
             raise InputValidationError(f"expected `mode` in {MODES}, got {mode!r}")
         self.add_config("mode", mode)
@@ -153,33 +170,19 @@ class DHTController(Controller):
         # hold the same value), adaptive state under a FLOP budget (a load restores it).
         self.add_hyperparameter("lam", lam, low=0.0, adaptive=flop_budget is not None)
         self.add_statistic("feedback_calls", torch.zeros((), dtype=torch.int64), low=0)
-        self.add_config("policies", (depth_policy, count_policy, head_policy))
+        blocks = max(num_layers - 1, 1)
+        groups = blocks if mode == "tree" else 1
+        check_slot("depth_policy", depth_policy, Policy, num_arms=num_layers, contextual=True, context_dim=context_dim)
+        check_slot("count_policy", count_policy, Policy, num_arms=num_heads, contextual=False, num_groups=groups)
+        check_slot("head_policy", head_policy, CombinatorialPolicy, num_arms=num_heads, contextual=False,
+                   num_groups=groups)  # fmt: skip
+        self.add_config("policies", tuple(type(p).__name__ for p in (depth_policy, count_policy, head_policy)))
         # A host mirror of the buffer, so that decide() reads it without a device sync per batch.
         self._calls = 0
         self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_calls", int(module.feedback_calls)))
-        check_int("seed", seed, low=0)
-        blocks = max(num_layers - 1, 1)
-        groups = blocks if mode == "tree" else 1
-        self.depth = make_policy(
-            depth_policy, num_arms=num_layers, context_dim=context_dim, seed=derive_seed(seed, "depth"),
-            **(depth_kwargs or {}),
-        )  # fmt: skip
-        self.counts = make_policy(
-            count_policy,
-            num_arms=num_heads,
-            num_groups=groups,
-            seed=derive_seed(seed, "counts"),
-            **(count_kwargs or {}),
-        )
-        self.heads = make_policy(
-            head_policy, num_arms=num_heads, num_groups=groups, seed=derive_seed(seed, "heads"), **(head_kwargs or {})
-        )
-        if not isinstance(self.depth, Policy) or not self.depth.is_contextual:
-            raise InputValidationError(f"expected a contextual one-arm policy for depth, got {depth_policy!r}")
-        if not isinstance(self.counts, Policy) or self.counts.is_contextual:
-            raise InputValidationError(f"expected a context-free one-arm policy for head counts, got {count_policy!r}")
-        if not isinstance(self.heads, CombinatorialPolicy) or self.heads.is_contextual:
-            raise InputValidationError(f"expected a context-free combinatorial policy for heads, got {head_policy!r}")
+        self.depth_policy = depth_policy
+        self.count_policy = count_policy
+        self.head_policy = head_policy
 
     @property
     def state_reductions(self) -> dict[str, str | None]:
@@ -194,24 +197,24 @@ class DHTController(Controller):
         x = context.to(torch.float32)
         if explore and self._calls < self.warmup_steps:  # warm-up: the full model
             full = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
-            return Decision(torch.full((b,), layers, device=context.device), full, {"context": x, "warmup": True})
-        depth_arm = self.depth.select(x, explore=explore)  # (B,)
+            return Decision(torch.full((b,), layers, device=context.device), full, DHTRecord(x, warmup=True))
+        depth_arm = self.depth_policy.select(x, explore=explore)  # (B,)
         heads = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
         if layers == 1:
-            return Decision(depth_arm + 1, heads, {"context": x, "depth_arm": depth_arm})
+            return Decision(depth_arm + 1, heads, DHTRecord(x, depth_arm))
         blocks = layers - 1
         if self.mode == "tree":
             groups = torch.arange(blocks, device=context.device).repeat(b)  # (B * (L-1),) block of each row
-            count_arm = self.counts.select(groups=groups, explore=explore)
-            chosen = self.heads.select(k=count_arm + 1, groups=groups, explore=explore)  # (B * (L-1), H)
+            count_arm = self.count_policy.select(groups=groups, explore=explore)
+            chosen = self.head_policy.select(k=count_arm + 1, groups=groups, explore=explore)  # (B * (L-1), H)
             heads[:, 1:] = chosen.view(b, blocks, h)
             count_arm = count_arm.view(b, blocks)
         else:
-            count_arm = self.counts.select(n=b, explore=explore)  # one head count per sample
-            chosen = self.heads.select(k=count_arm + 1, explore=explore)  # one head set per sample
+            count_arm = self.count_policy.select(n=b, explore=explore)  # one head count per sample
+            chosen = self.head_policy.select(k=count_arm + 1, explore=explore)  # one head set per sample
             heads[:, 1:] = chosen.unsqueeze(1)
             count_arm = count_arm.unsqueeze(1).expand(b, blocks)
-        return Decision(depth_arm + 1, heads, {"context": x, "depth_arm": depth_arm, "count_arm": count_arm})
+        return Decision(depth_arm + 1, heads, DHTRecord(x, depth_arm, count_arm))
 
     @property
     def wants_head_importance(self) -> bool:
@@ -225,11 +228,11 @@ class DHTController(Controller):
     def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         # Validate everything, then apply: every policy update is checked before the first one
         # runs, and the counter and lam move last, so a feedback that raises changed nothing.
-        info = decision.info
-        if info.get("warmup"):
+        record = self._record(decision)
+        if record.warmup:
             self._count_feedback()
             return  # warm-up decisions teach the policies nothing
-        updates = self._feedback_updates(decision, quality, flops, extra.get("head_importance"))
+        updates = self._feedback_updates(decision, record, quality, flops, extra.get("head_importance"))
         for policy, args, kwargs in updates:
             policy.check_update(*args, **kwargs)
         if self.flop_budget is not None:  # dual ascent on the FLOP constraint
@@ -244,25 +247,36 @@ class DHTController(Controller):
         self.feedback_calls += 1
         self._calls += 1
 
-    def _feedback_updates(
-        self, decision: Decision, quality: Tensor, flops: Tensor, importance: Tensor | None
-    ) -> list[tuple[Any, tuple, dict]]:
-        """The policy updates one feedback makes, as ``(policy, args, kwargs)``, after checking
-        that ``decision`` carries this controller's record of what it chose."""
-        info, b, blocks, h = decision.info, decision.batch_size, self.num_layers - 1, self.num_heads
-        shapes = {"context": (b, self.context_dim), "depth_arm": (b,)}
-        if self.num_layers > 1:
-            shapes["count_arm"] = (b, blocks)
+    def _record(self, decision: Decision) -> DHTRecord:
+        """``decision``'s record, checked to be one this controller's ``decide`` made for it."""
+        record, b, blocks = decision.record, decision.batch_size, self.num_layers - 1
+        if not isinstance(record, DHTRecord):
+            raise InputValidationError(
+                f"expected a Decision made by this controller's decide(), with a DHTRecord, got a record of type "
+                f"{type(record).__name__}"
+            )
+        shapes: dict[str, tuple[int, ...]] = {"context": (b, self.context_dim)}
+        if not record.warmup:
+            shapes["depth_arm"] = (b,)
+            if self.num_layers > 1:
+                shapes["count_arm"] = (b, blocks)
         for key, shape in shapes.items():
-            value = info.get(key)
+            value = getattr(record, key)
             if not isinstance(value, Tensor) or tuple(value.shape) != shape:
-                got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else repr(type(value).__name__)
+                got = f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
                 raise InputValidationError(
-                    f"expected a Decision made by this controller's decide(), with info[{key!r}] of shape {shape}, "
+                    f"expected a Decision made by this controller's decide(), with record.{key} of shape {shape}, "
                     f"got {got}"
                 )
+        return record
+
+    def _feedback_updates(
+        self, decision: Decision, record: DHTRecord, quality: Tensor, flops: Tensor, importance: Tensor | None
+    ) -> list[tuple[Any, tuple, dict]]:
+        """The policy updates one feedback makes, as ``(policy, args, kwargs)``."""
+        b, blocks, h = decision.batch_size, self.num_layers - 1, self.num_heads
         r = self.reward(quality, flops).to(torch.float32)  # (B,)
-        updates: list[tuple[Any, tuple, dict]] = [(self.depth, (info["depth_arm"], r, info["context"]), {})]
+        updates: list[tuple[Any, tuple, dict]] = [(self.depth_policy, (record.depth_arm, r, record.context), {})]
         if self.num_layers == 1:
             return updates
         ran = decision.active_layers[:, 1:]  # (B, L-1): blocks each sample ran
@@ -274,8 +288,8 @@ class DHTController(Controller):
                 head_rewards = importance_rewards(rewards, importance[:, 1:][ran], chosen)
             else:
                 head_rewards = rewards.unsqueeze(1).expand(-1, h).contiguous()
-            updates.append((self.counts, (info["count_arm"][ran], rewards), {"groups": groups}))
-            updates.append((self.heads, (chosen, head_rewards.to(torch.float32)), {"groups": groups}))
+            updates.append((self.count_policy, (record.count_arm[ran], rewards), {"groups": groups}))
+            updates.append((self.head_policy, (chosen, head_rewards.to(torch.float32)), {"groups": groups}))
         else:
             did = ran.any(1)  # samples that ran any block beyond the stem
             chosen = decision.heads[did, 1]
@@ -284,6 +298,44 @@ class DHTController(Controller):
                 head_rewards = importance_rewards(r[did], summed[did], chosen)
             else:
                 head_rewards = r[did].unsqueeze(1).expand(-1, h).contiguous()
-            updates.append((self.counts, (info["count_arm"][did, 0], r[did]), {}))
-            updates.append((self.heads, (chosen, head_rewards.to(torch.float32)), {}))
+            updates.append((self.count_policy, (record.count_arm[did, 0], r[did]), {}))
+            updates.append((self.head_policy, (chosen, head_rewards.to(torch.float32)), {}))
         return updates
+
+
+def check_slot(
+    name: str,
+    policy: object,
+    kind: type,
+    *,
+    num_arms: int,
+    contextual: bool,
+    context_dim: int | None = None,
+    num_groups: int | None = None,
+) -> None:
+    """Check that ``policy`` fits a controller's slot: its kind, arms, context and groups.
+
+    Raises:
+        InputValidationError: naming the slot, what it needs and what ``policy`` is.
+    """
+    what = ("a contextual" if contextual else "a context-free") + f" {kind.__name__} over {num_arms} arms"
+    if context_dim is not None:
+        what += f" with context_dim={context_dim}"
+    if num_groups is not None:
+        what += f" and num_groups={num_groups}"
+    ok = (
+        isinstance(policy, kind)
+        and policy.num_arms == num_arms
+        and policy.is_contextual == contextual
+        and (context_dim is None or policy.context_dim == context_dim)
+        and (num_groups is None or policy.num_groups == num_groups)
+    )
+    if not ok:
+        if isinstance(policy, PolicyBase):
+            got = (
+                f"{type(policy).__name__}(num_arms={policy.num_arms}, contextual={policy.is_contextual}, "
+                f"context_dim={policy.context_dim}, num_groups={policy.num_groups})"
+            )
+        else:
+            got = type(policy).__name__
+        raise InputValidationError(f"expected `{name}` to be {what}, got {got}")

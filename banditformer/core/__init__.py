@@ -2,7 +2,7 @@
 
 from banditformer.core.backend import Backend, Timing
 from banditformer.core.controller import Controller
-from banditformer.core.decision import Decision
+from banditformer.core.decision import Decision, DecisionRecord
 from banditformer.core.errors import (
     BackendUnavailableError,
     BanditformerError,
@@ -35,6 +35,7 @@ __all__ = [
     "CombinatorialPolicy",
     "Controller",
     "Decision",
+    "DecisionRecord",
     "DuplicateNameError",
     "InputValidationError",
     "PluginError",

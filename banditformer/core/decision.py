@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -10,7 +11,31 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_device, check_int, check_tensor
 
-__all__ = ["Decision"]
+__all__ = ["Decision", "DecisionRecord"]
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """What a controller needs back from its own ``decide`` in ``feedback`` (the arms it chose,
+    the context it saw): a subclass per controller declares typed fields. The model and the
+    trainer carry it without reading it.
+
+    Examples:
+        >>> @dataclass(frozen=True)
+        ... class Chosen(DecisionRecord):
+        ...     arms: Tensor
+        >>> Chosen(torch.tensor([1, 0])).to("cpu").arms
+        tensor([1, 0])
+    """
+
+    def to(self, device: torch.device | str) -> DecisionRecord:
+        """A copy with every tensor field on ``device`` (other fields as they are)."""
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
+        return dataclasses.replace(self, **moved)
 
 
 @dataclass
@@ -22,7 +47,8 @@ class Decision:
             (``1 <= depth[i] <= L``) and then goes straight to the final norm and classifier.
         heads: a ``(B, L, H)`` bool tensor; ``heads[i, l]`` is the head set of sample ``i`` in
             layer ``l``. Entries of layers at or past ``depth[i]`` are ignored.
-        info: controller-private tensors (e.g. the arms it chose) that ``feedback`` reads back.
+        record: the deciding controller's own record of what it chose
+            (a :class:`DecisionRecord` subclass it defines), or ``None``.
 
     Examples:
         >>> d = Decision.full(batch_size=2, num_layers=4, num_heads=8)
@@ -32,7 +58,18 @@ class Decision:
 
     depth: Tensor
     heads: Tensor
-    info: dict[str, Tensor] = field(default_factory=dict)
+    record: DecisionRecord | None = None
+
+    def to(self, device: torch.device | str) -> Decision:
+        """The decision with its tensors, the record's included, on ``device``.
+
+        Examples:
+            >>> Decision.full(2, 3, 4).to("cpu").depth.device
+            device(type='cpu')
+        """
+        device = check_device("device", device)
+        record = None if self.record is None else self.record.to(device)
+        return Decision(self.depth.to(device), self.heads.to(device), record)
 
     @property
     def batch_size(self) -> int:

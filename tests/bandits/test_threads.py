@@ -56,7 +56,7 @@ def test_a_controller_counts_every_feedback_from_every_thread() -> None:
 
     _run(work, [(s,) for s in range(THREADS)])
     assert int(c.feedback_calls) == c._calls == THREADS * 40
-    assert float(c.depth.arm_counts.sum()) == THREADS * 40 * 64
+    assert float(c.depth_policy.arm_counts.sum()) == THREADS * 40 * 64
 
 
 def test_holding_the_lock_makes_other_threads_wait() -> None:

@@ -6,11 +6,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from banditformer import InputValidationError, make_controller
+from banditformer import CombinatorialPolicy, Decision, InputValidationError, Policy, list_policies, make_controller
+from banditformer.bandits import CTS, UCB1, LinUCB
 from banditformer.controllers import DHTController
-from banditformer.controllers.dht import dht_reward
+from banditformer.controllers.dht import DHTRecord, dht_reward
+from banditformer.plugins import make_policy
 
 L, H, D = 4, 4, 2
+
+
+def dht(**kwargs) -> DHTController:
+    """The registry's ``dht`` controller of L blocks, H heads and D-wide contexts."""
+    return make_controller("dht", num_layers=L, num_heads=H, context_dim=D, **kwargs)
 
 
 def flops_of(decision, full: float = 1.0) -> torch.Tensor:
@@ -21,7 +28,7 @@ def flops_of(decision, full: float = 1.0) -> torch.Tensor:
 
 @pytest.mark.parametrize("mode", ["tree", "integrated"])
 def test_decisions_are_valid_and_greedy_is_deterministic(mode: str) -> None:
-    c = DHTController(L, H, D, full_flops=1.0, mode=mode, seed=0)
+    c = dht(full_flops=1.0, mode=mode, seed=0)
     x = torch.randn(16, D)
     for explore in (True, False):
         d = c.decide(x, explore=explore)
@@ -46,7 +53,7 @@ def test_learns_the_depth_each_kind_of_sample_needs(mode: str) -> None:
     # Two kinds of sample, told apart by the context: "hard" ones (near +1) are right only with
     # depth >= 3, "easy" ones (near -1) at any depth. The heads do not matter, so fewer is better.
     gen = torch.Generator().manual_seed(0)
-    c = DHTController(L, H, D, full_flops=1.0, mode=mode, lam=1.0, seed=1, depth_kwargs={"num_buckets": 2})
+    c = dht(full_flops=1.0, mode=mode, lam=1.0, seed=1, depth_kwargs={"num_buckets": 2})
     for _ in range(250):
         hard = torch.rand(32, generator=gen) < 0.5
         x = torch.where(hard, 1.0, -1.0).unsqueeze(1) + 0.05 * torch.randn(32, D, generator=gen)
@@ -60,50 +67,89 @@ def test_learns_the_depth_each_kind_of_sample_needs(mode: str) -> None:
     assert float(d.head_counts[:, 1:].float().mean()) < H  # and fewer heads than all
 
 
-def test_any_registered_policy_fills_any_slot() -> None:
-    c = make_controller(
-        "dht",
-        num_layers=3,
-        num_heads=2,
-        context_dim=4,
-        full_flops=1.0,
-        depth_policy="linucb",
-        count_policy="thompson_beta",
-        head_policy="cucb",
-    )
-    d = c.decide(torch.randn(5, 4))
-    c.feedback(d, torch.rand(5), torch.full((5,), 0.5))
-    assert (
-        make_controller("dht_integrated", num_layers=2, num_heads=2, context_dim=4, full_flops=1.0).mode == "integrated"
-    )
+def _fits(name: str, slot: str) -> bool:
+    """Whether registered policy ``name`` can be built for a DHT slot (3 blocks, 2 heads, 4-wide context)."""
+    try:
+        if slot == "depth":
+            p = make_policy(name, num_arms=3, context_dim=4)
+            return isinstance(p, Policy) and p.is_contextual
+        p = make_policy(name, num_arms=2, num_groups=2)
+    except InputValidationError:
+        return False
+    kind = Policy if slot == "counts" else CombinatorialPolicy
+    return isinstance(p, kind) and not p.is_contextual
+
+
+SLOTS = {slot: [n for n in list_policies() if _fits(n, slot)] for slot in ("depth", "counts", "heads")}
+
+
+def test_every_slot_has_several_policies() -> None:
+    # the slots' lists come from the registry; a filter that rejected everything would test nothing
+    assert {"bucketed", "linucb", "lin_thompson"} <= set(SLOTS["depth"])
+    assert {"ucb1", "kl_ucb", "thompson_beta", "epsilon_greedy"} <= set(SLOTS["counts"])
+    assert {"cts", "cucb"} <= set(SLOTS["heads"])
+
+
+@pytest.mark.parametrize("mode", ["tree", "integrated"])
+@pytest.mark.parametrize("slot", ["depth", "counts", "heads"])
+def test_any_registered_policy_fills_any_slot(slot: str, mode: str) -> None:
+    # every policy that fits a slot, in that slot (the others at their defaults), decides valid
+    # architectures and learns from feedback in both modes
+    for name in SLOTS[slot]:
+        arg = {"depth": "depth_policy", "counts": "count_policy", "heads": "head_policy"}[slot]
+        c = make_controller("dht", num_layers=3, num_heads=2, context_dim=4, full_flops=1.0, mode=mode, **{arg: name})
+        before = {k: v.clone() for k, v in c.state_dict().items() if isinstance(v, torch.Tensor)}
+        for _ in range(3):
+            d = c.decide(torch.randn(5, 4))
+            assert bool(d.heads[:, 0].all()) and bool(((d.depth >= 1) & (d.depth <= 3)).all()), name
+            c.feedback(d, torch.rand(5), torch.full((5,), 0.5))
+        state = c.state_dict()
+        changed = [k for k, v in state.items() if isinstance(v, torch.Tensor) and not torch.equal(v, before[k])]
+        assert any(k.startswith(arg) for k in changed), f"{name} in the {slot} slot learned nothing"
+
+
+def test_the_controller_receives_policy_objects() -> None:
+    depth, counts, heads = LinUCB(L, context_dim=D), UCB1(H, num_groups=L - 1), CTS(H, num_groups=L - 1)
+    c = DHTController(L, H, D, 1.0, depth_policy=depth, count_policy=counts, head_policy=heads)
+    assert (c.depth_policy, c.count_policy, c.head_policy) == (depth, counts, heads)
+    d = c.decide(torch.randn(6, D))
+    c.feedback(d, torch.rand(6), flops_of(d))
+    assert float(depth.arm_counts.sum()) == 6
+    with pytest.raises(InputValidationError, match=r"`count_policy` to be a context-free Policy .*num_groups=3"):
+        DHTController(L, H, D, 1.0, depth_policy=depth, count_policy=UCB1(H), head_policy=heads)
+    with pytest.raises(InputValidationError, match=r"`head_policy` to be a context-free CombinatorialPolicy"):
+        DHTController(L, H, D, 1.0, depth_policy=depth, count_policy=counts, head_policy=UCB1(H, num_groups=L - 1))
+    integrated = make_controller("dht_integrated", num_layers=2, num_heads=2, context_dim=4, full_flops=1.0)
+    assert integrated.mode == "integrated"
 
 
 def test_bad_configuration_and_input() -> None:
-    with pytest.raises(InputValidationError, match="contextual one-arm policy for depth"):
-        DHTController(L, H, D, 1.0, depth_policy="ucb1")
-    with pytest.raises(InputValidationError, match="combinatorial policy for heads"):
-        DHTController(L, H, D, 1.0, head_policy="ucb1")
+    with pytest.raises(InputValidationError, match="context_dim"):
+        dht(full_flops=1.0, depth_policy="ucb1")
+    with pytest.raises(InputValidationError, match="`head_policy` to be a context-free CombinatorialPolicy"):
+        dht(full_flops=1.0, head_policy="ucb1")
     with pytest.raises(InputValidationError, match="mode"):
-        DHTController(L, H, D, 1.0, mode="forest")
+        dht(full_flops=1.0, mode="forest")
     with pytest.raises(InputValidationError, match="full_flops"):
-        DHTController(L, H, D, 0.0)
-    c = DHTController(L, H, D, 1.0)
+        dht(full_flops=0.0)
+    c = dht(full_flops=1.0)
     with pytest.raises(InputValidationError, match="width 2"):
         c.decide(torch.randn(3, 5))
     d = c.decide(torch.randn(3, D))
     with pytest.raises(InputValidationError, match=r"quality` in \[0, 1\]"):
         c.feedback(d, torch.full((3,), 2.0), torch.ones(3))
-    from banditformer import Decision
-
-    with pytest.raises(InputValidationError, match=r"made by this controller.s decide\(\), with info"):
+    with pytest.raises(InputValidationError, match=r"made by this controller.s decide\(\), with a DHTRecord"):
         c.feedback(Decision.full(3, L, H), torch.rand(3), torch.ones(3))
+    short = DHTRecord(d.record.context[:2], d.record.depth_arm, d.record.count_arm)
+    with pytest.raises(InputValidationError, match=r"record.context of shape \(3, 2\), got shape \(2, 2\)"):
+        c.feedback(Decision(d.depth, d.heads, short), torch.rand(3), torch.ones(3))
 
 
 def test_lambda_adapts_to_a_flop_budget() -> None:
     # Quality never depends on the architecture here, so only the budget restrains the FLOPs: the
     # penalty must settle where the mean FLOP ratio meets the budget.
     gen = torch.Generator().manual_seed(0)
-    c = DHTController(L, H, D, full_flops=1.0, lam=0.0, flop_budget=0.5, lam_lr=0.05, seed=0)
+    c = dht(full_flops=1.0, lam=0.0, flop_budget=0.5, lam_lr=0.05, seed=0)
     ratios = []
     for _ in range(400):
         d = c.decide(torch.randn(32, D, generator=gen))
@@ -130,7 +176,7 @@ def test_importance_rewards_scale_each_chosen_head_by_its_share_of_the_top_score
 
 @pytest.mark.parametrize("mode", ["tree", "integrated"])
 def test_importance_reward_needs_scores_and_teaches_cts_which_heads_matter(mode: str) -> None:
-    c = DHTController(L, H, D, full_flops=1.0, mode=mode, head_reward="importance", seed=0)
+    c = dht(full_flops=1.0, mode=mode, head_reward="importance", seed=0)
     assert c.wants_head_importance
     x = torch.randn(64, D)
     d = c.decide(x)
@@ -143,16 +189,16 @@ def test_importance_reward_needs_scores_and_teaches_cts_which_heads_matter(mode:
     for _ in range(30):
         d = c.decide(x)
         c.feedback(d, torch.full((64,), 0.9), flops_of(d), head_importance=importance)
-    groups = c.heads.num_groups
-    means = c.heads.expected_rewards(groups=torch.arange(groups)).mean(0)  # per head, over blocks
+    groups = c.head_policy.num_groups
+    means = c.head_policy.expected_rewards(groups=torch.arange(groups)).mean(0)  # per head, over blocks
     assert means.argmax() == 3 and means.argmin() == 1
-    assert not DHTController(L, H, D, full_flops=1.0, seed=0).wants_head_importance
+    assert not dht(full_flops=1.0, seed=0).wants_head_importance
     with pytest.raises(InputValidationError, match="head_reward"):
-        DHTController(L, H, D, full_flops=1.0, head_reward="gradient")
+        dht(full_flops=1.0, head_reward="gradient")
 
 
 def test_warmup_runs_the_full_model_and_teaches_the_policies_nothing() -> None:
-    c = DHTController(L, H, D, full_flops=1.0, warmup_steps=3, seed=0)
+    c = dht(full_flops=1.0, warmup_steps=3, seed=0)
     x = torch.randn(8, D)
     before = {k: v.clone() for k, v in c.state_dict().items() if k != "feedback_calls" and isinstance(v, torch.Tensor)}
     for _ in range(3):
@@ -167,15 +213,15 @@ def test_warmup_runs_the_full_model_and_teaches_the_policies_nothing() -> None:
     c.feedback(d, torch.rand(8), flops_of(d))
     assert int(c.feedback_calls) == 4
     with pytest.raises(InputValidationError, match="warmup_steps"):
-        DHTController(L, H, D, full_flops=1.0, warmup_steps=-1)
+        dht(full_flops=1.0, warmup_steps=-1)
 
 
 def test_warmup_progress_survives_a_state_dict_round_trip() -> None:
-    c = DHTController(L, H, D, full_flops=1.0, warmup_steps=2, seed=0)
+    c = dht(full_flops=1.0, warmup_steps=2, seed=0)
     x = torch.randn(4, D)
     d = c.decide(x)
     c.feedback(d, torch.rand(4), flops_of(d))
-    fresh = DHTController(L, H, D, full_flops=1.0, warmup_steps=2, seed=0)
+    fresh = dht(full_flops=1.0, warmup_steps=2, seed=0)
     fresh.load_state_dict(c.state_dict())
     assert bool(fresh.decide(x).heads.all())  # one warm-up batch left
     d = fresh.decide(x)

@@ -125,9 +125,9 @@ def test_dht_refuses_a_negative_feedback_counter_and_another_mode() -> None:
 def test_check_state_dict_changes_nothing_and_agrees_with_load() -> None:
     c = _dht()
     state = c.state_dict()
-    state["depth.base.counts"] = -state["depth.base.counts"] - 1
+    state["depth_policy.base.counts"] = -state["depth_policy.base.counts"] - 1
     before = copy.deepcopy(c.state_dict())
-    with pytest.raises(InputValidationError, match=r"depth\.base\.counts"):
+    with pytest.raises(InputValidationError, match=r"depth_policy\.base\.counts"):
         c.check_state_dict(state)
     assert all(torch.equal(v, c.state_dict()[k]) for k, v in before.items() if isinstance(v, torch.Tensor))
 

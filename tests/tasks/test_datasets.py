@@ -7,9 +7,9 @@ import torch
 
 import banditformer as bf
 from banditformer.core.task import Split, Task
-from banditformer.tasks import pointer_chasing, split_indices
 from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
+from banditformer.tasks import pointer_chasing, split_indices
 
 SIZES = {"pointer_chasing": 20000, "digits": 1797, "mnist1d": 5000, "bbc_news": 2225}
 

@@ -18,9 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import banditformer as bf
-from banditformer.controllers import DHTController
+from banditformer.controllers.dht import DHTRecord
 from banditformer.training import TrainConfig, remove_stale_temporaries, save_atomic
 from tests.bad_inputs import CASES, _RunsCode, _tiny_trainer
+
+
+def _dht(num_layers: int, num_heads: int, context_dim: int, **kwargs) -> bf.Controller:
+    return bf.make_controller(
+        "dht", num_layers=num_layers, num_heads=num_heads, context_dim=context_dim, **kwargs
+    )
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +70,7 @@ def test_every_torch_load_in_the_project_is_weights_only() -> None:
 def test_checkpoint_resumes_with_adapted_lam_and_refuses_another_budget(tmp_path: Path) -> None:
     def trainer(budget: float) -> object:
         t = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
-        t.controller = t._net.__dict__["controller"] = DHTController(
+        t.controller = t._net.__dict__["controller"] = _dht(
             2, 2, 8, full_flops=t.full_flops, flop_budget=budget, lam=0.1, seed=0
         )
         t.sync.controller = t.controller
@@ -189,7 +195,7 @@ _BAD_VALUES = st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.5, 
 )
 def test_controllers_refuse_random_bad_feedback_and_change_nothing(mode, importance, field, row, value, seed) -> None:
     head_reward = "importance" if importance else "sample"
-    c = DHTController(3, 2, 4, full_flops=1e6, mode=mode, head_reward=head_reward, seed=seed)
+    c = _dht(3, 2, 4, full_flops=1e6, mode=mode, head_reward=head_reward, seed=seed)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(5, 4, generator=gen)
     d = c.decide(x)
@@ -208,7 +214,8 @@ def test_controllers_refuse_random_bad_feedback_and_change_nothing(mode, importa
     elif field == "shape":
         quality = quality[: row % 4 + 1]
     else:
-        d = bf.Decision(d.depth, d.heads, {"context": d.info["context"][: row % 4 + 1]})
+        record = DHTRecord(d.record.context[: row % 4 + 1], d.record.depth_arm, d.record.count_arm)
+        d = bf.Decision(d.depth, d.heads, record)
     before, calls = _flat(c), c._calls
     with pytest.raises(bf.InputValidationError, match="expected"):
         c.feedback(d, quality, flops, head_importance=imp)
@@ -269,7 +276,8 @@ def _first(state: dict) -> tuple:
         (lambda s: s["model"].update({k: v.long() for k, v in list(s["model"].items())[:1]}),
          r"to be torch.float32 of shape .*, got torch.int64"),
         (lambda s: s["controller"]["_extra_state"].pop("config"), r"to hold the configuration of this DHTController"),
-        (lambda s: s["controller"]["depth._extra_state"].update(rng_device="xyz"), r"to be a device type .*'xyz'"),
+        (lambda s: s["controller"]["depth_policy._extra_state"].update(rng_device="xyz"),
+         r"to be a device type .*'xyz'"),
     ],
 )  # fmt: skip
 def test_a_checkpoint_whose_optimizer_schedule_or_weights_do_not_fit_is_refused(edit, match, tmp_path: Path) -> None:
@@ -345,7 +353,7 @@ def test_a_plugin_policy_whose_update_raises_is_rolled_back_and_named(raising_pl
                        r"RuntimeError: boom in plugin update; the policy's state was restored"):  # fmt: skip
         p.update(torch.tensor([0, 1]), torch.tensor([0.5, 0.5]))
     assert _unchanged(before, _flat(p))
-    c = DHTController(3, 2, 4, full_flops=100.0, count_policy="raises_in_update", flop_budget=0.5, seed=0)
+    c = _dht(3, 2, 4, full_flops=100.0, count_policy="raises_in_update", flop_budget=0.5, seed=0)
     d = c.decide(torch.rand(4, 4))
     before = _flat(c)
     with pytest.raises(bf.PolicyContractError, match="boom"):
@@ -380,7 +388,7 @@ def test_a_plugin_factory_cannot_turn_the_value_checks_off_for_everyone() -> Non
 
 
 def test_an_absurd_flop_count_moves_lam_by_at_most_its_step() -> None:
-    c = DHTController(3, 2, 4, full_flops=100.0, flop_budget=0.5, lam=0.5, lam_lr=0.05, seed=0)
+    c = _dht(3, 2, 4, full_flops=100.0, flop_budget=0.5, lam=0.5, lam_lr=0.05, seed=0)
     d = c.decide(torch.rand(5, 4))
     c.feedback(d, torch.rand(5), torch.full((5,), 1e300, dtype=torch.float64))
     assert float(c.lam) == pytest.approx(0.5 + 0.05 * (1.0 - 0.5))

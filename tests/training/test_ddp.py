@@ -53,11 +53,11 @@ def test_two_ranks_match_each_other_and_one_process(tmp_path: Path) -> None:
     for key, value in r0["model"].items():
         torch.testing.assert_close(value, single["model"][key], rtol=1e-3, atol=1e-4, msg=f"model.{key}")
     ctrl, ref = r0["controller"], single["controller"]
-    for key in ("depth.arm_counts", "counts.counts"):
+    for key in ("depth_policy.arm_counts", "count_policy.counts"):
         assert torch.equal(ctrl[key], ref[key]), key  # the same decisions, every step
-    torch.testing.assert_close(ctrl["depth.gram"], ref["depth.gram"], rtol=1e-4, atol=1e-3)
-    trials = ctrl["heads.successes"] + ctrl["heads.failures"]
-    assert torch.equal(trials, ref["heads.successes"] + ref["heads.failures"])
+    torch.testing.assert_close(ctrl["depth_policy.gram"], ref["depth_policy.gram"], rtol=1e-4, atol=1e-3)
+    trials = ctrl["head_policy.successes"] + ctrl["head_policy.failures"]
+    assert torch.equal(trials, ref["head_policy.successes"] + ref["head_policy.failures"])
     # metrics reduced over ranks: the test split is evaluated in shards and gathered
     for key in ("accuracy", "flop_saving", "train_flop_saving"):
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
@@ -77,4 +77,4 @@ def test_the_default_dht_with_a_sync_every_three_steps_ends_identical_on_both_ra
     assert metrics["world"] == 2 and metrics["syncs"] >= 5
     _ranks_identical(tmp_path)
     ctrl = torch.load(tmp_path / "rank0.pt", weights_only=True)["controller"]
-    assert float(ctrl["depth.centroid_counts"].sum()) > 0 and float(ctrl["heads.arm_counts"].sum()) > 0
+    assert float(ctrl["depth_policy.centroid_counts"].sum()) > 0 and float(ctrl["head_policy.arm_counts"].sum()) > 0

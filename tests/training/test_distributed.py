@@ -82,7 +82,7 @@ def test_single_process_sync_is_a_no_op_and_reductions_are_checked() -> None:
         policy.add_state("bad", torch.zeros(1), reduce="median")
     ctrl = bf.make_controller("dht", num_layers=3, num_heads=2, context_dim=4, full_flops=1.0)
     names = dict((n, r) for n, _, r in reduced_states(ctrl))
-    assert names["lam"] == "mean" and names["feedback_calls"] is None and names["heads.successes"] == "sum"
+    assert names["lam"] == "mean" and names["feedback_calls"] is None and names["head_policy.successes"] == "sum"
 
 
 def test_forked_generators_differ_by_rank_and_repeat() -> None:

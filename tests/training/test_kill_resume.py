@@ -109,7 +109,7 @@ def test_truncated_foreign_and_mismatched_checkpoints_change_nothing(tmp_path: P
         fresh.load(tmp_path / "partial.ckpt")
     unchanged()
     state = torch.load(good, weights_only=True)
-    state["controller"]["heads.successes"] = torch.zeros(99)  # the model loads, the controller does not
+    state["controller"]["head_policy.successes"] = torch.zeros(99)  # the model loads, the controller does not
     torch.save(state, tmp_path / "mismatch.ckpt")
     with pytest.raises(bf.InputValidationError, match="nothing was loaded"):
         fresh.load(tmp_path / "mismatch.ckpt")
