@@ -2,6 +2,11 @@
 contextual bandit policies (the Dynamic Hierarchical Transformer, arXiv 2312.03038), inside a
 plugin framework for bandit policies, architecture controllers and compute backends.
 
+The names a user needs are here: the registry (``make_*``, ``list_*``), the model
+(:class:`DynamicTransformer`, :class:`TransformerConfig`), training (:class:`Trainer`,
+:class:`TrainConfig`) and the contracts a plugin implements. The layers below this package
+import only downwards (``docs/index.md`` draws them; import-linter enforces them).
+
 Examples:
     >>> import torch, banditformer
     >>> policy = banditformer.make_policy("thompson_beta", num_arms=3, seed=0)
@@ -15,7 +20,9 @@ from banditformer.core import (
     BanditformerError,
     CombinatorialPolicy,
     Controller,
+    CostTable,
     Decision,
+    DecisionRecord,
     DuplicateNameError,
     InputValidationError,
     PluginError,
@@ -23,11 +30,14 @@ from banditformer.core import (
     PluginWarning,
     Policy,
     PolicyContractError,
+    Split,
+    Task,
     TrainingDivergedError,
     UnknownNameError,
     set_value_checks,
     value_checks,
 )
+from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import (
     get_plugin_manager,
     hookimpl,
@@ -43,6 +53,7 @@ from banditformer.plugins import (
     make_task,
     reload_plugins,
 )
+from banditformer.training import TrainConfig, Trainer
 
 __version__ = "0.1.0"
 
@@ -52,15 +63,23 @@ __all__ = [
     "BanditformerError",
     "CombinatorialPolicy",
     "Controller",
+    "CostTable",
     "Decision",
+    "DecisionRecord",
     "DuplicateNameError",
+    "DynamicTransformer",
     "InputValidationError",
     "PluginError",
     "PluginLoadError",
     "PluginWarning",
     "Policy",
     "PolicyContractError",
+    "Split",
+    "Task",
+    "TrainConfig",
+    "Trainer",
     "TrainingDivergedError",
+    "TransformerConfig",
     "UnknownNameError",
     "__version__",
     "get_plugin_manager",

@@ -3,7 +3,7 @@ architectures, and LayerDrop-style training with a pruned model at inference.
 
 They take no feedback (``feedback`` only checks its input); randomness comes from a seeded
 ``torch.Generator``. Budgets are FLOP ratios against the full model, read from a
-:class:`~banditformer.model.flops.CostTable` (``model.cost_table()``).
+:class:`~banditformer.core.cost.CostTable` (``model.cost_table()``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.core.controller import Controller
+from banditformer.controllers.static import Fixed
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
@@ -35,14 +35,7 @@ def budget_shape(table: CostTable, ratio: float) -> tuple[int, int]:
     return best
 
 
-class _Fixed(Controller):
-    """Shared by the baselines: decisions that ignore feedback."""
-
-    def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
-        return None
-
-
-class StaticSmall(_Fixed):
+class StaticSmall(Fixed):
     """Every sample runs the first ``depth`` blocks with heads ``0 .. heads-1`` in blocks ``1..``.
 
     Examples:
@@ -70,7 +63,7 @@ class StaticSmall(_Fixed):
         return d
 
 
-class RandomController(_Fixed):
+class RandomController(Fixed):
     """Uniformly random architectures: depth uniform in ``[1, max_depth]``; in each block a head
     count uniform in ``[1, max_heads]`` and a uniform random head set of that size. Random in
     training and at inference alike.
@@ -117,7 +110,7 @@ class RandomController(_Fixed):
         return Decision(depth.to(context.device), heads.to(context.device))
 
 
-class LayerDropController(_Fixed):
+class LayerDropController(Fixed):
     """LayerDrop-style (Fan et al. 2019), within what a :class:`Decision` can express (a depth
     prefix, not arbitrary skipped blocks): in training each sample's depth is cut at a random
     block (every block after the stem is dropped with probability ``drop``, and the sample stops

@@ -1,7 +1,8 @@
 """The contracts every plugin implements. Imports nothing from the implementation packages."""
 
-from banditformer.core.backend import Backend, Timing
+from banditformer.core.backend import AttentionWeights, Backend, Timing
 from banditformer.core.controller import Controller
+from banditformer.core.cost import TRAIN_FLOPS_FACTOR, CostTable
 from banditformer.core.decision import Decision, DecisionRecord
 from banditformer.core.errors import (
     BackendUnavailableError,
@@ -16,7 +17,9 @@ from banditformer.core.errors import (
     UnknownNameError,
 )
 from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
+from banditformer.core.problem import BanditProblem, CombinatorialProblem, ContextualProblem
 from banditformer.core.random import derive_seed, make_generator, sample_beta, sample_log_gamma
+from banditformer.core.task import Split, Task
 from banditformer.core.validation import (
     check_arms,
     check_context,
@@ -29,11 +32,17 @@ from banditformer.core.validation import (
 )
 
 __all__ = [
+    "TRAIN_FLOPS_FACTOR",
+    "AttentionWeights",
     "Backend",
     "BackendUnavailableError",
+    "BanditProblem",
     "BanditformerError",
     "CombinatorialPolicy",
+    "CombinatorialProblem",
+    "ContextualProblem",
     "Controller",
+    "CostTable",
     "Decision",
     "DecisionRecord",
     "DuplicateNameError",
@@ -44,6 +53,8 @@ __all__ = [
     "Policy",
     "PolicyBase",
     "PolicyContractError",
+    "Split",
+    "Task",
     "Timing",
     "TrainingDivergedError",
     "UnknownNameError",

@@ -10,6 +10,7 @@ from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
 from banditformer.core.errors import InputValidationError, PluginError
 from banditformer.core.policy import PolicyBase
+from banditformer.core.problem import BanditProblem
 from banditformer.core.task import Task
 from banditformer.core.validation import keep_value_checks
 from banditformer.plugins.manager import KINDS, Entry, PluginManager
@@ -134,14 +135,15 @@ def list_tasks() -> list[str]:
     return get_plugin_manager().names("task")
 
 
-def make_task(name: str, **kwargs: Any) -> Any:
+def make_task(name: str, **kwargs: Any) -> Task:
     """Build a registered task: ``make_task("digits", seed=0)`` -> :class:`~banditformer.core.task.Task`."""
     return _build("task", name, Task, **kwargs)
 
 
-def make_problem(name: str, **kwargs: Any) -> Any:
-    """Build a registered bandit problem: ``make_problem("bernoulli_easy", seed=0)``."""
-    return _call_factory(get_plugin_manager().get("problem", name), (), kwargs)
+def make_problem(name: str, **kwargs: Any) -> BanditProblem:
+    """Build a registered bandit problem: ``make_problem("bernoulli_easy", seed=0)`` -> an object
+    with the members of :class:`~banditformer.core.problem.BanditProblem`."""
+    return _build("problem", name, BanditProblem, **kwargs)
 
 
 def list_problems() -> list[str]:
