@@ -20,6 +20,7 @@ from banditformer import (
 )
 from banditformer.bandits import UCB1
 from banditformer.plugins import AUTOLOAD_ENV, PluginManager, set_plugin_manager
+from banditformer.plugins.manager import builtin_entry_point
 
 
 def make_dist(root: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:
@@ -56,9 +57,20 @@ def test_builtins_come_through_the_hooks() -> None:
     pm = PluginManager(autoload=False)
     assert pm.plugins == ["builtin"]
     assert pm.get("policy", "ucb1").plugin == "builtin"
-    assert {"policy", "controller", "backend", "problem"} <= {
-        k for k in ("policy", "controller", "backend", "problem") if pm.names(k)
-    }
+    assert all(pm.names(kind) for kind in ("policy", "controller", "backend", "task", "problem"))
+
+
+def test_builtins_are_the_installed_packages_own_entry_point(site: Path) -> None:
+    # the package declares the entry point (pyproject.toml), so an install registers it like any
+    # plugin's; the manager loads it first, or not at all, and never a second time from the group
+    ep = builtin_entry_point()
+    assert (ep.name, ep.value, ep.group) == ("builtin", "banditformer.builtin", "banditformer")
+    assert ep.dist is not None and ep.dist.name == "banditformer"  # read from the installed metadata
+    make_dist(site, "bfplug-good", {"bfplug_good": GOOD}, {"good": "bfplug_good"})
+    pm = PluginManager(autoload=True)
+    assert pm.plugins == ["builtin", "good"] and pm.failures == []
+    bare = PluginManager(autoload=True, builtins=False)
+    assert bare.plugins == ["good"] and "ucb1" not in bare.names("policy")
 
 
 def test_entry_point_plugin_loads(site: Path) -> None:
