@@ -160,10 +160,13 @@ def _given_options(argv: Sequence[str] | None, args: argparse.Namespace) -> set[
     return given & {a.dest for a in sub._actions}
 
 
-def _bench_config(args: argparse.Namespace, kind: str, make: Any) -> tuple[Any, Any]:
-    """The configuration and the run log of a ``bench`` command: a new results folder under
-    ``--out`` (made, and written to, before any work), or with ``--resume FOLDER`` the folder's
-    recorded configuration, which the configuration flags given must match."""
+def _bench_config(
+    args: argparse.Namespace, kind: str, make: Any, prepare: Any = lambda config: None
+) -> tuple[Any, Any, Any]:
+    """The configuration, ``prepare(configuration)`` (what is checked before any work: the model
+    bench's plan) and the run log of a ``bench`` command: a new results folder under ``--out``
+    (made, and written to, before any work, once ``prepare`` passed), or with ``--resume FOLDER``
+    the folder's recorded configuration, which the configuration flags given must match."""
     import json
     from dataclasses import asdict
 
@@ -174,7 +177,8 @@ def _bench_config(args: argparse.Namespace, kind: str, make: Any) -> tuple[Any, 
     check_int("workers", args.workers, low=1)  # before a results folder exists
     if args.resume is None:
         config = make(**values)
-        return config, RunLog.create(args.out, kind, asdict(config), config.digest())
+        prepared = prepare(config)
+        return config, prepared, RunLog.create(args.out, kind, asdict(config), config.digest())
     log = RunLog.resume(args.resume, kind)
     given = getattr(args, "given", set())
     differ = [
@@ -195,10 +199,11 @@ def _bench_config(args: argparse.Namespace, kind: str, make: Any) -> tuple[Any, 
                 f"expected a configuration of this version in {str(log.folder / log.RUN)!r}, got: {exc}"
             ) from None
         log.check_config(asdict(config))
+        prepared = prepare(config)
     except BaseException:
         log.close()
         raise
-    return config, log
+    return config, prepared, log
 
 
 def _bench_finish(log: Any, report: Any, files: list[Any]) -> None:
@@ -210,9 +215,9 @@ def _bench_finish(log: Any, report: Any, files: list[Any]) -> None:
 def _bench_interrupted(kind: str, log: Any, exc: Any, write: Any) -> int:
     """Ctrl-C: write the summaries of what finished (not the plots: they take seconds), mark the
     folder interrupted, say so in one line on stderr; exit status 130 (as shells do for SIGINT)."""
-    from banditformer.bench.runlog import _sigint_ignored
+    from banditformer.bench.pool import sigint_ignored
 
-    with _sigint_ignored():  # a second Ctrl-C does not cut the summaries short
+    with sigint_ignored():  # a second Ctrl-C does not cut the summaries short
         files = [] if exc.report is None else [write(exc.report, log.folder) / "results.json"]
         jobs = {} if exc.report is None else {k: v for k, v in exc.report.meta["jobs"].items() if k != "total"}
         log.set_status("interrupted", **jobs, files=[f.name for f in files])
@@ -240,12 +245,14 @@ def _bench_os_error(kind: str, log: Any, exc: OSError) -> int:
 
 
 def _cmd_bench_bandits(args: argparse.Namespace) -> int:
-    from banditformer.bench.bandits import BanditBenchConfig, format_report, plot_regret, run_bandits, write_report
-    from banditformer.bench.runlog import RunInterrupted
+    from banditformer.bench.bandits import BanditBenchConfig, run_bandits
+    from banditformer.bench.plots import plot_regret
+    from banditformer.bench.pool import RunInterrupted
+    from banditformer.bench.report import format_report, write_report
 
     log = None
     try:
-        config, log = _bench_config(args, "bandits", BanditBenchConfig)
+        config, _, log = _bench_config(args, "bandits", BanditBenchConfig)
         try:
             report = run_bandits(config, progress=not args.quiet, workers=args.workers, log=log)
         except RunInterrupted as exc:
@@ -273,28 +280,23 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_model(args: argparse.Namespace) -> int:
-    from banditformer.bench.models import (
-        ModelBenchConfig,
-        format_model_report,
-        plot_model_report,
-        run_models,
-        write_model_report,
-    )
-    from banditformer.bench.runlog import RunInterrupted
+    from banditformer.bench.models import ModelBenchConfig, plan_models, run_models
+    from banditformer.bench.plots import plot_model_report
+    from banditformer.bench.pool import RunInterrupted
+    from banditformer.bench.report import format_model_report, write_model_report
 
     log = None
     try:
-        config, log = _bench_config(args, "model", ModelBenchConfig)
-        plan = config.plan()
+        config, plan, log = _bench_config(args, "model", ModelBenchConfig, plan_models)
         print(
-            f"banditformer {__version__}: {len(plan)} configurations x {config.seeds} seed(s) on {config.task!r}, "
+            f"banditformer {__version__}: {len(plan.runs)} configurations x {config.seeds} seed(s) on {config.task!r}, "
             f"{config.epochs} epochs, {args.workers} worker(s) of {config.threads} thread(s)"
             + (f", resuming {log.folder}" if log.resumed else "")
             + "\n",
             flush=True,
         )
         try:
-            report = run_models(config, progress=not args.quiet, workers=args.workers, log=log)
+            report = run_models(config, progress=not args.quiet, workers=args.workers, log=log, plan=plan)
         except RunInterrupted as exc:
             return _bench_interrupted("model", log, exc, write_model_report)
         folder = write_model_report(report, log.folder)

@@ -518,17 +518,17 @@ def bench_mabwiser_not_installed(tmp: Path):
 
 @case
 def model_bench_bad_controller_option(tmp: Path):
-    from banditformer.bench.models import ModelBenchConfig
+    from banditformer.bench.models import ModelBenchConfig, plan_models
 
     bad = {"controllers": ["static", "dht"], "controller_kwargs": {"dht": {"head_reward": "x"}}}
-    return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, **bad})
+    return [], lambda: plan_models(ModelBenchConfig(**{**_TINY_MODEL_BENCH, **bad}))
 
 
 @case
 def model_bench_unknown_task_option(tmp: Path):
-    from banditformer.bench.models import ModelBenchConfig
+    from banditformer.bench.models import ModelBenchConfig, plan_models
 
-    return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, "task_kwargs": {"num_sample": 60}})
+    return [], lambda: plan_models(ModelBenchConfig(**{**_TINY_MODEL_BENCH, "task_kwargs": {"num_sample": 60}}))
 
 
 @case
@@ -540,10 +540,10 @@ def model_bench_last_seed_beyond_64_bits(tmp: Path):
 
 @case
 def model_bench_run_beyond_memory(tmp: Path):
-    from banditformer.bench.models import ModelBenchConfig
+    from banditformer.bench.models import ModelBenchConfig, plan_models
 
     huge = {"d_model": 2**17, "num_layers": 512, "num_heads": 16, "batch_size": 2**16}
-    return [], lambda: ModelBenchConfig(**{**_TINY_MODEL_BENCH, **huge})
+    return [], lambda: plan_models(ModelBenchConfig(**{**_TINY_MODEL_BENCH, **huge}))
 
 
 @case

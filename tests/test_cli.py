@@ -174,7 +174,7 @@ def test_a_results_folder_that_cannot_be_written_any_more_gives_one_line(tmp_pat
     import errno
     import json
 
-    import banditformer.bench.bandits as bench
+    import banditformer.bench.report as bench
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -16,6 +16,8 @@ from scipy import stats
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
 from banditformer.core.validation import SEED_MAX, check_int, check_memory
+from banditformer.model import DynamicTransformer, TransformerConfig
+from banditformer.plugins import check_registered, get_plugin_manager, make_controller, make_task
 from banditformer.training import TrainConfig, Trainer
 
 __all__ = [
@@ -35,8 +37,6 @@ MODEL_DEFAULTS: dict[str, Any] = {"d_model": 64, "num_layers": 4, "num_heads": 4
 def controller_parameters(name: str) -> set[str]:
     """The keyword parameters a registered controller's factory takes (``context_dim``,
     ``full_flops``, ``seed`` and ``lam`` are filled in or swept when it takes them)."""
-    from banditformer.plugins import get_plugin_manager
-
     entry = get_plugin_manager().registry("controller").get(name)
     if entry is None:
         return set()
@@ -78,8 +78,6 @@ def run_memory(cfg: Any, batch_size: int) -> dict[str, float]:
 
 
 def _model_keys(model: dict[str, Any] | None) -> dict[str, Any]:
-    from banditformer.model import TransformerConfig
-
     if model is None:
         return {}
     if not isinstance(model, dict):
@@ -118,8 +116,6 @@ def check_experiment(
         InputValidationError: (or the task's or factory's error) for the first thing that does
             not fit; nothing was trained.
     """
-    from banditformer.plugins import make_controller
-
     _, shape, table = prepare_experiment(task, seed, task_kwargs, model, train, cache)
     kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs)
     make_controller(controller, **kwargs)
@@ -138,9 +134,6 @@ def prepare_experiment(
     :func:`check_experiment`); ``cache`` (a dict kept between calls of one task, options and
     model) keeps the task (``"data"``), the freshly initialised model (``"net"``) and its cost
     table (``"table"``) between calls."""
-    from banditformer.model import DynamicTransformer, TransformerConfig
-    from banditformer.plugins import check_registered, make_task
-
     check_registered("task", task)
     check_int("seed", seed, low=0, high=SEED_MAX)
     if task_kwargs is not None and not isinstance(task_kwargs, dict):
@@ -185,8 +178,6 @@ def run_experiment(
 
     Everything is checked before training, as :func:`check_experiment` does.
     """
-    from banditformer.plugins import make_controller
-
     cache: dict[str, Any] = {}
     data, shape, table = prepare_experiment(task, seed, task_kwargs, model, train, cache)
     net = cache["net"]

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from banditformer.bench.bandits import BanditBenchConfig, run_bandits
+from banditformer.bench.compat import problem_kind
 from banditformer.core.errors import BanditformerError
+from banditformer.plugins import get_plugin_manager, make_problem
 
 __all__ = ["PolicyResult", "compare_policies", "format_table"]
 
@@ -53,9 +56,6 @@ def compare_policies(
     Raises:
         BanditformerError: naming the policies that raised mid-run.
     """
-    from banditformer.bench.bandits import BanditBenchConfig, run_bandits
-    from banditformer.plugins import get_plugin_manager, make_problem
-
     config = BanditBenchConfig(
         problem=problem, policies=None if policies is None else list(policies), horizon=horizon, seeds=seeds, seed=seed
     )
@@ -64,7 +64,7 @@ def compare_policies(
     if failed:
         raise BanditformerError(f"expected every policy to run, got failures: {'; '.join(failed)}")
     env = make_problem(problem, seed=seed)
-    single = getattr(env, "context_dim", None) is None and getattr(env, "k", None) is None
+    single = problem_kind(env) == (None, None)
     pm = get_plugin_manager()
     results = []
     for r in report.results:

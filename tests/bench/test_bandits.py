@@ -1,9 +1,8 @@
-"""The bandit benchmark runner: curves, confidence intervals, the Lai-Robbins bound, output files,
-bad input caught before any work, and a failing policy reported by name."""
+"""The bandit benchmark runner: curves that repeat exactly for any worker count or seed block,
+the report's parts, bad input caught before any work, and a failing policy reported by name."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -13,14 +12,8 @@ import torch
 
 import banditformer as bf
 from banditformer.bandits import UCB1
-from banditformer.bench.bandits import (
-    BanditBenchConfig,
-    bernoulli_kl,
-    format_report,
-    lai_robbins_bound,
-    run_bandits,
-    write_report,
-)
+from banditformer.bench.bandits import BanditBenchConfig, run_bandits
+from banditformer.bench.report import format_report, write_report
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
 
 
@@ -38,27 +31,6 @@ def test_runs_give_monotone_curves_and_repeat_exactly() -> None:
     assert "Lai-Robbins" in format_report(report)
     gaussian = run_bandits(BanditBenchConfig(problem="gaussian", policies=["thompson_gaussian"], horizon=20, seeds=2))
     assert gaussian.lower_bound is None
-
-
-def test_lai_robbins_bound_matches_the_formula() -> None:
-    means = [0.9, 0.6, 0.5]
-    kl = bernoulli_kl(torch.tensor([0.6, 0.5]), torch.tensor([0.9, 0.9]))
-    assert float(kl[0]) == pytest.approx(0.6 * math.log(0.6 / 0.9) + 0.4 * math.log(0.4 / 0.1))
-    constant = float(0.3 / kl[0] + 0.4 / kl[1])
-    assert lai_robbins_bound(means, [1, 1000]) == pytest.approx([0.0, constant * math.log(1000)])
-
-
-def test_write_report_gives_json_and_one_csv_row_per_policy_seed_and_checkpoint(tmp_path: Path) -> None:
-    config = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1", "epsilon_greedy"], horizon=30, seeds=3)
-    report = run_bandits(config)
-    folder = write_report(report, tmp_path / "run")
-    doc = json.loads((folder / "results.json").read_text())
-    assert doc["config"]["horizon"] == 30 and doc["config_hash"] == config.digest()
-    assert [r["policy"] for r in doc["results"]] == ["ucb1", "epsilon_greedy"]
-    with open(folder / "regret.csv", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) == 2 * 3 * len(report.rounds)
-    assert float(rows[-1]["cumulative_regret"]) == pytest.approx(float(report.results[1].regret[2, -1]), rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -121,51 +93,6 @@ def test_the_cli_writes_a_results_folder(tmp_path: Path, capsys) -> None:
     assert "ucb1" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("log_x", [False, True])
-def test_plot_regret_writes_a_png(tmp_path: Path, log_x: bool) -> None:
-    pytest.importorskip("matplotlib")
-    from banditformer.bench.bandits import plot_regret
-
-    report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=30, seeds=3))
-    path = plot_regret(report, tmp_path / "sub" / "regret.png", log_x=log_x)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
-
-
-def test_agreement_compares_means_within_the_combined_interval() -> None:
-    from banditformer.bench.bandits import PolicyRun, agreement
-
-    def run(values: list[float]) -> PolicyRun:
-        return PolicyRun("p", torch.tensor(values, dtype=torch.float64).unsqueeze(1), 1.0, 1)
-
-    assert agreement(run([10.0, 12.0, 14.0]), run([11.0, 13.0, 15.0]))
-    assert not agreement(run([10.0, 10.5, 11.0]), run([30.0, 30.5, 31.0]))
-
-
-def test_mabwiser_references_run_beside_ours() -> None:
-    pytest.importorskip("mabwiser")
-    config = BanditBenchConfig(
-        problem="bernoulli_two", policies=["ucb1", "thompson_beta", "epsilon_greedy"], horizon=60, seeds=3,
-        mabwiser=True,
-    )  # fmt: skip
-    report = run_bandits(config)
-    names = [r.policy for r in report.results]
-    assert names == ["ucb1", "thompson_beta", "epsilon_greedy", "mabwiser:UCB1", "mabwiser:ThompsonSampling"]
-    for r in report.results[3:]:
-        assert r.error is None and r.regret.shape == (3, len(report.rounds))
-        assert bool((r.regret.diff(dim=1) >= 0).all())
-    assert "ucb1 vs mabwiser:UCB1" in format_report(report)
-
-
-def test_missing_mabwiser_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    from banditformer.bench.bandits import run_mabwiser
-
-    monkeypatch.setitem(sys.modules, "mabwiser.mab", None)
-    with pytest.raises(bf.BanditformerError, match="MABWiser"):
-        run_mabwiser(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=5, seeds=1))
-
-
 def test_a_toml_config_sets_the_options_and_flags_override_it(tmp_path: Path, capsys) -> None:
     from banditformer.cli import main
 
@@ -182,20 +109,6 @@ def test_a_toml_config_sets_the_options_and_flags_override_it(tmp_path: Path, ca
         config.write_text(text)
         assert main(["bench", "bandits", "--config", str(config)]) == 2
         assert expected in capsys.readouterr().err
-
-
-def test_default_policies_follow_the_problem_kind() -> None:
-    from banditformer.bench.bandits import compatible_policies
-
-    flat = compatible_policies("bernoulli_easy")
-    assert "ucb1" in flat and "linucb" not in flat and "cts" not in flat
-    contextual = compatible_policies("linear_contextual")
-    assert {"linucb", "lin_thompson", "bucketed", "ucb1"} <= set(contextual) and "cts" not in contextual
-    assert set(compatible_policies("topk_semibandit")) == {"cts", "cts_shared", "cucb"}
-    with pytest.raises(bf.InputValidationError, match="combinatorial policy"):
-        BanditBenchConfig(problem="topk_semibandit", policies=["ucb1"])
-    with pytest.raises(bf.InputValidationError, match="one-arm policy"):
-        BanditBenchConfig(problem="linear_contextual", policies=["cts"])
 
 
 def test_linucb_learns_the_linear_problem_that_context_free_policies_cannot() -> None:
@@ -246,24 +159,6 @@ def test_seed_blocks_split_one_policy_over_processes_with_the_same_numbers() -> 
         BanditBenchConfig(seed_block=-1)
 
 
-def _die_on_one(x: int) -> int:
-    import os
-    import signal
-
-    if x == 1:
-        os.kill(os.getpid(), signal.SIGKILL)  # a worker killed (out of memory, say)
-    return x * 10
-
-
-def test_a_worker_that_dies_loses_its_jobs_not_the_others_results() -> None:
-    from banditformer.bench.bandits import _map
-
-    out = _map(_die_on_one, [(0,), (1,), (2,), (3,)], workers=2, on_error=lambda job, exc: ("lost", job[0]))
-    assert out == [0, ("lost", 1), 20, 30]  # only the dead worker's job is lost; a new worker runs the rest
-    with pytest.raises(Exception, match=r"terminated abruptly|process pool"):
-        _map(_die_on_one, [(0,), (1,)], workers=2)
-
-
 # ------------------------------------------------------ issue 12: checked before computing
 @pytest.mark.parametrize(
     ("kwargs", "says"),
@@ -301,12 +196,3 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_figures(monkeypatch
     monkeypatch.setattr(validation, "available_memory", lambda: int(block / 2))
     with pytest.raises(bf.InputValidationError, match=r"got an estimate of [\d.]+ [GM]B \(block "):
         BanditBenchConfig(problem="linear_contextual", policies=["linucb"], seeds=10**5, horizon=10)
-
-
-def test_mabwiser_is_checked_when_the_configuration_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "mabwiser.mab", None)
-    with pytest.raises(bf.InputValidationError, match=r"expected MABWiser installed for `mabwiser=True`"):
-        BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=20, mabwiser=True)
-    BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=20)  # not asked for: not needed

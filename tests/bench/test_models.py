@@ -1,5 +1,5 @@
-"""The model benchmark runner: the sweep plan, runs that repeat exactly for any worker count, the
-Pareto front, output files, a failing run reported by label, and bad input caught before work."""
+"""The model benchmark: the sweep plan, runs that repeat exactly for any worker count, output
+files, a failing run reported by label, and bad input caught by the plan before any run."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 
 import banditformer as bf
-from banditformer.bench.models import (
-    ModelBenchConfig,
-    format_model_report,
-    pareto_front,
-    run_models,
-    write_model_report,
-)
-from banditformer.controllers import StaticFull
+from banditformer.bench.models import TRAIN_FIELDS, ModelBenchConfig, ModelPlan, plan_models, run_models
+from banditformer.bench.report import format_model_report, write_model_report
+from banditformer.controllers import Static
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
 
 pytest.importorskip("sklearn")  # the digits task
@@ -30,12 +25,15 @@ def test_the_plan_sweeps_budgets_for_baselines_and_lams_for_bandit_controllers()
         controllers=["static", "static_small", "layerdrop", "dht"], lams=[0.1, 0.3], budgets=[0.5],
         dht_budgets=[0.25], warmup=0.5, controller_kwargs={"dht": {"head_reward": "importance"}}, **TINY,
     )  # fmt: skip
-    plan = {label: (ctrl, kw) for label, ctrl, kw in config.plan()}
+    planned = plan_models(config)
+    assert isinstance(planned, ModelPlan) and planned.config is config
+    plan = {label: (ctrl, kw) for label, ctrl, kw in planned.runs}
     assert list(plan) == ["static", "static_small@0.5", "layerdrop@0.5", "dht lam=0.1", "dht lam=0.3",
                           "dht budget=0.25"]  # fmt: skip
     assert set(plan["static_small@0.5"][1]) == {"depth", "heads"}
     assert plan["layerdrop@0.5"][1]["drop"] == 0.2
-    steps = config.steps()
+    steps = planned.steps
+    assert steps == -(-len(bf.make_task("digits").train) // 128)  # batches of 128, one epoch
     for label in ("dht lam=0.1", "dht budget=0.25"):
         kw = plan[label][1]
         assert kw["head_reward"] == "importance" and kw["warmup_steps"] == round(0.5 * steps)
@@ -62,15 +60,43 @@ def test_the_plan_sweeps_budgets_for_baselines_and_lams_for_bandit_controllers()
 )
 def test_bad_configurations_fail_before_any_work(kwargs: dict, match: str) -> None:
     with pytest.raises(bf.InputValidationError, match=match):
-        ModelBenchConfig(**{**TINY, **kwargs})
+        plan_models(ModelBenchConfig(**{**TINY, **kwargs}))
 
 
-def test_pareto_front_keeps_the_points_nothing_beats_in_both() -> None:
-    assert pareto_front([(0.9, 0.1), (0.9, 0.1)]) == [True, True]  # ties stay
-    assert pareto_front([(0.9, 0.1), (0.9, 0.2), (0.5, 0.9)]) == [False, True, True]
+def test_a_configuration_is_checked_cheaply_and_the_plan_builds_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    from banditformer.bench import experiment
+
+    built: list[str] = []
+    real = experiment.make_task
+    monkeypatch.setattr(experiment, "make_task", lambda name, **kw: built.append(name) or real(name, **kw))
+    config = ModelBenchConfig(**{**POINTER, "task_kwargs": {"num_sample": 60}})  # a misspelt task option
+    assert built == []  # nothing loaded or traced to make a configuration
+    with pytest.raises(bf.InputValidationError, match="expected arguments matching task 'pointer_chasing'"):
+        plan_models(config)
+    assert built == ["pointer_chasing"]
+    with pytest.raises(bf.InputValidationError, match="expected a ModelBenchConfig, got dict"):
+        plan_models(POINTER)  # type: ignore[arg-type]
 
 
-class _FailsInTraining(StaticFull):
+def test_the_schedule_is_train_configs_own() -> None:
+    from dataclasses import fields
+
+    from banditformer.training import TrainConfig
+
+    assert set(TRAIN_FIELDS) <= {f.name for f in fields(TrainConfig)}
+    config = ModelBenchConfig(**TINY)
+    train = config.train_config(7)
+    assert (train.epochs, train.batch_size, train.lr, train.seed, train.progress) == (1, 128, 3e-3, 7, False)
+    assert train.weight_decay == TrainConfig().weight_decay  # the fields the bench does not set keep their defaults
+    for bad, says in [({"epochs": 0}, "expected `epochs` in [1, inf], got 0"),
+                      ({"batch_size": 0}, "expected `batch_size` in [1, inf], got 0"),
+                      ({"lr": 0.0}, "expected `lr` in (0, inf], got 0.0")]:  # fmt: skip
+        with pytest.raises(bf.InputValidationError) as info:
+            ModelBenchConfig(**{**TINY, **bad})
+        assert str(info.value) == says
+
+
+class _FailsInTraining(Static):
     """Builds (so the configuration passes its checks) and then fails in every run."""
 
     def _feedback(self, decision, quality, flops, **extra) -> None:
@@ -121,16 +147,6 @@ def test_runs_repeat_exactly_summarise_over_seeds_and_report_failures(tmp_path: 
     for r in again.runs:
         first = ok[(r["label"], r["seed"])]
         assert (r["accuracy"], r["flop_saving"]) == (first["accuracy"], first["flop_saving"])
-
-
-def test_plots_are_written(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    from banditformer.bench.models import plot_model_report
-
-    report = run_models(ModelBenchConfig(controllers=["static", "static_small"], budgets=[0.5], **TINY))
-    paths = plot_model_report(report, tmp_path)
-    assert [p.name for p in paths] == ["pareto.png", "time.png"]
-    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
 def test_the_cli_takes_flags_and_a_toml_file(tmp_path: Path, capsys) -> None:
@@ -184,13 +200,13 @@ def test_every_configuration_is_checked_against_its_factory_before_the_first_run
 
     monkeypatch.setattr(experiment, "run_experiment", lambda *a, **k: pytest.fail("a run started"))
     with pytest.raises(bf.InputValidationError) as info:
-        ModelBenchConfig(**{**POINTER, **kwargs})
+        run_models(ModelBenchConfig(**{**POINTER, **kwargs}))
     assert str(info.value).startswith(says), str(info.value)
 
 
 def test_a_plugin_factory_that_raises_its_own_error_is_named_with_the_configuration(failing_controller) -> None:
     # (the fixture restores the process-wide manager afterwards)
-    class Picky(StaticFull):
+    class Picky(Static):
         def __init__(self, num_layers: int, num_heads: int, *, colour: str = "red") -> None:
             if colour != "red":
                 raise ValueError(f"no {colour}")
@@ -205,13 +221,36 @@ def test_a_plugin_factory_that_raises_its_own_error_is_named_with_the_configurat
     pm.register(Plugin(), name="picky_plugin")
     set_plugin_manager(pm)
     with pytest.raises(bf.InputValidationError) as info:
-        ModelBenchConfig(**{**POINTER, "controllers": ["picky"], "controller_kwargs": {"picky": {"colour": "blue"}}})
+        plan_models(ModelBenchConfig(**{**POINTER, "controllers": ["picky"],
+                                        "controller_kwargs": {"picky": {"colour": "blue"}}}))  # fmt: skip
     assert str(info.value) == "expected controller 'picky' to build, got ValueError: no blue (configuration 'picky')"
 
 
-def test_the_checks_build_the_task_once_and_the_plan_is_unchanged() -> None:
+def test_the_checks_build_the_task_once_and_the_plan_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    from banditformer.bench import experiment
+
+    built: list[str] = []
+    real = experiment.make_task
+    monkeypatch.setattr(experiment, "make_task", lambda name, **kw: built.append(name) or real(name, **kw))
     config = ModelBenchConfig(**{**POINTER, "controllers": ["static", "static_small", "dht"], "budgets": [0.5],
                                  "warmup": 0.5})  # fmt: skip
-    plan = config.plan()
+    planned = plan_models(config)
+    assert built == ["pointer_chasing"]  # once, for the four configurations' checks
+    plan = planned.runs
     assert [label for label, _, _ in plan] == ["static", "static_small@0.5", "dht lam=0.05", "dht lam=0.2"]
-    assert plan[2][2]["warmup_steps"] == round(0.5 * config.steps())
+    assert plan[2][2]["warmup_steps"] == round(0.5 * planned.steps)
+
+
+def test_run_models_takes_the_plan_of_its_configuration_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from banditformer.bench import models
+
+    config = ModelBenchConfig(**{**POINTER, "controllers": ["static"]})
+    planned = plan_models(config)
+    other = plan_models(ModelBenchConfig(**{**POINTER, "controllers": ["static"], "seed": 1}))
+    with pytest.raises(bf.InputValidationError, match="expected the plan of this configuration"):
+        run_models(config, plan=other)
+    with pytest.raises(bf.InputValidationError, match="expected a ModelPlan"):
+        run_models(config, plan=planned.runs)  # type: ignore[arg-type]
+    monkeypatch.setattr(models, "plan_models", lambda config: pytest.fail("planned again"))
+    report = run_models(config, plan=planned)
+    assert [r["label"] for r in report.runs] == ["static"] and "error" not in report.runs[0]

@@ -18,16 +18,12 @@ from pathlib import Path
 import pytest
 
 import banditformer as bf
-from banditformer.bench.bandits import BanditBenchConfig, run_bandits, write_report
-from banditformer.bench.runlog import (
-    RunInterrupted,
-    RunLog,
-    WorkerLostError,
-    atomic_file,
-    create_run_folder,
-    run_jobs,
-    write_atomic,
-)
+from banditformer.bench.bandits import BanditBenchConfig, run_bandits
+from banditformer.bench.models import ModelBenchConfig
+from banditformer.bench.pool import RunInterrupted
+from banditformer.bench.report import write_report
+from banditformer.bench.runlog import RunLog, config_digest, create_run_folder
+from banditformer.core.files import atomic_file, write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -89,34 +85,6 @@ def test_an_unwritable_output_folder_fails_before_any_work(tmp_path: Path, capsy
     assert "expected a folder for results at" in err and "got a file" in err
 
 
-def test_the_log_records_each_job_and_a_second_pass_runs_only_what_is_missing(tmp_path: Path) -> None:
-    log = RunLog.create(tmp_path, "demo", {"n": 4}, "abc")
-    keys = ["a", "b", "c", "d"]
-    log.begin(keys)
-    calls: list[int] = []
-
-    def square(x: int) -> int:
-        calls.append(x)
-        if x == 2:
-            raise KeyboardInterrupt  # Ctrl-C during the third job
-        return x * x
-
-    with pytest.raises(RunInterrupted) as info:
-        run_jobs(square, [(0,), (1,), (2,), (3,)], keys=keys, log=log)
-    assert info.value.finished == [True, True, False, False] and info.value.results[:2] == [0, 1]
-    assert log.recorded() == {"a": 0, "b": 1}
-    log.close()
-    again = RunLog.resume(log.folder, "demo")
-    calls.clear()
-    assert run_jobs(lambda x: x * x, [(0,), (1,), (2,), (3,)], keys=keys, log=again) == [0, 1, 4, 9]
-    assert run_jobs(square, [(0,), (1,), (2,), (3,)], keys=keys, log=again) == [0, 1, 4, 9] and calls == []
-    # a damaged record (not one our atomic writes leave) runs again, with a warning
-    record = next(p for p in (log.folder / "jobs").iterdir() if p.name.startswith("d-"))
-    record.write_text('{"key": "d", "val')
-    with pytest.warns(UserWarning, match="unreadable job record"):
-        assert run_jobs(lambda x: -x, [(0,), (1,), (2,), (3,)], keys=keys, log=again) == [0, 1, 4, -3]
-
-
 def test_resume_refuses_another_configuration_another_plan_or_a_folder_in_use(tmp_path: Path) -> None:
     log = RunLog.create(tmp_path, "bandits", {"horizon": 50, "policies": ["ucb1"]}, "abc")
     log.begin(["ucb1, seeds 0-1"])
@@ -135,28 +103,17 @@ def test_resume_refuses_another_configuration_another_plan_or_a_folder_in_use(tm
         RunLog.resume(tmp_path, "bandits")
 
 
-def _square_or_die(x: int) -> int:
-    if x == 1:
-        os._exit(3)  # a worker that exits under the job
-    if x == 3:
-        os.kill(os.getpid(), signal.SIGKILL)  # the out-of-memory killer, say
-    time.sleep(0.05)
-    return x * x
+def test_the_configuration_hash_is_the_one_results_folders_are_named_by() -> None:
+    import hashlib
 
-
-@pytest.mark.slow
-def test_a_dead_worker_loses_only_its_own_job_and_a_new_one_takes_its_place(tmp_path: Path) -> None:
-    log = RunLog.create(tmp_path, "demo", {}, "abc")
-    keys = [f"job {x}" for x in range(6)]
-    log.begin(keys)
-    errors: dict[int, Exception] = {}
-    out = run_jobs(_square_or_die, [(x,) for x in range(6)], workers=2, keys=keys, log=log,
-                   on_error=lambda i, exc: errors.setdefault(i, exc) and None)  # fmt: skip
-    assert [out[x] for x in (0, 2, 4, 5)] == [0, 4, 16, 25]  # every other job finished
-    assert set(errors) == {1, 3} and all(isinstance(e, WorkerLostError) for e in errors.values())
-    assert "exit status 3" in str(errors[1]) and "'job 1'" in str(errors[1])
-    assert "SIGKILL" in str(errors[3]) and "'job 3'" in str(errors[3])
-    assert sorted(log.recorded()) == ["job 0", "job 2", "job 4", "job 5"]  # lost jobs run again on resume
+    config = {"b": [0.5, 1], "a": "x"}
+    assert config_digest(config) == hashlib.sha256(b'{"a": "x", "b": [0.5, 1]}').hexdigest()[:10]
+    # the hashes of folders written before: a resume finds their configuration unchanged
+    assert BanditBenchConfig().digest() == "389a4ff98a"
+    model = ModelBenchConfig(epochs=2, budgets=[0.5], lams=[0.1], dht_budgets=[0.5], seeds=2)
+    assert model.digest() == "ec0acb36a8" == config_digest(asdict(model))
+    with pytest.raises(bf.InputValidationError, match="expected the configuration as a dict, got list"):
+        config_digest([1])  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +282,7 @@ def test_bench_model_killed_then_resumed_equals_an_uninterrupted_run(tmp_path: P
 def test_bench_model_interrupted_keeps_the_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sklearn")  # the digits task
     from banditformer.bench import models as bench_model
-    from banditformer.bench.models import ModelBenchConfig, run_models
+    from banditformer.bench.models import run_models
 
     config = ModelBenchConfig(task="digits", epochs=1, batch_size=128, d_model=16, num_layers=2, num_heads=2,
                               controllers=["static", "dht"], lams=[0.2], seeds=2)  # fmt: skip
@@ -359,7 +316,7 @@ def test_a_stop_while_the_summaries_are_written_never_leaves_a_complete_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     pytest.importorskip("matplotlib")
-    from banditformer.bench import bandits as bench
+    from banditformer.bench import plots as bench
     from banditformer.cli import main
 
     def interrupted_plot(*args, **kwargs):

@@ -1,0 +1,122 @@
+"""MABWiser's UCB1 and Thompson sampling as reference runs beside ours, on the same problem,
+horizon and number of seeds (``BanditBenchConfig(mabwiser=True)``); labelled ``mabwiser:...``.
+
+MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``seed + s``) on its
+own reward stream (the problem seeded from ``seed`` and ``s``). It must be fitted before it
+predicts: the first ``K`` rounds play each arm once, as our UCB1 does, and count as rounds.
+Context-free one-arm problems only. MABWiser is optional (``pip install 'banditformer[bench]'``):
+it is imported only where a reference runs or is checked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from banditformer.bench.compat import problem_kind
+from banditformer.bench.pool import one_thread, run_jobs
+from banditformer.bench.results import PolicyRun
+from banditformer.core.errors import InputValidationError
+from banditformer.core.random import derive_seed
+from banditformer.plugins import make_problem
+
+if TYPE_CHECKING:  # bandits.py imports this module
+    from banditformer.bench.bandits import BanditBenchConfig
+
+__all__ = ["MABWISER_REFERENCES", "check_mabwiser", "mabwiser_runs", "mabwiser_seed", "run_mabwiser"]
+
+#: MABWiser's reference policies: our name -> (label, MABWiser learning policy, its options).
+MABWISER_REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
+    "ucb1": ("mabwiser:UCB1", "UCB1", {"alpha": 1.0}),
+    "thompson_beta": ("mabwiser:ThompsonSampling", "ThompsonSampling", {}),
+}
+
+
+def check_mabwiser(config: BanditBenchConfig, policies: Sequence[str] = ()) -> None:
+    """Fail unless the references of ``policies`` can run for ``config``: each has one, the problem
+    is context-free and one-arm, MABWiser is installed, and every ``MAB`` seed fits numpy's
+    32-bit ``RandomState`` (older MABWiser)."""
+    unknown = [p for p in policies if p not in MABWISER_REFERENCES]
+    if unknown:
+        raise InputValidationError(
+            f"expected policies with a MABWiser reference {sorted(MABWISER_REFERENCES)}, got {unknown}"
+        )
+    if problem_kind(make_problem(config.problem, seed=config.seed)) != (None, None):
+        raise InputValidationError(
+            f"expected a context-free one-arm problem for the MABWiser references, got {config.problem!r}"
+        )
+    try:
+        import mabwiser.mab  # noqa: F401  (here, not at the top: MABWiser is optional)
+    except ImportError as exc:
+        raise InputValidationError(
+            f"expected MABWiser installed for `mabwiser=True` (pip install 'banditformer[bench]'), got: {exc}"
+        ) from None
+    if config.seed + config.seeds - 1 > 2**32 - 1:  # MAB(seed=seed + s)
+        raise InputValidationError(
+            f"expected seed + seeds - 1 at most {2**32 - 1} for the MABWiser references, "
+            f"got {config.seed + config.seeds - 1}"
+        )
+
+
+def mabwiser_seed(config: BanditBenchConfig, name: str, s: int) -> tuple[Tensor, float]:
+    """One MABWiser run of ``name``'s reference (seed ``s``): ``(len(rounds),)`` cumulative regret
+    at the checkpoints, float64, and its seconds."""
+    from mabwiser.mab import MAB, LearningPolicy  # here, not at the top: MABWiser is optional
+
+    _, factory, options = MABWISER_REFERENCES[name]
+    rounds = config.rounds()
+    curve = torch.zeros(len(rounds), dtype=torch.float64)
+    start = time.perf_counter()
+    env = make_problem(config.problem, seed=derive_seed(config.seed, "mabwiser", s))
+    k = env.num_arms
+    mab = MAB(arms=list(range(k)), learning_policy=getattr(LearningPolicy, factory)(**options), seed=config.seed + s)
+    regret, col, first = 0.0, 0, []
+    for t in range(1, config.horizon + 1):
+        arm = t - 1 if t <= k else int(mab.predict())
+        reward = float(env.pull(torch.tensor([arm]))[0])
+        if t < k:
+            first.append(reward)
+        elif t == k:
+            mab.fit(list(range(k)), [*first, reward])
+        else:
+            mab.partial_fit([arm], [reward])
+        regret += float(env.regret(torch.tensor([arm]))[0])
+        if col < len(rounds) and t == rounds[col]:
+            curve[col] = regret
+            col += 1
+    return curve, time.perf_counter() - start
+
+
+def mabwiser_runs(config: BanditBenchConfig, policies: Sequence[str], outputs: list[Any]) -> list[PolicyRun]:
+    """One reference run per policy from its per-seed ``(curve, seconds)`` outputs (``seeds`` per
+    policy, in order); an output that is an error message (a lost or unfinished seed) fails the
+    reference with it."""
+    runs = []
+    for b, name in enumerate(policies):
+        label = MABWISER_REFERENCES[name][0]
+        mine = outputs[b * config.seeds : (b + 1) * config.seeds]
+        bad = next((out for out in mine if isinstance(out, str)), None)
+        if bad is not None:
+            runs.append(PolicyRun.unfinished(label, config.seeds, bad))
+            continue
+        curve = torch.stack([c for c, _ in mine])
+        runs.append(PolicyRun(label, curve, sum(sec for _, sec in mine), config.horizon * config.seeds))
+    return runs
+
+
+def run_mabwiser(
+    config: BanditBenchConfig, policies: Sequence[str] = tuple(MABWISER_REFERENCES), workers: int = 1
+) -> list[PolicyRun]:
+    """The MABWiser references of ``policies`` on ``config``'s problem, horizon and seeds (see the
+    module docstring); ``workers`` processes share the seeds."""
+    check_mabwiser(config, policies)
+    jobs = [(config, name, s) for name in policies for s in range(config.seeds)]
+    outputs = run_jobs(
+        mabwiser_seed, jobs, workers=workers, initializer=one_thread,
+        on_error=lambda i, exc: f"{type(exc).__name__}: {exc}",
+    )  # fmt: skip
+    return mabwiser_runs(config, policies, outputs)

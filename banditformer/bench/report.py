@@ -1,0 +1,159 @@
+"""The benches' reports as text (a table for the terminal) and as files: ``results.json``
+(everything, strict JSON) with ``regret.csv`` (bandits) or ``runs.csv`` (models), each written
+atomically (a reader or a kill never sees half a file)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from banditformer.bench.mabwiser import MABWISER_REFERENCES
+from banditformer.bench.results import BanditReport, ModelReport
+from banditformer.bench.stats import agreement
+from banditformer.core.errors import InputValidationError
+from banditformer.core.files import atomic_file, write_atomic
+
+__all__ = ["format_model_report", "format_report", "json_safe", "write_model_report", "write_report"]
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by ``None`` (strict JSON has neither)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def _write_results(folder: Path, doc: dict[str, Any]) -> None:
+    write_atomic(folder / "results.json", json.dumps(json_safe(doc), indent=1, allow_nan=False))
+
+
+def _check(report: object, kind: type) -> None:
+    if not isinstance(report, kind):
+        raise InputValidationError(f"expected a {kind.__name__}, got {type(report).__name__}")
+
+
+def _folder(folder: str | os.PathLike[str]) -> Path:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# --------------------------------------------------------------------------------- bench bandits
+def format_report(report: BanditReport) -> str:
+    """A plain-text table, lowest final regret first; failed policies last, with their error."""
+    _check(report, BanditReport)
+    head = f"{'policy':<26}{'final regret (mean ± 95% CI)':>32}{'µs / decision':>16}"
+    lines = [head, "-" * len(head)]
+    ok = sorted((r for r in report.results if r.error is None), key=lambda r: r.regret_mean)
+    for r in ok:
+        lines.append(
+            f"{r.policy:<26}{f'{r.regret_mean:10.1f} ± {r.regret_ci95:6.1f}':>32}{r.seconds_per_decision * 1e6:>16.2f}"
+        )
+    if report.lower_bound is not None:
+        lines.append(f"{'(Lai-Robbins lower bound)':<26}{report.lower_bound[-1]:>23.1f}")
+    by_name = {r.policy: r for r in ok}
+    for ours, (label, _, _) in MABWISER_REFERENCES.items():
+        if ours in by_name and label in by_name:
+            a, b = by_name[ours], by_name[label]
+            verdict = "agree" if agreement(a, b) else "DIFFER"
+            lines.append(
+                f"{ours} vs {label}: {verdict} within 95% CI ({a.regret_mean:.1f} vs {b.regret_mean:.1f}); "
+                f"decisions/s {1 / a.seconds_per_decision:,.0f} vs {1 / b.seconds_per_decision:,.0f}"
+            )
+    lines += [f"{r.policy:<26}  FAILED: {r.error}" for r in report.results if r.error is not None]
+    return "\n".join(lines)
+
+
+def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
+    """Write ``results.json`` (everything, with ``status`` from ``report.meta``; strict JSON,
+    undefined values as ``null``) and ``regret.csv`` (one row per policy, seed and checkpoint)
+    into ``folder``, each atomically; returns the folder."""
+    _check(report, BanditReport)
+    out = _folder(folder)
+    _write_results(out, {
+        "status": report.meta.get("status", "complete"),
+        "config": asdict(report.config),
+        "config_hash": report.config.digest(),
+        "rounds": report.rounds,
+        "lai_robbins_bound": report.lower_bound,
+        "meta": report.meta,
+        "results": [
+            {
+                "policy": r.policy,
+                "error": r.error,
+                "regret_mean": r.regret_mean,
+                "regret_ci95": r.regret_ci95,
+                "seconds": r.seconds,
+                "seconds_per_decision": r.seconds_per_decision,
+                "regret": r.regret.tolist(),
+            }
+            for r in report.results
+        ],
+    })  # fmt: skip
+    with atomic_file(out / "regret.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["policy", "seed", "round", "cumulative_regret"])
+        for r in report.results:
+            for s in range(r.regret.shape[0]):
+                for c, t in enumerate(report.rounds[: r.regret.shape[1]]):
+                    w.writerow([r.policy, s, t, f"{float(r.regret[s, c]):.6g}"])
+    return out
+
+
+# ----------------------------------------------------------------------------------- bench model
+def format_model_report(report: ModelReport) -> str:
+    """A plain-text table, one row per configuration (means over seeds, ± the 95% interval when
+    there are several); ``*`` marks the Pareto front; failed runs last, with their error."""
+    _check(report, ModelReport)
+    many = report.config.seeds > 1
+    head = (
+        f"{'configuration':<26}{'accuracy':>16}{'FLOP saving':>14}{'(training)':>12}{'µs/sample':>11}"
+        f"{'train time':>12}  front"
+    )
+    lines = [head, "-" * len(head)]
+    for r in report.summary:
+        if not r["seeds"]:
+            continue
+        acc = f"{r['accuracy']:.1%}" + (f" ± {r['accuracy_ci95'] * 100:.1f}" if many else "")
+        lines.append(
+            f"{r['label']:<26}{acc:>16}{r['flop_saving']:>14.1%}{r['train_flop_saving']:>12.1%}"
+            f"{r['eval_us_per_sample']:>11.1f}{r['wall_time_s']:>11.1f}s  {'*' if r.get('pareto') else ''}"
+        )
+    lines += [f"{r['label']} (seed {r['seed']}): FAILED: {r['error']}" for r in report.runs if "error" in r]
+    return "\n".join(lines)
+
+
+#: The columns of ``runs.csv``, one row per configuration and seed.
+_CSV_FIELDS = ("label", "controller", "seed", "accuracy", "flop_saving", "train_flop_saving", "flops_per_sample",
+               "full_flops_per_sample", "eval_us_per_sample", "wall_time_s", "error")  # fmt: skip
+
+
+def write_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> Path:
+    """Write ``results.json`` (``status`` from ``report.meta``, config, every run, the summary)
+    and ``runs.csv`` (one row per configuration and seed) into ``folder``, each atomically;
+    returns the folder."""
+    _check(report, ModelReport)
+    out = _folder(folder)
+    _write_results(out, {
+        "status": report.meta.get("status", "complete"),
+        "config": asdict(report.config),
+        "config_hash": report.config.digest(),
+        "meta": report.meta,
+        "summary": report.summary,
+        "runs": report.runs,
+    })  # fmt: skip
+    with atomic_file(out / "runs.csv") as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in report.runs:
+            w.writerow({k: r.get(k, "") for k in _CSV_FIELDS})
+    return out

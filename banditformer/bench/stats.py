@@ -1,0 +1,96 @@
+"""The statistics both benches report: the Student-t 95% confidence interval of a mean over
+seeds, whether two such intervals agree, the Pareto front of accuracy against FLOP saving, and
+the Lai-Robbins lower bound on the regret of a Bernoulli problem.
+
+Examples:
+    >>> round(float(ci95_halfwidth([1.0, 2.0, 3.0])), 4)
+    2.4841
+    >>> pareto_front([(0.9, 0.0), (0.8, 0.5), (0.7, 0.4)])
+    [True, True, False]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import torch
+from scipy import stats
+from torch import Tensor
+
+from banditformer.bandits.kl_ucb import bernoulli_kl
+from banditformer.core.errors import InputValidationError
+
+__all__ = ["agreement", "ci95_halfwidth", "lai_robbins_bound", "pareto_front"]
+
+
+def ci95_halfwidth(samples: Tensor | Sequence[float], dim: int = 0) -> Tensor:
+    """Half-width of the two-sided 95% Student-t confidence interval of the mean along ``dim``:
+    ``t(0.975, n - 1) * s / sqrt(n)``, with ``s`` the sample standard deviation (``n - 1`` in the
+    denominator) and ``n = samples.shape[dim]``.
+
+    Args:
+        samples: ``(..., n, ...)`` values, ``n`` along ``dim`` (a list: ``(n,)``); computed in float64.
+        dim: the axis of the independent samples (seeds).
+
+    Returns:
+        float64, ``samples``' shape without ``dim`` (a 0-d tensor for ``(n,)``); NaN where
+        ``n < 2`` (no spread to estimate).
+    """
+    x = torch.as_tensor(samples, dtype=torch.float64)
+    if x.dim() == 0:
+        raise InputValidationError(f"expected samples of at least one dimension, got a scalar {float(x)}")
+    n = x.shape[dim]
+    if n < 2:
+        return torch.full_like(x.sum(dim), math.nan)
+    return float(stats.t.ppf(0.975, n - 1)) * x.std(dim, unbiased=True) / math.sqrt(n)
+
+
+class _Interval(Protocol):
+    """A mean with the half-width of its 95% interval (a :class:`~banditformer.bench.results.PolicyRun`)."""
+
+    @property
+    def regret_mean(self) -> float: ...
+
+    @property
+    def regret_ci95(self) -> float: ...
+
+
+def agreement(ours: _Interval, reference: _Interval) -> bool:
+    """Whether two runs' mean final regrets agree within their 95% intervals (the difference is at
+    most the root sum of squares of the two half-widths)."""
+    return abs(ours.regret_mean - reference.regret_mean) <= math.hypot(ours.regret_ci95, reference.regret_ci95)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which ``(accuracy, saving)`` points no other point beats in both (ties in both count as on
+    the front).
+
+    Examples:
+        >>> pareto_front([(0.9, 0.0), (0.8, 0.5), (0.7, 0.4), (0.95, 0.0)])
+        [False, True, False, True]
+    """
+    return [not any(o[0] >= p[0] and o[1] >= p[1] and (o[0] > p[0] or o[1] > p[1]) for o in points) for p in points]
+
+
+def lai_robbins_bound(means: Sequence[float] | Tensor, rounds: Sequence[int]) -> list[float]:
+    """The Lai-Robbins asymptotic lower bound on the expected regret of any consistent policy on a
+    Bernoulli problem: ``ln(t) * sum_a gap_a / KL(mu_a, mu*)`` over the suboptimal arms, at each
+    round ``t`` of ``rounds``.
+
+    Args:
+        means: ``(K,)`` arm means in ``[0, 1]``.
+        rounds: rounds ``t >= 1``.
+
+    Examples:
+        >>> [round(v, 2) for v in lai_robbins_bound([0.9, 0.5], [1, 100])]
+        [0.0, 3.61]
+    """
+    mu = torch.as_tensor(means, dtype=torch.float64)
+    if mu.dim() != 1 or mu.numel() == 0 or bool(((mu < 0) | (mu > 1) | mu.isnan()).any()):
+        raise InputValidationError(f"expected (K,) Bernoulli means in [0, 1], got {mu.tolist()}")
+    best = mu.max()
+    sub = mu < best
+    constant = float(((best - mu[sub]) / bernoulli_kl(mu[sub], best.expand_as(mu[sub]))).sum())
+    return [constant * math.log(t) for t in rounds]
