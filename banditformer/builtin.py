@@ -25,6 +25,34 @@ from banditformer.problems import (
 )
 
 
+def _registered_policy(name: str, num_arms: int, **kwargs: Any) -> Any:
+    """``make_policy(name, num_arms=num_arms, **kwargs)``: a registered name as a policy factory."""
+    return make_policy(name, num_arms=num_arms, **kwargs)
+
+
+def _base_by_name(wrapper: type[Any], default: str) -> Callable[..., Any]:
+    """The registry's factory for a bucketed ``wrapper`` class, which takes its base policy as a
+    factory: the same arguments, except that ``base`` may also be a registered policy name
+    (plugin policies included; ``default`` when not given), built with ``make_policy``."""
+    import inspect  # here: the module's imports are shared with the other registrations
+
+    def factory(num_arms: int, *, base: str | Callable[..., Any] = default, **kwargs: Any) -> Any:
+        built_by = functools.partial(_registered_policy, base) if isinstance(base, str) else base
+        return wrapper(num_arms, base=built_by, **kwargs)
+
+    # the wrapper's own signature, so that make_policy checks a caller's arguments against it
+    signature = inspect.signature(wrapper)
+    params = [
+        p.replace(default=default, annotation="str | Callable[..., Policy]") if p.name == "base" else p
+        for p in signature.parameters.values()
+    ]
+    factory.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=wrapper.__name__
+    )
+    factory.__doc__ = f"{wrapper.__name__} with ``base`` a registered policy name (default {default!r}) or a factory."
+    return factory
+
+
 @hookimpl
 def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
     return {
@@ -35,14 +63,14 @@ def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
         "epsilon_greedy_decay": functools.partial(
             bandits.EpsilonGreedy, epsilon=1.0, schedule="inverse_time", rate=0.05, min_epsilon=0.01
         ),
-        "thompson_beta": bandits.BetaThompson,
-        "thompson_beta_shared": functools.partial(bandits.BetaThompson, draws="group"),
-        "discounted_thompson_beta": functools.partial(bandits.BetaThompson, discount=0.99),
-        "thompson_gaussian": bandits.GaussianThompson,
+        "thompson_beta": bandits.ThompsonBeta,
+        "thompson_beta_shared": functools.partial(bandits.ThompsonBeta, draws="group"),
+        "discounted_thompson_beta": functools.partial(bandits.ThompsonBeta, discount=0.99),
+        "thompson_gaussian": bandits.ThompsonGaussian,
         "linucb": bandits.LinUCB,
-        "lin_thompson": bandits.LinearThompson,
-        "bucketed": bandits.Bucketed,
-        "bucketed_combinatorial": bandits.BucketedCombinatorial,
+        "lin_thompson": bandits.LinThompson,
+        "bucketed": _base_by_name(bandits.Bucketed, "ucb1"),
+        "bucketed_combinatorial": _base_by_name(bandits.BucketedCombinatorial, "cts"),
         "cts": bandits.CTS,
         "cts_shared": functools.partial(bandits.CTS, draws="group"),
         "cucb": bandits.CUCB,

@@ -1,5 +1,7 @@
-"""Built-in bandit policies, one per module. They are registered through the plugin hooks
-(:mod:`banditformer.builtin`), the same door third-party policies use."""
+"""Built-in bandit policies, one per module, each module named after the policy's registry name
+(``lin_thompson`` is :class:`LinThompson` in :mod:`banditformer.bandits.lin_thompson`). They are
+registered through the plugin hooks (:mod:`banditformer.builtin`), the same door third-party
+policies use."""
 
 from banditformer.bandits.bucketed import Bucketed
 from banditformer.bandits.bucketed_combinatorial import BucketedCombinatorial
@@ -7,10 +9,10 @@ from banditformer.bandits.cts import CTS
 from banditformer.bandits.cucb import CUCB
 from banditformer.bandits.epsilon_greedy import EpsilonGreedy
 from banditformer.bandits.kl_ucb import KLUCB
-from banditformer.bandits.lints import LinearThompson
+from banditformer.bandits.lin_thompson import LinThompson
 from banditformer.bandits.linucb import LinUCB
-from banditformer.bandits.thompson_beta import BetaThompson
-from banditformer.bandits.thompson_gaussian import GaussianThompson
+from banditformer.bandits.thompson_beta import ThompsonBeta
+from banditformer.bandits.thompson_gaussian import ThompsonGaussian
 from banditformer.bandits.ucb1 import UCB1
 
 __all__ = [
@@ -18,11 +20,11 @@ __all__ = [
     "CUCB",
     "KLUCB",
     "UCB1",
-    "BetaThompson",
     "Bucketed",
     "BucketedCombinatorial",
     "EpsilonGreedy",
-    "GaussianThompson",
+    "LinThompson",
     "LinUCB",
-    "LinearThompson",
+    "ThompsonBeta",
+    "ThompsonGaussian",
 ]

@@ -46,11 +46,19 @@ class BucketsMixin:
     def _init_buckets(
         self,
         kind: type[PolicyBase],
-        base: str | Callable[..., PolicyBase],
+        base: Callable[..., PolicyBase],
         num_buckets: int,
         base_kwargs: dict[str, Any] | None,
         num_groups: int,
     ) -> None:
+        """Build the base policy as ``base(num_arms, num_groups=num_buckets, seed=<derived>,
+        **base_kwargs)`` and register the bucket state.
+
+        Args:
+            kind: the class the base must be an instance of (context-free).
+            base: the base policy's factory (a policy class is one); never a name: the registry
+                turns names into factories (:mod:`banditformer.builtin`).
+        """
         policy: Any = self
         name = type(self).__name__
         if num_groups != 1:
@@ -58,16 +66,17 @@ class BucketsMixin:
                 f"expected `num_groups` = 1 for {name} (buckets are its groups), got {num_groups}"
             )
         policy.add_config("num_buckets", check_int("num_buckets", num_buckets, low=1))
-        if isinstance(base, str):
-            from banditformer.plugins import make_policy  # late: the registry imports this module
-
-            factory: Callable[..., PolicyBase] = lambda k, **kw: make_policy(base, num_arms=k, **kw)  # noqa: E731
-        elif callable(base):
-            factory = base
-        else:
-            raise InputValidationError(f"expected `base` to be a policy name or factory, got {type(base).__name__}")
+        if not callable(base):
+            hint = f" (a name is the registry's: make_policy(..., base={base!r}))" if isinstance(base, str) else ""
+            raise InputValidationError(
+                f"expected `base` to be a policy factory, such as a policy class, got {type(base).__name__}{hint}"
+            )
+        if base_kwargs is not None and not isinstance(base_kwargs, dict):
+            raise InputValidationError(
+                f"expected `base_kwargs` to be a dict of options, got {type(base_kwargs).__name__}"
+            )
         seed = derive_seed(policy.seed, "base")
-        built = factory(policy.num_arms, num_groups=num_buckets, seed=seed, **(base_kwargs or {}))
+        built = base(policy.num_arms, num_groups=num_buckets, seed=seed, **(base_kwargs or {}))
         if not isinstance(built, kind) or built.is_contextual or built.num_groups != num_buckets:
             raise InputValidationError(
                 f"expected `base` to build a context-free {kind.__name__} with num_groups={num_buckets}, got {built!r}"
@@ -88,6 +97,11 @@ class BucketsMixin:
         """``(n,)`` bucket of each ``(n, d)`` context under the current centroids."""
         policy: Any = self
         return assign_buckets(context.to(torch.float64), self.centroids, policy.centroid_counts > 0)
+
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        """The base policy's estimates in each ``(n, d)`` context's bucket: ``(n, K)``."""
+        assert context is not None  # the wrappers are contextual: the base class requires it
+        return self.base.expected_rewards(groups=self.buckets(context))
 
     def _learn_buckets(self, context: Tensor) -> Tensor:
         """Route ``(n, d)`` fed-back contexts to buckets, moving the centroids; ``(n,)`` buckets."""

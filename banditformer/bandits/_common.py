@@ -1,4 +1,5 @@
-"""Vectorised pieces the policies share: discounting, untried-arm dealing, top-k with varying k."""
+"""Vectorised pieces the policies share: count and sum statistics with their discount, untried-arm
+dealing, empirical means."""
 
 from __future__ import annotations
 
@@ -7,19 +8,14 @@ from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import PolicyBase
-from banditformer.core.validation import check_float
 
 # A score above any finite index, used to put untried arms first.
 _UNTRIED = 1e300
 
 
-def check_discount(discount: float) -> float:
-    """Discount factor gamma in (0, 1]; 1 keeps all history."""
-    return check_float("discount", discount, low=0.0, high=1.0, low_open=True)
-
-
 def add_discount(policy: PolicyBase, discount: float) -> float:
-    """Register the discount factor gamma in (0, 1] as a configuration hyperparameter."""
+    """Register the discount factor gamma in (0, 1] as a configuration hyperparameter ``discount``,
+    which :func:`observe` then applies at every update call."""
     return policy.add_hyperparameter("discount", discount, low=0.0, high=1.0, low_open=True)
 
 
@@ -33,12 +29,49 @@ def check_draws(draws: str) -> str:
     return draws
 
 
-def apply_discount(policy: PolicyBase, names: tuple[str, ...], discount: Tensor) -> None:
-    """Multiply the named statistics by gamma: one step of discounting per ``update`` call
-    (Garivier and Moulines 2008, applied to a batch as one step). Multiplying by 1 is exact, and
-    no branch on the value keeps CUDA free of host syncs."""
-    for name in names:
-        getattr(policy, name).mul_(discount)
+def add_count_state(policy: PolicyBase, discount: float | None = None) -> None:
+    """Register the per-group, per-arm statistics ``counts`` (``>= 0``) and ``sums``, both
+    ``(G, K)`` float64 and summed across ranks, and, unless ``discount`` is ``None``, the discount
+    (:func:`add_discount`). :func:`observe_rewards` feeds them back."""
+    shape = (policy.num_groups, policy.num_arms)
+    if discount is not None:
+        add_discount(policy, discount)
+    policy.add_state("counts", torch.zeros(shape, dtype=torch.float64), low=0.0)
+    policy.add_state("sums", torch.zeros(shape, dtype=torch.float64))
+
+
+def observe(policy: PolicyBase, groups: Tensor, arms: Tensor | None = None, **increments: Tensor) -> None:
+    """One update call's step on summed statistics: decay each named statistic by the policy's
+    discount gamma, if it registered one (:func:`add_discount`), then add the rows' increments.
+
+    Discounting is one step per ``update`` call (Garivier and Moulines 2008, a batch as one time
+    step). Multiplying by 1 is exact, and no branch on the value keeps CUDA free of host syncs.
+
+    Args:
+        policy: the policy whose statistics (buffers named by the keywords) change in place.
+        groups: ``(n,)`` int64 group of each row.
+        arms: ``(n,)`` int64 arm of each row: ``stat[groups[i], arms[i]] += increment[i]``, with
+            ``(n,)`` or ``(n, ...)`` increments of ``(G, K)`` or ``(G, K, ...)`` statistics. ``None``:
+            ``stat[groups[i]] += increment[i]``, with ``(n, K)`` increments of ``(G, K)`` statistics
+            (a combinatorial row) or ``(n,)`` increments of ``(G,)`` statistics.
+        increments: statistic name -> increments, in the order they are added.
+    """
+    discount = getattr(policy, "discount", None)
+    if isinstance(discount, Tensor):
+        for name in increments:
+            getattr(policy, name).mul_(discount)
+    for name, values in increments.items():
+        table = getattr(policy, name)
+        if arms is None:
+            table.index_add_(0, groups, values)
+        else:
+            add_at(table, groups, arms, values)
+
+
+def observe_rewards(policy: PolicyBase, arms: Tensor, rewards: Tensor, groups: Tensor) -> None:
+    """Feed ``(n,)`` played arms and their float64 rewards into the statistics of
+    :func:`add_count_state`: one play and the reward at ``(groups[i], arms[i])``, after the discount."""
+    observe(policy, groups, arms, counts=torch.ones_like(rewards), sums=rewards)
 
 
 def rank_within_group(groups: Tensor) -> Tensor:

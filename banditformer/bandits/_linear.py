@@ -28,8 +28,13 @@ def ridge_fit(gram: Tensor, xr: Tensor, ridge: Tensor) -> tuple[Tensor, Tensor]:
         # Rounding broke positive definiteness (huge or many repeated contexts: 1e16 + 1 == 1e16).
         # The exact matrix has every eigenvalue >= lambda; restore that and invert spectrally.
         vals, vecs = torch.linalg.eigh(design)
-        a_inv = (vecs / vals.clamp(min=ridge).unsqueeze(-2)) @ vecs.transpose(-1, -2)
-        return (a_inv @ xr.unsqueeze(-1)).squeeze(-1), a_inv
+        inv_vals = 1.0 / vals.clamp(min=ridge)
+        vecs_t = vecs.transpose(-1, -2)
+        a_inv = (vecs * inv_vals.unsqueeze(-2)) @ vecs_t
+        # theta in the eigenbasis, not as a_inv @ xr: a_inv's entries round the small eigenvalues
+        # 1 / vals of the large directions away (0.5 + 1e-17 == 0.5), and with them the fit.
+        theta = vecs @ (inv_vals * (vecs_t @ xr.unsqueeze(-1)).squeeze(-1)).unsqueeze(-1)
+        return theta.squeeze(-1), a_inv
     a_inv = torch.cholesky_inverse(chol)
     theta = torch.cholesky_solve(xr.unsqueeze(-1), chol).squeeze(-1)
     return theta, a_inv
@@ -81,10 +86,15 @@ class LinearPolicy(Policy):
         """The ``(G, K, d)`` ridge estimates and ``(G, K, d, d)`` inverse design matrices."""
         return ridge_fit(self.gram, self.xr, self.ridge)
 
+    def predict(self, context: Tensor, groups: Tensor) -> tuple[Tensor, Tensor]:
+        """The ``(n, K)`` predicted rewards ``x^T theta_a`` and widths ``sqrt(x^T A_a^-1 x)`` of
+        ``(n, d)`` checked contexts under the current fit (:func:`mean_and_width`)."""
+        theta, a_inv = self.fit()
+        return mean_and_width(context.to(torch.float64), groups, theta, a_inv)
+
     def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None
-        theta, a_inv = self.fit()
-        return mean_and_width(context.to(torch.float64), groups, theta, a_inv)[0]
+        return self.predict(context, groups)[0]
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None  # the base class requires it for contextual policies

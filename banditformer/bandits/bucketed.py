@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from banditformer.bandits._buckets import BucketsMixin
+from banditformer.bandits.ucb1 import UCB1
 from banditformer.core.policy import Policy
 
 __all__ = ["Bucketed"]
@@ -23,13 +24,15 @@ class Bucketed(BucketsMixin, Policy):
     Args:
         num_arms: K.
         context_dim: d.
-        base: the wrapped policy: a registered policy name, or a factory called as
-            ``factory(num_arms, num_groups=num_buckets, seed=..., **base_kwargs)``.
+        base: the wrapped context-free policy's factory, called as
+            ``base(num_arms, num_groups=num_buckets, seed=..., **base_kwargs)``: a policy class
+            such as :class:`~banditformer.bandits.UCB1` (the default) is one. By name:
+            ``make_policy("bucketed", base="ucb1", ...)``, which also takes plugin policies.
         num_buckets: B.
         base_kwargs: keyword arguments for the base policy.
 
     Examples:
-        >>> p = Bucketed(num_arms=3, context_dim=2, base="ucb1", num_buckets=4, seed=0)
+        >>> p = Bucketed(num_arms=3, context_dim=2, base=UCB1, num_buckets=4, seed=0)
         >>> x = torch.randn(8, 2)
         >>> arms = p.select(x)
         >>> p.update(arms, torch.rand(8), x)
@@ -44,7 +47,7 @@ class Bucketed(BucketsMixin, Policy):
         num_arms: int,
         *,
         context_dim: int | None = None,
-        base: str | Callable[..., Policy] = "ucb1",
+        base: Callable[..., Policy] = UCB1,
         num_buckets: int = 8,
         base_kwargs: dict[str, Any] | None = None,
         num_groups: int = 1,
@@ -56,10 +59,6 @@ class Bucketed(BucketsMixin, Policy):
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None
         return self.base.select(n=context.shape[0], groups=self.buckets(context))
-
-    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        assert context is not None
-        return self.base.expected_rewards(groups=self.buckets(context))
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None

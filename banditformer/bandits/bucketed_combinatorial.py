@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor
 
 from banditformer.bandits._buckets import BucketsMixin
+from banditformer.bandits.cts import CTS
 from banditformer.core.policy import CombinatorialPolicy
 
 __all__ = ["BucketedCombinatorial"]
@@ -20,7 +21,10 @@ class BucketedCombinatorial(BucketsMixin, CombinatorialPolicy):
     Args:
         num_arms: N base arms.
         context_dim: d.
-        base: a registered combinatorial policy name or factory (default ``"cts"``).
+        base: the wrapped context-free combinatorial policy's factory, called as
+            ``base(num_arms, num_groups=num_buckets, seed=..., **base_kwargs)``; default
+            :class:`~banditformer.bandits.CTS`. By name: ``make_policy("bucketed_combinatorial",
+            base="cucb", ...)``.
         num_buckets: B.
         base_kwargs: keyword arguments for the base policy.
 
@@ -39,7 +43,7 @@ class BucketedCombinatorial(BucketsMixin, CombinatorialPolicy):
         num_arms: int,
         *,
         context_dim: int | None = None,
-        base: str | Callable[..., CombinatorialPolicy] = "cts",
+        base: Callable[..., CombinatorialPolicy] = CTS,
         num_buckets: int = 8,
         base_kwargs: dict[str, Any] | None = None,
         num_groups: int = 1,
@@ -51,10 +55,6 @@ class BucketedCombinatorial(BucketsMixin, CombinatorialPolicy):
     def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
         assert context is not None
         return self.base.select(k=k, groups=self.buckets(context))
-
-    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        assert context is not None
-        return self.base.expected_rewards(groups=self.buckets(context))
 
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None

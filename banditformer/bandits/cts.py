@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
-from banditformer.bandits._beta import add_beta_state, bernoulli_outcomes, beta_posterior
-from banditformer.bandits._common import apply_discount
-from banditformer.core.policy import CombinatorialPolicy, top_k_mask
-from banditformer.core.random import sample_beta
+from banditformer.bandits._beta import BetaPosteriorMixin
+from banditformer.core.policy import CombinatorialPolicy
 
-__all__ = ["CTS"]
+__all__ = ["CTS", "descending_rank"]
 
 
-class CTS(CombinatorialPolicy):
+def descending_rank(scores: Tensor) -> Tensor:
+    """``(m, N)`` int64: each entry's place in its row sorted in descending order (0 for the highest;
+    ties to the lower index), so ``descending_rank(s) < k`` is :func:`~banditformer.core.policy.top_k_mask`."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    places = torch.arange(scores.shape[1], device=scores.device).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, places)
+
+
+class CTS(BetaPosteriorMixin, CombinatorialPolicy):
     """Each row draws one sample from every base arm's Beta posterior and takes its top ``k[i]``.
 
     Semi-bandit feedback: every chosen base arm reports a reward in [0, 1], turned into a
@@ -38,46 +42,9 @@ class CTS(CombinatorialPolicy):
         [1, 3]
     """
 
-    reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-
-    def __init__(
-        self,
-        num_arms: int,
-        *,
-        prior_alpha: float = 1.0,
-        prior_beta: float = 1.0,
-        discount: float = 1.0,
-        bernoulli_trick: bool = True,
-        draws: str = "row",
-        context_dim: int | None = None,
-        num_groups: int = 1,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
-        add_beta_state(self, prior_alpha, prior_beta, discount, bernoulli_trick, draws)
-
-    def posterior(self) -> tuple[Tensor, Tensor]:
-        """The ``(G, N)`` Beta posterior parameters ``(alpha, beta)``."""
-        return beta_posterior(self.successes, self.failures, self.prior_alpha, self.prior_beta)
-
     def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
-        alpha, beta = self.posterior()
-        if self.draws == "group":
-            samples = sample_beta(alpha, beta, self.generator)  # (G, N), shared by each group's rows
-            order = torch.sort(samples, dim=1, descending=True, stable=True).indices
-            rank = torch.empty_like(order).scatter_(
-                1, order, torch.arange(self.num_arms, device=self.device).expand_as(order)
-            )
-            return rank[groups] < k.unsqueeze(1)
-        return top_k_mask(sample_beta(alpha[groups], beta[groups], self.generator), k)  # (n, N) draws
-
-    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        alpha, beta = self.posterior()
-        return (alpha / (alpha + beta))[groups]  # the posterior mean
+        # The top k[i] of the row's samples; with draws="group" the ranks are taken once per group.
+        return self._draw(groups, descending_rank) < k.unsqueeze(1)
 
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        outcome = bernoulli_outcomes(rewards, self.generator, self.bernoulli_trick)
-        mask = chosen.to(rewards.dtype)
-        apply_discount(self, ("successes", "failures"), self.discount)
-        self.successes.index_add_(0, groups, outcome * mask)
-        self.failures.index_add_(0, groups, (1.0 - outcome) * mask)
+        self._observe_outcomes(rewards, groups, None, chosen)

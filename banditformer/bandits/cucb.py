@@ -7,12 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import (
-    add_discount,
-    apply_discount,
-    empirical_means,
-    untried_first_scores,
-)
+from banditformer.bandits._common import add_count_state, empirical_means, observe, untried_first_scores
 from banditformer.bandits.ucb1 import ucb1_index
 from banditformer.core.policy import CombinatorialPolicy, top_k_mask
 
@@ -48,9 +43,7 @@ class CUCB(CombinatorialPolicy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         self.add_hyperparameter("c", c, low=0.0)
-        add_discount(self, discount)
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
-        self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        add_count_state(self, discount)
         self.add_state("rounds", torch.zeros(num_groups, dtype=torch.float64), low=0.0)
 
     def _select(self, context: Tensor | None, k: Tensor, groups: Tensor) -> Tensor:
@@ -63,7 +56,5 @@ class CUCB(CombinatorialPolicy):
         return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, chosen: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        apply_discount(self, ("counts", "sums", "rounds"), self.discount)
-        self.counts.index_add_(0, groups, chosen.to(rewards.dtype))
-        self.sums.index_add_(0, groups, rewards)
-        self.rounds.index_add_(0, groups, torch.ones_like(rewards[:, 0]))
+        # (n, N) plays and rewards of each row's base arms, and one round per row, after the discount
+        observe(self, groups, counts=chosen.to(rewards.dtype), sums=rewards, rounds=torch.ones_like(rewards[:, 0]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, argmax_untried_first, empirical_means
+from banditformer.bandits._common import add_count_state, argmax_untried_first, empirical_means, observe_rewards
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 
@@ -78,8 +78,7 @@ class EpsilonGreedy(Policy):
         self.add_hyperparameter("epsilon", epsilon, low=0.0, high=1.0, dtype=None)
         self.add_hyperparameter("rate", rate, low=0.0, dtype=None)
         self.add_hyperparameter("min_epsilon", min_epsilon, low=0.0, high=1.0, dtype=None)
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
-        self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        add_count_state(self)  # no discount
 
     def current_epsilon(self, groups: Tensor | None = None) -> Tensor:
         """The exploration rate of each group, ``(G,)``, or of each row for ``groups`` ``(n,)``."""
@@ -98,5 +97,4 @@ class EpsilonGreedy(Policy):
         return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        add_at(self.counts, groups, arms, torch.ones_like(rewards))
-        add_at(self.sums, groups, arms, rewards)
+        observe_rewards(self, arms, rewards, groups)

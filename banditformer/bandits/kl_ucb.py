@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, add_discount, apply_discount, argmax_untried_first, empirical_means
+from banditformer.bandits._common import add_count_state, argmax_untried_first, empirical_means, observe_rewards
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_int
 
@@ -84,10 +84,8 @@ class KLUCB(Policy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         self.add_hyperparameter("c", c, low=0.0)
-        add_discount(self, discount)
         self.iters = check_int("iters", iters, low=1, high=64)
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
-        self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        add_count_state(self, discount)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # Bisect once per group, not per row: rows of a group share their statistics.
@@ -99,6 +97,4 @@ class KLUCB(Policy):
         return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        apply_discount(self, ("counts", "sums"), self.discount)
-        add_at(self.counts, groups, arms, torch.ones_like(rewards))
-        add_at(self.sums, groups, arms, rewards)
+        observe_rewards(self, arms, rewards, groups)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from banditformer.bandits._linear import LinearPolicy, mean_and_width
+from banditformer.bandits._linear import LinearPolicy
 
 __all__ = ["LinUCB", "linucb_index"]
 
@@ -50,6 +49,4 @@ class LinUCB(LinearPolicy):
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None
-        theta, a_inv = self.fit()
-        mean, width = mean_and_width(context.to(torch.float64), groups, theta, a_inv)
-        return linucb_index(mean, width, self.alpha).argmax(1)
+        return linucb_index(*self.predict(context, groups), self.alpha).argmax(1)

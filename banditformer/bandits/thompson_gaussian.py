@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, add_discount, apply_discount
+from banditformer.bandits._common import add_count_state, observe_rewards
 from banditformer.core.policy import Policy
 
-__all__ = ["GaussianThompson", "gaussian_posterior"]
+__all__ = ["ThompsonGaussian", "gaussian_posterior"]
 
 
 def gaussian_posterior(
@@ -24,7 +24,7 @@ def gaussian_posterior(
     return mean, torch.rsqrt(precision)
 
 
-class GaussianThompson(Policy):
+class ThompsonGaussian(Policy):
     """Thompson sampling for real-valued rewards with a conjugate Normal model per arm.
 
     Args:
@@ -34,7 +34,7 @@ class GaussianThompson(Policy):
         discount: gamma in (0, 1]; decays counts and sums at every update call.
 
     Examples:
-        >>> p = GaussianThompson(num_arms=2, seed=0)
+        >>> p = ThompsonGaussian(num_arms=2, seed=0)
         >>> p.update(torch.tensor([0] * 10 + [1] * 10), torch.tensor([3.0] * 10 + [-3.0] * 10))
         >>> p.select(n=4).tolist()
         [0, 0, 0, 0]
@@ -56,9 +56,7 @@ class GaussianThompson(Policy):
         self.add_hyperparameter("prior_mean", prior_mean)
         self.add_hyperparameter("prior_std", prior_std, low=0.0, low_open=True)
         self.add_hyperparameter("noise_std", noise_std, low=0.0, low_open=True)
-        add_discount(self, discount)
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
-        self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        add_count_state(self, discount)
 
     def posterior(self) -> tuple[Tensor, Tensor]:
         """The ``(G, K)`` posterior means and standard deviations."""
@@ -75,6 +73,4 @@ class GaussianThompson(Policy):
         return self.posterior()[0][groups]
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        apply_discount(self, ("counts", "sums"), self.discount)
-        add_at(self.counts, groups, arms, torch.ones_like(rewards))
-        add_at(self.sums, groups, arms, rewards)
+        observe_rewards(self, arms, rewards, groups)

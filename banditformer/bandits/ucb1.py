@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, add_discount, apply_discount, argmax_untried_first, empirical_means
+from banditformer.bandits._common import add_count_state, argmax_untried_first, empirical_means, observe_rewards
 from banditformer.core.policy import Policy
 
 __all__ = ["UCB1", "ucb1_index"]
@@ -64,9 +64,7 @@ class UCB1(Policy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         self.add_hyperparameter("c", c, low=0.0)
-        add_discount(self, discount)
-        self.add_state("counts", torch.zeros(num_groups, num_arms, dtype=torch.float64), low=0.0)
-        self.add_state("sums", torch.zeros(num_groups, num_arms, dtype=torch.float64))
+        add_count_state(self, discount)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # One index table per group (G, K), gathered per row: rows of a group share statistics.
@@ -77,6 +75,4 @@ class UCB1(Policy):
         return empirical_means(self.sums, self.counts, groups)
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        apply_discount(self, ("counts", "sums"), self.discount)
-        add_at(self.counts, groups, arms, torch.ones_like(rewards))
-        add_at(self.sums, groups, arms, rewards)
+        observe_rewards(self, arms, rewards, groups)

@@ -148,14 +148,26 @@ class PolicyBase(CheckedModule, ABC):
         return self._generator
 
     def _apply(self, fn: Any, recurse: bool = True) -> PolicyBase:
-        # Statistics keep their dtype: `model.half()` or `model.to(torch.bfloat16)` on a model that
-        # holds a policy moves the policy with it but must not round its counts.
-        dtypes = {name: b.dtype for name, b in self._buffers.items() if b is not None}
-        out = super()._apply(fn, recurse)
-        for name, dtype in dtypes.items():
-            buf = self._buffers[name]
-            if buf is not None and buf.dtype != dtype:
-                self._buffers[name] = buf.to(dtype)
+        # Statistics keep their dtype and value: `model.half()` or `model.to(torch.bfloat16)` on a
+        # model that holds a policy moves the policy with it but must not round its counts. A buffer
+        # that `fn` would cast (told by `fn` on an empty tensor of its dtype) only moves to `fn`'s
+        # device, and is kept out of `nn.Module._apply`, which would cast it; the others take `fn`.
+        targets = {}
+        for name, buf in self._buffers.items():
+            if buf is not None:
+                probe = fn(torch.empty(0, dtype=buf.dtype, device=buf.device))
+                if probe.dtype != buf.dtype:
+                    targets[name] = probe.device
+        kept = {name: self._buffers[name] for name in targets}
+        for name in kept:
+            self._buffers[name] = None
+        try:
+            out = super()._apply(fn, recurse)
+        finally:
+            for name, buf in kept.items():
+                self._buffers[name] = buf
+        for name, buf in kept.items():
+            self._buffers[name] = buf.to(targets[name])
         if self._generator.device.type != self.device.type or (
             self.device.type == "cuda" and self._generator.device != self.device
         ):
@@ -225,9 +237,12 @@ class PolicyBase(CheckedModule, ABC):
         if context is not None:
             check_tensor("context", context, shape=(None, self.context_dim), kind="float", device=self.device)
             sizes.append(("context.shape[0]", context.shape[0]))
+            # A bound beyond the dtype's range would round to inf in the comparison (1e100 in
+            # float32) and let inf through: then every finite entry is within it, and finite is the test.
+            bound = self.context_bound if self.context_bound < torch.finfo(context.dtype).max else math.inf
             checks.append(
                 (
-                    lambda: range_ok(context, -self.context_bound, self.context_bound),
+                    lambda: range_ok(context, -bound, bound),
                     lambda: check_context("context", context, self.context_dim, self.device, bound=self.context_bound),
                 )
             )
@@ -257,10 +272,16 @@ class PolicyBase(CheckedModule, ABC):
 
     @locked
     def expected_rewards(
-        self, context: Tensor | None = None, n: int | None = None, *, groups: Tensor | None = None
+        self, context: Tensor | None = None, *, n: int | None = None, groups: Tensor | None = None
     ) -> Tensor:
         """The policy's current estimate of each arm's mean reward for each row: ``(n, K)`` float64
-        (``-inf`` for arms it has no estimate of). ``select(..., explore=False)`` maximises it."""
+        (``-inf`` for arms it has no estimate of). ``select(..., explore=False)`` maximises it.
+
+        Args:
+            context: a ``(n, context_dim)`` float tensor, or ``None`` for context-free use.
+            n: the number of rows, when neither ``context`` nor ``groups`` gives it (keyword-only).
+            groups: a ``(n,)`` int tensor of statistics copies.
+        """
         checks: list = []
         n, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
@@ -357,23 +378,39 @@ class Policy(PolicyBase):
     def select(
         self,
         context: Tensor | None = None,
-        n: int | None = None,
         *,
+        n: int | None = None,
+        k: Tensor | int | None = None,
         groups: Tensor | None = None,
         explore: bool = True,
     ) -> Tensor:
         """Choose one arm for each of ``n`` rows.
 
+        The signature is :class:`CombinatorialPolicy`'s: everything after ``context`` is
+        keyword-only, so ``select(x, 5)`` is a ``TypeError`` for both kinds rather than ``n=5``
+        for one and ``k=5`` for the other.
+
         Args:
             context: a ``(n, context_dim)`` float tensor, or ``None`` for context-free use.
             n: the number of rows, when neither ``context`` nor ``groups`` gives it.
+            k: must be ``None``: a one-arm policy plays one arm per row (it is here so that one
+                call fits both kinds; a ``k`` is refused rather than ignored).
             groups: a ``(n,)`` int tensor; row ``i`` uses statistics copy ``groups[i]``.
             explore: True: the policy's own rule (optimism, sampling, ...). False: greedy on
                 :meth:`expected_rewards`, deterministic and drawing nothing (for inference).
 
         Returns:
             A ``(n,)`` int64 tensor of arms in ``[0, num_arms)`` on :attr:`device`.
+
+        Raises:
+            InputValidationError: on a bad argument; nothing is drawn or changed then.
         """
+        if k is not None:
+            got = f"a tensor of shape {tuple(k.shape)}" if isinstance(k, Tensor) else repr(k)
+            raise InputValidationError(
+                f"expected `k` = None for one-arm policy {type(self).__name__} (it plays one arm per row; "
+                f"`k` is for a CombinatorialPolicy), got {got}"
+            )
         checks: list = []
         n, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
@@ -466,23 +503,29 @@ class CombinatorialPolicy(PolicyBase):
     def select(
         self,
         context: Tensor | None = None,
-        k: Tensor | int | None = None,
         *,
         n: int | None = None,
+        k: Tensor | int | None = None,
         groups: Tensor | None = None,
         explore: bool = True,
     ) -> Tensor:
         """Choose ``k[i]`` distinct base arms for each row ``i``.
 
+        The signature is :class:`Policy`'s: everything after ``context`` is keyword-only.
+
         Args:
             context: a ``(n, context_dim)`` float tensor or ``None``.
-            k: a ``(n,)`` int tensor with entries in ``[0, num_arms]``, or one int for every row.
             n: the number of rows when ``k`` is an int and nothing else gives it.
+            k: a ``(n,)`` int tensor with entries in ``[0, num_arms]``, or one int for every row
+                (required).
             groups: a ``(n,)`` int tensor of statistics copies.
             explore: False: the ``k[i]`` base arms of highest :meth:`expected_rewards`.
 
         Returns:
             A ``(n, num_arms)`` bool tensor with exactly ``k[i]`` True entries in row ``i``.
+
+        Raises:
+            InputValidationError: on a bad argument; nothing is drawn or changed then.
         """
         if k is None:
             raise InputValidationError("expected `k` (an int or a (n,) int tensor), got None")

@@ -13,16 +13,18 @@ from banditformer import InputValidationError, make_policy
 from banditformer.bandits import (
     CTS,
     CUCB,
+    KLUCB,
     UCB1,
-    BetaThompson,
     Bucketed,
     BucketedCombinatorial,
     EpsilonGreedy,
-    GaussianThompson,
     LinUCB,
+    ThompsonBeta,
+    ThompsonGaussian,
 )
 from banditformer.bandits._common import argmax_untried_first, rank_within_group
 from banditformer.bandits._linear import ridge_fit
+from banditformer.bandits.cts import descending_rank
 from banditformer.bandits.epsilon_greedy import epsilon_schedule
 from banditformer.bandits.kl_ucb import bernoulli_kl, kl_ucb_index
 from banditformer.bandits.thompson_gaussian import gaussian_posterior
@@ -88,13 +90,22 @@ def test_ridge_fit_solves_normal_equations() -> None:
     )
 
 
+@given(
+    scores=st.lists(st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0]), min_size=5, max_size=5), min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_descending_rank_below_k_is_the_top_k_mask(scores: list[list[float]], data: st.DataObject) -> None:
+    # CTS takes descending_rank(samples) < k (ranked once per group with shared draws); it must be
+    # top_k_mask exactly, ties (frequent among the few values drawn here) to the lower index.
+    s = torch.tensor(scores, dtype=torch.float64)
+    k = torch.tensor(data.draw(st.lists(st.integers(0, 5), min_size=len(scores), max_size=len(scores))))
+    rank = descending_rank(s)
+    assert torch.equal(rank.sort(1).values, torch.arange(5).expand(len(scores), 5))  # a permutation per row
+    assert torch.equal(rank < k.unsqueeze(1), top_k_mask(s, k))
+
+
 def test_rank_within_group() -> None:
     assert rank_within_group(torch.tensor([2, 0, 2, 2, 0, 1])).tolist() == [0, 0, 1, 2, 1, 0]
-
-
-def test_top_k_mask_varies_k_per_row() -> None:
-    scores = torch.tensor([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1]])
-    assert top_k_mask(scores, torch.tensor([2, 1])).tolist() == [[False, True, True], [True, False, False]]
 
 
 # ----------------------------------------------------------------------------------- behaviour
@@ -119,7 +130,7 @@ def test_untried_rule_is_per_group() -> None:
     assert arms.tolist() == [0, 1, 1, 0, 1]  # group 0 deals its untried arms 0, 1 round-robin; group 1 is greedy
 
 
-@pytest.mark.parametrize("policy_cls", [BetaThompson, CTS])
+@pytest.mark.parametrize("policy_cls", [ThompsonBeta, CTS])
 def test_group_draws_are_shared_by_a_groups_rows(policy_cls) -> None:
     p = policy_cls(num_arms=6, draws="group", num_groups=2, seed=0)
     groups = torch.tensor([0, 1] * 20)
@@ -152,7 +163,7 @@ def test_epsilon_one_explores_uniformly() -> None:
     assert torch.allclose(freq, torch.full((4,), 0.25, dtype=torch.float64), atol=0.03)
 
 
-@pytest.mark.parametrize("policy_cls", [BetaThompson, CTS])
+@pytest.mark.parametrize("policy_cls", [ThompsonBeta, CTS])
 @given(seed=st.integers(0, 10**6), discount=st.floats(0.01, 1.0), trick=st.booleans())
 def test_thompson_posterior_parameters_stay_positive(policy_cls, seed: int, discount: float, trick: bool) -> None:
     p = policy_cls(num_arms=5, discount=discount, bernoulli_trick=trick, prior_alpha=0.5, prior_beta=0.5, seed=seed)
@@ -169,7 +180,7 @@ def test_thompson_posterior_parameters_stay_positive(policy_cls, seed: int, disc
 
 
 def test_gaussian_thompson_posterior_std_positive_and_shrinking() -> None:
-    p = GaussianThompson(num_arms=3, seed=0)
+    p = ThompsonGaussian(num_arms=3, seed=0)
     _, std0 = p.posterior()
     p.update(torch.tensor([0, 0, 0]), torch.tensor([1.0, -2.0, 0.5]))
     _, std1 = p.posterior()
@@ -189,7 +200,7 @@ def test_discount_forgets_old_rewards() -> None:
 
 
 def test_bernoulli_trick_off_is_deterministic_fractional() -> None:
-    p = BetaThompson(num_arms=2, bernoulli_trick=False)
+    p = ThompsonBeta(num_arms=2, bernoulli_trick=False)
     p.update(torch.tensor([0, 0]), torch.tensor([0.25, 0.5]))
     assert p.successes[0].tolist() == [0.75, 0.0] and p.failures[0].tolist() == [1.25, 0.0]
 
@@ -210,7 +221,7 @@ def test_linucb_learns_a_linear_reward() -> None:
 def test_bucketed_learns_per_bucket_best_arm() -> None:
     # Two well-separated context clusters with opposite best arms.
     gen = torch.Generator().manual_seed(0)
-    p = Bucketed(num_arms=2, context_dim=2, base="thompson_beta", num_buckets=2, seed=0)
+    p = Bucketed(num_arms=2, context_dim=2, base=ThompsonBeta, num_buckets=2, seed=0)
     centers = torch.tensor([[5.0, 5.0], [-5.0, -5.0]])
     for _ in range(200):
         c = torch.randint(0, 2, (16,), generator=gen)
@@ -225,9 +236,64 @@ def test_bucketed_learns_per_bucket_best_arm() -> None:
 
 def test_bucketed_rejects_a_contextual_or_wrong_base() -> None:
     with pytest.raises(InputValidationError, match="context-free"):
-        Bucketed(num_arms=2, context_dim=2, base="linucb", base_kwargs={"context_dim": 2})
-    with pytest.raises(InputValidationError, match="policy name or factory"):
+        Bucketed(num_arms=2, context_dim=2, base=LinUCB, base_kwargs={"context_dim": 2})
+    with pytest.raises(InputValidationError, match="context-free"):  # by name, through the registry
+        make_policy("bucketed", num_arms=2, context_dim=2, base="linucb", base_kwargs={"context_dim": 2})
+    with pytest.raises(InputValidationError, match=r"expected `base` to be a policy factory.*got int"):
         Bucketed(num_arms=2, context_dim=2, base=3)  # type: ignore[arg-type]
+    with pytest.raises(InputValidationError, match=r"got str \(a name is the registry's"):
+        Bucketed(num_arms=2, context_dim=2, base="ucb1")  # type: ignore[arg-type]
+    with pytest.raises(InputValidationError, match="base_kwargs"):
+        Bucketed(num_arms=2, context_dim=2, base_kwargs=[("c", 2.0)])  # type: ignore[arg-type]
+
+
+def test_bucketed_defaults_are_ucb1_and_cts() -> None:
+    assert type(Bucketed(num_arms=2, context_dim=2).base) is UCB1
+    assert type(BucketedCombinatorial(num_arms=2, context_dim=2).base) is CTS
+    assert type(make_policy("bucketed", num_arms=2, context_dim=2).base) is UCB1
+    assert type(make_policy("bucketed_combinatorial", num_arms=2, context_dim=2).base) is CTS
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "cls"), [("bucketed", "kl_ucb", KLUCB), ("bucketed_combinatorial", "cucb", CUCB)]
+)
+def test_the_registry_builds_a_named_base_as_the_same_factory_would(name: str, base: str, cls: type) -> None:
+    # make_policy("bucketed", base=<name>) is the wrapper given make_policy(<name>) as its factory:
+    # the same class, options and seed, so the same numbers as the class given directly.
+    by_name = make_policy(name, num_arms=4, context_dim=2, base=base, base_kwargs={"c": 0.5}, num_buckets=3, seed=7)
+    wrapper = Bucketed if name == "bucketed" else BucketedCombinatorial
+    direct = wrapper(num_arms=4, context_dim=2, base=cls, base_kwargs={"c": 0.5}, num_buckets=3, seed=7)
+    assert type(by_name.base) is cls and float(by_name.base.c) == 0.5 and by_name.base.num_groups == 3
+    assert by_name.base.seed == direct.base.seed
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        x = torch.randn(6, 2, generator=gen)
+        kw = {"k": 2} if name != "bucketed" else {}
+        a, b = by_name.select(x, **kw), direct.select(x, **kw)
+        assert torch.equal(a, b)
+        r = torch.rand(a.shape, generator=gen)
+        by_name.update(a, r, x)
+        direct.update(b, r, x)
+    assert torch.equal(by_name.base.sums, direct.base.sums)
+
+
+def test_a_plugin_policy_name_can_be_a_bucketed_base() -> None:
+    from banditformer import hookimpl
+    from banditformer.plugins import PluginManager, set_plugin_manager
+
+    class Plugin:
+        @hookimpl
+        def banditformer_add_policies(self):
+            return {"my_ucb": UCB1}
+
+    manager = PluginManager(autoload=False)
+    manager.register(Plugin(), name="mine")
+    set_plugin_manager(manager)
+    try:
+        p = make_policy("bucketed", num_arms=3, context_dim=2, base="my_ucb", seed=0)
+        assert type(p.base) is UCB1 and p.base._bf_origin == ("mine", "my_ucb")
+    finally:
+        set_plugin_manager(None)
 
 
 def test_cucb_tries_every_base_arm_then_exploits() -> None:
@@ -258,12 +324,12 @@ def test_constructor_arguments_are_checked() -> None:
     with pytest.raises(InputValidationError, match="seed"):
         CTS(num_arms=2, seed=-1)
     with pytest.raises(InputValidationError, match="prior_alpha"):
-        BetaThompson(num_arms=2, prior_alpha=0.0)
+        ThompsonBeta(num_arms=2, prior_alpha=0.0)
 
 
 def test_bucketed_combinatorial_learns_per_bucket_best_subset() -> None:
     gen = torch.Generator().manual_seed(0)
-    p = BucketedCombinatorial(num_arms=4, context_dim=2, base="cts", num_buckets=2, seed=0)
+    p = BucketedCombinatorial(num_arms=4, context_dim=2, base=CTS, num_buckets=2, seed=0)
     centers = torch.tensor([[5.0, 5.0], [-5.0, -5.0]])
     good = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])  # bucket 0 likes arms 0, 1
     for _ in range(150):
@@ -277,22 +343,6 @@ def test_bucketed_combinatorial_learns_per_bucket_best_subset() -> None:
 
 def test_bucketed_combinatorial_needs_a_combinatorial_base() -> None:
     with pytest.raises(InputValidationError, match="context-free CombinatorialPolicy"):
-        BucketedCombinatorial(num_arms=3, context_dim=2, base="ucb1")
+        BucketedCombinatorial(num_arms=3, context_dim=2, base=UCB1)  # type: ignore[arg-type]
     with pytest.raises(InputValidationError, match="num_groups"):
         BucketedCombinatorial(num_arms=3, context_dim=2, num_groups=2)
-
-
-def test_a_policy_without_means_says_it_has_no_greedy_mode() -> None:
-    from banditformer import Policy
-
-    class NoMeans(Policy):
-        def _select(self, context, groups):
-            return torch.zeros_like(groups)
-
-        def _update(self, arms, rewards, context, groups):
-            return None
-
-    p = NoMeans(num_arms=2)
-    assert p.select(n=3).tolist() == [0, 0, 0]
-    with pytest.raises(NotImplementedError, match="NoMeans has no greedy mode"):
-        p.select(n=3, explore=False)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._linear import LinearPolicy, mean_and_width
+from banditformer.bandits._linear import LinearPolicy
 
-__all__ = ["LinearThompson"]
+__all__ = ["LinThompson"]
 
 
-class LinearThompson(LinearPolicy):
+class LinThompson(LinearPolicy):
     """Sample ``theta_a ~ N(theta_hat_a, v^2 A_a^-1)`` per row and arm; play the best ``x^T theta_a``.
 
     Only the score ``x^T theta_a`` matters, and it is ``N(x^T theta_hat_a, v^2 x^T A_a^-1 x)``, so the
@@ -23,7 +23,7 @@ class LinearThompson(LinearPolicy):
         ridge: lambda.
 
     Examples:
-        >>> p = LinearThompson(num_arms=3, context_dim=2, seed=0)
+        >>> p = LinThompson(num_arms=3, context_dim=2, seed=0)
         >>> p.select(torch.ones(4, 2)).shape
         torch.Size([4])
     """
@@ -43,7 +43,6 @@ class LinearThompson(LinearPolicy):
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None
-        theta, a_inv = self.fit()
-        mean, width = mean_and_width(context.to(torch.float64), groups, theta, a_inv)  # (n, K) each
+        mean, width = self.predict(context, groups)  # (n, K) each
         z = torch.randn(mean.shape, generator=self.generator, device=self.device, dtype=mean.dtype)
         return (mean + self.v * width * z).argmax(1)
