@@ -98,13 +98,6 @@ class CUDABackend(TorchBackend):
     def synchronize(self) -> None:
         torch.cuda.synchronize(self._device)
 
-    def memory_stats(self) -> dict[str, int]:
-        return {
-            "allocated": int(torch.cuda.memory_allocated(self._device)),
-            "peak_allocated": int(torch.cuda.max_memory_allocated(self._device)),
-            "reserved": int(torch.cuda.memory_reserved(self._device)),
-        }
-
     @contextlib.contextmanager
     def timer(self) -> Iterator[Timing]:
         """Time the block with CUDA events, so queued kernels are counted and no host clock races them."""

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from banditformer.backends import kernels
 from banditformer.core.backend import AttentionWeights
+from banditformer.core.errors import BackendUnavailableError
 
 try:  # optional dependency, present on CUDA installs of torch
     import triton
@@ -183,7 +184,13 @@ def triton_routed_attention(
     """Attention in which row ``i`` runs only the heads in ``heads[i]``, with the gather-GEMM
     kernels; same arguments and result as :func:`banditformer.backends.kernels.routed_attention`
     (``host_heads``: a CPU copy of ``heads``, which spares a host sync). Under autocast, inputs
-    are cast to the autocast dtype first."""
+    are cast to the autocast dtype first.
+
+    Raises:
+        BackendUnavailableError: without an importable ``triton`` package.
+    """
+    if not HAS_TRITON:
+        raise BackendUnavailableError("expected an importable `triton` package for the Triton kernels, got none")
     qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads = weights
     host = heads.cpu() if host_heads is None else host_heads
     if torch.is_autocast_enabled(x.device.type):

@@ -1,4 +1,4 @@
-"""The compute-backend contract: device, precision, synchronisation, timing and memory."""
+"""The compute-backend contract: device, precision, synchronisation, timing and the routed-attention kernel."""
 
 from __future__ import annotations
 
@@ -44,12 +44,14 @@ class Backend(ABC):
     """Where and how the model runs.
 
     Implementations say whether they can run here (:meth:`is_available`), give the device and the
-    autocast dtype, synchronise, time a block correctly for their device, report memory, and
-    supply the routed-attention kernel the dynamic model's fast path calls.
+    autocast dtype, synchronise, time a block correctly for their device, and supply the
+    routed-attention kernel the dynamic model's fast path calls. A model runs its fast path with
+    its ``backend``; a :class:`~banditformer.training.Trainer` makes its own backend the model's.
     """
 
     #: The registry name, e.g. ``"cpu"``.
     name: ClassVar[str]
+
     @classmethod
     @abstractmethod
     def is_available(cls) -> bool:
@@ -68,10 +70,6 @@ class Backend(ABC):
     @abstractmethod
     def synchronize(self) -> None:
         """Wait until queued work on the device is done."""
-
-    @abstractmethod
-    def memory_stats(self) -> dict[str, int]:
-        """Memory use in bytes: at least ``allocated`` and ``peak_allocated`` (0 where unknown)."""
 
     @abstractmethod
     def routed_attention(

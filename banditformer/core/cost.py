@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
+from banditformer.core.validation import check_float, check_int, check_tensor
 
 __all__ = ["TRAIN_FLOPS_FACTOR", "CostTable"]
 
@@ -32,6 +34,17 @@ class CostTable:
         classifier: FLOPs of the final norm, pooling and classifier.
         seq_len: the positions per sample the table was counted at.
         matmul_share: the part of the full model's FLOPs that are matrix products.
+
+    Raises:
+        InputValidationError: a table that is no cost table: ``layers`` not a floating ``(L, H + 1)``
+            tensor (``L, H >= 1``) of finite entries ``>= 0`` with a zero first column, a negative
+            or non-finite ``stem`` or ``classifier``, ``seq_len < 1``, ``matmul_share`` outside
+            ``[0, 1]``.
+
+    Examples:
+        >>> table = CostTable(stem=10.0, layers=torch.tensor([[0.0, 1.0], [0.0, 3.0]]), classifier=2.0, seq_len=4)
+        >>> table.full                                   # stem + block 1 with its one head + classifier
+        15.0
     """
 
     stem: float
@@ -39,6 +52,25 @@ class CostTable:
     classifier: float
     seq_len: int
     matmul_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_float("stem", self.stem, low=0.0)
+        check_float("classifier", self.classifier, low=0.0)
+        check_int("seq_len", self.seq_len, low=1)
+        check_float("matmul_share", self.matmul_share, low=0.0, high=1.0)
+        check_tensor("layers", self.layers, ndim=2, kind="float")
+        if self.layers.shape[0] < 1 or self.layers.shape[1] < 2:
+            raise InputValidationError(
+                f"expected `layers` of shape (L, H + 1) with L >= 1 and H >= 1, got {tuple(self.layers.shape)}"
+            )
+        if not bool((torch.isfinite(self.layers) & (self.layers >= 0)).all()):
+            raise InputValidationError(
+                "expected `layers` to hold finite FLOP counts >= 0, got negative or non-finite entries"
+            )
+        if bool((self.layers[:, 0] != 0).any()):
+            raise InputValidationError(
+                f"expected `layers[:, 0]` = 0 (a skipped block costs nothing), got {self.layers[:, 0].tolist()}"
+            )
 
     @property
     def num_layers(self) -> int:

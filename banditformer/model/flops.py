@@ -1,5 +1,5 @@
-"""FLOP accounting: fvcore counts each piece of a model once, a cost table turns decisions into
-per-sample FLOPs with one gather.
+"""FLOP counting: fvcore counts each piece of a model once (:func:`count_flops`); the model's
+:class:`~banditformer.core.cost.CostTable` turns decisions into per-sample FLOPs with one gather.
 
 Convention (fvcore's): one **multiply-add counts as one FLOP**; torch's ``FlopCounterMode`` counts
 two, so its figures are twice ours. fvcore drops ops it has no handler for; we register handlers
@@ -8,7 +8,7 @@ softmax), ``softmax``, ``gelu`` and the elementwise ``add``/``mul`` (one per out
 Norms keep fvcore's count (five per element with an affine transform).
 
 Training: a backward pass costs about twice the forward (gradients of inputs and of weights), so
-training FLOPs are :data:`TRAIN_FLOPS_FACTOR` (3) times the forward FLOPs.
+training FLOPs are :data:`~banditformer.core.cost.TRAIN_FLOPS_FACTOR` (3) times the forward FLOPs.
 """
 
 from __future__ import annotations

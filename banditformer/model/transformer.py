@@ -41,8 +41,14 @@ class DynamicTransformer(nn.Module):
 
     Args:
         cfg: the :class:`TransformerConfig`.
-        backend: supplies the fast path's kernels; default: the CPU or CUDA backend matching
-            the input's device.
+        backend: supplies the fast path's kernels (``routed_attention``); default (``None``): the
+            built-in backend of the input's device (:func:`banditformer.backends.default_backend`).
+            A :class:`~banditformer.training.Trainer` sets it to its own backend.
+
+    Attributes:
+        backend: the backend given (or set since), or ``None``.
+        exit_norms, exit_classifiers: with ``cfg.exit_heads``, the norm and classifier of each
+            exit depth ``1 .. L-1`` (empty otherwise).
 
     Examples:
         >>> from banditformer.model import TransformerConfig
@@ -59,15 +65,20 @@ class DynamicTransformer(nn.Module):
         super().__init__()
         if not isinstance(cfg, TransformerConfig):
             raise InputValidationError(f"expected a TransformerConfig, got {type(cfg).__name__}")
+        if backend is not None and not isinstance(backend, Backend):
+            raise InputValidationError(f"expected `backend` to be a Backend or None, got {type(backend).__name__}")
         self.cfg = cfg
         self.backend = backend
         self.embed = InputEmbedding(cfg)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
         self.norm = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.head = nn.Linear(cfg.d_model, cfg.num_classes, bias=cfg.bias)
-        exits = cfg.num_layers - 1 if cfg.exit_heads else 0  # depths 1 .. L-1; depth L uses norm/head
+        # With cfg.exit_heads, depths 1 .. L-1 have their own norm and classifier; depth L uses norm/head.
+        exits = cfg.num_layers - 1 if cfg.exit_heads else 0
         self.exit_norms = nn.ModuleList(nn.LayerNorm(cfg.d_model, bias=cfg.bias) for _ in range(exits))
-        self.exit_heads = nn.ModuleList(nn.Linear(cfg.d_model, cfg.num_classes, bias=cfg.bias) for _ in range(exits))
+        self.exit_classifiers = nn.ModuleList(
+            nn.Linear(cfg.d_model, cfg.num_classes, bias=cfg.bias) for _ in range(exits)
+        )
         self.apply(self._init_weights)
         self._cost_tables: dict[tuple[str, ...] | None, CostTable] = {}
         self._default_backends: dict[str, Backend] = {}
@@ -200,11 +211,11 @@ class DynamicTransformer(nn.Module):
 
     def classify(self, h: Tensor, depth: int | None = None) -> Tensor:
         """Final norm, pooling and classifier: ``(B, T', D)`` -> ``(B, num_classes)`` logits, with
-        the exit's own norm and classifier for samples of ``depth < L`` when the model has
-        ``exit_heads`` (``None``: the full depth's)."""
+        the exit's own norm and classifier (``exit_norms[depth - 1]``, ``exit_classifiers[depth - 1]``)
+        for samples of ``depth < L`` when the config has ``exit_heads`` (``None``: the full depth's)."""
         if depth is None or depth >= self.cfg.num_layers or not self.cfg.exit_heads:
             return self.head(self.pool(self.norm(h)))
-        return self.exit_heads[depth - 1](self.pool(self.exit_norms[depth - 1](h)))
+        return self.exit_classifiers[depth - 1](self.pool(self.exit_norms[depth - 1](h)))
 
     def _backend(self, device: torch.device) -> Backend:
         if self.backend is not None:

@@ -17,6 +17,10 @@ controller's ``state_reductions``):
 Updates that are not sums of per-row terms (a discount ``gamma * old + x``; sequential k-means
 buckets, whose assignments depend on the order of rows) still end identical on every rank, but
 not equal to one process's run: the sync merges increments, not orders.
+
+The trainer's other distributed parts live here too: the data-parallel wrapping of its forward
+module (:func:`data_parallel`), the per-rank seeds (:func:`global_seed`, :func:`rejoin_ranks`),
+the shard check (:func:`check_shards`) and the gathering of evaluation rows (:func:`gather_rows`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,18 @@ from banditformer.core.policy import REDUCTIONS as _REDUCE
 from banditformer.core.random import derive_seed, make_generator
 from banditformer.core.validation import check_int
 
-__all__ = ["StateSync", "fork_generators", "rank_and_world", "reduced_states"]
+__all__ = [
+    "StateSync",
+    "check_shards",
+    "data_parallel",
+    "fork_generators",
+    "gather_rows",
+    "global_seed",
+    "rank_and_world",
+    "reduced_states",
+    "rejoin_ranks",
+    "sum_over_ranks",
+]
 
 
 def rank_and_world(group: Any = None) -> tuple[int, int]:
@@ -41,6 +56,79 @@ def rank_and_world(group: Any = None) -> tuple[int, int]:
     if not (dist.is_available() and dist.is_initialized()):
         return 0, 1
     return dist.get_rank(group), dist.get_world_size(group)
+
+
+def global_seed(seed: int, rank: int, step: int | None = None) -> int:
+    """The seed of the global RNG (dropout) of ``rank``: rank 0 draws as a single process would
+    (``derive_seed(seed, "global")``), every other rank from its own stream; ``step``: the seed of
+    a rank ``> 0`` resuming at that step (the checkpoint holds rank 0's state only)."""
+    check_int("seed", seed, low=0)
+    check_int("rank", rank, low=0)
+    if step is not None:
+        check_int("step", step, low=0)
+    return derive_seed(seed, "global", *([rank] if rank else []), *([] if step is None else [step]))
+
+
+def check_shards(rows: int, batch_size: int, world: int) -> None:
+    """Check that every global batch of ``batch_size`` rows out of ``rows`` (the last one may be
+    shorter) gives each of ``world`` ranks at least one row.
+
+    Raises:
+        InputValidationError: naming the batch sizes and the ranks.
+    """
+    check_int("rows", rows, low=0)
+    check_int("batch_size", batch_size, low=1)
+    check_int("world", world, low=1)
+    steps = -(-rows // batch_size)
+    last = rows - (steps - 1) * batch_size
+    if min(batch_size, last) < world:
+        raise InputValidationError(
+            f"expected every global batch to give each of {world} ranks a row (batch_size {batch_size}, last "
+            f"batch {last}), got fewer rows than ranks"
+        )
+
+
+def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
+    """``module`` wrapped in ``DistributedDataParallel`` for ``device`` (its index on CUDA), finding
+    unused parameters: skipped blocks and unchosen heads get no gradient. Needs an initialised
+    process group. The outputs pass through as they are (a ``Decision`` in them is a leaf)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not isinstance(module, nn.Module):
+        raise InputValidationError(f"expected an nn.Module to wrap, got {type(module).__name__}")
+    cuda = device.type == "cuda"
+    return DistributedDataParallel(module, device_ids=[device] if cuda else None, find_unused_parameters=True)
+
+
+def sum_over_ranks(tensor: Tensor) -> Tensor:
+    """``tensor`` summed over the ranks, in place (as it is without a process group of several ranks)."""
+    if rank_and_world()[1] > 1:
+        torch.distributed.all_reduce(tensor)
+    return tensor
+
+
+def gather_rows(part: Tensor | None, n: int) -> Tensor:
+    """Rows ``rank::world`` from every rank, put back in order (``n`` rows in all): each rank holds
+    its rows of a split, or ``None`` when it has none. A collective: every rank calls it."""
+    check_int("n", n, low=0)
+    world = rank_and_world()[1]
+    pieces: list[Any] = [None] * world
+    torch.distributed.all_gather_object(pieces, part)
+    template = next(p for p in pieces if p is not None)
+    out = torch.empty((n, *template.shape[1:]), dtype=template.dtype)
+    for r, piece in enumerate(pieces):
+        if piece is not None:
+            out[r::world] = piece
+    return out
+
+
+def rejoin_ranks(controller: nn.Module, rank: int, seed: int, step: int) -> None:
+    """After every rank loaded the same checkpoint: fork the controller's generators per rank
+    again, and reseed the global RNG of ranks ``> 0`` (:func:`global_seed` at ``step``), so that
+    a resumed run draws as an uninterrupted one would on rank 0 and independently elsewhere."""
+    fork_generators(controller, rank)
+    if rank:  # the checkpoint holds rank 0's global RNG; the others draw their own
+        torch.manual_seed(global_seed(seed, rank, step))
 
 
 def fork_generators(module: nn.Module, rank: int) -> int:

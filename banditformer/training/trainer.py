@@ -7,15 +7,21 @@ AdamW step under a cosine schedule with gradient clipping. Evaluation decides wi
 statistics and generators) and every RNG state, and are written atomically (temporary file,
 ``fsync``, rename), so a run resumed from one ends exactly where an uninterrupted run ends (on
 the CPU).
+
+This module holds the training loop, evaluation, FLOP accounting and progress; the checks and
+loading of checkpoints are :mod:`banditformer.training.checkpoint`'s, and the data-parallel parts
+(DDP wrapping, per-rank seeds, gathering) :mod:`banditformer.training.distributed`'s. The trainer
+runs the model with its backend's kernels and reports each epoch's metrics to an observer (see
+:class:`Trainer`).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import pickle
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,25 +29,38 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from banditformer.backends import default_backend
 from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
+from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError, TrainingDivergedError
 from banditformer.core.random import derive_seed, make_generator
-from banditformer.core.state import restored_on_error, same_value
+from banditformer.core.state import restored_on_error
 from banditformer.core.task import Split, Task
 from banditformer.core.validation import check_float, check_int, check_tensor
+from banditformer.model import DynamicTransformer
+from banditformer.plugins import get_plugin_manager
 from banditformer.training.checkpoint import (
-    _ADAMW_SETTINGS,
     CHECKPOINT_FORMAT,
-    _adamw_state_keys,
+    TrainingParts,
+    check_checkpoint,
     check_writable,
-    remove_stale_temporaries,
+    read_checkpoint,
     save_atomic,
 )
-from banditformer.training.distributed import StateSync, fork_generators, rank_and_world
+from banditformer.training.distributed import (
+    StateSync,
+    check_shards,
+    data_parallel,
+    fork_generators,
+    gather_rows,
+    global_seed,
+    rank_and_world,
+    rejoin_ranks,
+    sum_over_ranks,
+)
 
-__all__ = ["TrainConfig", "Trainer"]
-
+__all__ = ["MetricsObserver", "TrainConfig", "Trainer"]
 
 
 @dataclass
@@ -93,8 +112,9 @@ class TrainConfig:
 
 class _Forward(nn.Module):
     """stem -> decide -> run as one module call, so that DistributedDataParallel wraps a whole
-    forward pass. The controller is held outside the module tree: DDP must not broadcast its
-    statistics (ranks merge increments instead, :class:`~banditformer.training.distributed.StateSync`)."""
+    forward pass; it returns everything it made: ``(logits, decision, gate)``. The controller is
+    held outside the module tree: DDP must not broadcast its statistics (ranks merge increments
+    instead, :class:`~banditformer.training.distributed.StateSync`)."""
 
     def __init__(
         self, model: nn.Module, controller: Controller, backend: Backend, autocast: bool, dtype: torch.dtype | None
@@ -105,9 +125,10 @@ class _Forward(nn.Module):
         self.__dict__["backend"] = backend
         self.autocast = autocast
         self.dtype = dtype
-        self.last: tuple[Any, Tensor | None] = (None, None)  # the decision and gate of the latest call
 
-    def forward(self, x: Tensor, explore: bool, gate: bool = False) -> Tensor:
+    def forward(self, x: Tensor, explore: bool, gate: bool = False) -> tuple[Tensor, Decision, Tensor | None]:
+        """``x`` ``(B, ...)`` -> float32 logits ``(B, C)``, the decision, and with ``gate`` the
+        ``(B, L, H)`` head gate of ones whose gradient is each head's importance (else None)."""
         with self.backend.autocast(enabled=self.autocast, dtype=self.dtype):
             h, context = self.model.stem(x)
             try:  # decide checks that the context is finite; a model that makes NaN has diverged
@@ -123,8 +144,13 @@ class _Forward(nn.Module):
             if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
                 head_gate = torch.ones(decision.heads.shape, device=h.device, requires_grad=True)
             logits = self.model.run(h, decision, head_gate=head_gate)
-        self.last = (decision, head_gate)
-        return logits.float()
+        # DDP passes the output through: the logits through its autograd sink, the decision (a
+        # dataclass, a leaf to its pytree) and the gate (a leaf tensor) as they are.
+        return logits.float(), decision, head_gate
+
+
+#: ``on_metrics(source, step, metrics)``: an observer of the trainer's metrics.
+MetricsObserver = Callable[[str, int, Mapping[str, float]], None]
 
 
 class Trainer:
@@ -135,25 +161,62 @@ class Trainer:
         controller: any :class:`~banditformer.core.Controller` (DHT or a baseline).
         task: a :class:`~banditformer.tasks.Task`.
         config: a :class:`TrainConfig`.
-        backend: where to run (default: the model's backend, or the CPU).
+        backend: where and with which kernels to run. The trainer runs the model it owns: it moves
+            it (and the controller) to the backend's device and makes the backend the model's
+            (``model.backend``), so the fast path's routed-attention kernels are this backend's, in
+            training, in evaluation and afterwards. Default: the model's own backend, or else the
+            built-in one for the device the model is on
+            (:func:`banditformer.backends.default_backend`).
+        on_metrics: called as ``on_metrics("train", step, metrics)`` on rank 0 after each
+            epoch's validation (and its checkpoint), with the epoch's record as :attr:`history`
+            holds it (``epoch``, ``accuracy``, ``flops_per_sample``, ``flop_saving``, ``seconds``)
+            and ``step`` the training steps so far. Default (``None``): every registered
+            ``banditformer_on_metrics`` plugin, through
+            :meth:`~banditformer.plugins.PluginManager.notify_metrics` of the process-wide
+            manager at the time of the call (an observer that raises is reported as a
+            ``PluginWarning``; training goes on). Pass ``lambda *args: None`` to report to nobody.
+
+    Raises:
+        InputValidationError: an argument of the wrong kind, saying what was expected; nothing
+            was moved or changed.
     """
 
     def __init__(
-        self, model: Any, controller: Controller, task: Task, config: TrainConfig, backend: Backend | None = None
+        self,
+        model: DynamicTransformer,
+        controller: Controller,
+        task: Task,
+        config: TrainConfig,
+        backend: Backend | None = None,
+        on_metrics: MetricsObserver | None = None,
     ) -> None:
-        from banditformer.plugins import make_backend
-
+        if not isinstance(model, DynamicTransformer):
+            raise InputValidationError(f"expected a DynamicTransformer, got {type(model).__name__}")
         if not isinstance(controller, Controller):
             raise InputValidationError(f"expected a Controller, got {type(controller).__name__}")
         if not isinstance(task, Task):
             raise InputValidationError(f"expected a Task, got {type(task).__name__}")
         if not isinstance(config, TrainConfig):
             raise InputValidationError(f"expected a TrainConfig, got {type(config).__name__}")
-        self.backend = backend or model.backend or make_backend("cpu")
+        if backend is not None and not isinstance(backend, Backend):
+            raise InputValidationError(f"expected `backend` to be a Backend or None, got {type(backend).__name__}")
+        if on_metrics is not None and not callable(on_metrics):
+            raise InputValidationError(
+                f"expected `on_metrics` to be a callable (source, step, metrics) or None, got "
+                f"{type(on_metrics).__name__}"
+            )
+        self.steps_per_epoch = math.ceil(len(task.train) / config.batch_size)
+        self.rank, self.world = rank_and_world()
+        if self.world > 1:
+            check_shards(len(task.train), config.batch_size, self.world)
+        if backend is None:
+            backend = model.backend if model.backend is not None else default_backend(model.head.weight.device)
+        self.backend = backend
         self.model = model.to(self.backend.device)
+        self.model.backend = self.backend  # the fast path runs this backend's kernels
         self.controller = controller.to(self.backend.device)
         self.task, self.config = task, config
-        self.steps_per_epoch = math.ceil(len(task.train) / config.batch_size)
+        self.on_metrics = on_metrics
         self.total_steps = self.steps_per_epoch * config.epochs
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
@@ -163,35 +226,16 @@ class Trainer:
         self.train_flops = 0.0  # summed per-sample forward FLOPs of every training sample so far
         self.train_samples = 0
         self.skipped_feedback = 0  # fp16 steps whose head-importance scores overflowed
-        self.rank, self.world = rank_and_world()
-        # dropout draws from the global RNG; rank 0 draws as a single process would
-        torch.manual_seed(derive_seed(config.seed, "global", *([self.rank] if self.rank else [])))
+        torch.manual_seed(global_seed(config.seed, self.rank))  # dropout: rank 0 draws as one process would
         dtype = getattr(torch, config.autocast_dtype) if config.autocast_dtype else None
         self._net = _Forward(self.model, self.controller, self.backend, config.autocast, dtype)
         fp16 = config.autocast and (dtype or self.backend.autocast_dtype) == torch.float16
         self.scaler = torch.amp.GradScaler("cuda") if fp16 and self.backend.device.type == "cuda" else None
         self._step_net: nn.Module = self._net
         if self.world > 1:
-            self._check_shards()
-            from torch.nn.parallel import DistributedDataParallel
-
             fork_generators(self.controller, self.rank)
-            cuda = self.backend.device.type == "cuda"
-            self._step_net = DistributedDataParallel(
-                self._net,
-                device_ids=[self.backend.device] if cuda else None,
-                find_unused_parameters=True,  # skipped blocks and heads have no gradient
-            )
+            self._step_net = data_parallel(self._net, self.backend.device)
         self.sync = StateSync(self.controller, every=config.sync_every)
-
-    def _check_shards(self) -> None:
-        n, bs = len(self.task.train), self.config.batch_size
-        last = n - (self.steps_per_epoch - 1) * bs
-        if min(bs, last) < self.world:
-            raise InputValidationError(
-                f"expected every global batch to give each of {self.world} ranks a row (batch_size {bs}, last "
-                f"batch {last}), got fewer rows than ranks"
-            )
 
     # ----------------------------------------------------------------------------------- data
     def _order(self, epoch: int) -> Tensor:
@@ -203,10 +247,6 @@ class Trainer:
         return split.x[index].to(self.backend.device), split.y[index].to(self.backend.device)
 
     # ----------------------------------------------------------------------------------- steps
-    def _forward(self, x: Tensor, explore: bool, gate: bool = False) -> tuple[Tensor, Any, Tensor | None]:
-        logits = self._net(x, explore, gate)
-        return (logits, *self._net.last)
-
     def train_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
         """One optimisation step on a batch; returns its loss, accuracy and FLOP ratio.
 
@@ -274,8 +314,7 @@ class Trainer:
     def _train_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
         self.model.train()
         explore = self.step < self.total_steps * (1.0 - self.config.greedy_tail)
-        logits = self._step_net(x, explore, self.controller.wants_head_importance)
-        decision, gate = self._net.last
+        logits, decision, gate = self._step_net(x, explore, self.controller.wants_head_importance)
         loss = F.cross_entropy(logits, y)
         quality = logits.detach().softmax(-1).gather(1, y.unsqueeze(1)).squeeze(1)
         flops = self.model.sample_flops(decision).to(quality.device)
@@ -284,9 +323,7 @@ class Trainer:
             flops.double().sum(), torch.tensor(float(flops.numel()), dtype=torch.float64, device=flops.device),
             loss.detach().double() * flops.numel(), (logits.argmax(1) == y).double().sum(),
         ])  # fmt: skip
-        if self.world > 1:
-            torch.distributed.all_reduce(totals)
-        flop_sum, rows, loss_sum, correct = totals.tolist()
+        flop_sum, rows, loss_sum, correct = sum_over_ranks(totals).tolist()
         if not math.isfinite(loss_sum):
             raise TrainingDivergedError(f"expected a finite loss, got {loss_sum / rows}")
         self.optimizer.zero_grad(set_to_none=True)
@@ -349,14 +386,14 @@ class Trainer:
         mine = torch.arange(self.rank, len(split), self.world)
         for start in range(0, len(mine), batch_size):
             x, y = self._batch(split, mine[start : start + batch_size])
-            logits, decision, _ = self._forward(x, explore=False)
+            logits, decision, _ = self._net(x, explore=False)
             hits.append((logits.argmax(1) == y).cpu())
             flops.append(self.model.sample_flops(decision).cpu())
             depths.append(decision.depth.cpu())
             heads.append(decision.head_counts.cpu())
         parts = [torch.cat(p) if p else None for p in (hits, flops, depths, heads)]
         if self.world > 1:
-            parts = [self._gather(p, len(split)) for p in parts]
+            parts = [gather_rows(p, len(split)) for p in parts]
         hit, all_flops, depth, head_counts = parts
         seconds = time.perf_counter() - begin
         return {
@@ -368,17 +405,6 @@ class Trainer:
             "depth": depth,
             "head_counts": head_counts,
         }
-
-    def _gather(self, part: Tensor | None, n: int) -> Tensor:
-        """Rows ``rank::world`` from every rank, put back in order (``n`` rows in all)."""
-        pieces: list[Any] = [None] * self.world
-        torch.distributed.all_gather_object(pieces, part)
-        template = next(p for p in pieces if p is not None)
-        out = torch.empty((n, *template.shape[1:]), dtype=template.dtype)
-        for r, piece in enumerate(pieces):
-            if piece is not None:
-                out[r :: self.world] = piece
-        return out
 
     def fit(
         self,
@@ -399,7 +425,8 @@ class Trainer:
             checkpoint_every: also write ``checkpoint`` every this many steps within an epoch.
 
         Returns:
-            The last validation metrics and the per-epoch history.
+            The last validation metrics and the per-epoch history (each epoch's record also goes
+            to ``on_metrics``, see the class).
         """
         if checkpoint_every is not None:
             check_int("checkpoint_every", checkpoint_every, low=1)
@@ -437,27 +464,37 @@ class Trainer:
                 self.history.append({"epoch": epoch + 1, **last})
                 if checkpoint is not None:
                     self.save(checkpoint)
+                if self.rank == 0:
+                    self._report("train", dict(self.history[-1]))
         finally:
             if bar is not None:
                 bar.close()
         return {**last, "history": self.history}
 
+    def _report(self, source: str, metrics: dict[str, float]) -> None:
+        observer = self.on_metrics if self.on_metrics is not None else get_plugin_manager().notify_metrics
+        observer(source, self.step, metrics)
+
     # ------------------------------------------------------------------------------ checkpoints
+    @property
+    def _parts(self) -> TrainingParts:
+        return TrainingParts(self.model, self.controller, self.optimizer, self.scheduler, self.scaler)
+
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint holds: the format, the configuration, the counters, the model, the
+        controller, the optimizer, the scheduler (and the fp16 loss scaler), the global RNG state."""
+        parts = self._parts.state_dict()
         return {
             "format": CHECKPOINT_FORMAT,
             "config": asdict(self.config),
             "step": self.step,
-            "model": self.model.state_dict(),
-            "controller": self.controller.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            **{k: parts[k] for k in ("model", "controller", "optimizer", "scheduler")},
             "history": self.history,
             "train_flops": self.train_flops,
             "train_samples": self.train_samples,
             "skipped_feedback": self.skipped_feedback,
             "rng_global": torch.get_rng_state(),
-            **({"scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
+            **({"scaler": parts["scaler"]} if "scaler" in parts else {}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -475,234 +512,39 @@ class Trainer:
         config.
 
         The file is data: it is read with ``torch.load(weights_only=True)``, so a crafted file
-        cannot run code. Every field is checked before anything is applied (see
-        :meth:`check_state`), and the load is all or nothing.
+        cannot run code (:func:`~banditformer.training.checkpoint.read_checkpoint`). Every field
+        is checked before anything is applied (see :meth:`check_state`), and the load is all or
+        nothing (:meth:`~banditformer.training.checkpoint.TrainingParts.load`).
 
         Raises:
             InputValidationError: a truncated, foreign or crafted file, or one that does not fit,
                 saying which field was expected and what was got; nothing was loaded.
         """
-        remove_stale_temporaries(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()
-            detail = next((line for line in first if "Unsupported" in line or "global" in line.lower()), first[0])
-            raise InputValidationError(
-                f"expected a banditformer checkpoint at {str(path)!r} holding only data (tensors, numbers, strings), "
-                f"got a file that needs code to load; refused, nothing ran ({detail.strip()})"
-            ) from None
-        except Exception as exc:
-            raise InputValidationError(
-                f"expected a banditformer checkpoint at {str(path)!r}, got an unreadable file ({exc})"
-            ) from None
+        state = read_checkpoint(path)
         try:
             self.check_state(state, str(path))
         except InputValidationError as exc:
             raise InputValidationError(f"{exc}; nothing was loaded") from None
-        # All or nothing: should a part still fail, restore everything already loaded.
-        import copy
-
-        before = copy.deepcopy(self.state_dict())
-        try:
-            self._load_parts(state)
-        except Exception as exc:
-            self._load_parts(before)
-            raise InputValidationError(f"expected a checkpoint of this model and controller at {str(path)!r}, got "
-                                       f"one that does not fit, so nothing was loaded: {exc}") from None  # fmt: skip
-        if self.world > 1:
-            fork_generators(self.controller, self.rank)
-            if self.rank:  # the checkpoint holds rank 0's global RNG; the others draw their own
-                torch.manual_seed(derive_seed(self.config.seed, "global", self.rank, self.step))
-        self.sync.refresh()
-        self.sync.calls = self.step  # syncs stay on the same steps as in the uninterrupted run
-
-    def check_state(self, state: object, where: str = "the checkpoint") -> None:
-        """Check a loaded checkpoint against this trainer without changing anything.
-
-        The format and every part: the configuration equals this trainer's (an error names the
-        fields that differ, with both values); ``step`` is an int in ``[0, total_steps]``, and the
-        scheduler stands at the same step; ``train_samples`` and ``skipped_feedback`` are ints
-        in ``[0, step * batch_size]``; ``train_flops`` is finite, in ``[0, train_samples *
-        full_flops]``; ``history`` is a list of at most ``epochs`` records, each a mapping of
-        names to finite numbers with an ``epoch`` in ``[1, epochs]``; the global RNG state has
-        its shape; the model has the same keys and shapes; the optimizer the same groups, its
-        state the parameters' shapes and finite values; the controller passes its own checks
-        (:class:`~banditformer.core.state.CheckedModule`: configuration, ranges, generators).
-
-        Raises:
-            InputValidationError: naming the field, what was expected and what was got.
-        """
-
-        def bad(field: str, expected: str, got: object) -> InputValidationError:
-            return InputValidationError(f"expected `{field}` in {where} to be {expected}, got {got!r}")
-
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            raise InputValidationError(f"expected a {CHECKPOINT_FORMAT} file at {where!r}, got something else")
-        missing = sorted(set(self.state_dict()) - set(state) - {"skipped_feedback"})
-        if missing:
-            raise InputValidationError(f"expected a complete checkpoint at {where!r}, got one missing {missing}")
-        mine = {k: v for k, v in asdict(self.config).items() if k != "progress"}  # display only
-        saved = state["config"] if isinstance(state["config"], dict) else {}
-        theirs = {k: v for k, v in saved.items() if k != "progress"}
-        if theirs != mine:
-            diff = ", ".join(
-                f"`{k}` {theirs.get(k, '(missing)')!r} (this trainer: {mine.get(k, '(none)')!r})"
-                for k in sorted(set(mine) | set(theirs)) if theirs.get(k, object()) != mine.get(k, object())
-            )  # fmt: skip
-            raise InputValidationError(
-                f"expected a checkpoint of config {mine}, got one whose {diff}; build the trainer with the saved "
-                "config to resume it"
-            )
-        step = state["step"]
-        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.total_steps:
-            raise bad("step", f"an int in [0, {self.total_steps}] (the run's steps)", step)
-        rows = step * self.config.batch_size
-        for field in ("train_samples", "skipped_feedback"):
-            v = state.get(field, 0)
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= rows:
-                raise bad(field, f"an int in [0, {rows}] (step x batch_size)", v)
-        flops = state["train_flops"]
-        top = state["train_samples"] * self.full_flops * (1 + 1e-9)
-        if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not 0 <= flops <= top:
-            raise bad("train_flops", f"a finite number in [0, {top:g}] (train_samples x full FLOPs)", flops)
-        history = state["history"]
-        if not isinstance(history, list) or len(history) > self.config.epochs:
-            raise bad("history", f"a list of at most {self.config.epochs} records", type(history).__name__)
-        for i, record in enumerate(history):
-            ok = isinstance(record, dict) and all(
-                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                for k, v in record.items()
-            )
-            epoch = record.get("epoch") if isinstance(record, dict) else None
-            if not ok or not isinstance(epoch, int) or not 1 <= epoch <= self.config.epochs:
-                raise bad(f"history[{i}]", "a record of finite numbers with an `epoch` in "
-                                           f"[1, {self.config.epochs}]", record)  # fmt: skip
-        rng, own_rng = state["rng_global"], torch.get_rng_state()
-        if not isinstance(rng, Tensor) or rng.dtype != own_rng.dtype or rng.shape != own_rng.shape:
-            got = f"{rng.dtype} {tuple(rng.shape)}" if isinstance(rng, Tensor) else type(rng).__name__
-            raise bad("rng_global", f"a {own_rng.dtype} tensor of shape {tuple(own_rng.shape)}", got)
-        self._check_tensors("model", state["model"], self.model.state_dict(), where)
-        self._check_optimizer(state["optimizer"], where)
-        self._check_scheduler(state["scheduler"], step, where)
-        if self.scaler is not None and not isinstance(state.get("scaler"), dict):
-            raise bad("scaler", "a GradScaler state (this trainer scales fp16 losses)", type(state.get("scaler")))
-        try:  # the controller's own checks (CheckedModule), run without loading
-            self.controller.check_state_dict(state["controller"])
-        except InputValidationError as exc:
-            raise InputValidationError(f"expected a controller state in {where} that fits: {exc}") from None
-
-    @staticmethod
-    def _check_tensors(part: str, saved: object, own: dict[str, Any], where: str) -> None:
-        if not isinstance(saved, dict):
-            raise InputValidationError(f"expected `{part}` in {where} to be a state dict, got {type(saved).__name__}")
-        missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
-        if missing or unexpected:
-            raise InputValidationError(
-                f"expected `{part}` in {where} to be this {part}'s state, got missing keys {missing[:5]} and "
-                f"unexpected keys {unexpected[:5]}"
-            )
-        for key, value in own.items():
-            if not isinstance(value, Tensor):
-                continue
-            theirs = saved[key]
-            if not isinstance(theirs, Tensor) or theirs.shape != value.shape or theirs.dtype != value.dtype:
-                got = f"{theirs.dtype} {tuple(theirs.shape)}" if isinstance(theirs, Tensor) else type(theirs).__name__
-                raise InputValidationError(
-                    f"expected `{part}.{key}` in {where} to be {value.dtype} of shape {tuple(value.shape)}, got {got}"
-                )
-            if theirs.is_floating_point() and not bool(torch.isfinite(theirs).all()):
-                raise InputValidationError(
-                    f"expected `{part}.{key}` in {where} to be finite, got NaN or inf entries (a diverged model)"
-                )
-
-    def _check_optimizer(self, saved: object, where: str) -> None:
-        own = self.optimizer.state_dict()
-        groups = saved.get("param_groups") if isinstance(saved, dict) else None
-        if not isinstance(groups, list) or not isinstance(saved.get("state"), dict) or [  # type: ignore[union-attr]
-            len(g.get("params", ())) if isinstance(g, dict) else -1 for g in groups
-        ] != [len(g["params"]) for g in own["param_groups"]]:
-            raise InputValidationError(f"expected `optimizer` in {where} to be the state of this model's AdamW, got "
-                                       "one of other parameter groups")  # fmt: skip
-        for i, (mine, theirs) in enumerate(zip(own["param_groups"], groups, strict=True)):
-            # The optimizer's hyperparameters are configuration (implementation flags such as
-            # `foreach` or `fused` may differ between machines); lr follows the schedule.
-            needed = [k for k in ("lr", "initial_lr", *_ADAMW_SETTINGS) if k in mine]
-            absent = [k for k in needed if k not in theirs]
-            if absent:
-                raise InputValidationError(f"expected `optimizer.param_groups[{i}]` in {where} with {needed}, got "
-                                           f"one without {absent}")  # fmt: skip
-            for key in _ADAMW_SETTINGS:
-                value = mine.get(key)
-                if key in mine and not same_value(theirs[key], value):
-                    raise InputValidationError(
-                        f"expected `optimizer.param_groups[{i}].{key}` in {where} = {value!r} (this trainer's "
-                        f"AdamW), got {theirs[key]!r}"
-                    )
-            for key in ("lr", "initial_lr"):
-                v = theirs[key]
-                if isinstance(v, Tensor):
-                    v = float(v)
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
-                    raise InputValidationError(
-                        f"expected `optimizer.param_groups[{i}].{key}` in {where} to be a finite number >= 0, got {v!r}"
-                    )
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        ids = [i for g in groups for i in g["params"]]
-        expected = _adamw_state_keys(self.optimizer)
-        for pid, entry in saved["state"].items():  # type: ignore[index]
-            if pid not in ids or not isinstance(entry, dict):
-                raise InputValidationError(f"expected `optimizer.state` in {where} keyed by parameter, got {pid!r}")
-            if set(entry) != expected:
-                raise InputValidationError(
-                    f"expected `optimizer.state[{pid}]` in {where} with {sorted(expected)}, got {sorted(entry)}"
-                )
-            shape = params[ids.index(pid)].shape
-            for name, t in entry.items():
-                if not isinstance(t, Tensor) or (t.ndim and t.shape != shape) or not bool(torch.isfinite(t).all()):
-                    raise InputValidationError(
-                        f"expected `optimizer.state[{pid}].{name}` in {where} to be finite and of shape "
-                        f"{tuple(shape)}, got {tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}"
-                    )
-                low = 0.0 if name in ("step", "exp_avg_sq", "max_exp_avg_sq") else None
-                if low is not None and bool((t < low).any()):
-                    raise InputValidationError(f"expected `optimizer.state[{pid}].{name}` in {where} >= 0, got "
-                                               f"{float(t.min())}")  # fmt: skip
-
-    def _check_scheduler(self, sched: object, step: int, where: str) -> None:
-        own = self.scheduler.state_dict()
-        if not isinstance(sched, dict) or set(sched) != set(own):
-            got = sorted(sched) if isinstance(sched, dict) else type(sched).__name__
-            raise InputValidationError(
-                f"expected `scheduler` in {where} to be a state with keys {sorted(own)}, got {got}"
-            )
-        if sched.get("last_epoch") != step:
-            raise InputValidationError(
-                f"expected `scheduler.last_epoch` in {where} to be the checkpoint's step {step}, got "
-                f"{sched.get('last_epoch')!r}"
-            )
-        for key, value in own.items():
-            if key in ("last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step", "_is_initial"):
-                continue  # the schedule's position: checked through last_epoch
-            if not same_value(sched[key], value):
-                raise InputValidationError(
-                    f"expected `scheduler.{key}` in {where} = {value!r} (this trainer's schedule), got {sched[key]!r}"
-                )
-        last = sched.get("_last_lr")
-        if not isinstance(last, list) or not all(
-            isinstance(v, (int, float, Tensor)) and 0 <= float(v) < math.inf for v in last
-        ):
-            raise InputValidationError(f"expected `scheduler._last_lr` in {where} to be finite rates, got {last!r}")
-
-    def _load_parts(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.controller.load_state_dict(state["controller"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self._parts.load(state, str(path))
         self.step = int(state["step"])
         self.history = list(state["history"])
         self.train_flops, self.train_samples = float(state["train_flops"]), int(state["train_samples"])
         self.skipped_feedback = int(state.get("skipped_feedback", 0))
         torch.set_rng_state(state["rng_global"])
-        if self.scaler is not None:
-            self.scaler.load_state_dict(state["scaler"])
+        if self.world > 1:
+            rejoin_ranks(self.controller, self.rank, self.config.seed, self.step)
+        self.sync.refresh()
+        self.sync.calls = self.step  # syncs stay on the same steps as in the uninterrupted run
+
+    def check_state(self, state: object, where: str = "the checkpoint") -> None:
+        """Check a loaded checkpoint against this trainer without changing anything: its
+        configuration, counters, history and RNG state
+        (:func:`~banditformer.training.checkpoint.check_checkpoint`) and its model, optimizer,
+        scheduler and controller (:meth:`~banditformer.training.checkpoint.TrainingParts.check`).
+
+        Raises:
+            InputValidationError: naming the field, what was expected and what was got.
+        """
+        check_checkpoint(
+            state, self._parts, self.config, total_steps=self.total_steps, full_flops=self.full_flops, where=where
+        )

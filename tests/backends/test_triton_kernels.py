@@ -27,7 +27,7 @@ CHECK = textwrap.dedent(
     import torch
     from banditformer.backends.triton_kernels import triton_routed_attention
     from banditformer.backends import kernels
-from banditformer.core.backend import AttentionWeights
+    from banditformer.core.backend import AttentionWeights
 
     g = torch.Generator().manual_seed(0)
     for n, t, d, h, bias, dtype in [
@@ -66,10 +66,20 @@ def test_kernel_choice_falls_back_to_torch_without_triton() -> None:
         resolve_routed_kernel("cutlass", has_triton=True)
 
 
+@pytest.mark.skipif(HAS_TRITON, reason="checks the error where Triton is missing")
+def test_the_triton_kernels_without_triton_are_a_clear_error() -> None:
+    from banditformer.backends.triton_kernels import triton_routed_attention
+
+    x, w = torch.zeros(1, 2, 4), AttentionWeights(torch.zeros(12, 4), None, torch.zeros(4, 4), None, 2)
+    with pytest.raises(BackendUnavailableError, match="expected an importable `triton` package"):
+        triton_routed_attention(x, torch.ones(1, 2, dtype=torch.bool), w)
+
+
 @pytest.mark.skipif(not HAS_TRITON, reason="needs the triton package (its CPU interpreter runs the kernels)")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU runs the kernels for real (the test below)")
 def test_triton_kernels_match_the_torch_kernel_in_the_interpreter() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(REPO)}
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": path}
     proc = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "triton kernels match" in proc.stdout

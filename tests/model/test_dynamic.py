@@ -1,5 +1,7 @@
-"""The fast path equals the reference path (outputs and parameter gradients), for random decisions
-and shapes; the kernels' strategies agree; bad input is refused."""
+"""The dynamic transformer (banditformer/model/transformer.py): the fast path equals the reference
+path (outputs, parameter and head-gate gradients) for random decisions and shapes, it runs the
+model's backend's kernel, exits classify with their own heads, and bad input is refused. (The
+kernels themselves: tests/backends/test_kernels.py.)"""
 
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from banditformer import Decision, InputValidationError
-from banditformer.backends import CPUBackend, kernels
-from banditformer.core.backend import AttentionWeights
+from banditformer.backends import CPUBackend
 from banditformer.model import DynamicTransformer, TransformerConfig
 
 
@@ -46,17 +47,6 @@ def sample_input(model: DynamicTransformer, b: int, gen: torch.Generator) -> tor
     if cfg.input == "patches":
         return torch.randn(b, cfg.channels, cfg.image_size, cfg.image_size, generator=gen)
     return torch.randn(b, cfg.seq_len, cfg.features, generator=gen)
-
-
-def attention_inputs(seed: int, n: int, h: int = 4, t: int = 5, d: int = 16) -> tuple:
-    """A generator, inputs ``(n, t, d)``, attention weights and head sets (at least one per row)."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, t, d, generator=gen)
-    w_in, b_in = torch.randn(3 * d, d, generator=gen) * 0.3, torch.randn(3 * d, generator=gen)
-    w_out, b_out = torch.randn(d, d, generator=gen) * 0.3, torch.randn(d, generator=gen)
-    heads = torch.rand(n, h, generator=gen) < 0.5
-    heads[:, 0] |= ~heads.any(1)
-    return gen, x, (w_in, b_in, w_out, b_out), heads
 
 
 class AlwaysRoute(CPUBackend):
@@ -101,25 +91,6 @@ def test_fast_path_equals_reference_in_outputs_and_gradients(
         torch.testing.assert_close(grads[1][name], g, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
 
 
-@given(
-    seed=st.integers(0, 10**6),
-    n=st.integers(1, 20),
-    max_groups=st.sampled_from([0, 1, 4, 100]),
-    overheads=st.sampled_from([(1.0, 1.0), (9.0, 9.0)]),
-)
-def test_routed_attention_strategies_agree_with_masking(
-    seed: int, n: int, max_groups: int, overheads: tuple[float, float]
-) -> None:
-    _, x, (w_in, b_in, w_out, b_out), heads = attention_inputs(seed, n)
-    h, t, d = 4, 5, 16
-    qkv = torch.nn.functional.linear(x, w_in, b_in).view(n, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
-    y = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]) * heads[:, :, None, None]
-    expected = torch.nn.functional.linear(y.transpose(1, 2).reshape(n, t, d), w_out, b_out)
-    weights = AttentionWeights(w_in, b_in, w_out, b_out, h)
-    got = kernels.routed_attention(x, heads, weights, max_groups=max_groups, overheads=overheads)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-
-
 def test_full_decision_equals_a_plain_forward_and_depth_one_skips_every_block() -> None:
     model = make_model(0)
     x = torch.randn(5, 6, 1)
@@ -129,7 +100,8 @@ def test_full_decision_equals_a_plain_forward_and_depth_one_skips_every_block() 
     shallow.depth[:] = 1
     h, context = model.stem(x)
     torch.testing.assert_close(model.run(h, shallow), model.classify(h))
-    assert context.shape == (5, 16) and not context.requires_grad
+    torch.testing.assert_close(context, model.pool(h).detach())  # what controllers decide from
+    assert not context.requires_grad and h.requires_grad
 
 
 def test_unchosen_heads_contribute_nothing() -> None:
@@ -191,38 +163,36 @@ def test_partial_stem_heads_and_bad_inputs_are_refused() -> None:
         TransformerConfig(input="audio")
 
 
-def test_the_cpu_backend_kernel_is_used_and_cuda_falls_back_to_the_torch_kernel() -> None:
-    from banditformer.backends import CPUBackend
-    from banditformer.backends.cuda import resolve_routed_kernel
+class Spy(CPUBackend):
+    """A CPU backend that records the head sets its routed-attention kernel was called with."""
 
-    calls = []
+    def __init__(self) -> None:
+        self.calls: list[torch.Tensor] = []
 
-    class Spy(CPUBackend):
-        def routed_attention(self, *args, **kwargs):
-            calls.append(args[1].shape)
-            return super().routed_attention(*args, **kwargs)
+    def routed_attention(self, x, heads, weights, **kwargs):
+        self.calls.append(heads.clone())
+        return super().routed_attention(x, heads, weights, **kwargs)
 
+
+def test_the_fast_path_runs_the_models_backend_kernel_for_partial_head_sets() -> None:
     model = make_model(0)
     model.backend = Spy()
-    gen = torch.Generator().manual_seed(0)
-    d = random_decision(gen, 6, 3, 4)
-    model(torch.randn(6, 6, 1), d)
-    assert calls  # the fast path went through the backend's kernel
-    # Where Triton is missing, the CUDA backend's "auto" kernel is the torch one the CPU runs.
-    assert resolve_routed_kernel("auto", has_triton=False) == "torch"
-
-
-def test_many_heads_route_correctly() -> None:
-    # More heads than bits in an int64 head-set code: grouping must still tell the sets apart.
-    model = make_model(0, num_heads=65, d_model=130, num_layers=2, seq_len=3)
-    model.backend = AlwaysRoute()
-    d = Decision.full(2, 2, 65)
-    d.heads[0, 1] = False
-    d.heads[0, 1, 0] = True
-    d.heads[1, 1] = False
-    d.heads[1, 1, [0, 64]] = True
-    x = torch.randn(2, 3, 1)
+    d = Decision.full(4, 3, 4)
+    d.depth[:] = torch.tensor([3, 3, 2, 1])
+    d.heads[:2, 1, 1:] = False  # block 1: two samples run head 0 only
+    d.heads[0, 2, 0] = False  # block 2: sample 0 drops head 0
+    x = torch.randn(4, 6, 1)
     torch.testing.assert_close(model(x, d), model(x, d, path="reference"))
+    # sorted deepest first: block 1 runs samples 0, 1, 2 (their head sets), block 2 samples 0, 1
+    assert [c.tolist() for c in model.backend.calls] == [
+        [[True, False, False, False], [True, False, False, False], [True, True, True, True]],
+        [[False, True, True, True], [True, True, True, True]],
+    ]
+    model.backend.calls.clear()
+    model(x, Decision.full(4, 3, 4))  # every head in every block: dense blocks, no routing
+    assert model.backend.calls == []
+    with pytest.raises(InputValidationError, match="expected `backend` to be a Backend or None, got str"):
+        DynamicTransformer(model.cfg, backend="cpu")  # type: ignore[arg-type]
 
 
 def test_dtype_mismatches_are_clear_errors() -> None:
@@ -287,28 +257,17 @@ def test_head_gate_gradient_is_the_loss_derivative_by_finite_differences() -> No
     assert float(gate.grad[0, 2, 1]) == 0.0 and float(gate.grad[3].abs().sum()) == 0.0  # unchosen, not run
 
 
-@given(seed=st.integers(0, 10**6), n=st.integers(1, 20), max_groups=st.sampled_from([0, 1, 4, 100]))
-def test_routed_attention_with_a_gate_agrees_with_masking(seed: int, n: int, max_groups: int) -> None:
-    gen, x, (w_in, b_in, w_out, b_out), heads = attention_inputs(seed, n)
-    h = 4
-    gate = torch.rand(n, h, generator=gen) * 2
-    expected = kernels.masked_attention(x, heads, AttentionWeights(w_in, b_in, w_out, b_out, h), gate=gate)
-    got = kernels.routed_attention(
-        x, heads, AttentionWeights(w_in, b_in, w_out, b_out, h), max_groups=max_groups, overheads=(1.0, 1.0),
-        gate=gate,
-    )
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
-
-
 def test_exit_heads_classify_each_depth_with_its_own_head() -> None:
     model = make_model(0, exit_heads=True, num_layers=3)
-    assert len(model.exit_heads) == 2 and len(model.exit_norms) == 2
+    assert len(model.exit_classifiers) == 2 and len(model.exit_norms) == 2
+    assert {"exit_classifiers.1.weight", "exit_norms.1.weight"} <= set(model.state_dict())
     gen = torch.Generator().manual_seed(0)
     x = sample_input(model, 6, gen)
     d = Decision(torch.tensor([1, 2, 3, 1, 2, 3]), torch.ones(6, 3, 4, dtype=torch.bool))
     h, _ = model.stem(x)
     logits = model(x, d)
-    torch.testing.assert_close(logits[0], model.exit_heads[0](model.exit_norms[0](h[:1]))[0, 0])
+    torch.testing.assert_close(logits[0], model.exit_classifiers[0](model.exit_norms[0](h[:1]))[0, 0])
+    torch.testing.assert_close(logits[1], model.exit_classifiers[1](model.exit_norms[1](model.blocks[1](h[1:2])))[0, 0])
     shared = make_model(0, num_layers=3)
     shared.load_state_dict(model.state_dict(), strict=False)  # same blocks and main head
     torch.testing.assert_close(shared(x, d)[2::3], logits[2::3])  # depth L uses the main head

@@ -24,9 +24,8 @@ from tests.bad_inputs import CASES, _RunsCode, _tiny_trainer
 
 
 def _dht(num_layers: int, num_heads: int, context_dim: int, **kwargs) -> bf.Controller:
-    return bf.make_controller(
-        "dht", num_layers=num_layers, num_heads=num_heads, context_dim=context_dim, **kwargs
-    )
+    return bf.make_controller("dht", num_layers=num_layers, num_heads=num_heads, context_dim=context_dim, **kwargs)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,17 +66,26 @@ def test_every_torch_load_in_the_project_is_weights_only() -> None:
     assert len(calls) > 10 and not unsafe, unsafe
 
 
+def _rows(trainer: object, n: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` training rows from ``start`` (the trainers here run on the CPU)."""
+    split = trainer.task.train  # type: ignore[attr-defined]
+    return split.x[start : start + n], split.y[start : start + n]
+
+
 def test_checkpoint_resumes_with_adapted_lam_and_refuses_another_budget(tmp_path: Path) -> None:
-    def trainer(budget: float) -> object:
-        t = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
-        t.controller = t._net.__dict__["controller"] = _dht(
-            2, 2, 8, full_flops=t.full_flops, flop_budget=budget, lam=0.1, seed=0
-        )
-        t.sync.controller = t.controller
-        return t
+    from banditformer.model import DynamicTransformer, TransformerConfig
+    from banditformer.tasks import pointer_chasing
+    from banditformer.training import Trainer
+
+    def trainer(budget: float) -> Trainer:
+        data = pointer_chasing(num_samples=60, seed=0)
+        torch.manual_seed(0)
+        model = DynamicTransformer(TransformerConfig.for_task(data, d_model=8, num_layers=2, num_heads=2))
+        ctrl = _dht(2, 2, 8, full_flops=model.cost_table().full, flop_budget=budget, lam=0.1, seed=0)
+        return Trainer(model, ctrl, data, TrainConfig(epochs=3, batch_size=16, progress=False))
 
     a = trainer(0.5)
-    x, y = a._batch(a.task.train, torch.arange(16))
+    x, y = _rows(a, 16)
     for _ in range(3):
         a.train_step(x, y)
     assert float(a.controller.lam) != 0.1  # adapted
@@ -143,7 +151,7 @@ def _state(trainer: object) -> dict:
 
 def test_a_step_whose_feedback_fails_changes_nothing() -> None:
     trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
-    x, y = trainer._batch(trainer.task.train, torch.arange(16))
+    x, y = _rows(trainer, 16)
     trainer.train_step(x, y)
     trainer.controller._feedback = _failing_feedback  # type: ignore[method-assign]
     before, rng = copy.deepcopy(_state(trainer)), torch.get_rng_state()
@@ -159,7 +167,7 @@ def test_a_step_whose_feedback_fails_changes_nothing() -> None:
 
 def test_non_finite_weights_are_reported_as_divergence_with_the_step() -> None:
     trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
-    x, y = trainer._batch(trainer.task.train, torch.arange(16))
+    x, y = _rows(trainer, 16)
     trainer.train_step(x, y)
     with torch.no_grad():
         next(trainer.model.parameters()).fill_(float("nan"))
@@ -228,7 +236,7 @@ def test_controllers_refuse_random_bad_feedback_and_change_nothing(mode, importa
 )
 def test_the_trainer_refuses_random_bad_batches_and_changes_nothing(kind, row, seed) -> None:
     trainer = _TRAINER
-    x, y = trainer._batch(trainer.task.train, torch.arange(8) + seed % 30)
+    x, y = _rows(trainer, 8, seed % 30)
     if kind == "label":
         y = y.clone()
         y[row] = [-1, 8, 10**6][seed % 3]
@@ -299,7 +307,7 @@ def test_a_checkpoint_whose_optimizer_schedule_or_weights_do_not_fit_is_refused(
 
 def test_a_step_whose_optimizer_fails_leaves_the_controller_as_it_was() -> None:
     trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=16, progress=False))
-    x, y = trainer._batch(trainer.task.train, torch.arange(16))
+    x, y = _rows(trainer, 16)
     trainer.train_step(x, y)
     before = _flat_trainer(trainer)
 
@@ -404,3 +412,24 @@ def test_a_loop_of_symlinks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(bf.InputValidationError, match="a loop of symlinks"):
         trainer.fit(checkpoint=tmp_path / "loop1")
     assert trainer.step == 0
+
+
+def test_training_parts_load_all_or_nothing() -> None:
+    from banditformer.training.checkpoint import TrainingParts
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)
+    parts = TrainingParts(model, bf.make_controller("static", num_layers=2, num_heads=2), optimizer, scheduler)
+    assert parts.names == ("model", "controller", "optimizer", "scheduler")
+    state = copy.deepcopy(parts.state_dict())
+    state["model"]["weight"].fill_(7.0)  # loads first ...
+    state["optimizer"]["param_groups"] = []  # ... then the optimizer refuses its state
+    before = model.weight.detach().clone()
+    with pytest.raises(bf.InputValidationError, match="does not fit, so nothing was loaded"):
+        parts.load(state, "here")
+    assert torch.equal(model.weight, before)
+    state["optimizer"] = copy.deepcopy(optimizer.state_dict())
+    parts.load(state)
+    assert bool((model.weight == 7.0).all())

@@ -12,7 +12,17 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import banditformer as bf
-from banditformer.training.distributed import StateSync, fork_generators, rank_and_world, reduced_states
+from banditformer.core.random import derive_seed
+from banditformer.training.distributed import (
+    StateSync,
+    check_shards,
+    data_parallel,
+    fork_generators,
+    global_seed,
+    rank_and_world,
+    reduced_states,
+    sum_over_ranks,
+)
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
@@ -94,3 +104,21 @@ def test_forked_generators_differ_by_rank_and_repeat() -> None:
     assert draws(0) == draws(0) and draws(0) != draws(1)
     with pytest.raises(bf.InputValidationError, match="rank"):
         fork_generators(bf.make_policy("ucb1", num_arms=2), -1)
+
+
+def test_rank_seeds_shards_and_single_process_collectives() -> None:
+    # rank 0 draws as a single process would; other ranks (and a resumed rank) from their own streams
+    assert global_seed(7, 0) == derive_seed(7, "global")
+    assert global_seed(7, 1) == derive_seed(7, "global", 1) != global_seed(7, 2)
+    assert global_seed(7, 1, step=5) == derive_seed(7, "global", 1, 5) != global_seed(7, 1)
+    with pytest.raises(bf.InputValidationError, match="rank"):
+        global_seed(7, -1)
+    check_shards(10, 4, 2)  # global batches of 4, 4 and 2 rows: one each for 2 ranks
+    with pytest.raises(bf.InputValidationError, match=r"each of 3 ranks a row \(batch_size 4, last batch 2\)"):
+        check_shards(10, 4, 3)
+    with pytest.raises(bf.InputValidationError, match="batch_size"):
+        check_shards(10, 0, 2)
+    with pytest.raises(bf.InputValidationError, match=r"expected an nn\.Module to wrap, got object"):
+        data_parallel(object(), torch.device("cpu"))  # type: ignore[arg-type]
+    t = torch.tensor([1.0, 2.0])
+    assert sum_over_ranks(t) is t and t.tolist() == [1.0, 2.0]  # one process: the sum is its own

@@ -83,7 +83,7 @@ def _snapshot(trainer) -> dict:
 
 def test_truncated_foreign_and_mismatched_checkpoints_change_nothing(tmp_path: Path) -> None:
     trainer = _trainer()
-    trainer.train_step(*trainer._batch(trainer.task.train, torch.arange(64)))
+    trainer.train_step(trainer.task.train.x[:64], trainer.task.train.y[:64])
     good = tmp_path / "good.ckpt"
     trainer.save(good)
     fresh = _trainer()

@@ -1,4 +1,5 @@
-"""The trainer: it learns, evaluates greedily, and a resumed run ends exactly like an uninterrupted one."""
+"""The trainer: it learns, evaluates greedily, runs its backend's kernels, reports its metrics to
+an observer, and a resumed run ends exactly like an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 import banditformer as bf
+from banditformer.backends import CPUBackend
 from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.training import TrainConfig, Trainer, save_atomic
 
@@ -23,16 +25,118 @@ def setup(controller: str = "dht", epochs: int = 2, seed: int = 0) -> Trainer:
     return Trainer(model, bf.make_controller(controller, **kwargs), task, config)
 
 
-def test_training_lowers_the_loss_and_reports_metrics() -> None:
+def rows(split: bf.Split, n: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` rows of ``split`` from ``start`` (the trainers here run on the CPU)."""
+    return split.x[start : start + n], split.y[start : start + n]
+
+
+def test_training_lowers_the_loss_and_evaluation_counts_what_the_model_predicts() -> None:
     trainer = setup("static", epochs=1)
-    x, y = trainer._batch(trainer.task.train, torch.arange(64))
+    x, y = rows(trainer.task.train, 64)
     first = trainer.train_step(x, y)["loss"]
     for _ in range(30):
         last = trainer.train_step(x, y)["loss"]
     assert last < first
-    metrics = trainer.evaluate(trainer.task.test)
-    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["flop_saving"] == pytest.approx(0.0)
-    assert metrics["depth"].shape == (len(trainer.task.test),)
+    test = trainer.task.test
+    metrics = trainer.evaluate(test)
+    with torch.no_grad():  # the static controller runs the full model
+        expected = (trainer.model(test.x).argmax(1) == test.y).double().mean()
+    assert metrics["accuracy"] == pytest.approx(float(expected), abs=1e-12)
+    assert metrics["flop_saving"] == pytest.approx(0.0) and metrics["flops_per_sample"] == trainer.full_flops
+    assert metrics["depth"].tolist() == [3] * len(test)
+    assert metrics["head_counts"].tolist() == [[2, 2, 2]] * len(test)
+
+
+class SpyBackend(CPUBackend):
+    """A CPU backend that counts the calls of its routed-attention kernel."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def routed_attention(self, x, heads, weights, **kwargs):
+        self.calls += 1
+        return super().routed_attention(x, heads, weights, **kwargs)
+
+
+def small_trainer(**kwargs) -> Trainer:
+    """A trainer whose controller keeps head 0 only in blocks 1 and 2: every block routes."""
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=120, length=6, max_hops=2)
+    torch.manual_seed(0)
+    model_backend = kwargs.pop("model_backend", None)
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=16, num_layers=3, num_heads=2), model_backend)
+    ctrl = bf.make_controller("static_small", num_layers=3, num_heads=2, depth=3, heads=1)
+    return Trainer(model, ctrl, task, TrainConfig(epochs=2, batch_size=32, progress=False), **kwargs)
+
+
+def test_a_trainer_given_a_backend_runs_its_kernels_in_training_and_evaluation() -> None:
+    mine, the_models = SpyBackend(), SpyBackend()
+    trainer = small_trainer(backend=mine, model_backend=the_models)
+    assert trainer.backend is mine and trainer.model.backend is mine
+    trainer.train_step(*rows(trainer.task.train, 32))
+    assert mine.calls == 2  # blocks 1 and 2, one batch
+    trainer.evaluate(trainer.task.val, batch_size=1000)
+    assert mine.calls == 4 and the_models.calls == 0
+    # without a backend: the model's own, else the default for the model's device
+    assert small_trainer(model_backend=the_models).backend is the_models
+    default = small_trainer()
+    assert type(default.backend) is CPUBackend and default.model.backend is default.backend
+
+
+def test_a_trainer_refuses_what_is_no_backend_or_observer_and_changes_nothing() -> None:
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=60, length=6, max_hops=2)
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=8, num_layers=2, num_heads=2))
+    ctrl = bf.make_controller("static", num_layers=2, num_heads=2)
+    config = TrainConfig(epochs=1, progress=False)
+    with pytest.raises(bf.InputValidationError, match="expected `backend` to be a Backend or None, got str"):
+        Trainer(model, ctrl, task, config, backend="cpu")  # type: ignore[arg-type]
+    with pytest.raises(bf.InputValidationError, match=r"expected `on_metrics` to be a callable .* got int"):
+        Trainer(model, ctrl, task, config, on_metrics=3)  # type: ignore[arg-type]
+    with pytest.raises(bf.InputValidationError, match="expected a DynamicTransformer, got Linear"):
+        Trainer(torch.nn.Linear(2, 2), ctrl, task, config)  # type: ignore[arg-type]
+    assert model.backend is None
+
+
+class Recorder:
+    """A plugin observing ``banditformer_on_metrics``."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int, dict]] = []
+
+    @bf.hookimpl
+    def banditformer_on_metrics(self, source, step, metrics):
+        self.seen.append((source, step, dict(metrics)))
+
+
+@pytest.fixture
+def recorder():
+    """A :class:`Recorder` registered with the process-wide plugin manager (alone) for the test."""
+    from banditformer.plugins import PluginManager, set_plugin_manager
+
+    plugin, pm = Recorder(), PluginManager()
+    pm.register(plugin, name="recorder")
+    set_plugin_manager(pm)
+    yield plugin
+    set_plugin_manager(None)
+
+
+def test_a_registered_observer_receives_every_epochs_metrics(recorder: Recorder) -> None:
+    trainer = small_trainer()
+    result = trainer.fit()
+    n = trainer.steps_per_epoch
+    assert [(source, step) for source, step, _ in recorder.seen] == [("train", n), ("train", 2 * n)]
+    assert [m for _, _, m in recorder.seen] == trainer.history
+    assert recorder.seen[-1][2]["accuracy"] == result["accuracy"] and recorder.seen[0][2]["epoch"] == 1
+
+
+def test_an_observer_given_to_the_trainer_is_called_instead_of_the_plugins(recorder: Recorder) -> None:
+    calls = []
+    trainer = small_trainer(on_metrics=lambda source, step, metrics: calls.append((source, step, metrics)))
+    trainer.fit()
+    n = trainer.steps_per_epoch
+    assert [(source, step, m["epoch"]) for source, step, m in calls] == [("train", n, 1), ("train", 2 * n, 2)]
+    assert recorder.seen == []
+    calls[0][2]["accuracy"] = -1.0  # the observer gets a copy: the history is the trainer's
+    assert trainer.history[0]["accuracy"] != -1.0
 
 
 def test_a_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path: Path) -> None:
@@ -100,7 +204,7 @@ def test_an_importance_rewarding_controller_gets_per_sample_head_scores() -> Non
         feedback(decision, quality, flops, head_importance=head_importance)
 
     ctrl.feedback = spy
-    trainer.train_step(*trainer._batch(task.train, torch.arange(32)))
+    trainer.train_step(*rows(task.train, 32))
     decision, importance = seen[0]
     assert importance is not None and importance.shape == (32, 3, 2)
     ran = decision.active_layers.unsqueeze(2) & decision.heads
@@ -129,21 +233,18 @@ def test_a_greedy_tail_trains_the_last_steps_on_inference_decisions() -> None:
         TrainConfig(greedy_tail=1.0)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 def test_overflowed_importance_scores_skip_the_feedback_instead_of_crashing() -> None:
     trainer = importance_trainer()
-    task, ctrl = trainer.task, trainer.controller
-    forward = trainer._net.forward
-
-    def overflowing(*args, **kwargs):  # what an fp16 step whose scaled gradients overflowed gives
-        logits = forward(*args, **kwargs)
-        trainer._net.last[1].register_hook(lambda g: torch.full_like(g, float("inf")))
-        return logits
-
-    trainer._net.forward = overflowing
-    trainer.scaler = torch.amp.GradScaler("cpu")  # as under fp16 autocast on CUDA
+    ctrl = trainer.controller
+    # What an fp16 step whose scaled gradients overflow gives: an infinite loss scale makes every
+    # gradient, the head gate's included, non-finite.
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=float("inf"))
     before = int(ctrl.feedback_calls)
-    trainer.train_step(*trainer._batch(task.train, torch.arange(32)))
+    weights = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train_step(*rows(trainer.task.train, 32))
     assert trainer.skipped_feedback == 1 and int(ctrl.feedback_calls) == before and trainer.step == 1
+    assert all(torch.equal(a, p) for a, p in zip(weights, trainer.model.parameters(), strict=True))  # step skipped
 
 
 def test_a_checkpoint_loads_under_another_progress_setting_and_is_an_ordinary_file(tmp_path: Path) -> None:
