@@ -28,9 +28,11 @@ test: lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) docs
 
-# The documentation site (mkdocs, material theme, mkdocstrings), built strictly into build/site.
+# The documentation site (mkdocs, material theme, mkdocstrings), built strictly into build/site,
+# then checked to load nothing from another host (scripts, styles, the theme's CDN fallbacks).
 docs: $(VENV)/.installed-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	$(BIN)/python .ci/check_docs_offline.py build/site
 
 docs-serve: $(VENV)/.installed-dev
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve

@@ -131,3 +131,23 @@ def test_toml_blocks_are_valid_and_bench_configs_load(body: str, tmp_path: Path)
         assert load_toml_defaults(sub, str(path)) == {k: v for k, v in values.items()} | {
             k: [float(x) for x in v] for k, v in values.items() if k in ("lams", "budgets", "dht_budgets")
         } | ({"lr": float(values["lr"])} if "lr" in values else {})
+
+
+def test_every_public_module_has_a_reference_entry() -> None:
+    """docs/reference/ follows the package layout: each public module of a subpackage (and the
+    built-ins' plugin module) is rendered by a ``::: banditformer.<module>`` line, and each such
+    line names a module that exists."""
+    package = ROOT / "banditformer"
+    modules = {"banditformer.builtin"} | {
+        "banditformer." + ".".join(p.relative_to(package).with_suffix("").parts)
+        for p in package.glob("*/*.py")
+        if not p.name.startswith("_")
+    }
+    entries = {
+        m
+        for page in (ROOT / "docs" / "reference").glob("*.md")
+        for m in re.findall(r"^::: (banditformer(?:\.\w+)*)\s*$", page.read_text(), re.M)
+    }
+    assert modules - entries == set(), "modules missing from docs/reference/"
+    existing = modules | {"banditformer." + p.parent.name for p in package.glob("*/__init__.py")}
+    assert {m for m in entries if m not in existing} == set(), "docs/reference/ names modules that do not exist"
