@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone:
 #   make demo   creates .venv, installs what is missing, runs the main job
-#   make test   the same, then lint, the test suite and a strict build of the docs site (what CI runs: .ci/run)
+#   make test   the same, then lint (ruff, import-linter's layer contracts), the test suite and a strict build of the docs site (what CI runs: .ci/run)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -23,6 +23,7 @@ demo: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -q
