@@ -8,7 +8,7 @@ from typing import Any
 
 from banditformer import bandits, tasks
 from banditformer.backends import CPUBackend, CUDABackend
-from banditformer.controllers import DHTController, LayerDropController, RandomController, StaticFull, StaticSmall
+from banditformer.controllers import DHTController, LayerDropController, RandomController, Static, StaticSmall
 from banditformer.controllers.dht import MODES
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
@@ -138,7 +138,7 @@ def dht(
 @hookimpl
 def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
     return {
-        "static": StaticFull,
+        "static": Static,
         "static_small": StaticSmall,
         "random": RandomController,
         "layerdrop": LayerDropController,
