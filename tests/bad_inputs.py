@@ -440,7 +440,7 @@ def dht_feedback_for_another_controllers_decision(tmp: Path):
 @case
 def train_step_labels_out_of_range(tmp: Path):
     trainer = _tiny_trainer()
-    x, _ = trainer._batch(trainer.task.train, torch.arange(4))
+    x = trainer.task.train.x[:4]
     return [trainer], lambda: trainer.train_step(x, torch.tensor([0, 1, 2, 99]))
 
 
@@ -449,7 +449,7 @@ def train_step_diverged(tmp: Path):
     from banditformer.training import TrainConfig
 
     trainer = _tiny_trainer(TrainConfig(epochs=3, batch_size=64, progress=False))
-    x, y = trainer._batch(trainer.task.train, torch.arange(8))
+    x, y = trainer.task.train.x[:8], trainer.task.train.y[:8]
     trainer.train_step(x, y)
     trainer.model.head.weight.register_hook(lambda g: g * math.inf)  # an exploding gradient
     return [trainer], lambda: trainer.train_step(x, y)
