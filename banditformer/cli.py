@@ -248,32 +248,61 @@ def _bench_os_error(kind: str, log: Any, exc: OSError) -> int:
     return 1
 
 
-def _cmd_bench_bandits(args: argparse.Namespace) -> int:
-    from banditformer.bench.bandits import BanditBenchConfig, run_bandits
-    from banditformer.bench.plots import plot_regret
+def _bench_session(
+    kind: str,
+    args: argparse.Namespace,
+    prepare: Any,
+    run: Any,
+    write: Any,
+    plot: Any,
+    table: str,
+) -> tuple[Any, Any, list[Any]] | int:
+    """One bench command's life: ``prepare()`` -> ``(config, plan, log)``, ``run(config, plan, log)``
+    -> the report, ``write(report, folder)``, ``plot(report, folder)`` -> plot files (unless
+    ``--no-plot``). Returns ``(config, report, files)``, or the exit status of an interrupted or
+    failed run (its results folder says what finished)."""
     from banditformer.bench.pool import RunInterrupted
-    from banditformer.bench.report import format_report, write_report
 
     log = None
     try:
-        config, _, log = _bench_config(args, "bandits", BanditBenchConfig)
+        config, plan, log = prepare()
         try:
-            report = run_bandits(config, progress=not args.quiet, workers=args.workers, log=log)
+            report = run(config, plan, log)
         except RunInterrupted as exc:
-            return _bench_interrupted("bandits", log, exc, write_report)
-        folder = write_report(report, log.folder)
-        files: list[Any] = [folder / "results.json", folder / "regret.csv"]
+            return _bench_interrupted(kind, log, exc, write)
+        folder = write(report, log.folder)
+        files: list[Any] = [folder / "results.json", folder / table]
         if not args.no_plot:
-            files.append(plot_regret(report, folder / "regret.png", log_x=args.log_x))
+            files += plot(report, folder)
         _bench_finish(log, report, files)
     except KeyboardInterrupt:  # before or after the jobs: status.json still says `running`
         print("banditformer: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        return _bench_os_error("bandits", log, exc)
+        return _bench_os_error(kind, log, exc)
     finally:
         if log is not None:
             log.close()
+    return config, report, files
+
+
+def _cmd_bench_bandits(args: argparse.Namespace) -> int:
+    from banditformer.bench.bandits import BanditBenchConfig, run_bandits
+    from banditformer.bench.plots import plot_regret
+    from banditformer.bench.report import format_report, write_report
+
+    outcome = _bench_session(
+        "bandits",
+        args,
+        lambda: _bench_config(args, "bandits", BanditBenchConfig),
+        lambda config, _, log: run_bandits(config, progress=not args.quiet, workers=args.workers, log=log),
+        write_report,
+        lambda report, folder: [plot_regret(report, folder / "regret.png", log_x=args.log_x)],
+        "regret.csv",
+    )
+    if isinstance(outcome, int):
+        return outcome
+    config, report, files = outcome
     print(
         f"banditformer {__version__}: {len(report.results)} policies on {config.problem!r}, {config.seeds} seeds of "
         f"{config.horizon} rounds\n"
@@ -286,12 +315,9 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
 def _cmd_bench_model(args: argparse.Namespace) -> int:
     from banditformer.bench.models import ModelBenchConfig, plan_models, run_models
     from banditformer.bench.plots import plot_model_report
-    from banditformer.bench.pool import RunInterrupted
     from banditformer.bench.report import format_model_report, write_model_report
 
-    log = None
-    try:
-        config, plan, log = _bench_config(args, "model", ModelBenchConfig, plan_models)
+    def run(config: ModelBenchConfig, plan: Any, log: Any) -> Any:
         print(
             f"banditformer {__version__}: {len(plan.runs)} configurations x {config.seeds} seed(s) on {config.task!r}, "
             f"{config.epochs} epochs, {args.workers} worker(s) of {config.threads} thread(s)"
@@ -299,23 +325,20 @@ def _cmd_bench_model(args: argparse.Namespace) -> int:
             + "\n",
             flush=True,
         )
-        try:
-            report = run_models(config, progress=not args.quiet, workers=args.workers, log=log, plan=plan)
-        except RunInterrupted as exc:
-            return _bench_interrupted("model", log, exc, write_model_report)
-        folder = write_model_report(report, log.folder)
-        files: list[Any] = [folder / "results.json", folder / "runs.csv"]
-        if not args.no_plot:
-            files += plot_model_report(report, folder)
-        _bench_finish(log, report, files)
-    except KeyboardInterrupt:  # before or after the runs: status.json still says `running`
-        print("banditformer: interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        return _bench_os_error("model", log, exc)
-    finally:
-        if log is not None:
-            log.close()
+        return run_models(config, progress=not args.quiet, workers=args.workers, log=log, plan=plan)
+
+    outcome = _bench_session(
+        "model",
+        args,
+        lambda: _bench_config(args, "model", ModelBenchConfig, plan_models),
+        run,
+        write_model_report,
+        plot_model_report,
+        "runs.csv",
+    )
+    if isinstance(outcome, int):
+        return outcome
+    _, report, files = outcome
     print(format_model_report(report))
     print(
         f"\n* on the Pareto front of accuracy against FLOP saving\n"
