@@ -184,7 +184,7 @@ def run_experiment(
     kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs)
     ctrl = make_controller(controller, **kwargs)
     config = train or TrainConfig(seed=seed)
-    trainer = Trainer(net, ctrl, data, config)
+    trainer = Trainer(net, ctrl, data, config, on_metrics=get_plugin_manager().notify_metrics)
     start = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - start

@@ -217,7 +217,10 @@ class DynamicTransformer(nn.Module):
             return self.head(self.pool(self.norm(h)))
         return self.exit_classifiers[depth - 1](self.pool(self.exit_norms[depth - 1](h)))
 
-    def _backend(self, device: torch.device) -> Backend:
+    def backend_for(self, device: torch.device | str) -> Backend:
+        """The backend whose kernels the fast path runs for inputs on ``device``: :attr:`backend`
+        when set, else the built-in one of that device (made once per device)."""
+        device = torch.device(device)
         if self.backend is not None:
             return self.backend
         key = str(device)
@@ -276,7 +279,7 @@ class DynamicTransformer(nn.Module):
         return every[torch.arange(h.shape[0], device=h.device), decision.depth - 1]
 
     def _run_fast(self, h: Tensor, decision: Decision, gate: Tensor | None = None) -> Tensor:
-        backend = self._backend(h.device)
+        backend = self.backend_for(h.device)
         order = torch.sort(decision.depth, descending=True, stable=True).indices  # deepest first
         depth, heads = decision.depth[order], decision.heads[order]
         gate = None if gate is None else gate[order]

@@ -1,4 +1,4 @@
-"""Training (``-> core, model, backends, plugins``): the training loop, evaluation and FLOP
+"""Training (``-> core, model``): the training loop, evaluation and FLOP
 accounting (:mod:`~banditformer.training.trainer`), checkpoint files and their checks
 (:mod:`~banditformer.training.checkpoint`), and the data-parallel parts
 (:mod:`~banditformer.training.distributed`)."""

@@ -156,17 +156,18 @@ def reduced_states(module: nn.Module) -> Iterator[tuple[str, Tensor, str | None]
         if not reductions:
             continue
         for name, reduce in sorted(reductions.items()):
+            qualified = f"{prefix}.{name}" if prefix else name
             if reduce not in _REDUCE:
-                raise InputValidationError(f"expected the reduction of `{prefix}.{name}` in {_REDUCE}, got {reduce!r}")
+                raise InputValidationError(f"expected the reduction of `{qualified}` in {_REDUCE}, got {reduce!r}")
             buf = getattr(sub, name, None)
             if reduce == "mean" and isinstance(buf, Tensor) and not buf.is_floating_point():
                 raise InputValidationError(
-                    f"expected a floating buffer for the mean of `{prefix}.{name}`, got {buf.dtype}"
+                    f"expected a floating buffer for the mean of `{qualified}`, got {buf.dtype}"
                 )
             if not isinstance(buf, Tensor):
                 got = type(buf).__name__
-                raise InputValidationError(f"expected `{prefix}.{name}` to be a tensor buffer, got {got}")
-            yield (f"{prefix}.{name}" if prefix else name), buf, reduce
+                raise InputValidationError(f"expected `{qualified}` to be a tensor buffer, got {got}")
+            yield qualified, buf, reduce
 
 
 class StateSync:

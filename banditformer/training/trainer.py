@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from banditformer.backends import default_backend
 from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
 from banditformer.core.decision import Decision
@@ -39,7 +38,6 @@ from banditformer.core.state import restored_on_error
 from banditformer.core.task import Split, Task
 from banditformer.core.validation import check_float, check_int, check_tensor
 from banditformer.model import DynamicTransformer
-from banditformer.plugins import get_plugin_manager
 from banditformer.training.checkpoint import (
     CHECKPOINT_FORMAT,
     TrainingParts,
@@ -56,6 +54,7 @@ from banditformer.training.distributed import (
     gather_rows,
     global_seed,
     rank_and_world,
+    reduced_states,
     rejoin_ranks,
     sum_over_ranks,
 )
@@ -159,22 +158,21 @@ class Trainer:
     Args:
         model: a :class:`~banditformer.model.DynamicTransformer`.
         controller: any :class:`~banditformer.core.Controller` (DHT or a baseline).
-        task: a :class:`~banditformer.tasks.Task`.
+        task: a :class:`~banditformer.core.task.Task`.
         config: a :class:`TrainConfig`.
         backend: where and with which kernels to run. The trainer runs the model it owns: it moves
             it (and the controller) to the backend's device and makes the backend the model's
             (``model.backend``), so the fast path's routed-attention kernels are this backend's, in
             training, in evaluation and afterwards. Default: the model's own backend, or else the
-            built-in one for the device the model is on
-            (:func:`banditformer.backends.default_backend`).
+            built-in one for the device the model is on (:meth:`DynamicTransformer.backend_for`).
         on_metrics: called as ``on_metrics("train", step, metrics)`` on rank 0 after each
             epoch's validation (and its checkpoint), with the epoch's record as :attr:`history`
             holds it (``epoch``, ``accuracy``, ``flops_per_sample``, ``flop_saving``, ``seconds``)
-            and ``step`` the training steps so far. Default (``None``): every registered
-            ``banditformer_on_metrics`` plugin, through
-            :meth:`~banditformer.plugins.PluginManager.notify_metrics` of the process-wide
-            manager at the time of the call (an observer that raises is reported as a
-            ``PluginWarning``; training goes on). Pass ``lambda *args: None`` to report to nobody.
+            and ``step`` the training steps so far; ``None`` (default): no one. The harness and
+            the command line pass the plugin manager's
+            :meth:`~banditformer.plugins.PluginManager.notify_metrics`, so every registered
+            ``banditformer_on_metrics`` plugin sees the trainer's metrics (one that raises is
+            reported as a ``PluginWarning``; training goes on).
 
     Raises:
         InputValidationError: an argument of the wrong kind, saying what was expected; nothing
@@ -209,8 +207,9 @@ class Trainer:
         self.rank, self.world = rank_and_world()
         if self.world > 1:
             check_shards(len(task.train), config.batch_size, self.world)
+        list(reduced_states(controller))  # the reductions StateSync needs: checked before anything moves
         if backend is None:
-            backend = model.backend if model.backend is not None else default_backend(model.head.weight.device)
+            backend = model.backend_for(model.head.weight.device)
         self.backend = backend
         self.model = model.to(self.backend.device)
         self.model.backend = self.backend  # the fast path runs this backend's kernels
@@ -472,8 +471,8 @@ class Trainer:
         return {**last, "history": self.history}
 
     def _report(self, source: str, metrics: dict[str, float]) -> None:
-        observer = self.on_metrics if self.on_metrics is not None else get_plugin_manager().notify_metrics
-        observer(source, self.step, metrics)
+        if self.on_metrics is not None:
+            self.on_metrics(source, self.step, metrics)
 
     # ------------------------------------------------------------------------------ checkpoints
     @property

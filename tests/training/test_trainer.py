@@ -119,8 +119,10 @@ def recorder():
     set_plugin_manager(None)
 
 
-def test_a_registered_observer_receives_every_epochs_metrics(recorder: Recorder) -> None:
-    trainer = small_trainer()
+def test_a_registered_observer_receives_every_epochs_metrics_through_the_manager(recorder: Recorder) -> None:
+    from banditformer.plugins import get_plugin_manager
+
+    trainer = small_trainer(on_metrics=get_plugin_manager().notify_metrics)  # as the harness wires it
     result = trainer.fit()
     n = trainer.steps_per_epoch
     assert [(source, step) for source, step, _ in recorder.seen] == [("train", n), ("train", 2 * n)]
@@ -128,7 +130,9 @@ def test_a_registered_observer_receives_every_epochs_metrics(recorder: Recorder)
     assert recorder.seen[-1][2]["accuracy"] == result["accuracy"] and recorder.seen[0][2]["epoch"] == 1
 
 
-def test_an_observer_given_to_the_trainer_is_called_instead_of_the_plugins(recorder: Recorder) -> None:
+def test_a_trainer_reports_only_to_the_observer_it_is_given(recorder: Recorder) -> None:
+    small_trainer().fit()
+    assert recorder.seen == []  # no observer given: no one is told (the trainer looks nothing up)
     calls = []
     trainer = small_trainer(on_metrics=lambda source, step, metrics: calls.append((source, step, metrics)))
     trainer.fit()
@@ -262,3 +266,24 @@ def test_a_checkpoint_loads_under_another_progress_setting_and_is_an_ordinary_fi
     other.config = dataclasses.replace(other.config, progress=True)
     other.load(path)
     assert other.step == 2
+
+
+def test_a_trainer_that_refuses_its_controller_moves_and_changes_nothing() -> None:
+    # the controller's reductions are checked before the model or the controller moves
+    from banditformer.controllers import Static
+    from banditformer.tasks import pointer_chasing
+
+    class OddReductions(Static):
+        def __init__(self) -> None:
+            super().__init__(num_layers=3, num_heads=2)
+            self.register_buffer("odd", torch.zeros(2))
+
+        @property
+        def state_reductions(self) -> dict[str, str | None]:
+            return {"odd": "median"}
+
+    task = pointer_chasing(num_samples=60, seed=0)
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=16, num_layers=3, num_heads=2))
+    with pytest.raises(bf.InputValidationError, match=r"reduction of `odd` in .* got 'median'"):
+        Trainer(model, OddReductions(), task, TrainConfig(epochs=1, progress=False), backend=bf.make_backend("cpu"))
+    assert model.backend is None  # not set to the refused trainer's backend
