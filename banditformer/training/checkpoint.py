@@ -45,7 +45,10 @@ __all__ = [
     "save_atomic",
 ]
 
-CHECKPOINT_FORMAT = "banditformer-checkpoint-1"
+#: The layout of a checkpoint file. 2: the package layout of version 0.1's redesign (DHT's slots
+#: are ``depth_policy``/``count_policy``/``head_policy``, exits ``exit_classifiers``, policies
+#: keyed by class name); a file of format 1 does not fit it and is refused by name.
+CHECKPOINT_FORMAT = "banditformer-checkpoint-2"
 
 
 def _target(path: str | os.PathLike[str]) -> Path:
@@ -285,6 +288,12 @@ def check_checkpoint(
     Raises:
         InputValidationError: naming the field, what was expected and what was got.
     """
+    if isinstance(state, dict) and state.get("format") == "banditformer-checkpoint-1":
+        raise InputValidationError(
+            f"expected a {CHECKPOINT_FORMAT} file at {where!r}, got a banditformer-checkpoint-1 file, written before "
+            "the package's layout changed (its controller and model keys differ): retrain, or load it with the "
+            "version that wrote it"
+        )
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputValidationError(f"expected a {CHECKPOINT_FORMAT} file at {where!r}, got something else")
     missing = sorted({*RUN_FIELDS, *parts.names} - set(state))

@@ -170,8 +170,13 @@ def test_bad_checkpoints_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(bf.InputValidationError, match="unreadable"):
         trainer.load(tmp_path / "cut.pt")
     save_atomic({"hello": 1}, tmp_path / "foreign.pt")
-    with pytest.raises(bf.InputValidationError, match="expected a banditformer-checkpoint-1 file"):
+    with pytest.raises(bf.InputValidationError, match=r"expected a banditformer-checkpoint-2 file .* something else"):
         trainer.load(tmp_path / "foreign.pt")
+    old = torch.load(tmp_path / "good.pt", weights_only=True)
+    old["format"] = "banditformer-checkpoint-1"  # a file of the layout before the redesign
+    save_atomic(old, tmp_path / "old.pt")
+    with pytest.raises(bf.InputValidationError, match="got a banditformer-checkpoint-1 file, written before the pack"):
+        trainer.load(tmp_path / "old.pt")
     other = setup(epochs=3)
     with pytest.raises(bf.InputValidationError, match="config"):
         other.load(tmp_path / "good.pt")
