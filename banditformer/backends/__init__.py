@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from banditformer.backends.base import TorchBackend
 from banditformer.backends.cpu import CPUBackend
 from banditformer.backends.cuda import CUDABackend
 from banditformer.core.backend import Backend
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_device
 
-__all__ = ["CPUBackend", "CUDABackend", "default_backend"]
+__all__ = ["CPUBackend", "CUDABackend", "TorchBackend", "default_backend"]
 
 
 def default_backend(device: torch.device | str) -> Backend:

@@ -9,7 +9,7 @@ from typing import Any
 from banditformer.core.backend import Backend
 from banditformer.core.controller import Controller
 from banditformer.core.errors import InputValidationError, PluginError
-from banditformer.core.policy import PolicyBase
+from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
 from banditformer.core.problem import BanditProblem
 from banditformer.core.task import Task
 from banditformer.core.validation import keep_value_checks
@@ -76,9 +76,10 @@ def _build(kind: str, name: str, expected: type | tuple[type, ...], *args: Any, 
     return obj
 
 
-def make_policy(name: str, **kwargs: Any) -> PolicyBase:
-    """Build a registered policy: ``make_policy("ucb1", num_arms=5, seed=0)``."""
-    return _build("policy", name, PolicyBase, **kwargs)
+def make_policy(name: str, **kwargs: Any) -> Policy | CombinatorialPolicy:
+    """Build a registered policy: ``make_policy("ucb1", num_arms=5, seed=0)`` -> a one-arm
+    :class:`~banditformer.core.Policy` or a :class:`~banditformer.core.CombinatorialPolicy`."""
+    return _build("policy", name, (Policy, CombinatorialPolicy), **kwargs)
 
 
 def check_registered(kind: str, names: object) -> None:

@@ -68,3 +68,19 @@ def test_feedback_and_validate_check_their_arguments() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(InputValidationError, match="without a CUDA GPU"):
             Decision.full(1, 2, 2, device="cuda")
+
+
+def test_to_moves_the_depths_the_heads_and_the_controllers_record() -> None:
+    dht = make_controller("dht", num_layers=3, num_heads=2, context_dim=4, full_flops=1.0, seed=0)
+    d = dht.decide(torch.randn(5, 4))
+    moved = d.to("meta")  # a device every machine has: every tensor must change device
+    assert moved.depth.device.type == moved.heads.device.type == "meta"
+    assert type(moved.record) is type(d.record)
+    for name in ("context", "depth_arm", "count_arm"):
+        assert getattr(moved.record, name).device.type == "meta", name
+        assert getattr(d.record, name).device.type == "cpu"  # the original is left where it was
+    back = d.to("cpu")
+    assert torch.equal(back.depth, d.depth) and torch.equal(back.record.count_arm, d.record.count_arm)
+    assert Decision.full(2, 3, 2).to("meta").record is None
+    with pytest.raises(InputValidationError, match="to be a torch device"):
+        d.to("gpu0")
