@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +35,6 @@ def _base_by_name(wrapper: type[Any], default: str) -> Callable[..., Any]:
     """The registry's factory for a bucketed ``wrapper`` class, which takes its base policy as a
     factory: the same arguments, except that ``base`` may also be a registered policy name
     (plugin policies included; ``default`` when not given), built with ``make_policy``."""
-    import inspect  # here: the module's imports are shared with the other registrations
-
     def factory(num_arms: int, *, base: str | Callable[..., Any] = default, **kwargs: Any) -> Any:
         built_by = functools.partial(_registered_policy, base) if isinstance(base, str) else base
         return wrapper(num_arms, base=built_by, **kwargs)
@@ -83,12 +82,6 @@ def dht(
     context_dim: int,
     full_flops: float,
     *,
-    mode: str = "tree",
-    lam: float = 0.5,
-    flop_budget: float | None = None,
-    lam_lr: float = 0.05,
-    warmup_steps: int = 0,
-    head_reward: str = "sample",
     depth_policy: str = "bucketed",
     count_policy: str = "ucb1",
     head_policy: str = "cts",
@@ -96,6 +89,7 @@ def dht(
     count_kwargs: dict[str, Any] | None = None,
     head_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
+    **options: Any,
 ) -> DHTController:
     """The registry's ``dht`` factory: a :class:`~banditformer.controllers.DHTController` whose
     three policies are built from registered names (plugin policies included).
@@ -105,13 +99,14 @@ def dht(
             (contextual for depth; context-free one-arm for head counts; combinatorial for heads).
         depth_kwargs, count_kwargs, head_kwargs: options for them.
         seed: master seed; each slot gets a derived sub-seed.
-        num_layers, num_heads, context_dim, full_flops, mode, lam, flop_budget, lam_lr,
-            warmup_steps, head_reward: as :class:`~banditformer.controllers.DHTController`'s.
+        num_layers, num_heads, context_dim, full_flops, options: as
+            :class:`~banditformer.controllers.DHTController` takes them (``mode``, ``lam``, ...).
     """
     check_int("num_layers", num_layers, low=1)
     check_int("num_heads", num_heads, low=1)
     check_int("context_dim", context_dim, low=1)
     check_int("seed", seed, low=0)
+    mode = options.get("mode", "tree")
     if mode not in MODES:
         raise InputValidationError(f"expected `mode` in {MODES}, got {mode!r}")
     for name, value in (("depth_kwargs", depth_kwargs), ("count_kwargs", count_kwargs), ("head_kwargs", head_kwargs)):
@@ -129,10 +124,29 @@ def dht(
         head_policy, num_arms=num_heads, num_groups=groups, seed=derive_seed(seed, "heads"), **(head_kwargs or {})
     )
     return DHTController(
-        num_layers, num_heads, context_dim, full_flops, mode=mode, lam=lam, flop_budget=flop_budget, lam_lr=lam_lr,
-        warmup_steps=warmup_steps, head_reward=head_reward, depth_policy=depth, count_policy=counts,
-        head_policy=heads,
+        num_layers, num_heads, context_dim, full_flops, depth_policy=depth, count_policy=counts, head_policy=heads,
+        **options,
     )  # fmt: skip
+
+
+def _with_options_of(factory: Callable[..., Any], target: type, replaced: tuple[str, ...]) -> None:
+    """Give ``factory`` (whose ``**options`` go to ``target``) the signature of both, without
+    ``target``'s parameters in ``replaced``, so that the registry checks a caller's arguments
+    against it (a misspelt option is an input error, not a ``TypeError`` from inside)."""
+    own = inspect.signature(factory)
+    kept = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    names = {p.name for p in kept}
+    extra = [
+        p
+        for p in inspect.signature(target).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in names and p.name not in replaced
+    ]
+    positional = [p for p in kept if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    keyword = [p for p in kept if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    factory.__signature__ = own.replace(parameters=[*positional, *extra, *keyword])  # type: ignore[attr-defined]
+
+
+_with_options_of(dht, DHTController, ("depth_policy", "count_policy", "head_policy"))
 
 
 @hookimpl
