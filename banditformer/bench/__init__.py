@@ -1,8 +1,9 @@
 """The benchmark harness: bandit policies on problems, controllers on tasks, results folders that
 resume (``-> plugins, training, model``). One job per module:
 
-- :mod:`~banditformer.bench.bandits`: ``bench bandits``, its configuration and runner;
-- :mod:`~banditformer.bench.models`: ``bench model``, its configuration, plan and runner;
+- :mod:`~banditformer.bench.config`: both benches' configurations (what to run), checked;
+- :mod:`~banditformer.bench.bandits`: ``bench bandits``, its runner (and configuration);
+- :mod:`~banditformer.bench.models`: ``bench model``, its plan and runner (and configuration);
 - :mod:`~banditformer.bench.experiment`: one training run of a controller on a task;
 - :mod:`~banditformer.bench.quick`: the quick policy table of ``banditformer bandits``;
 - :mod:`~banditformer.bench.compat`: which policies can play which problem;

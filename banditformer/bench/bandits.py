@@ -11,10 +11,11 @@ such a batched run with its own stream. A policy that raises is reported by name
 and the others still run. ``workers`` spreads the policies' seed blocks (and MABWiser's per-seed
 runs, :mod:`banditformer.bench.mabwiser`) over processes; the numbers do not depend on it.
 
-The report (:class:`~banditformer.bench.results.BanditReport`) is written by
+The configuration is defined in :mod:`banditformer.bench.config`. The report
+(:class:`~banditformer.bench.results.BanditReport`) is written by
 :func:`~banditformer.bench.report.write_report` and drawn by
-:func:`~banditformer.bench.plots.plot_regret`; the report's types and text/file writers are
-importable from here too.
+:func:`~banditformer.bench.plots.plot_regret`; the configuration, the report's types and its
+text/file writers are importable from here too.
 
 Examples:
     >>> report = run_bandits(BanditBenchConfig(problem="bernoulli_two", policies=["ucb1"], horizon=50, seeds=3))
@@ -24,28 +25,28 @@ Examples:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from banditformer.bench.compat import check_compatible, compatible_policies, problem_kind
-from banditformer.bench.mabwiser import MABWISER_REFERENCES, check_mabwiser, mabwiser_runs, mabwiser_seed
+from banditformer.bench.compat import problem_kind
+from banditformer.bench.config import MABWISER_REFERENCES, BanditBenchConfig, check_mabwiser
+from banditformer.bench.mabwiser import mabwiser_runs, mabwiser_seed
 from banditformer.bench.pool import one_thread, run_bench_jobs
 from banditformer.bench.report import format_report, write_report
 from banditformer.bench.results import BanditReport, PolicyRun
-from banditformer.bench.runlog import RunLog, check_log, config_digest
+from banditformer.bench.runlog import RunLog, check_log
 from banditformer.bench.stats import lai_robbins_bound
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy
 from banditformer.core.random import derive_seed
-from banditformer.core.validation import SEED_MAX, check_int, check_memory
-from banditformer.plugins import check_registered, get_plugin_manager, list_policies, make_policy, make_problem
+from banditformer.core.validation import check_int
+from banditformer.plugins import get_plugin_manager, make_policy, make_problem
 from banditformer.problems import BernoulliProblem
 
 __all__ = [
@@ -56,140 +57,6 @@ __all__ = [
     "run_bandits",
     "write_report",
 ]
-
-
-@dataclass
-class BanditBenchConfig:
-    """What to run.
-
-    Attributes:
-        problem: a registered problem name (``banditformer.list_problems()``).
-        policies: registered policy names; ``None``: every registered policy that can play the
-            problem (:func:`~banditformer.bench.compat.compatible_policies`).
-        horizon: rounds per run.
-        seeds: independent runs per policy.
-        seed: master seed (the problem's reward stream and the policies' generators).
-        checkpoints: rounds at which cumulative regret is recorded, spaced geometrically up to
-            ``horizon`` (for log-x plots) and always including it; at most ``horizon`` (or 10).
-        seed_block: split each policy's seeds into blocks of this many, each block a batched run
-            of its own (its own reward stream and generators, seeded from ``seed`` and the block),
-            so that blocks can run in parallel processes; 0 (default): one block of all seeds.
-            The numbers depend on it, not on how many processes run the blocks.
-        mabwiser: also run MABWiser's UCB1 and Thompson sampling beside ours (those of
-            ``policies`` that have a reference,
-            :data:`~banditformer.bench.mabwiser.MABWISER_REFERENCES`) on the same problem and
-            seeds; needs ``pip install 'banditformer[bench]'``.
-    """
-
-    problem: str = "bernoulli_easy"
-    policies: list[str] | None = None
-    horizon: int = 2000
-    seeds: int = 20
-    seed: int = 0
-    checkpoints: int = 10
-    mabwiser: bool = False
-    seed_block: int = 0
-
-    def __post_init__(self) -> None:
-        check_registered("problem", self.problem)
-        check_int("horizon", self.horizon, low=1)  # how many rounds memory holds: check_memory below
-        check_int("seeds", self.seeds, low=1)
-        check_int("seed", self.seed, low=0, high=SEED_MAX)
-        check_int("checkpoints", self.checkpoints, low=1)
-        if self.checkpoints > max(self.horizon, 10):  # at most one per round (the default 10 fits any horizon)
-            raise InputValidationError(
-                f"expected `checkpoints` at most `horizon` ({self.horizon}), got {self.checkpoints}"
-            )
-        check_int("seed_block", self.seed_block, low=0)
-        if not isinstance(self.mabwiser, bool):
-            raise InputValidationError(f"expected `mabwiser` to be a bool, got {self.mabwiser!r}")
-        if self.policies is not None:
-            if isinstance(self.policies, str):
-                raise InputValidationError(f"expected a non-empty list of policy names, got {self.policies!r}")
-            check_registered("policy", self.policies)
-            check_compatible(self.policies, self.problem, seed=self.seed)
-        if self.mabwiser:
-            check_mabwiser(self)
-        parts = self.memory_estimate()
-        check_memory(
-            f"a run of {len(self._names())} policy(ies) x {self.seeds} seed(s) x {min(self.checkpoints, self.horizon)} "
-            f"checkpoints over {self.horizon} rounds",
-            sum(parts.values()),
-            parts,
-        )
-
-    def policy_names(self) -> list[str]:
-        """The policies that run: ``policies``, or every registered one that can play the problem."""
-        return self.policies if self.policies is not None else compatible_policies(self.problem, seed=self.seed)
-
-    def references(self) -> list[str]:
-        """The policies whose MABWiser reference runs beside them (none unless ``mabwiser``)."""
-        return [n for n in self.policy_names() if n in MABWISER_REFERENCES] if self.mabwiser else []
-
-    def _names(self) -> list[str]:
-        """Every run's name: the policies, then the MABWiser references."""
-        return [*self.policy_names(), *(MABWISER_REFERENCES[n][0] for n in self.references())]
-
-    def memory_estimate(self, env: Any = None) -> dict[str, float]:
-        """A lower estimate of the bytes a run holds at its peak (one worker), by part:
-
-        - ``results``: every policy's ``(seeds, checkpoints)`` regret curves and ``(seeds, K)``
-          arm counts, float64, kept to the end;
-        - ``results as text``: the same values as Python lists and JSON / CSV text, while written;
-        - ``round marks``: the runner's one byte per round of a block;
-        - ``block``: one seed block's curves, counters, contexts, actions and the largest policy's
-          statistics (measured on the policy built for one and for two groups);
-        - ``checkpoint rounds``: the list of checkpoint rounds.
-
-        Computed from the sizes alone, before anything of the run's size is allocated.
-        """
-        env = make_problem(self.problem, seed=self.seed) if env is None else env
-        context_dim, k = problem_kind(env)
-        arms, checkpoints = env.num_arms, min(self.checkpoints, self.horizon)
-        names, block = self._names(), min(self.seed_block or self.seeds, self.seeds)
-        values = len(names) * self.seeds * (checkpoints + arms)
-
-        def state_bytes(policy: Any) -> int:
-            return sum(t.numel() * t.element_size() for t in policy.state_dict().values() if isinstance(t, Tensor))
-
-        policy_bytes, registered = 0, set(list_policies())
-        for name in names:
-            if name not in registered:
-                continue  # a MABWiser reference: one small MAB per seed
-            try:
-                one = make_policy(name, num_arms=arms, context_dim=context_dim, seed=0)
-                if one.supports_groups:
-                    two = state_bytes(make_policy(name, num_arms=arms, context_dim=context_dim, num_groups=2, seed=0))
-                    per, shared = two - state_bytes(one), 2 * state_bytes(one) - two
-                    need = shared + block * per
-                else:
-                    need = block * (state_bytes(one) + 4096)  # an instance per seed, with its Python objects
-            except Exception:  # a constructor that raises fails by name when the run starts
-                continue
-            policy_bytes = max(policy_bytes, need)
-        per_row = 8 * (checkpoints + 2 + arms) + 4 * (context_dim or 0) + (8 if k is None else arms)
-        return {
-            "results": 8.0 * values,
-            "results as text": 56.0 * values,
-            "round marks": float(self.horizon + 1),
-            "block": float(block * per_row + policy_bytes),
-            "checkpoint rounds": 100.0 * checkpoints,
-        }
-
-    def blocks(self) -> list[tuple[int, int]]:
-        """``(seed of the block's runs, number of runs)`` per seed block, in order."""
-        size = self.seed_block or self.seeds
-        counts = [min(size, self.seeds - start) for start in range(0, self.seeds, size)]
-        return [(self.seed if b == 0 else derive_seed(self.seed, "block", b), n) for b, n in enumerate(counts)]
-
-    def rounds(self) -> list[int]:
-        """The checkpoint rounds, increasing, ending at ``horizon``."""
-        pts = torch.logspace(0, math.log10(self.horizon), self.checkpoints, dtype=torch.float64)
-        return sorted({*(round(float(p)) for p in pts), self.horizon})
-
-    def digest(self) -> str:
-        """A short hash of the configuration (names the results folder)."""
-        return config_digest(asdict(self))
 
 
 # ------------------------------------------------------------------------------- one seed block

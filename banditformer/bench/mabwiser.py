@@ -5,61 +5,28 @@ MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``se
 own reward stream (the problem seeded from ``seed`` and ``s``). It must be fitted before it
 predicts: the first ``K`` rounds play each arm once, as our UCB1 does, and count as rounds.
 Context-free one-arm problems only. MABWiser is optional (``pip install 'banditformer[bench]'``):
-it is imported only where a reference runs or is checked.
+it is imported only where a reference runs or is checked. Which policies have a reference
+(:data:`~banditformer.bench.config.MABWISER_REFERENCES`) and the check that they can run
+(:func:`~banditformer.bench.config.check_mabwiser`) are the configuration's, in
+:mod:`banditformer.bench.config`; they are importable from here too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from banditformer.bench.compat import problem_kind
+from banditformer.bench.config import MABWISER_REFERENCES, BanditBenchConfig, check_mabwiser
 from banditformer.bench.pool import one_thread, run_jobs
 from banditformer.bench.results import PolicyRun
-from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
 from banditformer.plugins import make_problem
 
-if TYPE_CHECKING:  # bandits.py imports this module
-    from banditformer.bench.bandits import BanditBenchConfig
-
 __all__ = ["MABWISER_REFERENCES", "check_mabwiser", "mabwiser_runs", "mabwiser_seed", "run_mabwiser"]
-
-#: MABWiser's reference policies: our name -> (label, MABWiser learning policy, its options).
-MABWISER_REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
-    "ucb1": ("mabwiser:UCB1", "UCB1", {"alpha": 1.0}),
-    "thompson_beta": ("mabwiser:ThompsonSampling", "ThompsonSampling", {}),
-}
-
-
-def check_mabwiser(config: BanditBenchConfig, policies: Sequence[str] = ()) -> None:
-    """Fail unless the references of ``policies`` can run for ``config``: each has one, the problem
-    is context-free and one-arm, MABWiser is installed, and every ``MAB`` seed fits numpy's
-    32-bit ``RandomState`` (older MABWiser)."""
-    unknown = [p for p in policies if p not in MABWISER_REFERENCES]
-    if unknown:
-        raise InputValidationError(
-            f"expected policies with a MABWiser reference {sorted(MABWISER_REFERENCES)}, got {unknown}"
-        )
-    if problem_kind(make_problem(config.problem, seed=config.seed)) != (None, None):
-        raise InputValidationError(
-            f"expected a context-free one-arm problem for the MABWiser references, got {config.problem!r}"
-        )
-    try:
-        import mabwiser.mab  # noqa: F401  (here, not at the top: MABWiser is optional)
-    except ImportError as exc:
-        raise InputValidationError(
-            f"expected MABWiser installed for `mabwiser=True` (pip install 'banditformer[bench]'), got: {exc}"
-        ) from None
-    if config.seed + config.seeds - 1 > 2**32 - 1:  # MAB(seed=seed + s)
-        raise InputValidationError(
-            f"expected seed + seeds - 1 at most {2**32 - 1} for the MABWiser references, "
-            f"got {config.seed + config.seeds - 1}"
-        )
 
 
 def mabwiser_seed(config: BanditBenchConfig, name: str, s: int) -> tuple[Tensor, float]:

@@ -20,10 +20,11 @@ controller once, so that bad input fails before the first run (``run_models`` pl
 
 Every run executes with ``threads`` intra-op threads, in this process or in ``workers`` spawned
 ones, so the numbers do not depend on ``workers`` (they do depend on ``threads``: the order of
-floating-point sums changes with it). The report (:class:`~banditformer.bench.results.ModelReport`)
-is written by :func:`~banditformer.bench.report.write_model_report` and drawn by
-:func:`~banditformer.bench.plots.plot_model_report`; its type and text/file writers are importable
-from here too.
+floating-point sums changes with it). The configuration is defined in
+:mod:`banditformer.bench.config`. The report (:class:`~banditformer.bench.results.ModelReport`) is
+written by :func:`~banditformer.bench.report.write_model_report` and drawn by
+:func:`~banditformer.bench.plots.plot_model_report`; the configuration, the report's type and its
+text/file writers are importable from here too.
 
 Examples:
     >>> config = ModelBenchConfig(task="digits", controllers=["static", "static_small"], budgets=[0.25], epochs=1)
@@ -34,23 +35,22 @@ Examples:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from banditformer.bench import experiment
+from banditformer.bench.config import ModelBenchConfig
 from banditformer.bench.pool import run_bench_jobs
 from banditformer.bench.report import format_model_report, write_model_report
 from banditformer.bench.results import RUN_NUMBERS, ModelReport, check_run_record
-from banditformer.bench.runlog import RunLog, check_log, config_digest
+from banditformer.bench.runlog import RunLog, check_log
 from banditformer.bench.stats import ci95_halfwidth, pareto_front
 from banditformer.controllers import RandomController, budget_shape
 from banditformer.core.errors import BanditformerError, InputValidationError, PluginError
-from banditformer.core.validation import SEED_MAX, check_float, check_int
-from banditformer.plugins import check_registered
-from banditformer.training import TrainConfig
+from banditformer.core.validation import check_int
 
 __all__ = [
     "BUDGETED",
@@ -66,111 +66,6 @@ __all__ = [
 
 #: The baselines swept over FLOP budgets.
 BUDGETED = ("static_small", "random", "layerdrop")
-
-#: The fields of :class:`ModelBenchConfig` that are :class:`~banditformer.training.TrainConfig`'s
-#: (the training schedule), passed to it as they are.
-TRAIN_FIELDS = ("epochs", "batch_size", "lr")
-
-
-@dataclass
-class ModelBenchConfig:
-    """What to run.
-
-    Attributes:
-        task: a registered task (``banditformer.list_tasks()``).
-        controllers: registered controller names.
-        lams: ``lam`` values for controllers that take one.
-        budgets: FLOP budgets (fractions of the full model's FLOPs) for the budgeted baselines.
-        dht_budgets: budgets for controllers that take ``flop_budget`` (``lam`` adapted to each).
-        seeds: runs per configuration, with seeds ``seed, seed + 1, ...``.
-        seed: the first seed.
-        epochs, batch_size, lr: the training schedule: these fields of
-            :class:`~banditformer.training.TrainConfig` (AdamW, cosine), which checks them; every
-            other one keeps its default (:meth:`train_config`).
-        d_model, num_layers, num_heads, pooling, exit_heads: the model.
-        warmup: share of the training steps on the full model before bandit controllers learn.
-        layerdrop: LayerDrop's training drop rate.
-        task_kwargs: options of the task.
-        controller_kwargs: extra options per controller name.
-        threads: intra-op threads of every run.
-    """
-
-    task: str = "digits"
-    controllers: list[str] = field(default_factory=lambda: ["static", "static_small", "random", "layerdrop", "dht"])
-    lams: list[float] = field(default_factory=lambda: [0.05, 0.2])
-    budgets: list[float] = field(default_factory=lambda: [0.5, 0.25])
-    dht_budgets: list[float] = field(default_factory=list)
-    seeds: int = 1
-    seed: int = 0
-    # the training schedule (TRAIN_FIELDS): TrainConfig's own fields, checked by it
-    epochs: int = 15
-    batch_size: int = 32
-    lr: float = 3e-3
-    # the model
-    d_model: int = 64
-    num_layers: int = 4
-    num_heads: int = 4
-    pooling: str = "cls"
-    exit_heads: bool = False
-    # the sweep
-    warmup: float = 0.0
-    layerdrop: float = 0.2
-    task_kwargs: dict[str, Any] = field(default_factory=dict)
-    controller_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        check_registered("task", self.task)
-        if isinstance(self.controllers, str):
-            raise InputValidationError(f"expected a non-empty list of controller names, got {self.controllers!r}")
-        check_registered("controller", self.controllers)
-        for name in ("lams", "budgets", "dht_budgets"):
-            values = getattr(self, name)
-            if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-                raise InputValidationError(f"expected `{name}` to be a list of numbers, got {values!r}")
-            for v in values:
-                if name == "lams":
-                    check_float("lams[i]", v, low=0.0)
-                else:
-                    check_float(f"{name}[i]", v, low=0.0, high=1.0, low_open=True)
-        for name in ("seeds", "d_model", "num_layers", "num_heads", "threads"):
-            check_int(name, getattr(self, name), low=1)
-        check_int("seed", self.seed, low=0, high=SEED_MAX)
-        if self.seed + self.seeds - 1 > SEED_MAX:
-            raise InputValidationError(
-                f"expected the last seed (seed + seeds - 1) to be at most {SEED_MAX}, got {self.seed + self.seeds - 1}"
-            )
-        self.train_config(self.seed)  # the schedule, checked by TrainConfig
-        check_float("warmup", self.warmup, low=0.0, high=1.0, high_open=True)
-        check_float("layerdrop", self.layerdrop, low=0.0, high=1.0, high_open=True)
-        if self.pooling not in ("cls", "mean"):
-            raise InputValidationError(f"expected `pooling` in ('cls', 'mean'), got {self.pooling!r}")
-        for name in ("task_kwargs", "controller_kwargs"):
-            if not isinstance(getattr(self, name), dict):
-                raise InputValidationError(f"expected `{name}` to be a dict, got {getattr(self, name)!r}")
-        unknown = sorted(set(self.controller_kwargs) - set(self.controllers))
-        if unknown:
-            raise InputValidationError(f"expected controller_kwargs keys among {self.controllers}, got {unknown}")
-        for name, options in self.controller_kwargs.items():
-            if not isinstance(options, dict):
-                raise InputValidationError(
-                    f"expected controller_kwargs[{name!r}] to be a dict of options, got {options!r}"
-                )
-
-    def train_config(self, seed: int) -> TrainConfig:
-        """The :class:`~banditformer.training.TrainConfig` of the run with ``seed``: the schedule's
-        fields (:data:`TRAIN_FIELDS`), no progress bar, every other field at its default."""
-        return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS}, seed=seed, progress=False)
-
-    @property
-    def model(self) -> dict[str, Any]:
-        """The model's :class:`~banditformer.model.TransformerConfig` options."""
-        shape = {"d_model": self.d_model, "num_layers": self.num_layers, "num_heads": self.num_heads}
-        return {**shape, "pooling": self.pooling, **({"exit_heads": True} if self.exit_heads else {})}
-
-    def digest(self) -> str:
-        """A short hash of the configuration (names the results folder)."""
-        return config_digest(asdict(self))
 
 
 def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: float = 0.2) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from banditformer.bench.mabwiser import MABWISER_REFERENCES
+from banditformer.bench.config import MABWISER_REFERENCES
 from banditformer.bench.results import BanditReport, ModelReport
 from banditformer.bench.stats import agreement
 from banditformer.core.errors import InputValidationError

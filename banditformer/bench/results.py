@@ -7,16 +7,13 @@ is data).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from banditformer.bench.config import BanditBenchConfig, ModelBenchConfig
 from banditformer.bench.stats import ci95_halfwidth
-
-if TYPE_CHECKING:  # the configurations import this module
-    from banditformer.bench.bandits import BanditBenchConfig
-    from banditformer.bench.models import ModelBenchConfig
 
 __all__ = ["RUN_NUMBERS", "BanditReport", "ModelReport", "PolicyRun", "check_run_record"]
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import banditformer as bf
-from banditformer.bench.models import TRAIN_FIELDS, ModelBenchConfig, ModelPlan, plan_models, run_models
+from banditformer.bench.config import TRAIN_FIELDS
+from banditformer.bench.models import ModelBenchConfig, ModelPlan, plan_models, run_models
 from banditformer.bench.report import format_model_report, write_model_report
 from banditformer.controllers import Static
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
