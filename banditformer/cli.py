@@ -106,7 +106,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     model = {"d_model": args.width, "num_layers": args.layers, "num_heads": args.heads, "pooling": "cls"}
     cache: dict[str, Any] = {}
     data, _, _ = prepare_experiment(args.task, args.seed, None, model, train, cache)
-    steps = -(-len(data.train) // train.batch_size) * train.epochs
+    steps = train.total_steps(len(data.train))
     dht: dict = {"lam": args.lam, "warmup_steps": round(args.warmup * steps)}
     label = f"DHT (lambda={args.lam:g})"
     if args.budget is not None:

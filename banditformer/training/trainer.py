@@ -94,6 +94,17 @@ class TrainConfig:
     greedy_tail: float = 0.0
     sync_every: int = 1
 
+    def total_steps(self, train_rows: int) -> int:
+        """Optimisation steps of the whole schedule on ``train_rows`` training rows (the last batch
+        of an epoch may be short).
+
+        Examples:
+            >>> TrainConfig(epochs=3, batch_size=64).total_steps(1000)
+            48
+        """
+        check_int("train_rows", train_rows, low=0)
+        return math.ceil(train_rows / self.batch_size) * self.epochs
+
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, low=1)
         check_int("batch_size", self.batch_size, low=1)
@@ -216,7 +227,7 @@ class Trainer:
         self.controller = controller.to(self.backend.device)
         self.task, self.config = task, config
         self.on_metrics = on_metrics
-        self.total_steps = self.steps_per_epoch * config.epochs
+        self.total_steps = config.total_steps(len(task.train))
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
         self.step = 0
