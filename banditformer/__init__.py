@@ -5,7 +5,7 @@ plugin framework for bandit policies, architecture controllers and compute backe
 The names a user needs are here: the registry (``make_*``, ``list_*``), the model
 (:class:`DynamicTransformer`, :class:`TransformerConfig`), training (:class:`Trainer`,
 :class:`TrainConfig`) and the contracts a plugin implements. The layers below this package
-import only downwards (``docs/index.md`` draws them; import-linter enforces them).
+import only downwards (``docs/architecture.md`` draws them; import-linter enforces them).
 
 Examples:
     >>> import torch, banditformer
