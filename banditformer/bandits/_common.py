@@ -1,7 +1,9 @@
-"""Vectorised pieces the policies share: count and sum statistics with their discount, untried-arm
-dealing, empirical means."""
+"""Vectorised pieces the policies share: count and sum statistics with their discount (and
+:class:`CountState`, the one-arm policies built on them), untried-arm dealing, empirical means."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,7 +34,8 @@ def check_draws(draws: str) -> str:
 def add_count_state(policy: PolicyBase, discount: float | None = None) -> None:
     """Register the per-group, per-arm statistics ``counts`` (``>= 0``) and ``sums``, both
     ``(G, K)`` float64 and summed across ranks, and, unless ``discount`` is ``None``, the discount
-    (:func:`add_discount`). :func:`observe_rewards` feeds them back."""
+    (:func:`add_discount`). :meth:`CountState._update` feeds them back one arm per row; a
+    combinatorial policy feeds them with :func:`observe`."""
     shape = (policy.num_groups, policy.num_arms)
     if discount is not None:
         add_discount(policy, discount)
@@ -68,10 +71,28 @@ def observe(policy: PolicyBase, groups: Tensor, arms: Tensor | None = None, **in
             add_at(table, groups, arms, values)
 
 
-def observe_rewards(policy: PolicyBase, arms: Tensor, rewards: Tensor, groups: Tensor) -> None:
-    """Feed ``(n,)`` played arms and their float64 rewards into the statistics of
-    :func:`add_count_state`: one play and the reward at ``(groups[i], arms[i])``, after the discount."""
-    observe(policy, groups, arms, counts=torch.ones_like(rewards), sums=rewards)
+class CountState:
+    """A one-arm :class:`~banditformer.core.policy.Policy` whose statistics are the counts and sums
+    of :func:`add_count_state`: their registration (:meth:`_init_count_state`, for the constructor),
+    the greedy mode on the empirical means, and the update. Put it before ``Policy`` in the bases
+    (``class UCB1(CountState, Policy)``), which then adds ``_select``; a policy with another
+    estimate of the means (a posterior mean) overrides ``_means``."""
+
+    counts: Tensor
+    sums: Tensor
+
+    def _init_count_state(self, discount: float | None = None) -> None:
+        """Register ``counts``, ``sums`` and, unless ``None``, the discount (:func:`add_count_state`)."""
+        policy: Any = self  # a PolicyBase, by the class this mixin is combined with
+        add_count_state(policy, discount)
+
+    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        return empirical_means(self.sums, self.counts, groups)
+
+    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
+        # one play and the float64 reward at (groups[i], arms[i]), after the discount
+        policy: Any = self
+        observe(policy, groups, arms, counts=torch.ones_like(rewards), sums=rewards)
 
 
 def rank_within_group(groups: Tensor) -> Tensor:

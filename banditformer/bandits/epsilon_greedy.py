@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_count_state, argmax_untried_first, empirical_means, observe_rewards
+from banditformer.bandits._common import CountState, argmax_untried_first
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 
@@ -37,7 +37,7 @@ def epsilon_schedule(
     return torch.maximum(eps, torch.as_tensor(min_epsilon, dtype=eps.dtype, device=eps.device))
 
 
-class EpsilonGreedy(Policy):
+class EpsilonGreedy(CountState, Policy):
     """Play the arm of highest mean reward; with probability epsilon play a uniform random arm.
 
     Arms never observed in a row's group are played first (the untried-arm rule of
@@ -78,7 +78,7 @@ class EpsilonGreedy(Policy):
         self.add_hyperparameter("epsilon", epsilon, low=0.0, high=1.0, dtype=None)
         self.add_hyperparameter("rate", rate, low=0.0, dtype=None)
         self.add_hyperparameter("min_epsilon", min_epsilon, low=0.0, high=1.0, dtype=None)
-        add_count_state(self)  # no discount
+        self._init_count_state()  # no discount
 
     def current_epsilon(self, groups: Tensor | None = None) -> Tensor:
         """The exploration rate of each group, ``(G,)``, or of each row for ``groups`` ``(n,)``."""
@@ -92,9 +92,3 @@ class EpsilonGreedy(Policy):
         u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
         random_arm = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
         return torch.where(u < self.current_epsilon(groups), random_arm, greedy)
-
-    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        return empirical_means(self.sums, self.counts, groups)
-
-    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        observe_rewards(self, arms, rewards, groups)

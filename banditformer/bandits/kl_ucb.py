@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_count_state, argmax_untried_first, empirical_means, observe_rewards
+from banditformer.bandits._common import CountState, argmax_untried_first
 from banditformer.core.policy import Policy
 from banditformer.core.validation import check_int
 
@@ -50,7 +50,7 @@ def kl_ucb_index(sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor 
     return torch.where(counts > 0, lo, torch.full_like(lo, math.inf))
 
 
-class KLUCB(Policy):
+class KLUCB(CountState, Policy):
     """KL-UCB: a tighter upper confidence bound than UCB1 for rewards in ``[0, 1]``.
 
     Untried arms are played first, as in :class:`~banditformer.bandits.UCB1`; ``discount < 1``
@@ -85,16 +85,10 @@ class KLUCB(Policy):
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         self.add_hyperparameter("c", c, low=0.0)
         self.iters = check_int("iters", iters, low=1, high=64)
-        add_count_state(self, discount)
+        self._init_count_state(discount)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # Bisect once per group, not per row: rows of a group share their statistics.
         totals = self.counts.sum(1)
         table = kl_ucb_index(self.sums, self.counts, totals, self.c, self.iters)  # (G, K)
         return argmax_untried_first(table, self.counts, groups)
-
-    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        return empirical_means(self.sums, self.counts, groups)
-
-    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        observe_rewards(self, arms, rewards, groups)

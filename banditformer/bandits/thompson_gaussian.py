@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_count_state, observe_rewards
+from banditformer.bandits._common import CountState
 from banditformer.core.policy import Policy
 
 __all__ = ["ThompsonGaussian", "gaussian_posterior"]
@@ -24,7 +24,7 @@ def gaussian_posterior(
     return mean, torch.rsqrt(precision)
 
 
-class ThompsonGaussian(Policy):
+class ThompsonGaussian(CountState, Policy):
     """Thompson sampling for real-valued rewards with a conjugate Normal model per arm.
 
     Args:
@@ -56,7 +56,7 @@ class ThompsonGaussian(Policy):
         self.add_hyperparameter("prior_mean", prior_mean)
         self.add_hyperparameter("prior_std", prior_std, low=0.0, low_open=True)
         self.add_hyperparameter("noise_std", noise_std, low=0.0, low_open=True)
-        add_count_state(self, discount)
+        self._init_count_state(discount)
 
     def posterior(self) -> tuple[Tensor, Tensor]:
         """The ``(G, K)`` posterior means and standard deviations."""
@@ -70,7 +70,4 @@ class ThompsonGaussian(Policy):
         return (mean[groups] + std[groups] * z).argmax(1)
 
     def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        return self.posterior()[0][groups]
-
-    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        observe_rewards(self, arms, rewards, groups)
+        return self.posterior()[0][groups]  # the posterior mean, not CountState's empirical one

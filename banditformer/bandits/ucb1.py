@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_count_state, argmax_untried_first, empirical_means, observe_rewards
+from banditformer.bandits._common import CountState, argmax_untried_first
 from banditformer.core.policy import Policy
 
 __all__ = ["UCB1", "ucb1_index"]
@@ -31,7 +31,7 @@ def ucb1_index(sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor = 
     return torch.where(counts > 0, sums / safe + bonus, torch.full_like(sums, float("inf")))
 
 
-class UCB1(Policy):
+class UCB1(CountState, Policy):
     """UCB1 on rewards in ``[0, 1]``.
 
     Untried arms are played first (see :func:`argmax_untried_first`): one row at a time plays every
@@ -64,15 +64,9 @@ class UCB1(Policy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         self.add_hyperparameter("c", c, low=0.0)
-        add_count_state(self, discount)
+        self._init_count_state(discount)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # One index table per group (G, K), gathered per row: rows of a group share statistics.
         table = ucb1_index(self.sums, self.counts, self.counts.sum(1), self.c)
         return argmax_untried_first(table, self.counts, groups)
-
-    def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        return empirical_means(self.sums, self.counts, groups)
-
-    def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
-        observe_rewards(self, arms, rewards, groups)
