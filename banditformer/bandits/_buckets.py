@@ -46,18 +46,19 @@ class BucketsMixin:
     def _init_buckets(
         self,
         kind: type[PolicyBase],
-        base: Callable[..., PolicyBase],
+        base: PolicyBase | Callable[..., PolicyBase],
         num_buckets: int,
         base_kwargs: dict[str, Any] | None,
         num_groups: int,
     ) -> None:
-        """Build the base policy as ``base(num_arms, num_groups=num_buckets, seed=<derived>,
-        **base_kwargs)`` and register the bucket state.
+        """Take the base policy, or build it as ``base(num_arms, num_groups=num_buckets,
+        seed=<derived>, **base_kwargs)``, and register the bucket state.
 
         Args:
             kind: the class the base must be an instance of (context-free).
-            base: the base policy's factory (a policy class is one); never a name: the registry
-                turns names into factories (:mod:`banditformer.builtin`).
+            base: the base policy itself (a context-free ``kind`` over ``num_arms`` arms with
+                ``num_groups = num_buckets``), or its factory (a policy class is one); never a
+                name: the registry turns names into factories (:mod:`banditformer.builtin`).
         """
         policy: Any = self
         name = type(self).__name__
@@ -66,20 +67,31 @@ class BucketsMixin:
                 f"expected `num_groups` = 1 for {name} (buckets are its groups), got {num_groups}"
             )
         policy.add_config("num_buckets", check_int("num_buckets", num_buckets, low=1))
-        if not callable(base):
+        given = isinstance(base, PolicyBase)
+        if not given and not callable(base):
             hint = f" (a name is the registry's: make_policy(..., base={base!r}))" if isinstance(base, str) else ""
             raise InputValidationError(
-                f"expected `base` to be a policy factory, such as a policy class, got {type(base).__name__}{hint}"
+                f"expected `base` to be a policy or a policy factory, such as a policy class, got "
+                f"{type(base).__name__}{hint}"
             )
         if base_kwargs is not None and not isinstance(base_kwargs, dict):
             raise InputValidationError(
                 f"expected `base_kwargs` to be a dict of options, got {type(base_kwargs).__name__}"
             )
-        seed = derive_seed(policy.seed, "base")
-        built = base(policy.num_arms, num_groups=num_buckets, seed=seed, **(base_kwargs or {}))
-        if not isinstance(built, kind) or built.is_contextual or built.num_groups != num_buckets:
+        if given and base_kwargs:
             raise InputValidationError(
-                f"expected `base` to build a context-free {kind.__name__} with num_groups={num_buckets}, got {built!r}"
+                f"expected no `base_kwargs` with a base policy that is already built, got {sorted(base_kwargs)}"
+            )
+        if given:
+            built = base
+        else:
+            built = base(policy.num_arms, num_groups=num_buckets, seed=derive_seed(policy.seed, "base"),
+                         **(base_kwargs or {}))  # fmt: skip
+        ok = isinstance(built, kind) and not built.is_contextual and built.num_groups == num_buckets
+        if not ok or built.num_arms != policy.num_arms:
+            raise InputValidationError(
+                f"expected `base` to {'be' if given else 'build'} a context-free {kind.__name__} over "
+                f"{policy.num_arms} arms with num_groups={num_buckets}, got {built!r}"
             )
         self.base = built
         policy.reward_range = built.reward_range

@@ -24,7 +24,8 @@ class Bucketed(BucketsMixin, Policy):
     Args:
         num_arms: K.
         context_dim: d.
-        base: the wrapped context-free policy's factory, called as
+        base: the wrapped context-free policy (over ``num_arms`` arms, ``num_groups = num_buckets``),
+            or its factory, called as
             ``base(num_arms, num_groups=num_buckets, seed=..., **base_kwargs)``: a policy class
             such as :class:`~banditformer.bandits.UCB1` (the default) is one. By name:
             ``make_policy("bucketed", base="ucb1", ...)``, which also takes plugin policies.
@@ -47,7 +48,7 @@ class Bucketed(BucketsMixin, Policy):
         num_arms: int,
         *,
         context_dim: int | None = None,
-        base: Callable[..., Policy] = UCB1,
+        base: Policy | Callable[..., Policy] = UCB1,
         num_buckets: int = 8,
         base_kwargs: dict[str, Any] | None = None,
         num_groups: int = 1,

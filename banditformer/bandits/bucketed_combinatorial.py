@@ -21,7 +21,8 @@ class BucketedCombinatorial(BucketsMixin, CombinatorialPolicy):
     Args:
         num_arms: N base arms.
         context_dim: d.
-        base: the wrapped context-free combinatorial policy's factory, called as
+        base: the wrapped context-free combinatorial policy (over ``num_arms`` arms, ``num_groups =
+            num_buckets``), or its factory, called as
             ``base(num_arms, num_groups=num_buckets, seed=..., **base_kwargs)``; default
             :class:`~banditformer.bandits.CTS`. By name: ``make_policy("bucketed_combinatorial",
             base="cucb", ...)``.
@@ -43,7 +44,7 @@ class BucketedCombinatorial(BucketsMixin, CombinatorialPolicy):
         num_arms: int,
         *,
         context_dim: int | None = None,
-        base: Callable[..., CombinatorialPolicy] = CTS,
+        base: CombinatorialPolicy | Callable[..., CombinatorialPolicy] = CTS,
         num_buckets: int = 8,
         base_kwargs: dict[str, Any] | None = None,
         num_groups: int = 1,

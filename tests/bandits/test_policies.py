@@ -239,12 +239,28 @@ def test_bucketed_rejects_a_contextual_or_wrong_base() -> None:
         Bucketed(num_arms=2, context_dim=2, base=LinUCB, base_kwargs={"context_dim": 2})
     with pytest.raises(InputValidationError, match="context-free"):  # by name, through the registry
         make_policy("bucketed", num_arms=2, context_dim=2, base="linucb", base_kwargs={"context_dim": 2})
-    with pytest.raises(InputValidationError, match=r"expected `base` to be a policy factory.*got int"):
+    with pytest.raises(InputValidationError, match=r"expected `base` to be a policy or a policy factory.*got int"):
         Bucketed(num_arms=2, context_dim=2, base=3)  # type: ignore[arg-type]
     with pytest.raises(InputValidationError, match=r"got str \(a name is the registry's"):
         Bucketed(num_arms=2, context_dim=2, base="ucb1")  # type: ignore[arg-type]
     with pytest.raises(InputValidationError, match="base_kwargs"):
         Bucketed(num_arms=2, context_dim=2, base_kwargs=[("c", 2.0)])  # type: ignore[arg-type]
+
+
+def test_bucketed_takes_a_built_base_policy_that_fits() -> None:
+    base = UCB1(3, num_groups=4, c=0.5)
+    p = Bucketed(num_arms=3, context_dim=2, base=base, num_buckets=4)
+    assert p.base is base
+    x = torch.randn(6, 2)
+    p.update(p.select(x), torch.rand(6), x)
+    assert float(base.counts.sum()) == 6  # the policy given is the one that learns
+    for bad, what in ((UCB1(3), "num_groups=4"), (UCB1(2, num_groups=4), "over 3 arms"), (CTS(3, num_groups=4), "")):
+        with pytest.raises(InputValidationError, match=rf"expected `base` to be a context-free Policy .*{what}"):
+            Bucketed(num_arms=3, context_dim=2, base=bad, num_buckets=4)
+    with pytest.raises(InputValidationError, match=r"no `base_kwargs` with a base policy that is already built"):
+        Bucketed(num_arms=3, context_dim=2, base=UCB1(3, num_groups=4), num_buckets=4, base_kwargs={"c": 2.0})
+    combo = CTS(4, num_groups=8)
+    assert BucketedCombinatorial(num_arms=4, context_dim=2, base=combo).base is combo
 
 
 def test_bucketed_defaults_are_ucb1_and_cts() -> None:
