@@ -1,5 +1,5 @@
 """The benchmark harness: bandit policies on problems, controllers on tasks, results folders that
-resume (``-> plugins, training, model``). One job per module:
+resume (``-> training, model, plugins`` and the implementations it compares). One job per module:
 
 - :mod:`~banditformer.bench.config`: both benches' configurations (what to run), checked;
 - :mod:`~banditformer.bench.bandits`: ``bench bandits``, its runner (and configuration);
