@@ -190,7 +190,7 @@ def test_factory_returning_the_wrong_type_is_a_plugin_error() -> None:
     pm.register(Liar(), name="liar-plugin")
     set_plugin_manager(pm)
     try:
-        with pytest.raises(PluginError, match=r"plugin 'liar-plugin'.*returned str, expected Policy or CombinatorialPolicy"):
+        with pytest.raises(PluginError, match=r"plugin 'liar-plugin'.*returned str, expected Policy or Combinatorial"):
             banditformer.make_policy("liar", num_arms=2)
     finally:
         set_plugin_manager(None)
