@@ -461,12 +461,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--controllers", nargs="+", default=["static", "static_small", "random", "layerdrop", "dht"],
         help="registered controller names (default: %(default)s)",
     )  # fmt: skip
-    bm.add_argument("--lams", nargs="+", type=float, default=[0.05, 0.2], help="lam values (default: %(default)s)")
     bm.add_argument(
-        "--budgets", nargs="+", type=float, default=[0.5, 0.25], help="baselines' FLOP budgets (default: %(default)s)"
+        "--lams", nargs="*", type=float, default=[0.05, 0.2],
+        help="lam values; none: no lam sweep (default: %(default)s)",
     )
     bm.add_argument(
-        "--dht-budgets", nargs="+", type=float, default=[], help="budgets with lam adapted to them (default: none)"
+        "--budgets", nargs="*", type=float, default=[0.5, 0.25],
+        help="baselines' FLOP budgets; none: no budgeted baseline (default: %(default)s)",
+    )
+    bm.add_argument(
+        "--dht-budgets", nargs="*", type=float, default=[], help="budgets with lam adapted to them (default: none)"
     )
     bm.add_argument("--seeds", type=int, default=1, help="runs per configuration (default: %(default)s)")
     bm.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
@@ -543,7 +547,7 @@ def load_toml_defaults(sub: argparse.ArgumentParser, path: str) -> dict:
     out = {}
     for key, value in values.items():
         action = actions[key]
-        if action.nargs == "+":
+        if action.nargs in ("+", "*"):
             kind = action.type or str
             ok = isinstance(value, list) and all(fits(kind, v) for v in value)
             value = [float(v) for v in value] if ok and kind is float else value

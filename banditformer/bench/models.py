@@ -71,8 +71,9 @@ BUDGETED = ("static_small", "random", "layerdrop")
 def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: float = 0.2) -> dict[str, Any]:
     """Options that put budgeted baseline ``name`` (one of :data:`BUDGETED`) at a FLOP ``budget``:
     ``static_small`` at the largest shape within it, ``random`` matched to its mean FLOPs,
-    ``layerdrop`` (training drop rate ``drop``) pruned to its depth at inference. ``table`` is the
-    model's :class:`~banditformer.core.cost.CostTable`."""
+    ``layerdrop`` (training drop rate ``drop``) pruned at inference to the deepest model that keeps
+    every head within it (LayerDrop prunes layers, not heads). ``table`` is the model's
+    :class:`~banditformer.core.cost.CostTable`."""
     if name not in BUDGETED:
         raise InputValidationError(f"expected a budgeted baseline in {BUDGETED}, got {name!r}")
     depth, heads = budget_shape(table, budget)
@@ -81,7 +82,7 @@ def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: 
     if name == "random":
         rc = RandomController.for_budget(table, budget, seed=seed)
         return {"max_depth": rc.max_depth, "max_heads": rc.max_heads}
-    return {"drop": drop, "inference_depth": depth}
+    return {"drop": drop, "inference_depth": budget_shape(table, budget, all_heads=True)[0]}
 
 
 # -------------------------------------------------------------------------------------- the plan

@@ -65,14 +65,16 @@ class StaticSmall(Fixed):
         return d
 
 
-def budget_shape(table: CostTable, ratio: float) -> tuple[int, int]:
+def budget_shape(table: CostTable, ratio: float, *, all_heads: bool = False) -> tuple[int, int]:
     """The ``(depth, heads)`` of the largest uniform model whose FLOPs stay within ``ratio`` of the
-    full model's (depth 1 with one head if even that is over budget)."""
+    full model's (``all_heads``: only shapes that keep every head, as LayerDrop prunes layers).
+    Below the stem's own share no shape fits, and the stem alone (depth 1) is returned: its
+    FLOPs are above ``ratio``, which a benchmark reports as measured."""
     table = check_cost_table(table)
     check_float("ratio", ratio, low=0.0, high=1.0)
-    best, best_flops = (1, 1), -1.0
+    best, best_flops = (1, table.num_heads if all_heads else 1), -1.0
     for depth in range(1, table.num_layers + 1):
-        for heads in range(1, table.num_heads + 1):
+        for heads in range(table.num_heads if all_heads else 1, table.num_heads + 1):
             flops = table.stem + float(table.layers[1:depth, heads].sum()) + table.classifier
             if flops <= ratio * table.full + 1e-9 and flops > best_flops:
                 best, best_flops = (depth, heads), flops

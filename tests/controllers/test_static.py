@@ -43,3 +43,15 @@ def test_baselines_are_registered_and_check_their_arguments(table) -> None:
         StaticSmall.for_budget("table", 0.5)  # type: ignore[arg-type]
     with pytest.raises(InputValidationError, match="ratio"):
         RandomController.for_budget(table, 1.5)
+
+
+def test_budget_shape_can_keep_every_head(table) -> None:
+    stem = (table.stem + table.classifier) / table.full
+    assert budget_shape(table, stem) == (1, 1) and budget_shape(table, stem / 2, all_heads=True) == (1, 4)
+    for ratio in (0.3, 0.5, 0.8):
+        depth, heads = budget_shape(table, ratio, all_heads=True)
+        assert heads == 4
+        flops = table.stem + float(table.layers[1:depth, 4].sum()) + table.classifier
+        assert flops <= ratio * table.full + 1e-9  # within the budget...
+        deeper = flops + float(table.layers[depth, 4]) if depth < 6 else float("inf")
+        assert deeper > ratio * table.full  # ...and one more full block would not be
