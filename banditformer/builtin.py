@@ -173,6 +173,7 @@ def banditformer_add_tasks() -> dict[str, Callable[..., Any]]:
         "digits": tasks.digits,
         "mnist1d": tasks.mnist1d,
         "bbc_news": tasks.bbc_news,
+        "listops": tasks.listops,
     }
 
 

@@ -25,7 +25,7 @@ from banditformer.core.random import make_generator
 from banditformer.core.task import Split, Task
 from banditformer.core.validation import check_int
 
-__all__ = ["bbc_news", "digits", "mnist1d", "pointer_chasing", "split_indices"]
+__all__ = ["bbc_news", "digits", "mnist1d", "pointer_chasing", "split", "split_indices"]
 
 FRACTIONS = (0.7, 0.15, 0.15)
 
@@ -38,8 +38,9 @@ def split_indices(n: int, seed: int, fractions: Sequence[float] = FRACTIONS) -> 
     return perm[:n_train], perm[n_train : n_train + n_val], perm[n_train + n_val :]
 
 
-def _split(name: str, model: dict[str, Any], x: Tensor, y: Tensor, seed: int, classes: list[str],
+def split(name: str, model: dict[str, Any], x: Tensor, y: Tensor, seed: int, classes: list[str],
            difficulty: Tensor | None = None) -> Task:  # fmt: skip
+    """A :class:`Task` of ``(x, y)`` (and per-sample ``difficulty``) split 70/15/15 by ``seed``."""
     parts = [Split(x[i], y[i], None if difficulty is None else difficulty[i]) for i in split_indices(len(y), seed)]
     return Task(name, model, *parts, classes=classes)
 
@@ -75,7 +76,7 @@ def pointer_chasing(seed: int = 0, num_samples: int = 20000, length: int = 8, ma
         pos = torch.where(hops > step, moved, pos)
     x = torch.cat([(length + hops - 1).unsqueeze(1), pointers], dim=1)  # hop tokens come after positions
     model = {"input": "tokens", "vocab_size": length + max_hops, "seq_len": length + 1, "num_classes": length}
-    return _split("pointer_chasing", model, x, pos, seed, [str(i) for i in range(length)], hops)
+    return split("pointer_chasing", model, x, pos, seed, [str(i) for i in range(length)], hops)
 
 
 def digits(seed: int = 0) -> Task:
@@ -86,7 +87,7 @@ def digits(seed: int = 0) -> Task:
     x = (x - x.mean()) / x.std()
     y = torch.tensor(data.target, dtype=torch.long)
     model = {"input": "patches", "image_size": 8, "patch_size": 2, "channels": 1, "num_classes": 10}
-    return _split("digits", model, x, y, seed, [str(i) for i in range(10)])
+    return split("digits", model, x, y, seed, [str(i) for i in range(10)])
 
 
 @functools.lru_cache(maxsize=1)
@@ -108,7 +109,7 @@ def mnist1d(seed: int = 0, patch: int = 1) -> Task:
     x, y = _mnist1d_arrays()
     x = x.view(-1, 40 // patch, patch)
     model = {"input": "sequence", "seq_len": 40 // patch, "features": patch, "num_classes": 10}
-    return _split("mnist1d", model, x, y, seed, [str(i) for i in range(10)])
+    return split("mnist1d", model, x, y, seed, [str(i) for i in range(10)])
 
 
 _WORD = re.compile(r"[a-z]+")

@@ -11,7 +11,7 @@ from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import PluginManager, hookimpl, set_plugin_manager
 from banditformer.tasks import pointer_chasing, split_indices
 
-SIZES = {"pointer_chasing": 20000, "digits": 1797, "mnist1d": 5000, "bbc_news": 2225}
+SIZES = {"pointer_chasing": 20000, "digits": 1797, "mnist1d": 5000, "bbc_news": 2225, "listops": 20000}
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))

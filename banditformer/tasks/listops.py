@@ -1,0 +1,150 @@
+"""ListOps (Nangia and Bowman, 2018): nested list operations over digits, generated locally, with
+each sample's nesting depth as its known difficulty.
+
+An expression is a digit ``0 .. 9`` or ``[OP a_1 ... a_k ]`` with ``OP`` one of ``MIN``, ``MAX``,
+``MED`` (the lower median: the ``(k-1)//2``-th smallest) and ``SM`` (the sum modulo 10), and each
+``a_i`` an expression. The label is the expression's value (10 classes). A sample's depth is its
+number of nested brackets: depth 1 is one operation over digits, and each level more needs the
+value of an inner list before the outer one can be computed.
+
+Tokens: ``0`` pads, ``1 .. 10`` are the digits ``0 .. 9``, ``11 .. 14`` open ``[MIN``, ``[MAX``,
+``[MED``, ``[SM``, and ``15`` closes ``]``; expressions are padded on the right to ``seq_len``.
+
+Examples:
+    >>> task = listops(seed=0, num_samples=40, max_depth=3, seq_len=48)
+    >>> task.model["vocab_size"], task.model["num_classes"], tuple(task.train.x.shape[1:])
+    (16, 10, (48,))
+    >>> decode(task.train.x[0]).startswith("[")
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from banditformer.core.errors import InputValidationError
+from banditformer.core.random import make_generator
+from banditformer.core.task import Task
+from banditformer.core.validation import check_int
+from banditformer.tasks.datasets import split
+
+__all__ = ["CLOSE", "OPS", "PAD", "VOCAB_SIZE", "decode", "evaluate", "listops"]
+
+OPS = ("MIN", "MAX", "MED", "SM")
+PAD, CLOSE = 0, 15
+VOCAB_SIZE = 16
+_DIGIT0, _OP0 = 1, 11
+
+
+def _apply(op: str, values: list[int]) -> int:
+    if op == "MIN":
+        return min(values)
+    if op == "MAX":
+        return max(values)
+    if op == "MED":
+        return sorted(values)[(len(values) - 1) // 2]
+    return sum(values) % 10
+
+
+def _expression(gen: torch.Generator, depth: int, max_args: int) -> tuple[list[int], int]:
+    """Tokens and value of a random expression of nesting depth exactly ``depth`` (0: a digit)."""
+    if depth == 0:
+        digit = int(torch.randint(10, (1,), generator=gen))
+        return [_DIGIT0 + digit], digit
+    op = int(torch.randint(len(OPS), (1,), generator=gen))
+    k = int(torch.randint(2, max_args + 1, (1,), generator=gen))
+    deep = int(torch.randint(k, (1,), generator=gen))  # the argument that reaches the full depth
+    tokens, values = [_OP0 + op], []
+    for i in range(k):
+        inner = depth - 1 if i == deep else int(torch.randint(depth, (1,), generator=gen))
+        t, v = _expression(gen, inner, max_args)
+        tokens += t
+        values.append(v)
+    return [*tokens, CLOSE], _apply(OPS[op], values)
+
+
+def evaluate(tokens: Tensor | list[int]) -> int:
+    """The value of one token sequence (padding ignored).
+
+    Raises:
+        InputValidationError: for a sequence that is not one well-formed expression.
+    """
+    seq = [int(t) for t in tokens if int(t) != PAD]
+    stack: list[tuple[str, list[int]]] = []
+    result: int | None = None
+    for t in seq:
+        if result is not None:
+            raise InputValidationError(f"expected one expression, got tokens after its end: {seq}")
+        if _DIGIT0 <= t < _DIGIT0 + 10:
+            value = t - _DIGIT0
+        elif _OP0 <= t < _OP0 + len(OPS):
+            stack.append((OPS[t - _OP0], []))
+            continue
+        elif t == CLOSE and stack and stack[-1][1]:
+            op, args = stack.pop()
+            value = _apply(op, args)
+        else:
+            raise InputValidationError(f"expected a well-formed ListOps expression, got token {t} in {seq}")
+        if stack:
+            stack[-1][1].append(value)
+        else:
+            result = value
+    if result is None or stack:
+        raise InputValidationError(f"expected a complete ListOps expression, got {seq}")
+    return result
+
+
+def decode(tokens: Tensor | list[int]) -> str:
+    """A token sequence as text: ``[MAX 3 [MIN 4 1 ] ]``."""
+    words = []
+    for t in (int(t) for t in tokens):
+        if t == PAD:
+            continue
+        if _DIGIT0 <= t < _DIGIT0 + 10:
+            words.append(str(t - _DIGIT0))
+        elif _OP0 <= t < _OP0 + len(OPS):
+            words.append(f"[{OPS[t - _OP0]}")
+        elif t == CLOSE:
+            words.append("]")
+        else:
+            raise InputValidationError(f"expected ListOps tokens in [0, {VOCAB_SIZE}), got {t}")
+    return " ".join(words)
+
+
+def listops(
+    seed: int = 0, num_samples: int = 20000, max_depth: int = 4, max_args: int = 4, seq_len: int = 96
+) -> Task:
+    """ListOps expressions with nesting depth uniform in ``[1, max_depth]`` (the known
+    difficulty), each operation taking 2 to ``max_args`` arguments, at most ``seq_len`` tokens.
+
+    Every draw comes from one generator seeded by ``seed``; an expression longer than ``seq_len``
+    is drawn again (so deep samples have fewer arguments on average than unconstrained ones).
+    The split is the library's 70/15/15 by ``seed``.
+
+    Raises:
+        InputValidationError: for a bad argument, or a ``seq_len`` too short for ``max_depth``
+            (a depth-``d`` expression has at least ``3d + 1`` tokens).
+    """
+    check_int("num_samples", num_samples, low=3)
+    check_int("max_depth", max_depth, low=1)
+    check_int("max_args", max_args, low=2)
+    check_int("seq_len", seq_len, low=4)
+    if seq_len < 3 * max_depth + 1:
+        raise InputValidationError(
+            f"expected `seq_len` of at least {3 * max_depth + 1} for max_depth={max_depth} (the shortest expression "
+            f"of that depth), got {seq_len}"
+        )
+    gen = make_generator(seed)
+    depths = torch.randint(1, max_depth + 1, (num_samples,), generator=gen)
+    x = torch.full((num_samples, seq_len), PAD, dtype=torch.long)
+    y = torch.empty(num_samples, dtype=torch.long)
+    for i, depth in enumerate(depths.tolist()):
+        while True:
+            tokens, value = _expression(gen, depth, max_args)
+            if len(tokens) <= seq_len:
+                break
+        x[i, : len(tokens)] = torch.tensor(tokens)
+        y[i] = value
+    model = {"input": "tokens", "vocab_size": VOCAB_SIZE, "seq_len": seq_len, "num_classes": 10}
+    return split("listops", model, x, y, seed, [str(d) for d in range(10)], depths)

@@ -1,0 +1,75 @@
+"""ListOps: known answers, labels that are the expressions' values, nesting depth as difficulty."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import banditformer as bf
+from banditformer.tasks import listops
+from banditformer.tasks.listops import CLOSE, PAD, decode, evaluate
+
+WORDS = {"[MIN": 11, "[MAX": 12, "[MED": 13, "[SM": 14, "]": CLOSE, **{str(d): d + 1 for d in range(10)}}
+
+
+def tokens(text: str) -> list[int]:
+    return [WORDS[w] for w in text.split()]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("7", 7),
+        ("[MAX 3 [MIN 4 1 ] ]", 3),
+        ("[SM 7 8 ]", 5),
+        ("[MED 5 1 9 2 ]", 2),  # the lower median of 1 2 5 9
+        ("[MED 5 1 9 ]", 5),
+        ("[SM [MAX 9 2 ] [MIN 8 [SM 5 5 ] ] 3 ]", 2),  # 9 + 0 + 3 = 12 -> 2
+    ],
+)
+def test_known_answers(text: str, value: int) -> None:
+    assert evaluate(tokens(text)) == value
+    assert decode(tokens(text)) == text
+
+
+@pytest.mark.parametrize("text", ["", "[MAX 3", "[MAX ]", "3 4", "[SM 1 2 ] ]", "]"])
+def test_malformed_expressions_are_refused(text: str) -> None:
+    with pytest.raises(bf.InputValidationError, match="expected"):
+        evaluate(tokens(text))
+
+
+def _depth(row: torch.Tensor) -> int:
+    level = best = 0
+    for t in row.tolist():
+        if 11 <= t <= 14:
+            level += 1
+            best = max(best, level)
+        elif t == CLOSE:
+            level -= 1
+    return best
+
+
+def test_labels_are_the_values_and_difficulty_is_the_nesting_depth() -> None:
+    task = listops(seed=2, num_samples=600, max_depth=4, seq_len=96)
+    for part in (task.train, task.val, task.test):
+        for x, y, d in zip(part.x, part.y, part.difficulty, strict=True):
+            assert evaluate(x) == int(y) and _depth(x) == int(d)
+            assert bool((x[(x != PAD).sum():] == PAD).all())  # padded on the right only
+    depths = torch.cat([task.train.difficulty, task.val.difficulty, task.test.difficulty])
+    assert torch.bincount(depths, minlength=5)[1:].min() > 100  # every depth 1..4 is common
+    assert (task.train.x != PAD).sum(1).max() <= 96
+
+
+def test_the_same_seed_gives_the_same_task_and_the_registry_has_it() -> None:
+    a, b = listops(seed=5, num_samples=50), bf.make_task("listops", seed=5, num_samples=50)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y, b.test.y)
+    assert not torch.equal(a.train.x, listops(seed=6, num_samples=50).train.x)
+    cfg = bf.TransformerConfig.for_task(a, d_model=16, num_layers=3, num_heads=2)
+    assert bf.DynamicTransformer(cfg)(a.val.x[:3]).shape == (3, 10)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(bf.InputValidationError, match=r"`seq_len` of at least 13 for max_depth=4"):
+        listops(max_depth=4, seq_len=12)
+    with pytest.raises(bf.InputValidationError, match="max_args"):
+        listops(max_args=1)
