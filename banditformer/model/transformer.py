@@ -220,9 +220,9 @@ class DynamicTransformer(nn.Module):
     def backend_for(self, device: torch.device | str) -> Backend:
         """The backend whose kernels the fast path runs for inputs on ``device``: :attr:`backend`
         when set, else the built-in one of that device (made once per device)."""
-        device = torch.device(device)
         if self.backend is not None:
             return self.backend
+        device = torch.device(device)
         key = str(device)
         if key not in self._default_backends:
             self._default_backends[key] = default_backend(device)
