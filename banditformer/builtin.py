@@ -9,7 +9,16 @@ from typing import Any
 
 from banditformer import bandits, tasks
 from banditformer.backends import CPUBackend, CUDABackend
-from banditformer.controllers import DHTController, LayerDropController, RandomController, Static, StaticSmall
+from banditformer.controllers import (
+    DHTController,
+    LayerDropController,
+    PatienceExit,
+    RandomController,
+    Static,
+    StaticSmall,
+    ThresholdBandit,
+    ThresholdExit,
+)
 from banditformer.controllers.dht import MODES
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
@@ -35,6 +44,7 @@ def _base_by_name(wrapper: type[Any], default: str) -> Callable[..., Any]:
     """The registry's factory for a bucketed ``wrapper`` class, which takes its base policy as a
     factory: the same arguments, except that ``base`` may also be a registered policy name
     (plugin policies included; ``default`` when not given), built with ``make_policy``."""
+
     def factory(num_arms: int, *, base: str | Callable[..., Any] = default, **kwargs: Any) -> Any:
         built_by = functools.partial(_registered_policy, base) if isinstance(base, str) else base
         return wrapper(num_arms, base=built_by, **kwargs)
@@ -149,6 +159,43 @@ def _with_options_of(factory: Callable[..., Any], target: type, replaced: tuple[
 _with_options_of(dht, DHTController, ("depth_policy", "count_policy", "head_policy"))
 
 
+def threshold_bandit(
+    num_layers: int,
+    num_heads: int,
+    full_flops: float,
+    cost_table: Any,
+    *,
+    policy: str = "ucb1",
+    policy_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> ThresholdBandit:
+    """The registry's ``threshold_bandit`` factory: a
+    :class:`~banditformer.controllers.ThresholdBandit` whose exit costs come from the model's
+    ``cost_table`` and whose policy is built from a registered name (plugin policies included).
+
+    Args:
+        policy, policy_kwargs: a registered context-free policy over the thresholds, and its options.
+        seed: master seed; the policy and the reveal draws get derived sub-seeds.
+        num_layers, num_heads, full_flops, options: as ``ThresholdBandit`` takes them
+            (``thresholds``, ``metric``, ``lam``, ``flop_budget``, ``reveal``, ...).
+    """
+    check_int("seed", seed, low=0)
+    if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
+        raise InputValidationError(
+            f"expected `policy_kwargs` to be a dict of options, got {type(policy_kwargs).__name__}"
+        )
+    costs = ThresholdBandit.costs_from_table(cost_table)
+    arms = len(options.get("thresholds", inspect.signature(ThresholdBandit).parameters["thresholds"].default))
+    built = make_policy(policy, num_arms=arms, seed=derive_seed(seed, "thresholds"), **(policy_kwargs or {}))
+    return ThresholdBandit(
+        num_layers, num_heads, full_flops, costs, policy=built, seed=derive_seed(seed, "reveal"), **options
+    )
+
+
+_with_options_of(threshold_bandit, ThresholdBandit, ("policy", "exit_costs"))
+
+
 @hookimpl
 def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
     return {
@@ -158,6 +205,11 @@ def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
         "layerdrop": LayerDropController,
         "dht": dht,
         "dht_integrated": functools.partial(dht, mode="integrated"),
+        "threshold_bandit": threshold_bandit,
+        "entropy_exit": functools.partial(ThresholdExit, metric="entropy", threshold=0.3),
+        "confidence_exit": functools.partial(ThresholdExit, metric="max_prob"),
+        "margin_exit": functools.partial(ThresholdExit, metric="margin", threshold=0.8),
+        "patience_exit": PatienceExit,
     }
 
 

@@ -18,7 +18,7 @@ from banditformer.core.random import derive_seed
 from banditformer.core.validation import SEED_MAX, check_int, check_memory
 from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import check_registered, get_plugin_manager, make_controller, make_task
-from banditformer.training import TrainConfig, Trainer
+from banditformer.training import TrainConfig, Trainer, calibrate_budget
 
 __all__ = [
     "MODEL_DEFAULTS",
@@ -47,14 +47,23 @@ def controller_parameters(name: str) -> set[str]:
 
 
 def controller_kwargs_for(
-    controller: str, shape: dict[str, Any], full_flops: float, seed: int, extra: dict[str, Any] | None = None
+    controller: str,
+    shape: dict[str, Any],
+    full_flops: float,
+    seed: int,
+    extra: dict[str, Any] | None = None,
+    table: Any = None,
 ) -> dict[str, Any]:
     """The options :func:`run_experiment` passes to the factory of ``controller``: the model's
-    ``num_layers`` and ``num_heads``, then ``extra``, then ``context_dim``, ``full_flops`` and a
-    ``seed`` derived from ``seed`` where the factory takes them and ``extra`` does not set them."""
+    ``num_layers`` and ``num_heads``, then ``extra``, then ``context_dim``, ``full_flops``, the
+    model's ``cost_table`` (``table``, when given) and a ``seed`` derived from ``seed`` where the
+    factory takes them and ``extra`` does not set them."""
     kwargs = {"num_layers": shape["num_layers"], "num_heads": shape["num_heads"], **(extra or {})}
     accepts = controller_parameters(controller)
-    for name, value in (("context_dim", shape["d_model"]), ("full_flops", full_flops)):
+    filled = [("context_dim", shape["d_model"]), ("full_flops", full_flops)]
+    if table is not None:
+        filled.append(("cost_table", table))
+    for name, value in filled:
         if name in accepts:
             kwargs.setdefault(name, value)
     if "seed" in accepts:
@@ -75,6 +84,16 @@ def run_memory(cfg: Any, batch_size: int) -> dict[str, float]:
     params = L * (4 + 2 * cfg.mlp_ratio) * d * d + (inputs + t + classes) * d
     per_sample = L * (t * d * (8 + 2 * cfg.mlp_ratio) + 2 * h * t * t)
     return {"parameters": 16.0 * params, "activations": 4.0 * per_sample * batch_size, "cost table": 8.0 * params}
+
+
+def _add_spearman(result: dict[str, Any], difficulty: Any, flops: Any) -> None:
+    """``result["spearman_difficulty_flops"]`` on tasks with known difficulty (None: undefined
+    when either side is constant)."""
+    if difficulty is None:
+        return
+    constant = bool((flops == flops[0]).all()) or bool((difficulty == difficulty[0]).all())
+    rho = None if constant else float(stats.spearmanr(difficulty.numpy(), flops.numpy()).statistic)
+    result["spearman_difficulty_flops"] = rho
 
 
 def _model_keys(model: dict[str, Any] | None) -> dict[str, Any]:
@@ -117,7 +136,7 @@ def check_experiment(
             not fit; nothing was trained.
     """
     _, shape, table = prepare_experiment(task, seed, task_kwargs, model, train, cache)
-    kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs)
+    kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs, table)
     make_controller(controller, **kwargs)
     return kwargs
 
@@ -165,9 +184,17 @@ def run_experiment(
     controller_kwargs: dict[str, Any] | None = None,
     train: TrainConfig | None = None,
     out: str | os.PathLike[str] | None = None,
+    calibrate: list[float] | None = None,
 ) -> dict[str, Any]:
     """Train ``controller`` (a registered name) with a fresh model on ``task`` and evaluate it on
     the test split.
+
+    With ``calibrate`` (FLOP budgets; for a controller with operating points, such as the exit
+    controllers), the trained network is also calibrated to each budget on the validation split
+    (:func:`~banditformer.training.calibrate_budget`) and evaluated on the test split there:
+    ``result["calibrated"]`` holds one entry per budget (its test numbers, the knob value, the
+    validation accuracy and FLOP ratio), or ``{"budget", "error"}`` where the budget is
+    unreachable.
 
     Returns:
         ``accuracy``, mean forward FLOPs per sample at inference and in training with their savings
@@ -181,8 +208,12 @@ def run_experiment(
     cache: dict[str, Any] = {}
     data, shape, table = prepare_experiment(task, seed, task_kwargs, model, train, cache)
     net = cache["net"]
-    kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs)
+    kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs, table)
     ctrl = make_controller(controller, **kwargs)
+    if calibrate and ctrl.operating_points() is None:
+        raise InputValidationError(
+            f"expected a controller with operating points to calibrate to budgets {calibrate}, got {controller!r}"
+        )
     config = train or TrainConfig(seed=seed)
     trainer = Trainer(net, ctrl, data, config, on_metrics=get_plugin_manager().notify_metrics)
     start = time.perf_counter()
@@ -206,12 +237,30 @@ def run_experiment(
         "depth_counts": torch.bincount(test["depth"], minlength=shape["num_layers"] + 1)[1:].tolist(),
         "head_count_mean_per_block": test["head_counts"].double().mean(0).tolist(),
     }
-    difficulty = data.test.difficulty
-    if difficulty is not None:
-        flops = test["flops"]
-        constant = bool((flops == flops[0]).all()) or bool((difficulty == difficulty[0]).all())
-        rho = None if constant else float(stats.spearmanr(difficulty.numpy(), flops.numpy()).statistic)
-        result["spearman_difficulty_flops"] = rho  # None: undefined when either side is constant
+    result["test_depths"] = test["depth"].tolist()  # each test sample's exit, in the split's order
+    _add_spearman(result, data.test.difficulty, test["flops"])
+    if calibrate:
+        result["calibrated"] = []
+        for budget in calibrate:
+            try:
+                chosen = calibrate_budget(trainer.model, ctrl, data.val, budget)
+            except InputValidationError as exc:
+                result["calibrated"].append({"budget": budget, "error": str(exc)})
+                continue
+            at = trainer.evaluate(data.test)
+            entry = {
+                "budget": budget,
+                "value": chosen["value"],
+                "val_accuracy": chosen["accuracy"],
+                "val_flop_ratio": chosen["flop_ratio"],
+                "accuracy": at["accuracy"],
+                "flops_per_sample": at["flops_per_sample"],
+                "flop_saving": at["flop_saving"],
+                "eval_us_per_sample": at["seconds"] / max(len(data.test), 1) * 1e6,
+                "test_depths": at["depth"].tolist(),
+            }
+            _add_spearman(entry, data.test.difficulty, at["flops"])
+            result["calibrated"].append(entry)
     if out is not None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)

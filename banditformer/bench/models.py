@@ -12,7 +12,15 @@ How each controller is swept:
 - every controller whose factory takes ``lam`` (``dht``, ``dht_integrated``, plugins alike): one run
   per value in ``lams``, and one per value in ``dht_budgets`` with ``lam`` adapted to that budget
   when it takes ``flop_budget``; ``warmup`` sets ``warmup_steps`` to that share of the training
-  steps when it takes ``warmup_steps``.
+  steps when it takes ``warmup_steps``;
+- controllers with an inference knob (``operating_points``: the exit controllers
+  ``entropy_exit``, ``confidence_exit``, ``margin_exit``, ``patience_exit``, ``threshold_bandit``):
+  each run is also calibrated after training to every FLOP budget in ``budgets`` on the
+  validation split and scored on the test split there, reported as ``label@budget`` (one training
+  serves all budgets; an unreachable budget is that label's failure, with the reason).
+
+``controller_kwargs[name]["budgets"]`` gives one controller its own budgets instead of
+``budgets`` (for the budgeted baselines and the calibrated controllers).
 
 A configuration checks its values when it is made; :func:`plan_models` builds the task, the model
 and its cost table once, settles every run's controller options and builds each configuration's
@@ -50,7 +58,8 @@ from banditformer.bench.runlog import RunLog, check_log
 from banditformer.bench.stats import ci95_halfwidth, pareto_front
 from banditformer.controllers import RandomController, budget_shape
 from banditformer.core.errors import BanditformerError, InputValidationError, PluginError
-from banditformer.core.validation import check_int
+from banditformer.core.validation import check_float, check_int
+from banditformer.plugins import make_controller
 
 __all__ = [
     "BUDGETED",
@@ -66,6 +75,9 @@ __all__ = [
 
 #: The baselines swept over FLOP budgets.
 BUDGETED = ("static_small", "random", "layerdrop")
+
+#: The key of a run's options that lists the budgets it is calibrated to after training.
+CALIBRATE = "calibrate_budgets"
 
 
 def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: float = 0.2) -> dict[str, Any]:
@@ -121,21 +133,31 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
     )
     steps = -(-len(data.train) // config.batch_size) * config.epochs
     runs: list[tuple[str, str, dict[str, Any]]] = []
+    shape = {**experiment.MODEL_DEFAULTS, **config.model}
     for name in config.controllers:
         extra = dict(config.controller_kwargs.get(name, {}))
+        budgets = _own_budgets(name, extra.pop("budgets", None), config.budgets)
         accepts = experiment.controller_parameters(name)
+        probe = experiment.controller_kwargs_for(name, shape, table.full, config.seed, extra, table)
+        try:
+            knob = make_controller(name, **probe).operating_points() is not None
+        except Exception:  # a bad option: check_experiment below names the configuration
+            knob = False
+        calibrate = {CALIBRATE: list(budgets)} if knob and budgets else {}
         if name in BUDGETED:
-            for b in config.budgets:
+            for b in budgets:
                 kw = budget_kwargs(name, table, b, seed=config.seed, drop=config.layerdrop)
                 runs.append((f"{name}@{b:g}", name, {**kw, **extra}))
         elif "lam" in accepts:
             if config.warmup and "warmup_steps" in accepts:
                 extra.setdefault("warmup_steps", round(config.warmup * steps))
-            runs += [(f"{name} lam={lam:g}", name, {**extra, "lam": lam}) for lam in config.lams]
+            runs += [(f"{name} lam={lam:g}", name, {**extra, "lam": lam, **calibrate}) for lam in config.lams]
             if "flop_budget" in accepts:
-                runs += [(f"{name} budget={b:g}", name, {**extra, "flop_budget": b}) for b in config.dht_budgets]
+                runs += [
+                    (f"{name} budget={b:g}", name, {**extra, "flop_budget": b, **calibrate}) for b in config.dht_budgets
+                ]
         else:
-            runs.append((name, name, extra))
+            runs.append((name, name, {**extra, **calibrate}))
     labels = [label for label, _, _ in runs]
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
@@ -149,7 +171,7 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
         try:
             experiment.check_experiment(
                 config.task, controller, seed=config.seed, task_kwargs=config.task_kwargs, model=config.model,
-                controller_kwargs=kwargs, train=train, cache=cache,
+                controller_kwargs=_factory_kwargs(kwargs), train=train, cache=cache,
             )  # fmt: skip
         except PluginError:  # names the plugin already
             raise
@@ -161,6 +183,24 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
     return ModelPlan(config, runs, steps)
 
 
+def _own_budgets(name: str, own: Any, default: list[float]) -> list[float]:
+    """``controller_kwargs[name]["budgets"]``, checked, or ``default`` when not given."""
+    if own is None:
+        return list(default)
+    if isinstance(own, (str, bytes)) or not isinstance(own, (list, tuple)):
+        raise InputValidationError(
+            f"expected controller_kwargs[{name!r}]['budgets'] to be a list of numbers, got {own!r}"
+        )
+    for b in own:
+        check_float(f"controller_kwargs[{name!r}]['budgets'][i]", b, low=0.0, high=1.0, low_open=True)
+    return list(own)
+
+
+def _factory_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A run's options without the bench's own (:data:`CALIBRATE`): what the factory takes."""
+    return {k: v for k, v in kwargs.items() if k != CALIBRATE}
+
+
 # -------------------------------------------------------------------------------------- the runs
 def _one_run(config: ModelBenchConfig, label: str, controller: str, kwargs: dict[str, Any], seed: int) -> dict:
     """One training run; a failure comes back as ``{"label", "controller", "seed", "error"}``."""
@@ -169,7 +209,8 @@ def _one_run(config: ModelBenchConfig, label: str, controller: str, kwargs: dict
     try:
         result = experiment.run_experiment(
             config.task, controller, seed=seed, task_kwargs=config.task_kwargs, model=config.model,
-            controller_kwargs=kwargs, train=config.train_config(seed),
+            controller_kwargs=_factory_kwargs(kwargs), train=config.train_config(seed),
+            calibrate=kwargs.get(CALIBRATE),
         )  # fmt: skip
     except Exception as exc:  # reported by label; the other runs go on
         return {"label": label, "controller": controller, "seed": seed, "error": f"{type(exc).__name__}: {exc}"}
@@ -182,8 +223,16 @@ def _summarise(plan: list[tuple[str, str, dict[str, Any]]], runs: list[dict[str,
     """One row per configuration: its seeds and failures, the mean and 95% interval of each of
     :data:`~banditformer.bench.results.RUN_NUMBERS` over its finished runs, and whether the
     means are on the Pareto front of accuracy against FLOP saving."""
+    runs = list(runs)
+    labels: list[tuple[str, str]] = []
+    for label, controller, kwargs in plan:
+        labels.append((label, controller))
+        for b in kwargs.get(CALIBRATE, []):  # each calibrated budget of a run is a configuration of its own
+            labels.append((f"{label}@{b:g}", controller))
+            for r in [r for r in runs if r["label"] == label]:
+                runs.append(_calibrated_run(r, b, f"{label}@{b:g}"))
     rows = []
-    for label, controller, _ in plan:
+    for label, controller in labels:
         ok = [r for r in runs if r["label"] == label and "error" not in r]
         failed = [r for r in runs if r["label"] == label and "error" in r]
         row: dict[str, Any] = {"label": label, "controller": controller, "seeds": len(ok), "failed": len(failed)}
@@ -197,6 +246,18 @@ def _summarise(plan: list[tuple[str, str, dict[str, Any]]], runs: list[dict[str,
     for r, on in zip(done, pareto_front([(r["accuracy"], r["flop_saving"]) for r in done]), strict=True):
         r["pareto"] = on
     return rows
+
+
+def _calibrated_run(run: dict[str, Any], budget: float, label: str) -> dict[str, Any]:
+    """A run's numbers at one calibrated budget, as a run of ``label`` (its training numbers are
+    the run's own)."""
+    if "error" in run:
+        return {**run, "label": label}
+    entry = next((e for e in run.get("calibrated", []) if e["budget"] == budget), None)
+    if entry is None or "error" in entry:
+        why = "not calibrated" if entry is None else entry["error"]
+        return {"label": label, "controller": run["controller"], "seed": run["seed"], "error": why}
+    return {**run, **entry, "label": label}
 
 
 def run_models(

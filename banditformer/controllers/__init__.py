@@ -1,18 +1,28 @@
-"""Architecture controllers, one module per registry name: ``dht`` (and ``dht_integrated``), and the
-baselines it is compared with, ``static`` and ``static_small``, ``random``, ``layerdrop`` (``-> core``)."""
+"""Architecture controllers, one module per registry name: ``dht`` (and ``dht_integrated``) and
+``threshold_bandit`` (bandits that decide up front and at exit points), and the baselines they are
+compared with: ``static`` and ``static_small``, ``random``, ``layerdrop``, the early exits
+``entropy_exit``, ``confidence_exit`` and ``margin_exit`` (``early_exit``), ``patience_exit``
+(``-> core``)."""
 
 from banditformer.controllers.dht import DHTController, DHTRecord
+from banditformer.controllers.early_exit import ThresholdExit
 from banditformer.controllers.layerdrop import LayerDropController
+from banditformer.controllers.patience import PatienceExit
 from banditformer.controllers.random import RandomController
 from banditformer.controllers.static import Fixed, Static, StaticSmall, budget_shape
+from banditformer.controllers.threshold_bandit import ThresholdBandit, ThresholdRecord
 
 __all__ = [
     "DHTController",
     "DHTRecord",
     "Fixed",
     "LayerDropController",
+    "PatienceExit",
     "RandomController",
     "Static",
     "StaticSmall",
+    "ThresholdBandit",
+    "ThresholdExit",
+    "ThresholdRecord",
     "budget_shape",
 ]

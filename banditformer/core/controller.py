@@ -11,6 +11,7 @@ from torch import Tensor
 
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
+from banditformer.core.exits import ExitPoint, check_halt
 from banditformer.core.state import CheckedModule, locked, restored_on_error, trusted
 from banditformer.core.validation import check_context, check_int, check_rewards
 
@@ -21,6 +22,11 @@ class Controller(CheckedModule, ABC):
     """Decides, per sample, how many layers run and which heads each layer uses.
 
     Subclasses implement ``_decide`` and ``_feedback``; the public methods check their inputs.
+    Decisions come up front (``decide``: a planned depth and head sets from the stem's context)
+    and, for a controller whose :attr:`halts` is True, also at every exit point on the way
+    (``halt``: which of the samples still running stop there, from that exit's logits; see
+    :class:`~banditformer.core.exits.ExitPoint`). Such a controller's ``feedback`` receives each
+    sample's quality at every exit it passed (``exit_quality``).
     A controller holds no learned router: its decisions come from bandit statistics (or are fixed,
     for baselines). Its state dict holds its configuration (:meth:`add_config`, checked on load),
     its adaptive state and statistics, its policies' states, and the state of its ``generator``
@@ -81,6 +87,58 @@ class Controller(CheckedModule, ABC):
         to measure it); False by default."""
         return False
 
+    @property
+    def halts(self) -> bool:
+        """True when the controller decides at exit points (:meth:`halt`): the model then
+        evaluates every exit a sample passes and asks it there; False by default (the planned
+        depth stands)."""
+        return False
+
+    @locked
+    def halt(self, point: ExitPoint, decision: Decision, explore: bool = True) -> Tensor:
+        """Which samples stop at exit point ``point.depth``.
+
+        Args:
+            point: the samples still running and what the model knows about them
+                (:class:`~banditformer.core.exits.ExitPoint`; ``point.rows`` index the batch).
+            decision: what :meth:`decide` returned for the whole batch (its record included).
+            explore: as in :meth:`decide`.
+
+        Returns:
+            ``(n,)`` bool, True for the samples of ``point`` that stop here.
+        """
+        if not isinstance(point, ExitPoint):
+            raise InputValidationError(f"expected `point` to be an ExitPoint, got {type(point).__name__}")
+        if not isinstance(decision, Decision):
+            raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
+        if point.num_layers != self.num_layers:
+            raise InputValidationError(
+                f"expected an exit point of a {self.num_layers}-block model, got one of {point.num_layers}"
+            )
+        if point.size and (int(point.rows.min()) < 0 or int(point.rows.max()) >= decision.batch_size):
+            raise InputValidationError(
+                f"expected `point.rows` in [0, {decision.batch_size}), got {point.rows.min()}..{point.rows.max()}"
+            )
+        mask = self._halt(point, decision, bool(explore))
+        return check_halt(mask, point, type(self).__name__)
+
+    def _halt(self, point: ExitPoint, decision: Decision, explore: bool) -> Tensor:
+        """Return the halting mask for a checked exit point; default: nobody halts."""
+        return torch.zeros(point.size, dtype=torch.bool, device=point.logits.device)
+
+    def operating_points(self) -> list[float] | None:
+        """The values of the controller's inference knob (an exit threshold, a patience) that a
+        calibration to a FLOP budget tries (:func:`~banditformer.training.calibrate_budget`),
+        or ``None`` (default): it has no knob to turn after training."""
+        return None
+
+    def set_operating_point(self, value: float) -> None:
+        """Set the inference knob to ``value`` (one of :meth:`operating_points`)."""
+        raise InputValidationError(
+            f"expected a controller with an inference knob (operating_points), got {type(self).__name__}, which "
+            "has none"
+        )
+
     @locked
     def decide(self, context: Tensor, explore: bool = True) -> Decision:
         """Choose the architecture of each sample.
@@ -98,7 +156,12 @@ class Controller(CheckedModule, ABC):
 
     @locked
     def feedback(
-        self, decision: Decision, quality: Tensor, flops: Tensor, head_importance: Tensor | None = None
+        self,
+        decision: Decision,
+        quality: Tensor,
+        flops: Tensor,
+        head_importance: Tensor | None = None,
+        exit_quality: Tensor | None = None,
     ) -> None:
         """Report how each sample fared under its decision.
 
@@ -110,6 +173,10 @@ class Controller(CheckedModule, ABC):
                 its sample (e.g. ``|dL/d gate|``, see
                 :meth:`~banditformer.model.DynamicTransformer.run`); controllers that do not use
                 it ignore it.
+            exit_quality: for a controller that :attr:`halts`: ``(B, L)`` float, the quality of
+                each sample at every exit it evaluated (``exit_quality[i, d - 1]`` for ``d <=
+                decision.depth[i]``, in ``[0, 1]``; entries past the depth are ignored). Required
+                for such a controller, ignored by the others.
         """
         if not isinstance(decision, Decision):
             raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
@@ -117,8 +184,18 @@ class Controller(CheckedModule, ABC):
         b = decision.batch_size
         check_rewards("quality", quality, (b,), self.device, 0.0, 1.0)
         check_rewards("flops", flops, (b,), self.device, 0.0, float("inf"))
+        extra: dict[str, Tensor] = {}
+        if self.halts:
+            if exit_quality is None:
+                raise InputValidationError(
+                    f"expected `exit_quality` of shape ({b}, {self.num_layers}) for {type(self).__name__} (it "
+                    "decides at exit points), got None"
+                )
+            reached = decision.active_layers  # (B, L): exits 1 .. depth
+            check_rewards("exit_quality", exit_quality, (b, self.num_layers), self.device, 0.0, 1.0, mask=reached)
+            extra["exit_quality"] = torch.where(reached, exit_quality, torch.zeros_like(exit_quality))
         if not self.wants_head_importance:
-            self._apply_feedback(decision, quality, flops)  # head_importance, if any, is not used
+            self._apply_feedback(decision, quality, flops, **extra)  # head_importance, if any, is not used
             return
         shape = (b, self.num_layers, self.num_heads)
         if head_importance is None:
@@ -127,7 +204,7 @@ class Controller(CheckedModule, ABC):
                 "heads by importance), got None"
             )
         check_rewards("head_importance", head_importance, shape, self.device, 0.0, float("inf"))
-        self._apply_feedback(decision, quality, flops, head_importance=head_importance)
+        self._apply_feedback(decision, quality, flops, head_importance=head_importance, **extra)
 
     def _apply_feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         # Built-in controllers check everything before they apply anything; with a plugin's
@@ -145,4 +222,5 @@ class Controller(CheckedModule, ABC):
     @abstractmethod
     def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
         """Update the policies from checked feedback (``extra`` holds ``head_importance`` for a
-        controller whose :attr:`wants_head_importance` is True)."""
+        controller whose :attr:`wants_head_importance` is True, and ``exit_quality`` for one that
+        :attr:`halts`)."""

@@ -87,7 +87,8 @@ class CostTable:
 
     def sample_flops(self, decision: Decision, training: bool = False) -> Tensor:
         """Each sample's forward FLOPs under ``decision`` (times :data:`TRAIN_FLOPS_FACTOR` when
-        ``training``), vectorised: one gather over the ``(B, L)`` head counts.
+        ``training``), vectorised: one gather over the ``(B, L)`` head counts. A decision with
+        ``exits`` (a multi-exit pass) pays the classifier once per exit evaluated.
 
         Returns:
             ``(B,)`` float64 on the decision's device.
@@ -98,7 +99,8 @@ class CostTable:
         table = self.layers.to(decision.depth.device)
         counts = decision.head_counts  # (B, L), 0 where the sample skips the block
         per_block = table.gather(1, counts.T).T  # (B, L): layers[l, counts[b, l]]
-        flops = self.stem + per_block[:, 1:].sum(1) + self.classifier
+        exits = 1.0 if decision.exits is None else decision.exits.to(per_block.dtype)
+        flops = self.stem + per_block[:, 1:].sum(1) + self.classifier * exits
         return flops * (TRAIN_FLOPS_FACTOR if training else 1.0)
 
     def flop_ratio(self, decision: Decision) -> Tensor:

@@ -49,6 +49,10 @@ class Decision:
             layer ``l``. Entries of layers at or past ``depth[i]`` are ignored.
         record: the deciding controller's own record of what it chose
             (a :class:`DecisionRecord` subclass it defines), or ``None``.
+        exits: ``None`` (each sample evaluates one classifier, at its depth), or a ``(B,)``
+            int64 tensor of the exit classifiers each sample evaluated on its way, ``1 ..
+            depth[i]``: a multi-exit pass (:class:`~banditformer.core.exits.ExitOutput`) evaluates
+            every exit it passes, and each costs the classifier's FLOPs.
 
     Examples:
         >>> d = Decision.full(batch_size=2, num_layers=4, num_heads=8)
@@ -59,6 +63,7 @@ class Decision:
     depth: Tensor
     heads: Tensor
     record: DecisionRecord | None = None
+    exits: Tensor | None = None
 
     def to(self, device: torch.device | str) -> Decision:
         """The decision with its tensors, the record's included, on ``device``.
@@ -69,7 +74,8 @@ class Decision:
         """
         device = check_device("device", device)
         record = None if self.record is None else self.record.to(device)
-        return Decision(self.depth.to(device), self.heads.to(device), record)
+        exits = None if self.exits is None else self.exits.to(device)
+        return Decision(self.depth.to(device), self.heads.to(device), record, exits)
 
     @property
     def batch_size(self) -> int:
@@ -128,12 +134,20 @@ class Decision:
             kind="bool",
             device=self.depth.device if device is None else device,
         )
+        if self.exits is not None:
+            check_tensor("decision.exits", self.exits, shape=(b,), kind="int", device=self.depth.device)
         if b == 0:
             return self
         bad = (self.depth < 1) | (self.depth > num_layers)
         if bool(bad.any()):
             raise InputValidationError(
                 f"expected `decision.depth` in [1, {num_layers}], got values {self.depth[bad][:5].tolist()}"
+            )
+        if self.exits is not None and bool(((self.exits < 1) | (self.exits > self.depth)).any()):
+            wrong = ((self.exits < 1) | (self.exits > self.depth)).nonzero()[0, 0]
+            raise InputValidationError(
+                f"expected `decision.exits` in [1, depth] per sample, got {int(self.exits[wrong])} for sample "
+                f"{int(wrong)} of depth {int(self.depth[wrong])}"
             )
         empty = self.active_layers & ~self.heads.any(-1)
         if bool(empty.any()):

@@ -16,7 +16,7 @@ Two execution paths give the same result:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -26,14 +26,19 @@ from banditformer.core.backend import Backend
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
+from banditformer.core.exits import ExitOutput, ExitPoint, check_halt
 from banditformer.core.validation import check_tensor
 from banditformer.model.config import TransformerConfig
 from banditformer.model.flops import MATMUL_OPS, count_flops
 from banditformer.model.layers import Block, InputEmbedding
 
-__all__ = ["PATHS", "DynamicTransformer"]
+__all__ = ["PATHS", "DynamicTransformer", "HaltFn"]
 
 PATHS = ("fast", "reference")
+
+#: ``halt(point) -> (n,) bool``: which samples of an exit point stop there (e.g.
+#: ``functools.partial(controller.halt, decision=d, explore=False)``).
+HaltFn = Callable[[ExitPoint], Tensor]
 
 
 class DynamicTransformer(nn.Module):
@@ -244,6 +249,61 @@ class DynamicTransformer(nn.Module):
         Returns:
             ``(B, num_classes)`` logits.
         """
+        decision = self._check_run(h, decision, path, head_gate)
+        if h.shape[0] == 0:
+            return self.classify(h)
+        if path == "reference":
+            return self._run_reference(h, decision, head_gate)
+        return self._run_fast(h, decision, head_gate)
+
+    def run_exits(
+        self,
+        h: Tensor,
+        decision: Decision,
+        *,
+        halt: HaltFn | None = None,
+        all_exits: bool = False,
+        path: str = "fast",
+        head_gate: Tensor | None = None,
+    ) -> ExitOutput:
+        """Run the rest of the model deciding at exit points, evaluating every exit passed.
+
+        At exit point ``d = 1 .. L - 1`` (after block ``d - 1``) the exit classifier of depth ``d``
+        runs on every sample still running; the samples whose planned depth is ``d`` stop, and
+        ``halt`` is asked which of the others stop too. Halted samples leave the active set: on
+        the fast path the blocks after run on the remaining rows only, so halting saves time; on
+        the reference path every block runs on every sample and ``torch.where`` keeps the halted
+        ones' states (the two paths give the same outputs and gradients).
+
+        Args:
+            h, decision, path, head_gate: as in :meth:`run` (``decision.depth`` is each sample's
+                planned depth: it stops there unless it halts before).
+            halt: ``halt(point) -> (n,) bool`` at each exit point (``point.rows`` increasing), or
+                ``None``: nobody halts.
+            all_exits: evaluate every exit passed also without ``halt`` (multi-exit training
+                objectives need them); with ``halt=None`` and ``all_exits=False`` this is
+                :meth:`run`, with only each sample's last exit evaluated.
+
+        Returns:
+            An :class:`~banditformer.core.exits.ExitOutput`: each sample's logits at the depth it
+            reached, that depth, every exit's logits (when evaluated) and the exits evaluated.
+        """
+        decision = self._check_run(h, decision, path, head_gate)
+        if halt is not None and not callable(halt):
+            raise InputValidationError(f"expected `halt` to be a callable (ExitPoint) -> mask or None, got {halt!r}")
+        b = h.shape[0]
+        if halt is None and not all_exits:
+            logits = self.run(h, decision, path, head_gate)
+            return ExitOutput(logits, decision.depth, None, torch.ones_like(decision.depth))
+        if b == 0:
+            logits = self.classify(h)
+            empty = logits.new_zeros(0, self.cfg.num_layers, self.cfg.num_classes)
+            return ExitOutput(logits, decision.depth, empty, decision.depth.clone())
+        if path == "reference":
+            return self._exits_reference(h, decision, halt, head_gate)
+        return self._exits_fast(h, decision, halt, head_gate)
+
+    def _check_run(self, h: Tensor, decision: object, path: str, head_gate: Tensor | None) -> Decision:
         if path not in PATHS:
             raise InputValidationError(f"expected `path` in {PATHS}, got {path!r}")
         weight = self.head.weight
@@ -255,11 +315,7 @@ class DynamicTransformer(nn.Module):
         decision = self.check_decision(decision, h.shape[0], h.device)
         if head_gate is not None:
             check_tensor("head_gate", head_gate, shape=tuple(decision.heads.shape), kind="float", device=weight.device)
-        if h.shape[0] == 0:
-            return self.classify(h)
-        if path == "reference":
-            return self._run_reference(h, decision, head_gate)
-        return self._run_fast(h, decision, head_gate)
+        return decision
 
     def forward(self, x: Tensor, decision: Decision | None = None, path: str = "fast") -> Tensor:
         """Logits ``(B, num_classes)`` for input ``x`` under ``decision`` (the full model if None)."""
@@ -307,3 +363,98 @@ class DynamicTransformer(nn.Module):
         else:
             logits = self.classify(torch.cat([chunk for _, chunk in done[::-1]]))
         return logits[torch.argsort(order)]
+
+    @staticmethod
+    def _streak(pred: Tensor, last: Tensor | None, streak: Tensor | None) -> Tensor:
+        """Consecutive exits predicting the same class, this one included (PABEE's patience)."""
+        if last is None or streak is None:
+            return torch.ones_like(pred)
+        return torch.where(pred == last, streak + 1, torch.ones_like(streak))
+
+    def _ask(self, halt: HaltFn, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor) -> Tensor:
+        point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
+        return check_halt(halt(point), point, "halt")
+
+    def _exits_reference(self, h: Tensor, decision: Decision, halt: HaltFn | None, gate: Tensor | None) -> ExitOutput:
+        b, layers = h.shape[0], self.cfg.num_layers
+        context = self.pool(h).detach()
+        planned = decision.depth
+        active = torch.ones(b, dtype=torch.bool, device=h.device)
+        depth = planned.clone()
+        every, last, streak = [], None, None
+        for d in range(1, layers):
+            logits = self.classify(h, d)
+            every.append(logits)
+            pred = logits.argmax(-1)
+            streak, last = self._streak(pred, last, streak), pred
+            stop = active & (planned <= d)
+            going = active & ~stop
+            if halt is not None and bool(going.any()):
+                idx = going.nonzero().squeeze(1)
+                halted = self._ask(halt, d, idx, logits[idx], context[idx], streak[idx])
+                stop = stop.index_put((idx,), halted, accumulate=False) | stop
+            depth = torch.where(stop, torch.full_like(depth, d), depth)
+            active = active & ~stop
+            g = None if gate is None else gate[:, d]
+            h = torch.where(active[:, None, None], self.blocks[d](h, decision.heads[:, d], g), h)
+        every.append(self.classify(h, layers))
+        stacked = torch.stack(every, 1)  # (B, L, C)
+        logits = stacked[torch.arange(b, device=h.device), depth - 1]
+        reached = torch.arange(1, layers + 1, device=h.device).unsqueeze(0) <= depth.unsqueeze(1)
+        exit_logits = torch.where(reached.unsqueeze(-1), stacked, torch.zeros_like(stacked))
+        return ExitOutput(logits, depth, exit_logits, depth.clone())
+
+    def _exits_fast(self, h: Tensor, decision: Decision, halt: HaltFn | None, gate: Tensor | None) -> ExitOutput:
+        b, layers, dev = h.shape[0], self.cfg.num_layers, h.device
+        backend = self.backend_for(dev)
+        context = self.pool(h).detach()
+        packed = torch.cat([decision.depth.unsqueeze(1), decision.heads.flatten(1).long()], dim=1).cpu()
+        planned_host, heads_host = packed[:, 0], packed[:, 1:].view_as(decision.heads).bool()
+        rows_host, rows = torch.arange(b), torch.arange(b, device=dev)
+        cur, last, streak = h, None, None
+        done_rows, done_logits, done_depth = [], [], []  # the samples that stopped, per exit
+        seen_rows, seen_depth, seen_logits = [], [], []  # every exit evaluated
+        for d in range(1, layers + 1):
+            logits = self.classify(cur, d)
+            seen_rows.append(rows)
+            seen_depth.append(torch.full_like(rows, d - 1))
+            seen_logits.append(logits)
+            if d == layers:
+                done_rows.append(rows_host)
+                done_logits.append(logits)
+                done_depth.append(torch.full_like(rows_host, d))
+                break
+            pred = logits.argmax(-1)
+            streak, last = self._streak(pred, last, streak), pred
+            stop = planned_host[rows_host] <= d
+            if halt is not None and not bool(stop.all()):
+                idx = (~stop).nonzero().squeeze(1)
+                on_dev = idx.to(dev)
+                halted = self._ask(halt, d, rows[on_dev], logits[on_dev], context[rows[on_dev]], streak[on_dev])
+                stop[idx] = halted.cpu()
+            if bool(stop.any()):
+                out = stop.nonzero().squeeze(1)
+                done_rows.append(rows_host[out])
+                done_logits.append(logits[out.to(dev)])
+                done_depth.append(torch.full_like(out, d))
+            keep = (~stop).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            if keep.numel() < stop.numel():
+                on_dev = keep.to(dev)
+                rows_host, rows = rows_host[keep], rows[on_dev]
+                cur, last, streak = cur[on_dev], last[on_dev], streak[on_dev]
+            host_heads = heads_host[rows_host, d]
+            g = None if gate is None else gate[rows, d]
+            if bool(host_heads.all()):
+                cur = self.blocks[d].forward_subset(cur, None, g)
+            else:
+                cur = self.blocks[d].forward_routed(cur, decision.heads[rows, d], backend, host_heads, g)
+        order = torch.argsort(torch.cat(done_rows)).to(dev)
+        logits = torch.cat(done_logits)[order]
+        depth = torch.cat(done_depth)[order.cpu()].to(dev)
+        first = seen_logits[0]
+        exit_logits = first.new_zeros(b, layers, first.shape[-1]).index_put(
+            (torch.cat(seen_rows), torch.cat(seen_depth)), torch.cat(seen_logits)
+        )
+        return ExitOutput(logits, depth, exit_logits, depth.clone())

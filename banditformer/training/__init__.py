@@ -3,7 +3,19 @@ accounting (:mod:`~banditformer.training.trainer`), checkpoint files and their c
 (:mod:`~banditformer.training.checkpoint`), and the data-parallel parts
 (:mod:`~banditformer.training.distributed`)."""
 
+from banditformer.training.calibration import calibrate_budget, operating_curve
 from banditformer.training.checkpoint import check_writable, remove_stale_temporaries, save_atomic
-from banditformer.training.trainer import MetricsObserver, TrainConfig, Trainer
+from banditformer.training.trainer import OBJECTIVES, MetricsObserver, TrainConfig, Trainer, multi_exit_loss
 
-__all__ = ["MetricsObserver", "TrainConfig", "Trainer", "check_writable", "remove_stale_temporaries", "save_atomic"]
+__all__ = [
+    "OBJECTIVES",
+    "MetricsObserver",
+    "TrainConfig",
+    "Trainer",
+    "calibrate_budget",
+    "check_writable",
+    "multi_exit_loss",
+    "operating_curve",
+    "remove_stale_temporaries",
+    "save_atomic",
+]

@@ -320,9 +320,10 @@ def check_checkpoint(
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= rows:
             raise _bad(field, f"an int in [0, {rows}] (step x batch_size)", v, where)
     flops = state["train_flops"]
-    top = state["train_samples"] * full_flops * (1 + 1e-9)
+    # a multi-exit step pays every exit's classifier, a sandwich step three more shapes: at most 4x the full model
+    top = state["train_samples"] * full_flops * 4 * (1 + 1e-9)
     if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not 0 <= flops <= top:
-        raise _bad("train_flops", f"a finite number in [0, {top:g}] (train_samples x full FLOPs)", flops, where)
+        raise _bad("train_flops", f"a finite number in [0, {top:g}] (train_samples x 4 full FLOPs)", flops, where)
     history, epochs = state["history"], config.epochs
     if not isinstance(history, list) or len(history) > epochs:
         raise _bad("history", f"a list of at most {epochs} records", type(history).__name__, where)

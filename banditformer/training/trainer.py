@@ -17,6 +17,7 @@ runs the model with its backend's kernels and reports each epoch's metrics to an
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -59,7 +60,10 @@ from banditformer.training.distributed import (
     sum_over_ranks,
 )
 
-__all__ = ["MetricsObserver", "TrainConfig", "Trainer"]
+__all__ = ["OBJECTIVES", "MetricsObserver", "TrainConfig", "Trainer", "multi_exit_loss"]
+
+#: The training objectives (see :class:`TrainConfig`).
+OBJECTIVES = ("auto", "last", "joint", "distill", "sandwich")
 
 
 @dataclass
@@ -80,6 +84,21 @@ class TrainConfig:
         sync_every: under ``torch.distributed`` with several ranks, all-reduce the bandit
             statistics' increments every this many steps (see
             :mod:`banditformer.training.distributed`); ignored in a single process.
+        objective: what the network learns from (see :func:`multi_exit_loss`):
+
+            - ``"last"``: cross-entropy at each sample's own exit (the depth it ran to);
+            - ``"joint"``: the weighted joint loss over every exit a sample passed, exit ``d``
+              weighted by ``d`` (as PABEE and the multi-exit literature train);
+            - ``"distill"``: the joint loss, and self-distillation of each shallower exit from
+              the sample's deepest one (``distill_weight`` of the loss, at ``temperature``);
+            - ``"sandwich"``: the sandwich rule of slimmable networks: each step the batch also
+              runs the largest shape (the full model), the smallest (the stem alone) and one
+              random uniform shape (depth and heads drawn per step from the seed), on the same
+              stem, and their losses are added to the controller's (training FLOPs count them);
+            - ``"auto"`` (default): ``"joint"`` for a controller that decides at exit points
+              (its exits must learn to classify), ``"last"`` otherwise.
+        distill_weight, temperature: the share of the distillation term and its softmax
+            temperature (``"distill"``).
     """
 
     epochs: int = 5
@@ -93,6 +112,15 @@ class TrainConfig:
     progress: bool = True
     greedy_tail: float = 0.0
     sync_every: int = 1
+    objective: str = "auto"
+    distill_weight: float = 0.5
+    temperature: float = 2.0
+
+    def resolved_objective(self, controller: Controller) -> str:
+        """The objective a run with ``controller`` trains with (``"auto"`` resolved)."""
+        if self.objective != "auto":
+            return self.objective
+        return "joint" if controller.halts else "last"
 
     def total_steps(self, train_rows: int) -> int:
         """Optimisation steps of the whole schedule on ``train_rows`` training rows (the last batch
@@ -114,6 +142,10 @@ class TrainConfig:
         check_int("seed", self.seed, low=0)
         check_float("greedy_tail", self.greedy_tail, low=0.0, high=1.0, high_open=True)
         check_int("sync_every", self.sync_every, low=1)
+        if self.objective not in OBJECTIVES:
+            raise InputValidationError(f"expected `objective` in {OBJECTIVES}, got {self.objective!r}")
+        check_float("distill_weight", self.distill_weight, low=0.0, high=1.0)
+        check_float("temperature", self.temperature, low=0.0, low_open=True)
         if self.autocast_dtype not in (None, "bfloat16", "float16"):
             raise InputValidationError(
                 f"expected `autocast_dtype` in (None, 'bfloat16', 'float16'), got {self.autocast_dtype!r}"
@@ -136,9 +168,15 @@ class _Forward(nn.Module):
         self.autocast = autocast
         self.dtype = dtype
 
-    def forward(self, x: Tensor, explore: bool, gate: bool = False) -> tuple[Tensor, Decision, Tensor | None]:
-        """``x`` ``(B, ...)`` -> float32 logits ``(B, C)``, the decision, and with ``gate`` the
-        ``(B, L, H)`` head gate of ones whose gradient is each head's importance (else None)."""
+    def forward(
+        self, x: Tensor, explore: bool, gate: bool = False, exits: bool = False, shapes: tuple[Decision, ...] = ()
+    ) -> tuple[Tensor, Decision, Tensor | None, Tensor | None, list[Tensor]]:
+        """``x`` ``(B, ...)`` -> float32 logits ``(B, C)``; the decision as run (the depth each
+        sample reached: a halting controller's samples may stop before the planned depth, and
+        the exits evaluated); with ``gate`` the ``(B, L, H)`` head gate of ones whose gradient is
+        each head's importance (else None); with ``exits`` or a halting controller the
+        ``(B, L, C)`` logits of every exit passed (else None); and the logits of each extra
+        decision in ``shapes`` run on the same stem (the sandwich rule's shapes)."""
         with self.backend.autocast(enabled=self.autocast, dtype=self.dtype):
             h, context = self.model.stem(x)
             try:  # decide checks that the context is finite; a model that makes NaN has diverged
@@ -153,10 +191,62 @@ class _Forward(nn.Module):
             head_gate = None
             if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
                 head_gate = torch.ones(decision.heads.shape, device=h.device, requires_grad=True)
-            logits = self.model.run(h, decision, head_gate=head_gate)
+            exit_logits = None
+            if self.controller.halts or exits:
+                halt = (
+                    functools.partial(self.controller.halt, decision=decision, explore=explore)
+                    if self.controller.halts
+                    else None
+                )
+                out = self.model.run_exits(h, decision, halt=halt, all_exits=exits, head_gate=head_gate)
+                logits, exit_logits = out.logits, out.exit_logits
+                decision = Decision(out.depth, decision.heads, decision.record, out.exits)
+            else:
+                logits = self.model.run(h, decision, head_gate=head_gate)
+            extra = [self.model.run(h, shape).float() for shape in shapes]
         # DDP passes the output through: the logits through its autograd sink, the decision (a
         # dataclass, a leaf to its pytree) and the gate (a leaf tensor) as they are.
-        return logits.float(), decision, head_gate
+        return logits.float(), decision, head_gate, None if exit_logits is None else exit_logits.float(), extra
+
+
+def multi_exit_loss(
+    exit_logits: Tensor, depth: Tensor, y: Tensor, *, distill_weight: float = 0.0, temperature: float = 1.0
+) -> Tensor:
+    """The weighted joint loss over the exits each sample passed, with optional self-distillation.
+
+    Per sample ``i`` of depth ``D_i``: ``sum_d w_d CE_d / sum_d w_d`` over its exits ``d = 1 ..
+    D_i``, with ``w_d = d`` (deeper exits weigh more, as PABEE trains); with ``distill_weight``
+    ``a > 0``, ``(1 - a)`` times that plus ``a`` times the mean over its shallower exits of
+    ``T^2 KL(p_T(deepest) || p_T(exit d))``, the deepest exit's softened prediction (detached)
+    taught to the shallower ones (self-distillation, as in BYOT and DynaBERT). The mean over the
+    batch.
+
+    Args:
+        exit_logits: ``(B, L, C)``, every exit's logits (zeros past each sample's depth).
+        depth: ``(B,)`` int64 depths reached, ``1 .. L``.
+        y: ``(B,)`` int64 labels.
+
+    Examples:
+        >>> logits = torch.tensor([[[2.0, 0.0], [4.0, 0.0]]])     # one sample, two exits
+        >>> round(float(multi_exit_loss(logits, torch.tensor([2]), torch.tensor([0]))), 4)
+        0.0544
+    """
+    b, layers, classes = exit_logits.shape
+    reached = (torch.arange(1, layers + 1, device=depth.device).unsqueeze(0) <= depth.unsqueeze(1)).float()
+    weights = torch.arange(1, layers + 1, device=depth.device, dtype=torch.float32).unsqueeze(0) * reached
+    ce = F.cross_entropy(exit_logits.reshape(b * layers, classes), y.repeat_interleave(layers), reduction="none").view(
+        b, layers
+    )
+    joint = ((ce * weights).sum(1) / weights.sum(1)).mean()
+    if distill_weight <= 0.0:
+        return joint
+    deepest = exit_logits[torch.arange(b, device=depth.device), depth - 1].detach()
+    teacher = (deepest / temperature).log_softmax(-1)
+    student = (exit_logits / temperature).log_softmax(-1)
+    kl = (teacher.exp().unsqueeze(1) * (teacher.unsqueeze(1) - student)).sum(-1) * temperature**2  # (B, L)
+    shallower = reached * (torch.arange(1, layers + 1, device=depth.device).unsqueeze(0) < depth.unsqueeze(1))
+    kd = ((kl * shallower).sum(1) / shallower.sum(1).clamp_min(1.0)).mean()
+    return (1.0 - distill_weight) * joint + distill_weight * kd
 
 
 #: ``on_metrics(source, step, metrics)``: an observer of the trainer's metrics.
@@ -228,6 +318,7 @@ class Trainer:
         self.task, self.config = task, config
         self.on_metrics = on_metrics
         self.total_steps = config.total_steps(len(task.train))
+        self.objective = config.resolved_objective(controller)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps)
         self.step = 0
@@ -324,10 +415,30 @@ class Trainer:
     def _train_step(self, x: Tensor, y: Tensor) -> dict[str, float]:
         self.model.train()
         explore = self.step < self.total_steps * (1.0 - self.config.greedy_tail)
-        logits, decision, gate = self._step_net(x, explore, self.controller.wants_head_importance)
-        loss = F.cross_entropy(logits, y)
-        quality = logits.detach().softmax(-1).gather(1, y.unsqueeze(1)).squeeze(1)
+        objective = self.objective
+        shapes = self._sandwich_shapes(y.shape[0]) if objective == "sandwich" else ()
+        logits, decision, gate, exit_logits, extra = self._step_net(
+            x, explore, self.controller.wants_head_importance, objective in ("joint", "distill"), shapes
+        )
+        if objective in ("joint", "distill"):
+            assert exit_logits is not None
+            weight = self.config.distill_weight if objective == "distill" else 0.0
+            loss = multi_exit_loss(
+                exit_logits, decision.depth, y, distill_weight=weight, temperature=self.config.temperature
+            )
+        else:
+            loss = F.cross_entropy(logits, y)
+            for shape_logits in extra:  # the sandwich rule: the largest, smallest and a random shape too
+                loss = loss + F.cross_entropy(shape_logits, y)
+        probs = logits.detach().softmax(-1)
+        quality = probs.gather(1, y.unsqueeze(1)).squeeze(1)
+        exit_quality = None
+        if self.controller.halts and exit_logits is not None:
+            labels = y.view(-1, 1, 1).expand(-1, exit_logits.shape[1], 1)
+            exit_quality = exit_logits.detach().softmax(-1).gather(2, labels).squeeze(2).float()
         flops = self.model.sample_flops(decision).to(quality.device)
+        for shape in shapes:  # the sandwich's extra passes are training compute too
+            flops = flops + self.model.sample_flops(shape).to(quality.device)
         # FLOPs, loss and accuracy over the global batch (summed over ranks when distributed)
         totals = torch.stack([
             flops.double().sum(), torch.tensor(float(flops.numel()), dtype=torch.float64, device=flops.device),
@@ -361,7 +472,8 @@ class Trainer:
         overflow = self.scaler is not None and importance is not None and not bool(torch.isfinite(importance).all())
         with restored_on_error(self.controller):
             if not overflow:
-                self.controller.feedback(decision, quality, flops.float(), head_importance=importance)
+                more = {} if exit_quality is None else {"exit_quality": exit_quality}
+                self.controller.feedback(decision, quality, flops.float(), head_importance=importance, **more)
             self.sync.step()
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
@@ -376,6 +488,22 @@ class Trainer:
         self.train_samples += int(rows)
         self.step += 1
         return {"loss": loss_sum / rows, "accuracy": correct / rows, "flop_ratio": flop_sum / rows / self.full_flops}
+
+    def _sandwich_shapes(self, b: int) -> tuple[Decision, ...]:
+        """The sandwich rule's extra shapes for this step: the full model, the stem alone and one
+        uniform shape drawn from ``(seed, step)`` (so a resumed run draws the same ones)."""
+        layers, heads = self.model.cfg.num_layers, self.model.cfg.num_heads
+        dev = self.backend.device
+        gen = make_generator(derive_seed(self.config.seed, "sandwich", self.step))
+        depth = int(torch.randint(1, layers + 1, (1,), generator=gen))
+        count = int(torch.randint(1, heads + 1, (1,), generator=gen))
+        full = Decision.full(b, layers, heads, device=dev)
+        stem = Decision.full(b, layers, heads, device=dev)
+        stem.depth.fill_(1)
+        middle = Decision.full(b, layers, heads, device=dev)
+        middle.depth.fill_(depth)
+        middle.heads[:, 1:, count:] = False
+        return full, stem, middle
 
     @property
     def train_flop_ratio(self) -> float:
@@ -396,7 +524,7 @@ class Trainer:
         mine = torch.arange(self.rank, len(split), self.world)
         for start in range(0, len(mine), batch_size):
             x, y = self._batch(split, mine[start : start + batch_size])
-            logits, decision, _ = self._net(x, explore=False)
+            logits, decision, _, _, _ = self._net(x, explore=False)
             hits.append((logits.argmax(1) == y).cpu())
             flops.append(self.model.sample_flops(decision).cpu())
             depths.append(decision.depth.cpu())

@@ -1,0 +1,115 @@
+"""Calibration to a FLOP budget at inference: after training, the controller's inference knob (an
+exit threshold, a patience) is set on the validation split so that the mean FLOP ratio there is as
+close to the budget as the knob allows without exceeding it. The test split is never seen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from banditformer.core.controller import Controller
+from banditformer.core.decision import Decision
+from banditformer.core.errors import InputValidationError
+from banditformer.core.exits import replay_exits
+from banditformer.core.task import Split
+from banditformer.core.validation import check_float, check_int
+from banditformer.model import DynamicTransformer
+
+__all__ = ["calibrate_budget", "operating_curve"]
+
+
+@torch.no_grad()
+def operating_curve(
+    model: DynamicTransformer, controller: Controller, split: Split, *, batch_size: int = 256
+) -> list[dict[str, float]]:
+    """Accuracy and mean FLOP ratio on ``split`` at each of the controller's operating points.
+
+    The model runs once, deciding with ``explore=False`` and evaluating every exit; each
+    operating point's halting is then replayed on those exits' logits
+    (:func:`~banditformer.core.exits.replay_exits`), exactly as inference would halt. The
+    controller's knob is left where it was.
+
+    Returns:
+        One ``{"value", "accuracy", "flop_ratio"}`` per operating point, in the controller's order.
+
+    Raises:
+        InputValidationError: a controller without operating points, or an empty split.
+    """
+    if not isinstance(model, DynamicTransformer):
+        raise InputValidationError(f"expected a DynamicTransformer, got {type(model).__name__}")
+    if not isinstance(controller, Controller):
+        raise InputValidationError(f"expected a Controller, got {type(controller).__name__}")
+    if not isinstance(split, Split) or len(split) == 0:
+        raise InputValidationError(f"expected a non-empty Split, got {split!r}")
+    check_int("batch_size", batch_size, low=1)
+    points = controller.operating_points()
+    if not points:
+        raise InputValidationError(
+            f"expected a controller with operating points (an inference knob), got {type(controller).__name__}"
+        )
+    was_training = model.training
+    model.eval()
+    dev, table = model.head.weight.device, model.cost_table()
+    batches: list[tuple[Decision, Any, Any, Any]] = []
+    try:
+        for start in range(0, len(split), batch_size):
+            x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
+            h, context = model.stem(x)
+            decision = controller.decide(context, explore=False)
+            out = model.run_exits(h, decision, all_exits=True)
+            batches.append((decision, out.exit_logits, context, y))
+        saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in controller.state_dict().items()}
+        curve = []
+        try:
+            for value in points:
+                controller.set_operating_point(value)
+                correct, flops = 0, 0.0
+                for decision, exit_logits, context, y in batches:
+                    depth = replay_exits(
+                        lambda p, d=decision: controller.halt(p, d, explore=False), exit_logits, decision.depth, context
+                    )
+                    logits = exit_logits[torch.arange(len(y), device=dev), depth - 1]
+                    correct += int((logits.argmax(-1) == y).sum())
+                    ran = Decision(depth, decision.heads, decision.record, depth.clone())
+                    flops += float(table.sample_flops(ran).sum())
+                curve.append(
+                    {
+                        "value": float(value),
+                        "accuracy": correct / len(split),
+                        "flop_ratio": flops / len(split) / table.full,
+                    }
+                )
+        finally:
+            controller.load_state_dict(saved)
+    finally:
+        model.train(was_training)
+    return curve
+
+
+def calibrate_budget(
+    model: DynamicTransformer, controller: Controller, split: Split, budget: float, *, batch_size: int = 256
+) -> dict[str, float]:
+    """Set the controller's knob to the operating point whose mean FLOP ratio on ``split`` (the
+    validation split) is the largest within ``budget`` (the most compute the budget allows; among
+    equal ratios the most accurate).
+
+    Returns:
+        The chosen ``{"value", "accuracy", "flop_ratio"}`` on ``split``.
+
+    Raises:
+        InputValidationError: ``budget`` outside ``(0, 1]``, or unreachable: even the cheapest
+            operating point costs more (the message gives its ratio); nothing was changed.
+    """
+    budget = check_float("budget", budget, low=0.0, high=1.0, low_open=True)
+    curve = operating_curve(model, controller, split, batch_size=batch_size)
+    within = [p for p in curve if p["flop_ratio"] <= budget + 1e-9]
+    if not within:
+        cheapest = min(p["flop_ratio"] for p in curve)
+        raise InputValidationError(
+            f"expected a FLOP budget {type(controller).__name__} can reach, got {budget:g}: its cheapest operating "
+            f"point costs {cheapest:.3f} of the full model on the validation split"
+        )
+    best = max(within, key=lambda p: (p["flop_ratio"], p["accuracy"]))
+    controller.set_operating_point(best["value"])
+    return best

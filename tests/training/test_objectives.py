@@ -1,0 +1,131 @@
+"""Multi-exit training (banditformer/training/trainer.py): the objectives' known answers, what the
+trainer feeds a halting controller, the sandwich rule's FLOPs, resumes that end where an
+uninterrupted run ends, and calibration to a FLOP budget on the validation split
+(banditformer/training/calibration.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import banditformer as bf
+from banditformer.model import DynamicTransformer, TransformerConfig
+from banditformer.training import TrainConfig, Trainer, calibrate_budget, multi_exit_loss, operating_curve
+
+
+def trainer(controller: str = "entropy_exit", objective: str = "auto", epochs: int = 2, **kwargs) -> Trainer:
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=300, length=6, max_hops=2)
+    torch.manual_seed(0)
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=16, num_layers=3, num_heads=2, exit_heads=True))
+    table = model.cost_table()
+    options = {"num_layers": 3, "num_heads": 2, **kwargs}
+    if controller == "threshold_bandit":
+        options.update(full_flops=table.full, cost_table=table)
+    config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, progress=False, objective=objective)
+    return Trainer(model, bf.make_controller(controller, **options), task, config)
+
+
+def test_the_joint_loss_weighs_exit_d_by_d_over_the_exits_each_sample_passed() -> None:
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 5, generator=gen)
+    depth, y = torch.tensor([4, 2, 1]), torch.tensor([0, 3, 1])
+    want = []
+    for i in range(3):
+        d = int(depth[i])
+        ce = [F.cross_entropy(logits[i, j : j + 1], y[i : i + 1]) for j in range(d)]
+        want.append(sum((j + 1) * c for j, c in enumerate(ce)) / sum(range(1, d + 1)))
+    torch.testing.assert_close(multi_exit_loss(logits, depth, y), torch.stack(want).mean())
+    # distillation: the deepest exit teaches the shallower ones; a sample of depth 1 has no student
+    t = 2.0
+    kd = []
+    for i in range(2):
+        d = int(depth[i])
+        teacher = (logits[i, d - 1] / t).softmax(-1)
+        kls = [F.kl_div((logits[i, j] / t).log_softmax(-1), teacher, reduction="sum") * t * t for j in range(d - 1)]
+        kd.append(sum(kls) / len(kls))
+    kd.append(torch.tensor(0.0))
+    mixed = multi_exit_loss(logits, depth, y, distill_weight=0.3, temperature=t)
+    torch.testing.assert_close(mixed, 0.7 * torch.stack(want).mean() + 0.3 * torch.stack(kd).mean())
+
+
+def test_objectives_resolve_and_a_bad_one_is_refused() -> None:
+    assert trainer("entropy_exit").objective == "joint"
+    assert trainer("static").objective == "last"
+    assert trainer("static", objective="distill").objective == "distill"
+    with pytest.raises(bf.InputValidationError, match="objective"):
+        TrainConfig(objective="every")
+
+
+def test_a_halting_controller_gets_every_exits_quality_and_pays_every_exit() -> None:
+    t = trainer("threshold_bandit", reveal=0.5, lam=0.5)
+    seen = {}
+    original = t.controller._feedback
+
+    def spy(decision, quality, flops, **extra):
+        seen.update(decision=decision, quality=quality, flops=flops, **extra)
+        original(decision, quality, flops, **extra)
+
+    t.controller._feedback = spy
+    x, y = t.task.train.x[:32], t.task.train.y[:32]
+    t.train_step(x, y)
+    d, q = seen["decision"], seen["exit_quality"]
+    assert q.shape == (32, 3) and torch.equal(d.exits, d.depth)
+    assert bool((q[d.depth == 3] > 0).all())
+    # the exit a sample stopped at is the quality it was scored by
+    torch.testing.assert_close(q[torch.arange(32), d.depth - 1], seen["quality"])
+    table = t.model.cost_table()
+    torch.testing.assert_close(seen["flops"].double(), table.sample_flops(d).double())
+    assert bool((d.depth[d.record.reveal] == 3).all())  # revealed samples run to the full depth
+
+
+def test_the_sandwich_rule_trains_three_more_shapes_and_counts_their_flops() -> None:
+    t = trainer("static", objective="sandwich")
+    base = trainer("static")
+    x, y = t.task.train.x[:32], t.task.train.y[:32]
+    shapes = t._sandwich_shapes(1)  # this step's: the random one is drawn from (seed, step)
+    t.train_step(x, y)
+    base.train_step(x, y)
+    table = t.model.cost_table()
+    extra = sum(float(table.sample_flops(s)[0]) for s in shapes)
+    assert shapes[0].depth.item() == 3 and shapes[1].depth.item() == 1
+    assert t.train_flops == pytest.approx(base.train_flops + 32 * extra)
+    assert math.isclose(t.train_flops / base.train_flops, 1 + extra / table.full, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(("controller", "objective"), [("threshold_bandit", "auto"), ("static", "sandwich")])
+def test_a_resumed_multi_exit_run_ends_like_an_uninterrupted_one(tmp_path: Path, controller, objective) -> None:
+    whole = trainer(controller, objective)
+    final = whole.fit()
+    part = trainer(controller, objective)
+    part.fit(stop_after=5)
+    part.save(tmp_path / "ckpt.pt")
+    resumed = trainer(controller, objective)
+    resumed.load(tmp_path / "ckpt.pt")
+    again = resumed.fit()
+    assert again["accuracy"] == final["accuracy"] and again["flops_per_sample"] == final["flops_per_sample"]
+    for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_calibration_meets_the_budget_on_validation_exactly_as_inference_runs() -> None:
+    t = trainer("entropy_exit", epochs=3)
+    t.fit()
+    curve = operating_curve(t.model, t.controller, t.task.val)
+    assert len(curve) == 401 and float(t.controller.threshold) == 0.3  # the knob was left as it was
+    ratios = [p["flop_ratio"] for p in curve]
+    budget = (min(ratios) + max(ratios)) / 2
+    chosen = calibrate_budget(t.model, t.controller, t.task.val, budget)
+    assert chosen["flop_ratio"] <= budget and chosen["flop_ratio"] == max(r for r in ratios if r <= budget)
+    val = t.evaluate(t.task.val)  # inference at the chosen knob gives what the calibration replayed
+    assert val["accuracy"] == pytest.approx(chosen["accuracy"])
+    assert val["flops_per_sample"] / t.full_flops == pytest.approx(chosen["flop_ratio"])
+    before = float(t.controller.threshold)
+    with pytest.raises(bf.InputValidationError, match="cheapest operating point costs"):
+        calibrate_budget(t.model, t.controller, t.task.val, min(ratios) / 2)
+    assert float(t.controller.threshold) == before  # an unreachable budget changed nothing
+    with pytest.raises(bf.InputValidationError, match="operating points"):
+        operating_curve(t.model, bf.make_controller("static", num_layers=3, num_heads=2), t.task.val)
