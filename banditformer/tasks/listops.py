@@ -20,6 +20,8 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -47,18 +49,21 @@ def _apply(op: str, values: list[int]) -> int:
     return sum(values) % 10
 
 
-def _expression(gen: torch.Generator, depth: int, max_args: int) -> tuple[list[int], int]:
-    """Tokens and value of a random expression of nesting depth exactly ``depth`` (0: a digit)."""
+def _expression(
+    gen: torch.Generator, depth: int, max_args: int, ops: tuple[int, ...] = tuple(range(len(OPS)))
+) -> tuple[list[int], int]:
+    """Tokens and value of a random expression of nesting depth exactly ``depth`` (0: a digit),
+    its operations drawn uniformly from ``ops`` (indices into :data:`OPS`)."""
     if depth == 0:
         digit = int(torch.randint(10, (1,), generator=gen))
         return [_DIGIT0 + digit], digit
-    op = int(torch.randint(len(OPS), (1,), generator=gen))
+    op = ops[int(torch.randint(len(ops), (1,), generator=gen))]
     k = int(torch.randint(2, max_args + 1, (1,), generator=gen))
     deep = int(torch.randint(k, (1,), generator=gen))  # the argument that reaches the full depth
     tokens, values = [_OP0 + op], []
     for i in range(k):
         inner = depth - 1 if i == deep else int(torch.randint(depth, (1,), generator=gen))
-        t, v = _expression(gen, inner, max_args)
+        t, v = _expression(gen, inner, max_args, ops)
         tokens += t
         values.append(v)
     return [*tokens, CLOSE], _apply(OPS[op], values)
@@ -112,11 +117,29 @@ def decode(tokens: Tensor | list[int]) -> str:
     return " ".join(words)
 
 
+def _check_ops(ops: object) -> tuple[int, ...]:
+    """``ops`` (distinct names from :data:`OPS`) as indices into :data:`OPS`, in :data:`OPS`' order."""
+    if isinstance(ops, str) or not isinstance(ops, Sequence) or not ops:
+        raise InputValidationError(f"expected `ops` to be a non-empty list of names from {list(OPS)}, got {ops!r}")
+    bad = [op for op in ops if op not in OPS]
+    if bad or len(set(ops)) != len(ops):
+        why = f"unknown names {bad}" if bad else "a name twice"
+        raise InputValidationError(f"expected `ops` to be distinct names from {list(OPS)}, got {list(ops)} ({why})")
+    return tuple(i for i, name in enumerate(OPS) if name in ops)
+
+
 def listops(
-    seed: int = 0, num_samples: int = 20000, max_depth: int = 4, max_args: int = 4, seq_len: int = 96
+    seed: int = 0,
+    num_samples: int = 20000,
+    max_depth: int = 4,
+    max_args: int = 4,
+    seq_len: int = 96,
+    ops: Sequence[str] = OPS,
 ) -> Task:
     """ListOps expressions with nesting depth uniform in ``[1, max_depth]`` (the known
     difficulty), each operation taking 2 to ``max_args`` arguments, at most ``seq_len`` tokens.
+    Operations are drawn uniformly from ``ops`` (a subset of :data:`OPS`; the token ids and
+    vocabulary stay those of all four, and the default draws every sample as before the option).
 
     Every draw comes from one generator seeded by ``seed``; an expression longer than ``seq_len``
     is drawn again (so deep samples have fewer arguments on average than unconstrained ones).
@@ -130,6 +153,7 @@ def listops(
     check_int("max_depth", max_depth, low=1)
     check_int("max_args", max_args, low=2)
     check_int("seq_len", seq_len, low=4)
+    op_ids = _check_ops(ops)
     if seq_len < 3 * max_depth + 1:
         raise InputValidationError(
             f"expected `seq_len` of at least {3 * max_depth + 1} for max_depth={max_depth} (the shortest expression "
@@ -141,7 +165,7 @@ def listops(
     y = torch.empty(num_samples, dtype=torch.long)
     for i, depth in enumerate(depths.tolist()):
         while True:
-            tokens, value = _expression(gen, depth, max_args)
+            tokens, value = _expression(gen, depth, max_args, op_ids)
             if len(tokens) <= seq_len:
                 break
         x[i, : len(tokens)] = torch.tensor(tokens)

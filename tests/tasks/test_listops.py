@@ -54,7 +54,7 @@ def test_labels_are_the_values_and_difficulty_is_the_nesting_depth() -> None:
     for part in (task.train, task.val, task.test):
         for x, y, d in zip(part.x, part.y, part.difficulty, strict=True):
             assert evaluate(x) == int(y) and _depth(x) == int(d)
-            assert bool((x[(x != PAD).sum():] == PAD).all())  # padded on the right only
+            assert bool((x[(x != PAD).sum() :] == PAD).all())  # padded on the right only
     depths = torch.cat([task.train.difficulty, task.val.difficulty, task.test.difficulty])
     assert torch.bincount(depths, minlength=5)[1:].min() > 100  # every depth 1..4 is common
     assert (task.train.x != PAD).sum(1).max() <= 96
@@ -73,3 +73,28 @@ def test_bad_arguments() -> None:
         listops(max_depth=4, seq_len=12)
     with pytest.raises(bf.InputValidationError, match="max_args"):
         listops(max_args=1)
+
+
+def test_ops_draws_only_the_chosen_operations_and_labels_stay_the_values() -> None:
+    task = listops(seed=1, num_samples=400, max_depth=3, max_args=3, seq_len=32, ops=["MIN", "MAX"])
+    for part in (task.train, task.val, task.test):
+        for x, y, d in zip(part.x, part.y, part.difficulty, strict=True):
+            assert evaluate(x) == int(y) and _depth(x) == int(d)
+            assert not bool(((x == WORDS["[MED"]) | (x == WORDS["[SM"])).any())
+    used = set(torch.cat([task.train.x, task.val.x, task.test.x]).flatten().tolist())
+    assert {WORDS["[MIN"], WORDS["[MAX"]} <= used
+    assert task.model["vocab_size"] == 16  # the token ids of all four operations are kept
+
+
+def test_ops_defaults_to_all_four() -> None:
+    a, b = listops(seed=4, num_samples=60), listops(seed=4, num_samples=60, ops=("MIN", "MAX", "MED", "SM"))
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.train.y, b.train.y)
+
+
+@pytest.mark.parametrize(
+    ("ops", "says"),
+    [([], "non-empty list"), ("MIN", "non-empty list"), (["MIN", "AVG"], "unknown names"), (["MIN", "MIN"], "twice")],
+)
+def test_bad_ops(ops: object, says: str) -> None:
+    with pytest.raises(bf.InputValidationError, match=says):
+        listops(num_samples=10, ops=ops)  # type: ignore[arg-type]
