@@ -145,7 +145,7 @@ _BENCH_FIELDS: dict[str, dict[str, str]] = {
     "model": {
         **{name: name for name in ("task", "controllers", "lams", "budgets", "dht_budgets", "seeds", "seed", "epochs",
                                    "batch_size", "lr", "pooling", "exit_heads", "warmup", "layerdrop", "task_kwargs",
-                                   "controller_kwargs", "threads")},
+                                   "controller_kwargs", "threads", "objective", "eval_shapes", "batch1_samples")},
         "width": "d_model", "layers": "num_layers", "heads": "num_heads",
     },
 }  # fmt: skip
@@ -172,7 +172,6 @@ def _bench_config(
     (made, and written to, before any work, once ``prepare`` passed), or with ``--resume FOLDER``
     the folder's recorded configuration, which the configuration flags given must match."""
     import json
-    from dataclasses import asdict
 
     from banditformer.bench.runlog import RunLog
 
@@ -182,7 +181,7 @@ def _bench_config(
     if args.resume is None:
         config = make(**values)
         prepared = prepare(config)
-        return config, prepared, RunLog.create(args.out, kind, asdict(config), config.digest())
+        return config, prepared, RunLog.create(args.out, kind, config.record(), config.digest())
     log = RunLog.resume(args.resume, kind)
     given = getattr(args, "given", set())
     differ = [
@@ -202,7 +201,7 @@ def _bench_config(
             raise InputValidationError(
                 f"expected a configuration of this version in {str(log.folder / log.RUN)!r}, got: {exc}"
             ) from None
-        log.check_config(asdict(config))
+        log.check_config(config.record(like=log.config))
         prepared = prepare(config)
     except BaseException:
         log.close()
@@ -453,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a fresh model per controller configuration and seed, with the same schedule, and "
         "compare test accuracy, inference FLOP saving and time per sample. Budgeted baselines (static_small, "
         "random, layerdrop) run at each --budgets value; controllers taking `lam` (dht, dht_integrated) at each "
-        "--lams value and, with flop_budget, at each --dht-budgets value.",
+        "--lams value and, with flop_budget, at each --dht-budgets value; controllers with an inference knob "
+        "(the exit controllers) are calibrated after training to each --budgets value on the validation split.",
     )
     bm.add_argument("--task", default="digits", help="a registered task (default: %(default)s)")
     bm.add_argument("--task-kwargs", type=_json_object, default={}, help="the task's options as a JSON object")
@@ -472,9 +472,24 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument(
         "--dht-budgets", nargs="*", type=float, default=[], help="budgets with lam adapted to them (default: none)"
     )
-    bm.add_argument("--seeds", type=int, default=1, help="runs per configuration (default: %(default)s)")
+    bm.add_argument(
+        "--seeds", type=int, default=5,
+        help="runs per configuration, paired by seed in the report (default: %(default)s)",
+    )  # fmt: skip
     bm.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     bm.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
+    bm.add_argument(
+        "--objective", default="auto", choices=["auto", "last", "joint", "distill", "sandwich"],
+        help="training objective; auto: joint for controllers that halt at exits, else last (default: %(default)s)",
+    )  # fmt: skip
+    bm.add_argument(
+        "--eval-shapes", action="store_true",
+        help="also score every trained network at every uniform shape (the decisions-versus-weights ablation)",
+    )  # fmt: skip
+    bm.add_argument(
+        "--batch1-samples", type=int, default=64,
+        help="time inference at batch 1 on this many test samples; 0: not (default: %(default)s)",
+    )  # fmt: skip
     bm.add_argument("--batch-size", type=int, default=32, help="batch size (default: %(default)s)")
     bm.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (default: %(default)s)")
     bm.add_argument("--width", type=int, default=64, help="d_model (default: %(default)s)")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -221,7 +220,7 @@ def run_bandits(
     keys = _block_keys(config, names)
     keys += [f"{MABWISER_REFERENCES[name][0]}, seed {s}" for name in refs for s in range(config.seeds)]
     if log is not None:  # validate, then apply
-        log.check_config(asdict(config))
+        log.check_config(config.record(like=log.config))
         log.begin(keys)
     bar = None
     if progress:

@@ -191,12 +191,22 @@ class BanditBenchConfig:
 
     def digest(self) -> str:
         """A short hash of the configuration (names the results folder)."""
-        return config_digest(asdict(self))
+        return config_digest(self.record())
+
+    def record(self, like: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The configuration as its results folder records it (``asdict``; ``like`` is unused:
+        every field was there from the start)."""
+        return asdict(self)
 
 
 #: The fields of :class:`ModelBenchConfig` that are :class:`~banditformer.training.TrainConfig`'s
 #: (the training schedule), passed to it as they are.
-TRAIN_FIELDS = ("epochs", "batch_size", "lr")
+TRAIN_FIELDS = ("epochs", "batch_size", "lr", "objective")
+
+#: Model-bench fields added after results folders were first recorded, with their defaults: left
+#: out of the record (and so of the hash) while at their default, so that an older folder still
+#: resumes with its recorded configuration.
+LATER_FIELDS: dict[str, Any] = {"objective": "auto", "eval_shapes": False, "batch1_samples": 0}
 
 
 @dataclass
@@ -211,14 +221,19 @@ class ModelBenchConfig:
         dht_budgets: budgets for controllers that take ``flop_budget`` (``lam`` adapted to each).
         seeds: runs per configuration, with seeds ``seed, seed + 1, ...``.
         seed: the first seed.
-        epochs, batch_size, lr: the training schedule: these fields of
-            :class:`~banditformer.training.TrainConfig` (AdamW, cosine), which checks them; every
-            other one keeps its default (:meth:`train_config`).
+        epochs, batch_size, lr, objective: the training schedule and objective: these fields of
+            :class:`~banditformer.training.TrainConfig` (AdamW, cosine; ``objective`` ``"auto"``
+            trains halting controllers' exits jointly), which checks them; every other one keeps
+            its default (:meth:`train_config`).
         d_model, num_layers, num_heads, pooling, exit_heads: the model.
         warmup: share of the training steps on the full model before bandit controllers learn.
         layerdrop: LayerDrop's training drop rate.
         task_kwargs: options of the task.
-        controller_kwargs: extra options per controller name.
+        controller_kwargs: extra options per controller name; ``"budgets"`` among them gives
+            that controller its own FLOP budgets instead of ``budgets``.
+        eval_shapes: also score every trained network at every uniform shape (each depth, each
+            head count, no halting) on the test split: the decisions-versus-weights ablation.
+        batch1_samples: also time inference at batch 1 on this many test samples (0: not).
         threads: intra-op threads of every run.
     """
 
@@ -245,6 +260,9 @@ class ModelBenchConfig:
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     controller_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     threads: int = 1
+    objective: str = "auto"
+    eval_shapes: bool = False
+    batch1_samples: int = 0
 
     def __post_init__(self) -> None:
         check_registered("task", self.task)
@@ -262,6 +280,9 @@ class ModelBenchConfig:
                     check_float(f"{name}[i]", v, low=0.0, high=1.0, low_open=True)
         for name in ("seeds", "d_model", "num_layers", "num_heads", "threads"):
             check_int(name, getattr(self, name), low=1)
+        check_int("batch1_samples", self.batch1_samples, low=0)
+        if not isinstance(self.eval_shapes, bool):
+            raise InputValidationError(f"expected `eval_shapes` to be a bool, got {self.eval_shapes!r}")
         check_int("seed", self.seed, low=0, high=SEED_MAX)
         if self.seed + self.seeds - 1 > SEED_MAX:
             raise InputValidationError(
@@ -297,4 +318,14 @@ class ModelBenchConfig:
 
     def digest(self) -> str:
         """A short hash of the configuration (names the results folder)."""
-        return config_digest(asdict(self))
+        return config_digest(self.record())
+
+    def record(self, like: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The configuration as its results folder records it: ``asdict`` without the
+        :data:`LATER_FIELDS` that are at their defaults (those a recorded configuration ``like``
+        holds are kept, to compare with it)."""
+        doc = asdict(self)
+        for name, default in LATER_FIELDS.items():
+            if doc[name] == default and name not in (like or {}):
+                del doc[name]
+        return doc

@@ -15,10 +15,11 @@ from scipy import stats
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
+from banditformer.core.task import Split
 from banditformer.core.validation import SEED_MAX, check_int, check_memory
 from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import check_registered, get_plugin_manager, make_controller, make_task
-from banditformer.training import TrainConfig, Trainer, calibrate_budget
+from banditformer.training import TrainConfig, Trainer, calibrate_budget, score_shapes
 
 __all__ = [
     "MODEL_DEFAULTS",
@@ -185,6 +186,8 @@ def run_experiment(
     train: TrainConfig | None = None,
     out: str | os.PathLike[str] | None = None,
     calibrate: list[float] | None = None,
+    eval_shapes: bool = False,
+    batch1_samples: int = 0,
 ) -> dict[str, Any]:
     """Train ``controller`` (a registered name) with a fresh model on ``task`` and evaluate it on
     the test split.
@@ -195,6 +198,11 @@ def run_experiment(
     ``result["calibrated"]`` holds one entry per budget (its test numbers, the knob value, the
     validation accuracy and FLOP ratio), or ``{"budget", "error"}`` where the budget is
     unreachable.
+
+    With ``eval_shapes``, ``result["shapes"]`` scores the trained network at every uniform shape
+    on the test split (:func:`~banditformer.training.score_shapes`); with ``batch1_samples``
+    ``n``, ``result["eval_us_per_sample_b1"]`` times inference one sample at a time on the
+    first ``n`` test samples (decisions included).
 
     Returns:
         ``accuracy``, mean forward FLOPs per sample at inference and in training with their savings
@@ -209,6 +217,7 @@ def run_experiment(
     data, shape, table = prepare_experiment(task, seed, task_kwargs, model, train, cache)
     net = cache["net"]
     kwargs = controller_kwargs_for(controller, shape, table.full, seed, controller_kwargs, table)
+    check_int("batch1_samples", batch1_samples, low=0)
     ctrl = make_controller(controller, **kwargs)
     if calibrate and ctrl.operating_points() is None:
         raise InputValidationError(
@@ -238,6 +247,12 @@ def run_experiment(
         "head_count_mean_per_block": test["head_counts"].double().mean(0).tolist(),
     }
     result["test_depths"] = test["depth"].tolist()  # each test sample's exit, in the split's order
+    if batch1_samples:
+        n = min(batch1_samples, len(data.test))
+        one = trainer.evaluate(Split(data.test.x[:n], data.test.y[:n]), batch_size=1)
+        result["eval_us_per_sample_b1"] = one["seconds"] / n * 1e6
+    if eval_shapes:
+        result["shapes"] = score_shapes(trainer.model, data.test)
     _add_spearman(result, data.test.difficulty, test["flops"])
     if calibrate:
         result["calibrated"] = []

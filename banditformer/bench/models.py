@@ -43,7 +43,7 @@ Examples:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ from banditformer.bench.pool import run_bench_jobs
 from banditformer.bench.report import format_model_report, write_model_report
 from banditformer.bench.results import RUN_NUMBERS, ModelReport, check_run_record
 from banditformer.bench.runlog import RunLog, check_log
-from banditformer.bench.stats import ci95_halfwidth, pareto_front
+from banditformer.bench.stats import ci95_halfwidth, curve_area, paired_difference, pareto_front
 from banditformer.controllers import RandomController, budget_shape
 from banditformer.core.errors import BanditformerError, InputValidationError, PluginError
 from banditformer.core.validation import check_float, check_int
@@ -210,7 +210,7 @@ def _one_run(config: ModelBenchConfig, label: str, controller: str, kwargs: dict
         result = experiment.run_experiment(
             config.task, controller, seed=seed, task_kwargs=config.task_kwargs, model=config.model,
             controller_kwargs=_factory_kwargs(kwargs), train=config.train_config(seed),
-            calibrate=kwargs.get(CALIBRATE),
+            calibrate=kwargs.get(CALIBRATE), eval_shapes=config.eval_shapes, batch1_samples=config.batch1_samples,
         )  # fmt: skip
     except Exception as exc:  # reported by label; the other runs go on
         return {"label": label, "controller": controller, "seed": seed, "error": f"{type(exc).__name__}: {exc}"}
@@ -236,16 +236,75 @@ def _summarise(plan: list[tuple[str, str, dict[str, Any]]], runs: list[dict[str,
         ok = [r for r in runs if r["label"] == label and "error" not in r]
         failed = [r for r in runs if r["label"] == label and "error" in r]
         row: dict[str, Any] = {"label": label, "controller": controller, "seeds": len(ok), "failed": len(failed)}
+        if failed:
+            row["errors"] = [f"seed {r['seed']}: {r['error']}" for r in failed]
         if ok:
-            for key in RUN_NUMBERS:
+            for key in RUN_NUMBERS + OPTIONAL_NUMBERS:
+                if key not in RUN_NUMBERS and not all(isinstance(r.get(key), (int, float)) for r in ok):
+                    continue
                 values = [float(r[key]) for r in ok]
                 row[key] = sum(values) / len(values)
                 row[f"{key}_ci95"] = float(ci95_halfwidth(values))
+            if all("shapes" in r for r in ok):
+                row["shapes"] = _mean_shapes([r["shapes"] for r in ok])
         rows.append(row)
+    accuracy = {label: {r["seed"]: float(r["accuracy"]) for r in runs if r["label"] == label and "error" not in r}
+                for label, _ in labels}  # fmt: skip
+    full = next((label for label, controller in labels if controller == "static"), None)
     done = [r for r in rows if r["seeds"]]
+    for r in done:
+        paired = None if full is None else paired_difference(accuracy[r["label"]], accuracy[full])
+        if paired is not None and r["label"] != full:
+            r["accuracy_vs_full"], r["accuracy_vs_full_ci95"], r["paired_seeds"] = paired
     for r, on in zip(done, pareto_front([(r["accuracy"], r["flop_saving"]) for r in done]), strict=True):
         r["pareto"] = on
+    areas = _curve_areas(labels, runs, [1.0 - r["flop_saving"] for r in done])
+    for r in done:
+        r.update(areas.get(r["controller"], {}))
     return rows
+
+
+#: Numbers a run has only with some options (batch-1 timing) or tasks (known difficulty).
+OPTIONAL_NUMBERS = ("eval_us_per_sample_b1", "spearman_difficulty_flops")
+
+
+def _mean_shapes(per_run: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The fixed-shape scores of several runs (seeds) of one configuration: mean accuracy and its
+    95% interval per shape."""
+    out = []
+    for i, shape in enumerate(per_run[0]):
+        values = [float(run[i]["accuracy"]) for run in per_run]
+        out.append({
+            "depth": shape["depth"], "heads": shape["heads"], "flop_ratio": shape["flop_ratio"],
+            "accuracy": sum(values) / len(values), "accuracy_ci95": float(ci95_halfwidth(values)),
+        })  # fmt: skip
+    return out
+
+
+def _curve_areas(
+    labels: list[tuple[str, str]], runs: list[dict[str, Any]], ratios: list[float]
+) -> dict[str, dict[str, Any]]:
+    """Per controller: the area under its accuracy-versus-inference-FLOPs curve (every label of it
+    is a point; :func:`~banditformer.bench.stats.curve_area`) over ``[lowest mean FLOP ratio of
+    the report, 1]``, per seed, with its mean and 95% interval."""
+    if not ratios or min(ratios) >= 1.0:
+        return {}
+    low = max(min(ratios), 0.0)
+    of = {label: controller for label, controller in labels}
+    points: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    for r in runs:
+        if "error" in r or r["label"] not in of:
+            continue
+        by_seed = points.setdefault(of[r["label"]], {})
+        by_seed.setdefault(r["seed"], []).append((1.0 - float(r["flop_saving"]), float(r["accuracy"])))
+    out = {}
+    for controller, by_seed in points.items():
+        values = [curve_area(p, low) for p in by_seed.values()]
+        out[controller] = {
+            "curve_area": sum(values) / len(values), "curve_area_ci95": float(ci95_halfwidth(values)),
+            "curve_low": low,
+        }  # fmt: skip
+    return out
 
 
 def _calibrated_run(run: dict[str, Any], budget: float, label: str) -> dict[str, Any]:
@@ -303,7 +362,7 @@ def run_models(
     jobs = [(config, label, ctrl, kw, config.seed + i) for label, ctrl, kw in plan.runs for i in range(config.seeds)]
     keys = [f"{label}, seed {seed}" for _, label, _, _, seed in jobs]
     if log is not None:  # validate, then apply
-        log.check_config(asdict(config))
+        log.check_config(config.record(like=log.config))
         log.begin(keys)
     bar = None
     if progress:

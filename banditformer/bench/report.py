@@ -8,7 +8,6 @@ import csv
 import json
 import math
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +80,7 @@ def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
     out = _folder(folder)
     _write_results(out, {
         "status": report.meta.get("status", "complete"),
-        "config": asdict(report.config),
+        "config": report.config.record(),
         "config_hash": report.config.digest(),
         "rounds": report.rounds,
         "lai_robbins_bound": report.lower_bound,
@@ -112,23 +111,49 @@ def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
 # ----------------------------------------------------------------------------------- bench model
 def format_model_report(report: ModelReport) -> str:
     """A plain-text table, one row per configuration (means over seeds, ± the 95% interval when
-    there are several); ``*`` marks the Pareto front; failed runs last, with their error."""
+    there are several), with the accuracy difference to the full model paired by seed where the
+    report has ``static``; ``*`` marks the Pareto front. Then each controller's curve area, the
+    fixed-shape scores when measured, and failed runs last, with their error."""
     _check(report, ModelReport)
     many = report.config.seeds > 1
+    b1 = any("eval_us_per_sample_b1" in r for r in report.summary)
     head = (
-        f"{'configuration':<26}{'accuracy':>16}{'FLOP saving':>14}{'(training)':>12}{'µs/sample':>11}"
-        f"{'train time':>12}  front"
+        f"{'configuration':<30}{'accuracy':>16}{'vs full (paired)':>18}{'FLOP saving':>13}{'(training)':>12}"
+        f"{'µs/sample':>11}{'(batch 1)' if b1 else '':>11}{'train time':>12}  front"
     )
     lines = [head, "-" * len(head)]
     for r in report.summary:
         if not r["seeds"]:
             continue
         acc = f"{r['accuracy']:.1%}" + (f" ± {r['accuracy_ci95'] * 100:.1f}" if many else "")
+        vs = ""
+        if "accuracy_vs_full" in r:
+            half = r["accuracy_vs_full_ci95"]
+            vs = f"{r['accuracy_vs_full'] * 100:+.1f}" + (f" ± {half * 100:.1f}" if math.isfinite(half) else "")
+        one = f"{r['eval_us_per_sample_b1']:.1f}" if "eval_us_per_sample_b1" in r else ""
         lines.append(
-            f"{r['label']:<26}{acc:>16}{r['flop_saving']:>14.1%}{r['train_flop_saving']:>12.1%}"
-            f"{r['eval_us_per_sample']:>11.1f}{r['wall_time_s']:>11.1f}s  {'*' if r.get('pareto') else ''}"
+            f"{r['label']:<30}{acc:>16}{vs:>18}{r['flop_saving']:>13.1%}{r['train_flop_saving']:>12.1%}"
+            f"{r['eval_us_per_sample']:>11.1f}{one:>11}{r['wall_time_s']:>11.1f}s  {'*' if r.get('pareto') else ''}"
         )
-    lines += [f"{r['label']} (seed {r['seed']}): FAILED: {r['error']}" for r in report.runs if "error" in r]
+    areas = {r["controller"]: r for r in report.summary if "curve_area" in r}
+    if areas:
+        low = next(iter(areas.values()))["curve_low"]
+        lines += ["", f"area under accuracy vs inference FLOP ratio, over [{low:.3f}, 1] (per seed, mean ± 95%):"]
+        for controller, r in sorted(areas.items(), key=lambda kv: -kv[1]["curve_area"]):
+            half = r["curve_area_ci95"]
+            lines.append(f"  {controller:<28}{r['curve_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else ""))
+    shaped = [r for r in report.summary if r.get("shapes")]
+    if shaped:
+        names = [f"d{s['depth']}h{s['heads']}" for s in shaped[0]["shapes"]]
+        lines += ["", "test accuracy of each trained network at fixed shapes (FLOP ratio under the shape):"]
+        lines.append(f"  {'':<28}" + "".join(f"{n:>7}" for n in names))
+        lines.append(f"  {'(FLOP ratio)':<28}" + "".join(f"{s['flop_ratio']:>7.2f}" for s in shaped[0]["shapes"]))
+        lines += [
+            f"  {r['label']:<28}" + "".join(f"{s['accuracy'] * 100:>7.1f}" for s in r["shapes"]) for r in shaped
+        ]
+    # failures by configuration, calibrated budgets' included (an unreachable budget, with its reason)
+    lines += [f"{r['label']} ({e.split(': ', 1)[0]}): FAILED: {e.split(': ', 1)[1]}" for r in report.summary
+              for e in r.get("errors", [])]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -145,7 +170,7 @@ def write_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> P
     out = _folder(folder)
     _write_results(out, {
         "status": report.meta.get("status", "complete"),
-        "config": asdict(report.config),
+        "config": report.config.record(),
         "config_hash": report.config.digest(),
         "meta": report.meta,
         "summary": report.summary,

@@ -22,7 +22,7 @@ from torch import Tensor
 from banditformer.bandits.kl_ucb import bernoulli_kl
 from banditformer.core.errors import InputValidationError
 
-__all__ = ["agreement", "ci95_halfwidth", "lai_robbins_bound", "pareto_front"]
+__all__ = ["agreement", "ci95_halfwidth", "curve_area", "lai_robbins_bound", "paired_difference", "pareto_front"]
 
 
 def ci95_halfwidth(samples: Tensor | Sequence[float], dim: int = 0) -> Tensor:
@@ -94,3 +94,41 @@ def lai_robbins_bound(means: Sequence[float] | Tensor, rounds: Sequence[int]) ->
     sub = mu < best
     constant = float(((best - mu[sub]) / bernoulli_kl(mu[sub], best.expand_as(mu[sub]))).sum())
     return [constant * math.log(t) for t in rounds]
+
+
+def curve_area(points: Sequence[tuple[float, float]], low: float, high: float = 1.0) -> float:
+    """The mean over FLOP ratios ``x`` in ``[low, high]`` of the best accuracy a controller reaches
+    at ``x`` or fewer FLOPs: the area under its accuracy-versus-inference-FLOPs curve, as a step
+    function (0 below its cheapest point), over ``high - low``. ``points`` are ``(flop_ratio,
+    accuracy)``; comparable between controllers over the same ``[low, high]``.
+
+    Examples:
+        >>> curve_area([(0.5, 0.8), (1.0, 0.9)], low=0.0)     # 0 on [0, .5), .8 on [.5, 1)
+        0.4
+        >>> round(curve_area([(0.25, 0.6), (0.5, 0.8)], low=0.25), 4)
+        0.7333
+    """
+    if not high > low:
+        raise ValueError(f"expected high > low, got [{low}, {high}]")
+    area, best, x = 0.0, 0.0, low
+    for ratio, accuracy in sorted(points):
+        ratio = min(max(ratio, low), high)
+        area += best * (ratio - x)
+        x, best = ratio, max(best, accuracy)
+    area += best * (high - x)
+    return area / (high - low)
+
+
+def paired_difference(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int] | None:
+    """Mean and 95% half-width of ``a[s] - b[s]`` over the seeds ``s`` both have, and their
+    number; ``None`` without a common seed (one common seed: half-width NaN).
+
+    Examples:
+        >>> paired_difference({0: 0.9, 1: 0.8}, {0: 0.85, 1: 0.8, 2: 0.7})[0]
+        0.025000000000000022
+    """
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    diffs = [a[s] - b[s] for s in seeds]
+    return sum(diffs) / len(diffs), float(ci95_halfwidth(diffs)), len(seeds)

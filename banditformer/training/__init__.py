@@ -3,7 +3,7 @@ accounting (:mod:`~banditformer.training.trainer`), checkpoint files and their c
 (:mod:`~banditformer.training.checkpoint`), and the data-parallel parts
 (:mod:`~banditformer.training.distributed`)."""
 
-from banditformer.training.calibration import calibrate_budget, operating_curve
+from banditformer.training.calibration import calibrate_budget, operating_curve, score_shapes
 from banditformer.training.checkpoint import check_writable, remove_stale_temporaries, save_atomic
 from banditformer.training.trainer import OBJECTIVES, MetricsObserver, TrainConfig, Trainer, multi_exit_loss
 
@@ -18,4 +18,5 @@ __all__ = [
     "operating_curve",
     "remove_stale_temporaries",
     "save_atomic",
+    "score_shapes",
 ]

@@ -1,6 +1,7 @@
-"""Calibration to a FLOP budget at inference: after training, the controller's inference knob (an
-exit threshold, a patience) is set on the validation split so that the mean FLOP ratio there is as
-close to the budget as the knob allows without exceeding it. The test split is never seen."""
+"""Scoring a trained network at operating points: calibration to a FLOP budget at inference (after
+training, the controller's inference knob, an exit threshold or a patience, is set on the
+validation split so that the mean FLOP ratio there is as close to the budget as the knob allows
+without exceeding it; the test split is never seen), and scores at every fixed shape."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from banditformer.core.task import Split
 from banditformer.core.validation import check_float, check_int
 from banditformer.model import DynamicTransformer
 
-__all__ = ["calibrate_budget", "operating_curve"]
+__all__ = ["calibrate_budget", "operating_curve", "score_shapes"]
 
 
 @torch.no_grad()
@@ -113,3 +114,45 @@ def calibrate_budget(
     best = max(within, key=lambda p: (p["flop_ratio"], p["accuracy"]))
     controller.set_operating_point(best["value"])
     return best
+
+
+@torch.no_grad()
+def score_shapes(model: DynamicTransformer, split: Split, *, batch_size: int = 256) -> list[dict[str, float]]:
+    """The trained network scored at every uniform shape on ``split``: each depth ``1 .. L``
+    with each head count ``1 .. H`` in blocks ``1 ..`` (depth 1 is the stem alone, one shape), no
+    halting, each depth's own exit classifier (the decisions-versus-weights ablation: how good
+    the shared weights are at each shape, whatever a controller would choose).
+
+    Returns:
+        ``{"depth", "heads", "accuracy", "flop_ratio"}`` per shape, shallowest first.
+    """
+    if not isinstance(model, DynamicTransformer):
+        raise InputValidationError(f"expected a DynamicTransformer, got {type(model).__name__}")
+    if not isinstance(split, Split) or len(split) == 0:
+        raise InputValidationError(f"expected a non-empty Split, got {split!r}")
+    check_int("batch_size", batch_size, low=1)
+    cfg, table = model.cfg, model.cost_table()
+    shapes = [(1, cfg.num_heads)] + [(d, k) for d in range(2, cfg.num_layers + 1) for k in range(1, cfg.num_heads + 1)]
+    correct = [0] * len(shapes)
+    was_training = model.training
+    model.eval()
+    dev = model.head.weight.device
+    try:
+        for start in range(0, len(split), batch_size):
+            x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
+            h, _ = model.stem(x)
+            for i, (depth, heads) in enumerate(shapes):
+                d = Decision.full(len(y), cfg.num_layers, cfg.num_heads, device=dev)
+                d.depth.fill_(depth)
+                d.heads[:, 1:, heads:] = False
+                correct[i] += int((model.run(h, d).argmax(-1) == y).sum())
+    finally:
+        model.train(was_training)
+    out = []
+    for (depth, heads), hits in zip(shapes, correct, strict=True):
+        d = Decision.full(1, cfg.num_layers, cfg.num_heads)
+        d.depth.fill_(depth)
+        d.heads[:, 1:, heads:] = False
+        ratio = float(table.sample_flops(d)[0]) / table.full
+        out.append({"depth": depth, "heads": heads, "accuracy": hits / len(split), "flop_ratio": ratio})
+    return out

@@ -1,0 +1,80 @@
+"""The model benchmark's protocol (banditformer/bench/models.py, report.py, stats.py): exit
+controllers calibrated to every budget after one training, per-controller budgets, scores at
+fixed shapes, batch-1 timing, accuracy paired by seed against the full model, and the area under
+each controller's accuracy-versus-FLOPs curve."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from banditformer.bench.models import CALIBRATE, ModelBenchConfig, plan_models, run_models
+from banditformer.bench.report import format_model_report
+from banditformer.bench.stats import curve_area, paired_difference
+from banditformer.core.errors import InputValidationError
+
+POINTER = {"task": "pointer_chasing", "task_kwargs": {"num_samples": 90}, "epochs": 1, "batch_size": 32,
+           "d_model": 8, "num_layers": 3, "num_heads": 2, "exit_heads": True}  # fmt: skip
+
+
+def test_exit_controllers_are_calibrated_to_their_own_budgets() -> None:
+    config = ModelBenchConfig(
+        **POINTER, controllers=["static", "static_small", "entropy_exit", "patience_exit"], budgets=[0.6],
+        lams=[], controller_kwargs={"entropy_exit": {"budgets": [0.9, 0.7]}},
+    )  # fmt: skip
+    runs = plan_models(config).runs
+    assert [(label, kw.get(CALIBRATE)) for label, _, kw in runs] == [
+        ("static", None), ("static_small@0.6", None), ("entropy_exit", [0.9, 0.7]), ("patience_exit", [0.6]),
+    ]  # fmt: skip
+    with pytest.raises(InputValidationError, match=r"\['budgets'\]\[i\]"):
+        plan_models(ModelBenchConfig(**POINTER, controllers=["entropy_exit"], controller_kwargs={
+            "entropy_exit": {"budgets": [1.5]}}))  # fmt: skip
+
+
+def test_a_report_has_calibrated_rows_shapes_pairs_and_curve_areas() -> None:
+    config = ModelBenchConfig(
+        **POINTER, controllers=["static", "static_small", "entropy_exit"], budgets=[0.7, 0.01], lams=[], seeds=2,
+        eval_shapes=True, batch1_samples=4,
+    )  # fmt: skip
+    report = run_models(config)
+    rows = {r["label"]: r for r in report.summary}
+    assert list(rows) == ["static", "static_small@0.7", "static_small@0.01", "entropy_exit", "entropy_exit@0.7",
+                          "entropy_exit@0.01"]  # fmt: skip
+    calibrated = rows["entropy_exit@0.7"]
+    assert calibrated["seeds"] == 2 and 1 - calibrated["flop_saving"] <= 0.7 + 0.05
+    assert rows["entropy_exit@0.01"]["seeds"] == 0 and rows["entropy_exit@0.01"]["failed"] == 2  # unreachable
+    errors = [r.get("error") for r in report.runs if r["label"] == "entropy_exit"]
+    assert errors == [None, None]  # the runs finished; only their unreachable budget failed
+    # paired by seed against the full model
+    acc = {lab: {r["seed"]: r["accuracy"] for r in report.runs if r["label"] == lab} for lab in ("static",)}
+    own = {r["seed"]: r["calibrated"][0]["accuracy"] for r in report.runs if r["label"] == "entropy_exit"}
+    mean, half, n = paired_difference(own, acc["static"])
+    assert calibrated["accuracy_vs_full"] == pytest.approx(mean) and n == 2 and math.isfinite(half)
+    assert "accuracy_vs_full" not in rows["static"]
+    # every network at every uniform shape: the stem, then depths 2..3 with 1..2 heads
+    shapes = [(s["depth"], s["heads"]) for s in rows["entropy_exit"]["shapes"]]
+    assert shapes == [(1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]
+    assert rows["static"]["shapes"][-1]["accuracy"] == pytest.approx(rows["static"]["accuracy"])
+    assert rows["static"]["eval_us_per_sample_b1"] > 0
+    # the curve area of each controller, over the report's FLOP range
+    low = rows["static"]["curve_low"]
+    per_seed = []
+    for seed in (0, 1):
+        points = [(1 - r["flop_saving"], r["accuracy"]) for r in report.runs if r["label"] == "entropy_exit"
+                  and r["seed"] == seed]  # fmt: skip
+        points += [(1 - e["flop_saving"], e["accuracy"]) for r in report.runs if r["label"] == "entropy_exit"
+                   and r["seed"] == seed for e in r["calibrated"] if "error" not in e]  # fmt: skip
+        per_seed.append(curve_area(points, low))
+    assert rows["entropy_exit"]["curve_area"] == pytest.approx(sum(per_seed) / 2)
+    text = format_model_report(report)
+    assert "area under accuracy vs inference FLOP ratio" in text and "d3h2" in text and "vs full" in text
+    assert "entropy_exit@0.01 (seed 1): FAILED: expected a FLOP budget" in text
+
+
+def test_curve_area_is_the_mean_best_accuracy_within_each_budget() -> None:
+    assert curve_area([(1.0, 0.9)], low=0.5) == 0.0  # only the full model: nothing below it
+    assert curve_area([(0.5, 0.6), (0.75, 0.5), (1.0, 0.9)], low=0.5) == pytest.approx(0.6 * 0.5 / 0.5)
+    with pytest.raises(ValueError, match="high > low"):
+        curve_area([(0.5, 0.5)], low=1.0)
+    assert paired_difference({0: 1.0}, {1: 1.0}) is None
