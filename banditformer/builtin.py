@@ -10,6 +10,7 @@ from typing import Any
 from banditformer import bandits, tasks
 from banditformer.backends import CPUBackend, CUDABackend
 from banditformer.controllers import (
+    BanditHalting,
     DHTController,
     LayerDropController,
     PatienceExit,
@@ -20,6 +21,7 @@ from banditformer.controllers import (
     ThresholdExit,
 )
 from banditformer.controllers.dht import MODES
+from banditformer.controllers.halting import EXIT_FEATURES
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
 from banditformer.core.validation import check_int
@@ -196,6 +198,47 @@ def threshold_bandit(
 _with_options_of(threshold_bandit, ThresholdBandit, ("policy", "exit_costs"))
 
 
+def bandit_halting(
+    num_layers: int,
+    num_heads: int,
+    full_flops: float,
+    cost_table: Any,
+    *,
+    policy: str = "linucb",
+    policy_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> BanditHalting:
+    """The registry's ``bandit_halting`` factory: a
+    :class:`~banditformer.controllers.BanditHalting` whose exit costs come from the model's
+    ``cost_table`` and whose stop-or-continue policy is built from a registered name (plugin
+    policies included) with 2 arms, ``context_dim=5`` and one group per exit point.
+
+    Args:
+        policy, policy_kwargs: a registered contextual policy and its options.
+        seed: master seed; the policy and the reveal draws get derived sub-seeds.
+        num_layers, num_heads, full_flops, options: as ``BanditHalting`` takes them (``lam``,
+            ``flop_budget``, ``reveal``, ``warmup_steps``, ...).
+    """
+    check_int("num_layers", num_layers, low=2)
+    check_int("seed", seed, low=0)
+    if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
+        raise InputValidationError(
+            f"expected `policy_kwargs` to be a dict of options, got {type(policy_kwargs).__name__}"
+        )
+    costs = ThresholdBandit.costs_from_table(cost_table)
+    built = make_policy(
+        policy, num_arms=2, context_dim=EXIT_FEATURES, num_groups=num_layers - 1, seed=derive_seed(seed, "halting"),
+        **(policy_kwargs or {}),
+    )  # fmt: skip
+    return BanditHalting(
+        num_layers, num_heads, full_flops, costs, policy=built, seed=derive_seed(seed, "reveal"), **options
+    )
+
+
+_with_options_of(bandit_halting, BanditHalting, ("policy", "exit_costs"))
+
+
 @hookimpl
 def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
     return {
@@ -206,6 +249,7 @@ def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
         "dht": dht,
         "dht_integrated": functools.partial(dht, mode="integrated"),
         "threshold_bandit": threshold_bandit,
+        "bandit_halting": bandit_halting,
         "entropy_exit": functools.partial(ThresholdExit, metric="entropy", threshold=0.3),
         "confidence_exit": functools.partial(ThresholdExit, metric="max_prob"),
         "margin_exit": functools.partial(ThresholdExit, metric="margin", threshold=0.8),

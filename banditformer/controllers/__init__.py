@@ -1,11 +1,13 @@
-"""Architecture controllers, one module per registry name: ``dht`` (and ``dht_integrated``) and
-``threshold_bandit`` (bandits that decide up front and at exit points), and the baselines they are
-compared with: ``static`` and ``static_small``, ``random``, ``layerdrop``, the early exits
+"""Architecture controllers, one module per registry name: ``dht`` (and ``dht_integrated``),
+``threshold_bandit`` and ``bandit_halting`` (``halting``): bandits that decide up front and at exit
+points; and the baselines they are compared with: ``static`` and ``static_small``, ``random``,
+``layerdrop``, the early exits
 ``entropy_exit``, ``confidence_exit`` and ``margin_exit`` (``early_exit``), ``patience_exit``
 (``-> core``)."""
 
 from banditformer.controllers.dht import DHTController, DHTRecord
 from banditformer.controllers.early_exit import ThresholdExit
+from banditformer.controllers.halting import BanditHalting
 from banditformer.controllers.layerdrop import LayerDropController
 from banditformer.controllers.patience import PatienceExit
 from banditformer.controllers.random import RandomController
@@ -13,6 +15,7 @@ from banditformer.controllers.static import Fixed, Static, StaticSmall, budget_s
 from banditformer.controllers.threshold_bandit import ThresholdBandit, ThresholdRecord
 
 __all__ = [
+    "BanditHalting",
     "DHTController",
     "DHTRecord",
     "Fixed",
