@@ -13,6 +13,12 @@ Run:
 
 Head sets are drawn per sample (``per-sample``) or from a few shared sets (``shared``: what a
 controller sharing one Thompson draw per context bucket produces).
+
+Kind ``halt``: halting at exit points (``model.run_exits`` with a ``halt`` callback, every exit a
+sample passes evaluated): each sample gets a halting depth drawn as the ``depth`` kind draws its
+depth, and the callback stops it at that exit point, deterministically. The fast path drops halted
+samples from the active set; the masked path is ``run_exits(path="reference")``; the full model is
+the plain full-depth forward, and the FLOP ratio counts every exit classifier evaluated.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from collections.abc import Callable, Sequence
 import torch
 
 from banditformer import Decision, make_backend
+from banditformer.core.exits import ExitPoint
 from banditformer.model import DynamicTransformer, TransformerConfig
+
+HaltFn = Callable[[ExitPoint], torch.Tensor]
+Step = Callable[[], None]
 
 
 def spread(gen: torch.Generator, n: int, top: int, ratio: float) -> torch.Tensor:
@@ -57,6 +67,21 @@ def make_decision(kind: str, ratio: float, b: int, layers: int, heads: int, gen:
     return Decision(depth, mask)
 
 
+def halting_depths(ratio: float, b: int, layers: int, gen: torch.Generator) -> torch.Tensor:
+    """``(b,)`` int64 depths in ``[1, layers]``, the ``depth`` kind's mix at ``ratio``: where each
+    sample halts (``layers``: it never halts)."""
+    return make_decision("depth", ratio, b, layers, 1, gen).depth
+
+
+def halt_at(depths: torch.Tensor) -> HaltFn:
+    """A halt callback that stops each sample at the exit point of its depth in ``depths``."""
+
+    def halt(point: ExitPoint) -> torch.Tensor:
+        return depths[point.rows] <= point.depth
+
+    return halt
+
+
 def time_all(fns: Sequence[Callable[[], None]], backend, repeats: int) -> list[float]:
     """Best-of-``repeats`` seconds of each function, timed in interleaved rounds so that slow
     drift of a shared machine hits every function alike (noise only ever adds time)."""
@@ -81,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.75, 0.5, 0.25])
-    p.add_argument("--kinds", nargs="+", default=["depth", "heads", "heads-shared", "both"])
+    p.add_argument("--kinds", nargs="+", default=["depth", "heads", "heads-shared", "both", "halt"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the rows as JSON")
@@ -124,24 +149,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     full_decision = Decision.full(args.batch, cfg.num_layers, cfg.num_heads, device=backend.device)
     for kind in args.kinds:
         for ratio in args.ratios:
-            d = make_decision(kind, ratio, args.batch, cfg.num_layers, cfg.num_heads, gen)
-            flop_ratio = float(table.sample_flops(d).mean()) / table.full
-            d = Decision(d.depth.to(backend.device), d.heads.to(backend.device))
+            halt = None
+            if kind == "halt":  # the full model planned, each sample halting at its exit point
+                depths = halting_depths(ratio, args.batch, cfg.num_layers, gen)
+                full_heads = torch.ones(args.batch, cfg.num_layers, cfg.num_heads, dtype=torch.bool)
+                flop_ratio = float(table.sample_flops(Decision(depths, full_heads, None, depths)).mean()) / table.full
+                d, halt = full_decision, halt_at(depths.to(backend.device))
+            else:
+                d = make_decision(kind, ratio, args.batch, cfg.num_layers, cfg.num_heads, gen)
+                flop_ratio = float(table.sample_flops(d).mean()) / table.full
+                d = Decision(d.depth.to(backend.device), d.heads.to(backend.device))
             for mode in ("forward", "fwd+bwd"):
 
-                def run(decision: Decision, path: str, mode: str = mode) -> Callable[[], None]:
+                def run(decision: Decision, path: str, mode: str = mode, halt: HaltFn | None = None) -> Step:
+                    def logits() -> torch.Tensor:
+                        if halt is None:
+                            return model(x, decision, path=path)
+                        h, _ = model.stem(x)
+                        return model.run_exits(h, decision, halt=halt, path=path).logits
+
                     def step() -> None:
                         with backend.autocast(enabled=dtype != torch.float32, dtype=dtype):
                             if mode == "forward":
                                 with torch.no_grad():
-                                    model(x, decision, path=path)
+                                    logits()
                             else:
-                                model(x, decision, path=path).float().sum().backward()
+                                logits().float().sum().backward()
 
                     return step
 
                 full, masked, fast = time_all(
-                    [run(full_decision, "fast"), run(d, "reference"), run(d, "fast")], backend, args.repeats
+                    [run(full_decision, "fast"), run(d, "reference", halt=halt), run(d, "fast", halt=halt)],
+                    backend,
+                    args.repeats,
                 )
                 time_ratio = fast / full
                 row = dict(
