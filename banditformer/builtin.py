@@ -244,6 +244,7 @@ def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
     return {
         "static": Static,
         "static_small": StaticSmall,
+        "static_grid": StaticSmall,  # bench model trains it at every uniform shape
         "random": RandomController,
         "layerdrop": LayerDropController,
         "dht": dht,

@@ -6,6 +6,8 @@ accuracy, FLOP saving and time per sample, and the Pareto front of accuracy agai
 How each controller is swept:
 
 - ``static`` (the full model) and controllers with nothing to sweep: one run per seed;
+- ``static_grid``: a static model trained at every uniform shape (each depth, each head count;
+  ``static_grid d=2 h=3``), the frontier every adaptive controller is compared with;
 - the budgeted baselines ``static_small``, ``random`` and ``layerdrop``: one run per FLOP budget in
   ``budgets`` (``static_small`` at the largest shape within the budget, ``random`` matched to its
   mean FLOPs, ``layerdrop`` pruned to the budget's depth at inference);
@@ -56,7 +58,7 @@ from banditformer.bench.report import format_model_report, write_model_report
 from banditformer.bench.results import RUN_NUMBERS, ModelReport, check_run_record
 from banditformer.bench.runlog import RunLog, check_log
 from banditformer.bench.stats import ci95_halfwidth, curve_area, paired_difference, pareto_front
-from banditformer.controllers import RandomController, budget_shape
+from banditformer.controllers import RandomController, budget_shape, uniform_shapes
 from banditformer.core.errors import BanditformerError, InputValidationError, PluginError
 from banditformer.core.validation import check_float, check_int
 from banditformer.plugins import make_controller
@@ -144,7 +146,10 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
         except Exception:  # a bad option: check_experiment below names the configuration
             knob = False
         calibrate = {CALIBRATE: list(budgets)} if knob and budgets else {}
-        if name in BUDGETED:
+        if name == "static_grid":  # a static model trained at every uniform shape
+            for depth, heads in uniform_shapes(shape["num_layers"], shape["num_heads"]):
+                runs.append((f"static_grid d={depth} h={heads}", name, {**extra, "depth": depth, "heads": heads}))
+        elif name in BUDGETED:
             for b in budgets:
                 kw = budget_kwargs(name, table, b, seed=config.seed, drop=config.layerdrop)
                 runs.append((f"{name}@{b:g}", name, {**kw, **extra}))

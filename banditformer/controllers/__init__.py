@@ -11,7 +11,7 @@ from banditformer.controllers.halting import BanditHalting
 from banditformer.controllers.layerdrop import LayerDropController
 from banditformer.controllers.patience import PatienceExit
 from banditformer.controllers.random import RandomController
-from banditformer.controllers.static import Fixed, Static, StaticSmall, budget_shape
+from banditformer.controllers.static import Fixed, Static, StaticSmall, budget_shape, uniform_shapes
 from banditformer.controllers.threshold_bandit import ThresholdBandit, ThresholdRecord
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "ThresholdExit",
     "ThresholdRecord",
     "budget_shape",
+    "uniform_shapes",
 ]

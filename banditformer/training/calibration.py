@@ -133,6 +133,7 @@ def score_shapes(model: DynamicTransformer, split: Split, *, batch_size: int = 2
     check_int("batch_size", batch_size, low=1)
     cfg, table = model.cfg, model.cost_table()
     shapes = [(1, cfg.num_heads)] + [(d, k) for d in range(2, cfg.num_layers + 1) for k in range(1, cfg.num_heads + 1)]
+    # (the same list as controllers.uniform_shapes: training imports no controller)
     correct = [0] * len(shapes)
     was_training = model.training
     model.eval()

@@ -32,6 +32,14 @@ def test_exit_controllers_are_calibrated_to_their_own_budgets() -> None:
             "entropy_exit": {"budgets": [1.5]}}))  # fmt: skip
 
 
+def test_the_static_grid_trains_a_static_model_at_every_uniform_shape() -> None:
+    config = ModelBenchConfig(**POINTER, controllers=["static_grid"], lams=[])
+    runs = plan_models(config).runs
+    assert [(label, kw) for label, _, kw in runs] == [
+        (f"static_grid d={d} h={h}", {"depth": d, "heads": h}) for d, h in [(1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]
+    ]
+
+
 def test_a_report_has_calibrated_rows_shapes_pairs_and_curve_areas() -> None:
     config = ModelBenchConfig(
         **POINTER, controllers=["static", "static_small", "entropy_exit"], budgets=[0.7, 0.01], lams=[], seeds=2,
