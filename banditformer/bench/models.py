@@ -321,7 +321,8 @@ def _calibrated_run(run: dict[str, Any], budget: float, label: str) -> dict[str,
     if entry is None or "error" in entry:
         why = "not calibrated" if entry is None else entry["error"]
         return {"label": label, "controller": run["controller"], "seed": run["seed"], "error": why}
-    return {**run, **entry, "label": label}
+    # the same network as the run's: its fixed-shape scores are the run's row's, not repeated here
+    return {**{k: v for k, v in run.items() if k != "shapes"}, **entry, "label": label}
 
 
 def run_models(
