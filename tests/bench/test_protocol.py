@@ -86,3 +86,35 @@ def test_curve_area_is_the_mean_best_accuracy_within_each_budget() -> None:
     with pytest.raises(ValueError, match="high > low"):
         curve_area([(0.5, 0.5)], low=1.0)
     assert paired_difference({0: 1.0}, {1: 1.0}) is None
+
+
+def test_the_exit_report_pairs_each_network_with_the_static_grid(tmp_path, capsys) -> None:
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from banditformer.bench.report import write_model_report
+
+    config = ModelBenchConfig(
+        **POINTER, controllers=["static", "static_grid", "entropy_exit", "threshold_bandit"], budgets=[0.8],
+        lams=[0.1], seeds=2, eval_shapes=True,
+    )  # fmt: skip
+    report = run_models(config)
+    write_model_report(report, tmp_path)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "exit_report.py"
+    sys_argv = sys.argv
+    sys.argv = [str(script), str(tmp_path)]
+    try:
+        with pytest.raises(SystemExit) as info:
+            runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = sys_argv
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    # section 1: entropy_exit's network at d2h1 against static_grid d=2 h=1, paired over both seeds
+    ee = {r["seed"]: r for r in report.runs if r["label"] == "entropy_exit"}
+    grid = {r["seed"]: r["accuracy"] for r in report.runs if r["label"] == "static_grid d=2 h=1"}
+    mean, half, n = paired_difference({s: r["shapes"][1]["accuracy"] for s, r in ee.items()}, grid)
+    assert f"d2h1 {mean * 100:+.1f} ± {half * 100:.1f} (2)" in out.split("2. matched")[0]
+    assert "threshold_bandit lam=0.1" in out.split("2. matched")[1].split("3. savings")[0]
+    assert "5. curve areas" in out
