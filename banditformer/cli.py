@@ -173,6 +173,7 @@ def _bench_config(
     the folder's recorded configuration, which the configuration flags given must match."""
     import json
 
+    from banditformer.bench.config import LATER_FIELDS
     from banditformer.bench.runlog import RunLog
 
     fields = _BENCH_FIELDS[kind]
@@ -184,10 +185,11 @@ def _bench_config(
         return config, prepared, RunLog.create(args.out, kind, config.record(), config.digest())
     log = RunLog.resume(args.resume, kind)
     given = getattr(args, "given", set())
+    later = LATER_FIELDS if kind == "model" else {}  # left out of the record at their defaults
     differ = [
-        f"--{dest.replace('_', '-')} {values[field]!r} (recorded {log.config.get(field)!r})"
+        f"--{dest.replace('_', '-')} {values[field]!r} (recorded {log.config.get(field, later.get(field))!r})"
         for dest, field in fields.items()
-        if dest in given and json.loads(json.dumps(values[field])) != log.config.get(field)
+        if dest in given and json.loads(json.dumps(values[field])) != log.config.get(field, later.get(field))
     ]
     try:
         if differ:

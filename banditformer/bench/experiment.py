@@ -247,10 +247,12 @@ def run_experiment(
         "head_count_mean_per_block": test["head_counts"].double().mean(0).tolist(),
     }
     result["test_depths"] = test["depth"].tolist()  # each test sample's exit, in the split's order
-    if batch1_samples:
+    def batch1_us() -> float:
         n = min(batch1_samples, len(data.test))
-        one = trainer.evaluate(Split(data.test.x[:n], data.test.y[:n]), batch_size=1)
-        result["eval_us_per_sample_b1"] = one["seconds"] / n * 1e6
+        return trainer.evaluate(Split(data.test.x[:n], data.test.y[:n]), batch_size=1)["seconds"] / n * 1e6
+
+    if batch1_samples:
+        result["eval_us_per_sample_b1"] = batch1_us()
     if eval_shapes:
         result["shapes"] = score_shapes(trainer.model, data.test)
     _add_spearman(result, data.test.difficulty, test["flops"])
@@ -274,6 +276,8 @@ def run_experiment(
                 "eval_us_per_sample": at["seconds"] / max(len(data.test), 1) * 1e6,
                 "test_depths": at["depth"].tolist(),
             }
+            if batch1_samples:
+                entry["eval_us_per_sample_b1"] = batch1_us()  # at this knob
             _add_spearman(entry, data.test.difficulty, at["flops"])
             result["calibrated"].append(entry)
     if out is not None:

@@ -146,6 +146,8 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
         except Exception:  # a bad option: check_experiment below names the configuration
             knob = False
         calibrate = {CALIBRATE: list(budgets)} if knob and budgets else {}
+        if calibrate:
+            _check_distinct_budgets(name, budgets)
         if name == "static_grid":  # a static model trained at every uniform shape
             for depth, heads in uniform_shapes(shape["num_layers"], shape["num_heads"]):
                 runs.append((f"static_grid d={depth} h={heads}", name, {**extra, "depth": depth, "heads": heads}))
@@ -199,6 +201,14 @@ def _own_budgets(name: str, own: Any, default: list[float]) -> list[float]:
     for b in own:
         check_float(f"controller_kwargs[{name!r}]['budgets'][i]", b, low=0.0, high=1.0, low_open=True)
     return list(own)
+
+
+def _check_distinct_budgets(name: str, budgets: list[float]) -> None:
+    """Budgets that label the same configuration (``f"{b:g}"``) are one budget given twice."""
+    labels = [f"{b:g}" for b in budgets]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise InputValidationError(f"expected distinct budgets for {name!r}, got {twice} more than once")
 
 
 def _factory_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -322,7 +332,9 @@ def _calibrated_run(run: dict[str, Any], budget: float, label: str) -> dict[str,
         why = "not calibrated" if entry is None else entry["error"]
         return {"label": label, "controller": run["controller"], "seed": run["seed"], "error": why}
     # the same network as the run's: its fixed-shape scores are the run's row's, not repeated here
-    return {**{k: v for k, v in run.items() if k != "shapes"}, **entry, "label": label}
+    # (its batch-1 time, when measured, is the entry's own: timed at the calibrated knob)
+    kept = {k: v for k, v in run.items() if k not in ("shapes", "eval_us_per_sample_b1")}
+    return {**kept, **entry, "label": label}
 
 
 def run_models(

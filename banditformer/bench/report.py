@@ -141,7 +141,10 @@ def format_model_report(report: ModelReport) -> str:
         lines += ["", f"area under accuracy vs inference FLOP ratio, over [{low:.3f}, 1] (per seed, mean ± 95%):"]
         for controller, r in sorted(areas.items(), key=lambda kv: -kv[1]["curve_area"]):
             half = r["curve_area_ci95"]
-            lines.append(f"  {controller:<28}{r['curve_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else ""))
+            note = "  (no configuration below the full cost)" if r["curve_area"] == 0 else ""
+            lines.append(
+                f"  {controller:<28}{r['curve_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "") + note
+            )
     shaped = [r for r in report.summary if r.get("shapes")]
     if shaped:
         names = [f"d{s['depth']}h{s['heads']}" for s in shaped[0]["shapes"]]

@@ -7,8 +7,10 @@ at the first exit whose prediction is confident enough.
   Kaya et al. 2019);
 - ``margin``: the top probability minus the second is at least the threshold.
 
-In training every sample runs the full model (as DeeBERT and PABEE train: every exit learns from
-every sample under the joint loss), unless ``train_halting``; at inference samples halt. The
+While the trainer explores, every sample runs the full model (as DeeBERT and PABEE train: every
+exit learns from every sample under the joint loss), unless ``train_halting``; when it decides
+greedily (at inference, and in a ``TrainConfig.greedy_tail``, which fine-tunes on the
+architectures inference runs) samples halt. The
 threshold is the controller's knob: a calibration to a FLOP budget on the validation split sets it
 (:func:`~banditformer.training.calibrate_budget`).
 """

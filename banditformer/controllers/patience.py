@@ -40,8 +40,9 @@ class PatienceExit(ExitRule):
         return point.patience.to(point.logits.device) > self._patience
 
     def operating_points(self) -> list[float]:
-        """Patience ``1 .. L`` (``L``: never halts)."""
-        return [float(p) for p in range(1, self.num_layers + 1)]
+        """Patience ``1 .. L - 1`` (``L - 1``: never halts, the last exit point showing at most
+        ``L - 1`` agreeing exits); ``[1]`` for a model of fewer than 3 blocks."""
+        return [float(p) for p in range(1, max(self.num_layers, 2))]
 
     def set_operating_point(self, value: float) -> None:
         if not isinstance(value, (int, float)) or float(value) != int(value) or int(value) < 1:

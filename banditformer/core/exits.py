@@ -65,7 +65,7 @@ class ExitPoint:
 
     @property
     def margin(self) -> Tensor:
-        """``(n,)`` the top probability minus the second (0 with one class' logits)."""
+        """``(n,)`` the top probability minus the second (1 with a single class)."""
         p = self.probs
         if p.shape[-1] < 2:
             return torch.ones(p.shape[0], dtype=p.dtype, device=p.device)

@@ -280,7 +280,8 @@ def check_checkpoint(
     :class:`~banditformer.training.TrainConfig`; ``progress``, display only, may differ; an error
     names the fields that differ, with both values); ``step`` is an int in ``[0, total_steps]``;
     ``train_samples`` and ``skipped_feedback`` are ints in ``[0, step * batch_size]``;
-    ``train_flops`` is finite, in ``[0, train_samples * full_flops]``; ``history`` is a list of at
+    ``train_flops`` is finite, in ``[0, train_samples * full_flops]`` (``full_flops``: the most one
+    training sample can cost); ``history`` is a list of at
     most ``epochs`` records, each a mapping of names to finite numbers with an ``epoch`` in
     ``[1, epochs]``; the global RNG state has its shape; and the parts pass
     :meth:`TrainingParts.check`.
@@ -320,10 +321,13 @@ def check_checkpoint(
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= rows:
             raise _bad(field, f"an int in [0, {rows}] (step x batch_size)", v, where)
     flops = state["train_flops"]
-    # a multi-exit step pays every exit's classifier, a sandwich step three more shapes: at most 4x the full model
-    top = state["train_samples"] * full_flops * 4 * (1 + 1e-9)
+    # full_flops: the most one training sample can cost (a multi-exit step pays every exit's
+    # classifier, a sandwich step three more shapes)
+    top = state["train_samples"] * full_flops * (1 + 1e-9)
     if isinstance(flops, bool) or not isinstance(flops, (int, float)) or not 0 <= flops <= top:
-        raise _bad("train_flops", f"a finite number in [0, {top:g}] (train_samples x 4 full FLOPs)", flops, where)
+        raise _bad(
+            "train_flops", f"a finite number in [0, {top:g}] (train_samples x the most a sample costs)", flops, where
+        )
     history, epochs = state["history"], config.epochs
     if not isinstance(history, list) or len(history) > epochs:
         raise _bad("history", f"a list of at most {epochs} records", type(history).__name__, where)

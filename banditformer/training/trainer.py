@@ -436,12 +436,13 @@ class Trainer:
         if self.controller.halts and exit_logits is not None:
             labels = y.view(-1, 1, 1).expand(-1, exit_logits.shape[1], 1)
             exit_quality = exit_logits.detach().softmax(-1).gather(2, labels).squeeze(2).float()
-        flops = self.model.sample_flops(decision).to(quality.device)
-        for shape in shapes:  # the sandwich's extra passes are training compute too
-            flops = flops + self.model.sample_flops(shape).to(quality.device)
+        flops = self.model.sample_flops(decision).to(quality.device)  # what the decision cost: its feedback
+        spent = flops
+        for shape in shapes:  # the sandwich's extra passes are training compute too, not the decision's
+            spent = spent + self.model.sample_flops(shape).to(quality.device)
         # FLOPs, loss and accuracy over the global batch (summed over ranks when distributed)
         totals = torch.stack([
-            flops.double().sum(), torch.tensor(float(flops.numel()), dtype=torch.float64, device=flops.device),
+            spent.double().sum(), torch.tensor(float(flops.numel()), dtype=torch.float64, device=flops.device),
             loss.detach().double() * flops.numel(), (logits.argmax(1) == y).double().sum(),
         ])  # fmt: skip
         flop_sum, rows, loss_sum, correct = sum_over_ranks(totals).tolist()
@@ -684,5 +685,14 @@ class Trainer:
             InputValidationError: naming the field, what was expected and what was got.
         """
         check_checkpoint(
-            state, self._parts, self.config, total_steps=self.total_steps, full_flops=self.full_flops, where=where
+            state, self._parts, self.config, total_steps=self.total_steps, full_flops=self.max_sample_flops, where=where
         )
+
+    @property
+    def max_sample_flops(self) -> float:
+        """The most forward FLOPs one training sample can cost: the full model with every exit's
+        classifier, and under the sandwich rule three more shapes (the full model twice, as an
+        upper bound on the random one, and the stem)."""
+        table = self.model.cost_table()
+        every_exit = table.full + (table.num_layers - 1) * table.classifier
+        return every_exit + (3 * table.full if self.objective == "sandwich" else 0.0)

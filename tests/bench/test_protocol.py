@@ -27,6 +27,8 @@ def test_exit_controllers_are_calibrated_to_their_own_budgets() -> None:
     assert [(label, kw.get(CALIBRATE)) for label, _, kw in runs] == [
         ("static", None), ("static_small@0.6", None), ("entropy_exit", [0.9, 0.7]), ("patience_exit", [0.6]),
     ]  # fmt: skip
+    with pytest.raises(InputValidationError, match=r"distinct budgets for 'entropy_exit', got \['0.5'\]"):
+        plan_models(ModelBenchConfig(**POINTER, controllers=["entropy_exit"], budgets=[0.5, 0.5]))
     with pytest.raises(InputValidationError, match=r"\['budgets'\]\[i\]"):
         plan_models(ModelBenchConfig(**POINTER, controllers=["entropy_exit"], controller_kwargs={
             "entropy_exit": {"budgets": [1.5]}}))  # fmt: skip
@@ -65,6 +67,9 @@ def test_a_report_has_calibrated_rows_shapes_pairs_and_curve_areas() -> None:
     assert shapes == [(1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]
     assert rows["static"]["shapes"][-1]["accuracy"] == pytest.approx(rows["static"]["accuracy"])
     assert rows["static"]["eval_us_per_sample_b1"] > 0
+    for r in report.runs:  # a calibrated budget is timed at batch 1 at its own knob
+        for e in r.get("calibrated", []):
+            assert "error" in e or e["eval_us_per_sample_b1"] > 0
     # the curve area of each controller, over the report's FLOP range
     low = rows["static"]["curve_low"]
     per_seed = []
@@ -115,6 +120,7 @@ def test_the_exit_report_pairs_each_network_with_the_static_grid(tmp_path, capsy
     ee = {r["seed"]: r for r in report.runs if r["label"] == "entropy_exit"}
     grid = {r["seed"]: r["accuracy"] for r in report.runs if r["label"] == "static_grid d=2 h=1"}
     mean, half, n = paired_difference({s: r["shapes"][1]["accuracy"] for s, r in ee.items()}, grid)
+    assert n == 2
     assert f"d2h1 {mean * 100:+.1f} ± {half * 100:.1f} (2)" in out.split("2. matched")[0]
     assert "threshold_bandit lam=0.1" in out.split("2. matched")[1].split("3. savings")[0]
     assert "5. curve areas" in out

@@ -256,7 +256,7 @@ def test_a_killed_bench_worker_loses_one_job_by_name_and_the_rest_finish(tmp_pat
 
 TINY = ["--task", "digits", "--epochs", "1", "--batch-size", "128", "--width", "16", "--layers", "2", "--heads", "2",
         "--controllers", "static", "dht", "--lams", "0.2", "--seeds", "2", "--quiet", "--no-plot"]  # fmt: skip
-TIMING = ("wall_time_s", "eval_us_per_sample", "train")
+TIMING = ("wall_time_s", "eval_us_per_sample", "eval_us_per_sample_b1", "train")
 
 
 def _runs(folder: Path) -> list[dict]:
@@ -281,6 +281,8 @@ def test_bench_model_killed_then_resumed_equals_an_uninterrupted_run(tmp_path: P
     (clean,) = (tmp_path / "clean").iterdir()
     assert _runs(folder) == _runs(clean) and len(_runs(folder)) == 4
     assert main(["bench", "model", "--resume", str(folder), "--epochs", "2"]) == 2
+    # a flag at the default of a field the folder does not record (added since) is its value
+    assert main(["bench", "model", "--resume", str(folder), "--objective", "auto", "--quiet", "--no-plot"]) == 0
 
 
 def test_bench_model_interrupted_keeps_the_finished_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,6 +43,7 @@ def test_patience_halts_after_patience_agreeing_exits() -> None:
     assert c.halt(p, Decision.full(4, 5, 2), explore=False).tolist() == [False, False, False, True]
     with pytest.raises(InputValidationError, match="integer >= 1"):
         c.set_operating_point(1.5)
+    assert c.operating_points() == [1.0, 2.0, 3.0, 4.0]  # 4 = L - 1: nobody halts
 
 
 def test_the_knob_travels_with_the_state_dict() -> None:

@@ -82,6 +82,22 @@ def test_a_halting_controller_gets_every_exits_quality_and_pays_every_exit() -> 
     assert bool((d.depth[d.record.reveal] == 3).all())  # revealed samples run to the full depth
 
 
+def test_a_controller_is_rewarded_for_its_own_decisions_flops_not_the_sandwichs() -> None:
+    t = trainer("threshold_bandit", objective="sandwich", reveal=0.5)
+    seen = {}
+    original = t.controller._feedback
+
+    def spy(decision, quality, flops, **extra):
+        seen.update(decision=decision, flops=flops)
+        original(decision, quality, flops, **extra)
+
+    t.controller._feedback = spy
+    t.train_step(t.task.train.x[:32], t.task.train.y[:32])
+    own = t.model.cost_table().sample_flops(seen["decision"])
+    torch.testing.assert_close(seen["flops"].double(), own.double())
+    assert t.train_flops > float(own.sum()) * 1.5  # the training compute counts the extra shapes
+
+
 def test_the_sandwich_rule_trains_three_more_shapes_and_counts_their_flops() -> None:
     t = trainer("static", objective="sandwich")
     base = trainer("static")
