@@ -66,7 +66,7 @@ def pointer_chasing(seed: int = 0, num_samples: int = 20000, length: int = 8, ma
     (a 4-block model trained 20 epochs on ``max_hops=3`` solved only 31% of the 3-hop samples).
     The benchmark's depth task is ``max_hops=4`` on a 6-block model, 20 epochs at lr 0.001: one
     such run (seed 0) solved 100%, 65%, 26% and 37% of the 1- to 4-hop test samples (57% in all);
-    block 0 alone, trained the same way, scored 38% to 54% over three seeds (docs/tasks.md)."""
+    block 0 alone, trained the same way, scored 38% to 54% over five seeds (docs/tasks.md)."""
     check_int("num_samples", num_samples, low=3)
     check_int("length", length, low=2)
     check_int("max_hops", max_hops, low=1)
