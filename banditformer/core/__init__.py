@@ -16,6 +16,7 @@ from banditformer.core.errors import (
     TrainingDivergedError,
     UnknownNameError,
 )
+from banditformer.core.exits import ExitOutput, ExitPoint, exit_features
 from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
 from banditformer.core.problem import BanditProblem, CombinatorialProblem, ContextualProblem
 from banditformer.core.random import derive_seed, make_generator, sample_beta, sample_log_gamma
@@ -46,6 +47,8 @@ __all__ = [
     "Decision",
     "DecisionRecord",
     "DuplicateNameError",
+    "ExitOutput",
+    "ExitPoint",
     "InputValidationError",
     "PluginError",
     "PluginLoadError",
@@ -65,6 +68,7 @@ __all__ = [
     "check_rewards",
     "check_tensor",
     "derive_seed",
+    "exit_features",
     "make_generator",
     "sample_beta",
     "sample_log_gamma",
