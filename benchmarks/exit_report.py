@@ -33,6 +33,10 @@ BASELINES = ("static", "static_small", "static_grid", "random", "layerdrop", "en
              "margin_exit", "patience_exit")  # fmt: skip
 
 
+#: The controllers trained at one shape: their networks at other shapes are no comparison.
+STATIC = ("static", "static_small", "static_grid", "random", "layerdrop")
+
+
 def load(folder: Path) -> tuple[dict[str, dict[int, dict[str, Any]]], list[dict[str, Any]]]:
     """Every finished run by label and seed (calibrated budgets as ``label@budget``), and the summary."""
     doc = json.loads((folder / "results.json").read_text())
@@ -80,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print("1. fixed shapes: each network against the static model trained at that shape (points, paired)")
     for label, runs in by.items():
-        if "@" in label or "shapes" not in next(iter(runs.values())):
+        if "@" in label or "shapes" not in next(iter(runs.values())) or controller.get(label) in STATIC:
             continue
         within, cells = 0, []
         for i, shape in enumerate(next(iter(runs.values()))["shapes"]):
