@@ -41,7 +41,6 @@ continue). :meth:`BanditHalting.operating_points` gives the values
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +48,7 @@ import torch
 from torch import Tensor
 
 from banditformer.controllers.dht import check_slot, dht_reward
+from banditformer.controllers.threshold_bandit import check_exit_costs
 from banditformer.core.controller import Controller
 from banditformer.core.decision import Decision, DecisionRecord
 from banditformer.core.errors import InputValidationError
@@ -126,11 +126,7 @@ class BanditHalting(Controller):
     ) -> None:
         check_int("num_layers", num_layers, low=2)
         super().__init__(num_layers, num_heads)
-        costs = tuple(float(c) for c in exit_costs) if isinstance(exit_costs, Sequence) else None
-        if costs is None or len(costs) != num_layers or any(not 0.0 <= c <= 2.0 for c in costs):
-            raise InputValidationError(f"expected `exit_costs`: {num_layers} FLOP ratios in [0, 2], got {exit_costs!r}")
-        if any(b < a for a, b in itertools.pairwise(costs)):
-            raise InputValidationError(f"expected `exit_costs` increasing with depth, got {costs}")
+        costs = check_exit_costs(exit_costs, num_layers)
         self.add_config("exit_costs", costs)
         self.add_config("full_flops", check_float("full_flops", full_flops, low=0.0, low_open=True))
         if flop_budget is not None:

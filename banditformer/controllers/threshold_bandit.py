@@ -37,7 +37,18 @@ from banditformer.core.policy import Policy
 from banditformer.core.random import make_generator
 from banditformer.core.validation import check_float, check_int
 
-__all__ = ["ThresholdBandit", "ThresholdRecord"]
+__all__ = ["ThresholdBandit", "ThresholdRecord", "check_exit_costs"]
+
+
+def check_exit_costs(exit_costs: object, num_layers: int) -> tuple[float, ...]:
+    """``exit_costs`` as a tuple: ``L`` FLOP ratios in ``[0, 2]`` (the last a little above 1:
+    every exit's classifier is paid on the way), increasing with depth."""
+    costs = tuple(float(c) for c in exit_costs) if isinstance(exit_costs, Sequence) else None
+    if costs is None or len(costs) != num_layers or any(not 0.0 <= c <= 2.0 for c in costs):
+        raise InputValidationError(f"expected `exit_costs`: {num_layers} FLOP ratios in [0, 2], got {exit_costs!r}")
+    if any(b < a for a, b in itertools.pairwise(costs)):
+        raise InputValidationError(f"expected `exit_costs` increasing with depth, got {costs}")
+    return costs
 
 
 @dataclass(frozen=True)
@@ -100,11 +111,7 @@ class ThresholdBandit(Controller):
         seed: int = 0,
     ) -> None:
         super().__init__(num_layers, num_heads)
-        costs = tuple(float(c) for c in exit_costs) if isinstance(exit_costs, Sequence) else None
-        if costs is None or len(costs) != num_layers or any(not 0.0 <= c <= 2.0 for c in costs):
-            raise InputValidationError(f"expected `exit_costs`: {num_layers} FLOP ratios in [0, 2], got {exit_costs!r}")
-        if any(b < a for a, b in itertools.pairwise(costs)):
-            raise InputValidationError(f"expected `exit_costs` increasing with depth, got {costs}")
+        costs = check_exit_costs(exit_costs, num_layers)
         self.add_config("exit_costs", costs)
         self.add_config("full_flops", check_float("full_flops", full_flops, low=0.0, low_open=True))
         arms = tuple(float(t) for t in thresholds) if isinstance(thresholds, Sequence) else ()
