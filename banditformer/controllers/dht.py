@@ -43,7 +43,7 @@ from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
 from banditformer.core.validation import check_float, check_int
 
-__all__ = ["HEAD_REWARDS", "MODES", "DHTController", "DHTRecord", "dht_reward", "importance_rewards"]
+__all__ = ["HEAD_REWARDS", "MODES", "DHTController", "DHTRecord", "dht_reward", "dual_ascent", "importance_rewards"]
 
 MODES = ("tree", "integrated")
 HEAD_REWARDS = ("sample", "importance")
@@ -52,6 +52,12 @@ HEAD_REWARDS = ("sample", "importance")
 def dht_reward(quality: Tensor, flop_ratio: Tensor, lam: float | Tensor) -> Tensor:
     """``(quality - lam * flop_ratio + lam) / (1 + lam)``: in [0, 1] for both inputs in [0, 1]."""
     return ((quality - lam * flop_ratio + lam) / (1.0 + lam)).clamp(0.0, 1.0)
+
+
+def dual_ascent(lam: Tensor, lam_lr: float, ratio: float, budget: float) -> None:
+    """One dual-ascent step of the FLOP penalty on a budget, in place:
+    ``lam <- max(0, lam + lam_lr * (ratio - budget))`` (``ratio``: the batch's mean FLOP ratio)."""
+    lam.copy_((lam + lam_lr * (ratio - budget)).clamp(min=0.0))
 
 
 def importance_rewards(reward: Tensor, importance: Tensor, chosen: Tensor) -> Tensor:
@@ -238,7 +244,7 @@ class DHTController(Controller):
         if self.flop_budget is not None:  # dual ascent on the FLOP constraint
             # the ratio clamped to [0, 1], as in the reward: one absurd FLOP count moves lam by at most lam_lr
             ratio = float((flops.to(torch.float64) / self.full_flops).clamp(0, 1).mean())
-            self.lam.copy_((self.lam + self.lam_lr * (ratio - self.flop_budget)).clamp(min=0.0))
+            dual_ascent(self.lam, self.lam_lr, ratio, self.flop_budget)
         for policy, args, kwargs in updates:
             policy.update(*args, **kwargs)
         self._count_feedback()

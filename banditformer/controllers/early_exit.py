@@ -25,10 +25,21 @@ from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
 from banditformer.core.exits import ExitPoint
 
-__all__ = ["METRICS", "ExitRule", "ThresholdExit", "exit_score"]
+__all__ = ["METRICS", "THRESHOLD_POINTS", "ExitRule", "ThresholdExit", "check_threshold", "exit_score"]
 
 #: The confidence measures an exit can be judged by.
 METRICS = ("max_prob", "margin", "entropy")
+
+
+#: The thresholds a calibration to a FLOP budget tries: 401 from 0 to 1.
+THRESHOLD_POINTS = [i / 400 for i in range(401)]
+
+
+def check_threshold(value: object) -> float:
+    """``value`` as a threshold in ``[0, 1]``, else an :class:`InputValidationError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise InputValidationError(f"expected a threshold in [0, 1], got {value!r}")
+    return float(value)
 
 
 def exit_score(point: ExitPoint, metric: str) -> Tensor:
@@ -106,11 +117,9 @@ class ThresholdExit(ExitRule):
         return exit_score(point, self.metric) >= self._threshold
 
     def operating_points(self) -> list[float]:
-        """401 thresholds from 0 to 1."""
-        return [i / 400 for i in range(401)]
+        """:data:`THRESHOLD_POINTS`."""
+        return list(THRESHOLD_POINTS)
 
     def set_operating_point(self, value: float) -> None:
-        if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-            raise InputValidationError(f"expected a threshold in [0, 1], got {value!r}")
-        self.threshold.fill_(float(value))
-        self._threshold = float(value)
+        self._threshold = check_threshold(value)
+        self.threshold.fill_(self._threshold)

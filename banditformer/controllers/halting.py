@@ -47,7 +47,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from banditformer.controllers.dht import check_slot, dht_reward
+from banditformer.controllers.dht import check_slot, dht_reward, dual_ascent
 from banditformer.controllers.threshold_bandit import check_exit_costs
 from banditformer.core.controller import Controller
 from banditformer.core.decision import Decision, DecisionRecord
@@ -262,7 +262,7 @@ class BanditHalting(Controller):
         if self.flop_budget is not None:
             ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 2)
             mean = float(ratio.mean()) if ratio.numel() else self.flop_budget
-            self.lam.copy_((self.lam + self.lam_lr * (mean - self.flop_budget)).clamp(min=0.0))
+            dual_ascent(self.lam, self.lam_lr, mean, self.flop_budget)
         if arm.numel():
             self.policy.update(*args, groups=groups.to(dev))
         self._count_feedback()

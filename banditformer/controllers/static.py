@@ -8,7 +8,7 @@ from torch import Tensor
 
 from banditformer.core.controller import Controller
 from banditformer.core.cost import CostTable
-from banditformer.core.decision import Decision
+from banditformer.core.decision import Decision, uniform_shapes
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_float, check_int
 
@@ -59,24 +59,8 @@ class StaticSmall(Fixed):
         return cls(table.num_layers, table.num_heads, depth, heads)
 
     def _decide(self, context: Tensor, explore: bool) -> Decision:
-        d = Decision.full(context.shape[0], self.num_layers, self.num_heads, device=context.device)
-        d.depth.fill_(self.depth)
-        d.heads[:, 1:, self.heads :] = False
-        return d
-
-
-def uniform_shapes(num_layers: int, num_heads: int) -> list[tuple[int, int]]:
-    """Every uniform ``(depth, heads)`` shape of an ``L``-block, ``H``-head model, shallowest
-    first: the stem alone once (its block keeps every head), then each depth ``2 .. L`` with each
-    head count ``1 .. H`` in blocks ``1 ..`` (``1 + (L - 1) H`` shapes).
-
-    Examples:
-        >>> uniform_shapes(3, 2)
-        [(1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]
-    """
-    check_int("num_layers", num_layers, low=1)
-    check_int("num_heads", num_heads, low=1)
-    return [(1, num_heads)] + [(d, k) for d in range(2, num_layers + 1) for k in range(1, num_heads + 1)]
+        return Decision.uniform(context.shape[0], self.num_layers, self.num_heads, self.depth, self.heads,
+                                context.device)  # fmt: skip
 
 
 def budget_shape(table: CostTable, ratio: float, *, all_heads: bool = False) -> tuple[int, int]:

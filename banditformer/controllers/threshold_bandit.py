@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from banditformer.controllers.dht import check_slot, dht_reward
-from banditformer.controllers.early_exit import METRICS, exit_score
+from banditformer.controllers.dht import check_slot, dht_reward, dual_ascent
+from banditformer.controllers.early_exit import METRICS, THRESHOLD_POINTS, check_threshold, exit_score
 from banditformer.core.controller import Controller
 from banditformer.core.decision import Decision, DecisionRecord
 from banditformer.core.errors import InputValidationError
@@ -227,15 +227,13 @@ class ThresholdBandit(Controller):
             self.policy.check_update(arm, reward)
         if self.flop_budget is not None:
             mean = float(ratio.mean()) if ratio.numel() else self.flop_budget
-            self.lam.copy_((self.lam + self.lam_lr * (mean - self.flop_budget)).clamp(min=0.0))
+            dual_ascent(self.lam, self.lam_lr, mean, self.flop_budget)
         if arm.numel():
             self.policy.update(arm, reward)
 
     def operating_points(self) -> list[float]:
-        """401 thresholds from 0 to 1."""
-        return [i / 400 for i in range(401)]
+        """:data:`~banditformer.controllers.early_exit.THRESHOLD_POINTS`."""
+        return list(THRESHOLD_POINTS)
 
     def set_operating_point(self, value: float) -> None:
-        if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-            raise InputValidationError(f"expected a threshold in [0, 1], got {value!r}")
-        self.calibrated.fill_(float(value))
+        self.calibrated.fill_(check_threshold(value))

@@ -11,7 +11,7 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_device, check_int, check_tensor
 
-__all__ = ["Decision", "DecisionRecord"]
+__all__ = ["Decision", "DecisionRecord", "uniform_shapes"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,25 @@ class Decision:
         heads = torch.ones(batch_size, num_layers, num_heads, dtype=torch.bool, device=device)
         return cls(depth, heads)
 
+    @classmethod
+    def uniform(
+        cls, batch_size: int, num_layers: int, num_heads: int, depth: int, heads: int,
+        device: torch.device | str = "cpu",
+    ) -> Decision:  # fmt: skip
+        """Every sample runs the first ``depth`` blocks with heads ``0 .. heads - 1`` in blocks
+        ``1 ..`` (block 0, the stem, in full): a static shape.
+
+        Examples:
+            >>> Decision.uniform(1, 3, 4, depth=2, heads=1).head_counts.tolist()
+            [[4, 1, 0]]
+        """
+        check_int("depth", depth, low=1, high=num_layers)
+        check_int("heads", heads, low=1, high=num_heads)
+        d = cls.full(batch_size, num_layers, num_heads, device)
+        d.depth.fill_(depth)
+        d.heads[:, 1:, heads:] = False
+        return d
+
     def validate(
         self,
         num_layers: int,
@@ -157,3 +176,17 @@ class Decision:
                 f"{sample} in layer {layer} ({int(empty.sum())} empty in all)"
             )
         return self
+
+
+def uniform_shapes(num_layers: int, num_heads: int) -> list[tuple[int, int]]:
+    """Every uniform ``(depth, heads)`` shape of an ``L``-block, ``H``-head model, shallowest
+    first: the stem alone once (its block keeps every head), then each depth ``2 .. L`` with each
+    head count ``1 .. H`` in blocks ``1 ..`` (``1 + (L - 1) H`` shapes; see :meth:`Decision.uniform`).
+
+    Examples:
+        >>> uniform_shapes(3, 2)
+        [(1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]
+    """
+    check_int("num_layers", num_layers, low=1)
+    check_int("num_heads", num_heads, low=1)
+    return [(1, num_heads)] + [(d, k) for d in range(2, num_layers + 1) for k in range(1, num_heads + 1)]

@@ -9,6 +9,7 @@ at exit point ``d`` has depth ``d``; one that never halts runs to its planned de
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_int, check_tensor
 
-__all__ = ["ExitOutput", "ExitPoint", "check_halt", "exit_features", "replay_exits"]
+__all__ = ["ExitOutput", "ExitPoint", "check_halt", "exit_features", "next_patience", "replay_exits"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ class ExitPoint:
     def size(self) -> int:
         return int(self.rows.shape[0])
 
-    @property
+    @functools.cached_property
     def probs(self) -> Tensor:
-        """``(n, C)`` softmax of the exit's logits."""
+        """``(n, C)`` softmax of the exit's logits (computed once: every measure reads it)."""
         return self.logits.float().softmax(-1)
 
     @property
@@ -86,6 +87,14 @@ class ExitPoint:
     def prediction(self) -> Tensor:
         """``(n,)`` int64 argmax class."""
         return self.logits.argmax(-1)
+
+
+def next_patience(pred: Tensor, last: Tensor | None, streak: Tensor | None) -> Tensor:
+    """Consecutive exits predicting the same class, this one (``pred``) included, given the
+    previous exit's predictions and streaks (``None`` at the first exit): PABEE's patience."""
+    if last is None or streak is None:
+        return torch.ones_like(pred)
+    return torch.where(pred == last, streak + 1, torch.ones_like(streak))
 
 
 def exit_features(point: ExitPoint) -> Tensor:
@@ -166,12 +175,11 @@ def replay_exits(halt: Callable[[ExitPoint], Tensor], exit_logits: Tensor, plann
     depth = planned.clone()
     active = torch.ones(b, dtype=torch.bool, device=planned.device)
     last: Tensor | None = None
-    streak = torch.ones(b, dtype=torch.long, device=planned.device)
+    streak: Tensor | None = None
     for d in range(1, layers):
         logits = exit_logits[:, d - 1]
         pred = logits.argmax(-1)
-        streak = streak if last is None else torch.where(pred == last, streak + 1, torch.ones_like(streak))
-        last = pred
+        streak, last = next_patience(pred, last, streak), pred
         stop = active & (planned <= d)
         going = (active & ~stop).nonzero().squeeze(1)
         if going.numel():

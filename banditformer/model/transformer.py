@@ -26,7 +26,7 @@ from banditformer.core.backend import Backend
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.exits import ExitOutput, ExitPoint, check_halt
+from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, next_patience
 from banditformer.core.validation import check_tensor
 from banditformer.model.config import TransformerConfig
 from banditformer.model.flops import MATMUL_OPS, count_flops
@@ -364,13 +364,6 @@ class DynamicTransformer(nn.Module):
             logits = self.classify(torch.cat([chunk for _, chunk in done[::-1]]))
         return logits[torch.argsort(order)]
 
-    @staticmethod
-    def _streak(pred: Tensor, last: Tensor | None, streak: Tensor | None) -> Tensor:
-        """Consecutive exits predicting the same class, this one included (PABEE's patience)."""
-        if last is None or streak is None:
-            return torch.ones_like(pred)
-        return torch.where(pred == last, streak + 1, torch.ones_like(streak))
-
     def _ask(self, halt: HaltFn, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor) -> Tensor:
         point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
         return check_halt(halt(point), point, "halt")
@@ -386,7 +379,7 @@ class DynamicTransformer(nn.Module):
             logits = self.classify(h, d)
             every.append(logits)
             pred = logits.argmax(-1)
-            streak, last = self._streak(pred, last, streak), pred
+            streak, last = next_patience(pred, last, streak), pred
             stop = active & (planned <= d)
             going = active & ~stop
             if halt is not None and bool(going.any()):
@@ -425,7 +418,7 @@ class DynamicTransformer(nn.Module):
                 done_depth.append(torch.full_like(rows_host, d))
                 break
             pred = logits.argmax(-1)
-            streak, last = self._streak(pred, last, streak), pred
+            streak, last = next_patience(pred, last, streak), pred
             stop = planned_host[rows_host] <= d
             if halt is not None and not bool(stop.all()):
                 idx = (~stop).nonzero().squeeze(1)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from banditformer.core.controller import Controller
-from banditformer.core.decision import Decision
+from banditformer.core.decision import Decision, uniform_shapes
 from banditformer.core.errors import InputValidationError
 from banditformer.core.exits import replay_exits
 from banditformer.core.task import Split
@@ -132,8 +132,7 @@ def score_shapes(model: DynamicTransformer, split: Split, *, batch_size: int = 2
         raise InputValidationError(f"expected a non-empty Split, got {split!r}")
     check_int("batch_size", batch_size, low=1)
     cfg, table = model.cfg, model.cost_table()
-    shapes = [(1, cfg.num_heads)] + [(d, k) for d in range(2, cfg.num_layers + 1) for k in range(1, cfg.num_heads + 1)]
-    # (the same list as controllers.uniform_shapes: training imports no controller)
+    shapes = uniform_shapes(cfg.num_layers, cfg.num_heads)
     correct = [0] * len(shapes)
     was_training = model.training
     model.eval()
@@ -143,17 +142,13 @@ def score_shapes(model: DynamicTransformer, split: Split, *, batch_size: int = 2
             x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
             h, _ = model.stem(x)
             for i, (depth, heads) in enumerate(shapes):
-                d = Decision.full(len(y), cfg.num_layers, cfg.num_heads, device=dev)
-                d.depth.fill_(depth)
-                d.heads[:, 1:, heads:] = False
+                d = Decision.uniform(len(y), cfg.num_layers, cfg.num_heads, depth, heads, dev)
                 correct[i] += int((model.run(h, d).argmax(-1) == y).sum())
     finally:
         model.train(was_training)
     out = []
     for (depth, heads), hits in zip(shapes, correct, strict=True):
-        d = Decision.full(1, cfg.num_layers, cfg.num_heads)
-        d.depth.fill_(depth)
-        d.heads[:, 1:, heads:] = False
-        ratio = float(table.sample_flops(d)[0]) / table.full
+        shape = Decision.uniform(1, cfg.num_layers, cfg.num_heads, depth, heads)
+        ratio = float(table.sample_flops(shape)[0]) / table.full
         out.append({"depth": depth, "heads": heads, "accuracy": hits / len(split), "flop_ratio": ratio})
     return out

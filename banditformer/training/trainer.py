@@ -499,12 +499,8 @@ class Trainer:
         depth = int(torch.randint(1, layers + 1, (1,), generator=gen))
         count = int(torch.randint(1, heads + 1, (1,), generator=gen))
         full = Decision.full(b, layers, heads, device=dev)
-        stem = Decision.full(b, layers, heads, device=dev)
-        stem.depth.fill_(1)
-        middle = Decision.full(b, layers, heads, device=dev)
-        middle.depth.fill_(depth)
-        middle.heads[:, 1:, count:] = False
-        return full, stem, middle
+        stem = Decision.uniform(b, layers, heads, 1, heads, dev)
+        return full, stem, Decision.uniform(b, layers, heads, depth, count, dev)
 
     @property
     def train_flop_ratio(self) -> float:
