@@ -115,10 +115,10 @@ class Controller(CheckedModule, ABC):
             raise InputValidationError(
                 f"expected an exit point of a {self.num_layers}-block model, got one of {point.num_layers}"
             )
-        if point.size and (int(point.rows.min()) < 0 or int(point.rows.max()) >= decision.batch_size):
-            raise InputValidationError(
-                f"expected `point.rows` in [0, {decision.batch_size}), got {point.rows.min()}..{point.rows.max()}"
-            )
+        if point.size:
+            low, high = torch.stack(torch.aminmax(point.rows)).tolist()  # one host copy per exit point
+            if low < 0 or high >= decision.batch_size:
+                raise InputValidationError(f"expected `point.rows` in [0, {decision.batch_size}), got {low}..{high}")
         mask = self._halt(point, decision, bool(explore))
         return check_halt(mask, point, type(self).__name__)
 

@@ -108,3 +108,10 @@ def test_the_registry_builds_the_exit_controllers_with_their_defaults() -> None:
     with pytest.raises(InputValidationError, match="thresholds"):
         make_controller("threshold_bandit", num_layers=4, num_heads=4, full_flops=1.0, cost_table=table,
                         thresholds=(1.5,))  # fmt: skip
+
+
+def test_an_exit_point_with_rows_outside_the_batch_is_refused() -> None:
+    p = point([[1.0, 0.0], [0.0, 1.0]])
+    bad = ExitPoint(1, 4, torch.tensor([0, 5]), p.logits, p.context, p.patience)
+    with pytest.raises(InputValidationError, match=r"point.rows` in \[0, 2\), got 0..5"):
+        ThresholdExit(4, 2).halt(bad, Decision.full(2, 4, 2), explore=False)
