@@ -481,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     bm.add_argument("--epochs", type=int, default=15, help="training epochs (default: %(default)s)")
     bm.add_argument(
-        "--objective", default="auto", choices=["auto", "last", "joint", "distill", "sandwich"],
+        "--objective", default="auto", choices=["auto", "last", "joint", "distill", "sandwich"],  # OBJECTIVES
         help="training objective; auto: joint for controllers that halt at exits, else last (default: %(default)s)",
     )  # fmt: skip
     bm.add_argument(

@@ -188,3 +188,12 @@ def test_a_results_folder_that_cannot_be_written_any_more_gives_one_line(tmp_pat
     status = json.loads((folder / "status.json").read_text())
     assert status["status"] == "interrupted" and "No space left" in status["error"]
     assert "--resume" in err[0] and len(list((folder / "jobs").iterdir())) == 1
+
+
+def test_the_objective_flag_offers_every_training_objective() -> None:
+    from banditformer.cli import build_parser
+    from banditformer.training import OBJECTIVES
+
+    bench_model = build_parser()._bench_parsers["model"]  # type: ignore[attr-defined]
+    (flag,) = [a for a in bench_model._actions if a.dest == "objective"]
+    assert tuple(flag.choices) == OBJECTIVES  # the list is spelt out so that the CLI starts without the trainer
