@@ -17,6 +17,7 @@ from banditformer.controllers import (
     RandomController,
     Static,
     StaticSmall,
+    StepwiseDHT,
     ThresholdBandit,
     ThresholdExit,
 )
@@ -239,6 +240,60 @@ def bandit_halting(
 _with_options_of(bandit_halting, BanditHalting, ("policy", "exit_costs"))
 
 
+def stepwise_dht(
+    num_layers: int,
+    num_heads: int,
+    cost_table: Any,
+    *,
+    policy: str = "linucb",
+    count_policy: str = "linucb",
+    head_policy: str = "cts",
+    policy_kwargs: dict[str, Any] | None = None,
+    count_kwargs: dict[str, Any] | None = None,
+    head_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> StepwiseDHT:
+    """The registry's ``stepwise_dht`` factory: a :class:`~banditformer.controllers.StepwiseDHT`
+    whose three policies are built from registered names (plugin policies included), each with one
+    statistics group per exit point: stop or continue (2 arms, contextual on the 5 exit
+    features), the next block's head count (``H`` arms; given ``context_dim=5`` when the policy
+    is contextual) and its head set (combinatorial).
+
+    Args:
+        policy, count_policy, head_policy: registered policy names for the three slots.
+        policy_kwargs, count_kwargs, head_kwargs: options for them.
+        seed: master seed; each slot and the reveal draws get derived sub-seeds.
+        num_layers, num_heads, cost_table, options: as ``StepwiseDHT`` takes them (``lam``,
+            ``flop_budget``, ``reveal``, ``warmup_steps``, ``head_reward``, ...).
+    """
+    check_int("num_layers", num_layers, low=2)
+    check_int("num_heads", num_heads, low=1)
+    check_int("seed", seed, low=0)
+    for name, value in (("policy_kwargs", policy_kwargs), ("count_kwargs", count_kwargs), ("head_kwargs", head_kwargs)):
+        if value is not None and not isinstance(value, dict):
+            raise InputValidationError(f"expected `{name}` to be a dict of options, got {type(value).__name__}")
+    groups = num_layers - 1
+    stop = make_policy(
+        policy, num_arms=2, context_dim=EXIT_FEATURES, num_groups=groups, seed=derive_seed(seed, "halting"),
+        **(policy_kwargs or {}),
+    )  # fmt: skip
+    counts = make_policy(  # context-free policies ignore context_dim
+        count_policy, num_arms=num_heads, context_dim=EXIT_FEATURES, num_groups=groups,
+        seed=derive_seed(seed, "counts"), **(count_kwargs or {}),
+    )  # fmt: skip
+    heads = make_policy(
+        head_policy, num_arms=num_heads, num_groups=groups, seed=derive_seed(seed, "heads"), **(head_kwargs or {})
+    )
+    return StepwiseDHT(
+        num_layers, num_heads, cost_table, policy=stop, count_policy=counts, head_policy=heads,  # type: ignore[arg-type]
+        seed=derive_seed(seed, "reveal"), **options,
+    )  # fmt: skip
+
+
+_with_options_of(stepwise_dht, StepwiseDHT, ("policy", "count_policy", "head_policy"))
+
+
 @hookimpl
 def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
     return {
@@ -251,6 +306,7 @@ def banditformer_add_controllers() -> dict[str, Callable[..., Any]]:
         "dht_integrated": functools.partial(dht, mode="integrated"),
         "threshold_bandit": threshold_bandit,
         "bandit_halting": bandit_halting,
+        "stepwise_dht": stepwise_dht,
         "entropy_exit": functools.partial(ThresholdExit, metric="entropy", threshold=0.3),
         "confidence_exit": functools.partial(ThresholdExit, metric="max_prob"),
         "margin_exit": functools.partial(ThresholdExit, metric="margin", threshold=0.8),

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -206,12 +207,14 @@ class BanditHalting(Controller):
             )
         return record
 
-    def exit_rewards(self, exit_quality: Tensor, depth: Tensor) -> tuple[Tensor, Tensor]:
+    def exit_rewards(self, exit_quality: Tensor, depth: Tensor, costs: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Each arm's reward at every exit point (see the module docstring).
 
         Args:
             exit_quality: ``(B, L)`` the true class's probability at each exit (read up to the depth).
             depth: ``(B,)`` int64 depths reached, ``1 .. L``.
+            costs: ``(B, L)`` each sample's FLOP ratio of running to each exit, or ``None``: the
+                configured ``exit_costs`` (every head in every block) for all.
 
         Returns:
             ``stop`` and ``go`` (continue), two ``(B, L - 1)`` float64 tensors: ``stop[i, d - 1]``
@@ -227,7 +230,8 @@ class BanditHalting(Controller):
         """
         layers = self.num_layers
         reached = torch.arange(1, layers + 1, device=depth.device).unsqueeze(0) <= depth.unsqueeze(1)  # (B, L)
-        r = dht_reward(exit_quality.to(torch.float64), self._costs.to(exit_quality.device), float(self.lam))
+        c = self._costs.to(exit_quality.device) if costs is None else costs.to(exit_quality.device, torch.float64)
+        r = dht_reward(exit_quality.to(torch.float64), c, float(self.lam))
         r = torch.where(reached, r, torch.full_like(r, float("-inf")))
         # later[:, j] = max over exits j + 2 .. L (columns j + 1 .. L - 1) of the reached rewards
         later = r.flip(1).cummax(1).values.flip(1)[:, 1:]  # (B, L - 1)
@@ -237,12 +241,31 @@ class BanditHalting(Controller):
         return stop, go
 
     def _feedback(self, decision: Decision, quality: Tensor, flops: Tensor, **extra: Tensor) -> None:
-        # Validate everything, then apply: the policy's update is checked before lam moves.
+        # Validate everything, then apply: every policy update is checked before lam moves.
         record = self._check_record(decision)
         if record.warmup:
             self._count_feedback()
-            return  # warm-up decisions teach the policy nothing
-        stop, go = self.exit_rewards(extra["exit_quality"], decision.depth)  # (B, L - 1) each
+            return  # warm-up decisions teach the policies nothing
+        updates = self._feedback_updates(decision, record, quality, flops, extra)
+        for policy, args, kwargs in updates:
+            policy.check_update(*args, **kwargs)
+        if self.flop_budget is not None:
+            ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 2)
+            mean = float(ratio.mean()) if ratio.numel() else self.flop_budget
+            dual_ascent(self.lam, self.lam_lr, mean, self.flop_budget)
+        for policy, args, kwargs in updates:
+            policy.update(*args, **kwargs)
+        self._count_feedback()
+
+    def _exit_costs(self, decision: Decision) -> Tensor | None:
+        """``(B, L)`` each sample's FLOP ratio up to each exit, or ``None``: the configured ones."""
+        return None
+
+    def _feedback_updates(
+        self, decision: Decision, record: HaltingRecord, quality: Tensor, flops: Tensor, extra: dict[str, Tensor]
+    ) -> list[tuple[Any, tuple, dict]]:
+        """The stop-or-continue policy's update, as ``(policy, args, kwargs)`` (none when empty)."""
+        stop, go = self.exit_rewards(extra["exit_quality"], decision.depth, self._exit_costs(decision))
         feats = record.features.to(quality.device)
         rows = [torch.isfinite(stop), torch.isfinite(go)]
         if not bool(torch.isfinite(feats[rows[0]]).all()):
@@ -252,20 +275,13 @@ class BanditHalting(Controller):
             )
         exits = torch.arange(self.num_layers - 1, device=quality.device).expand_as(stop)
         arm = torch.cat([torch.full_like(exits[rows[0]], STOP), torch.full_like(exits[rows[1]], CONTINUE)])
+        if not arm.numel():
+            return []
         reward = torch.cat([stop[rows[0]], go[rows[1]]]).clamp(0.0, 1.0)
         context = torch.cat([feats[rows[0]], feats[rows[1]]])
         groups = torch.cat([exits[rows[0]], exits[rows[1]]])
         dev = self.policy.device
-        args = (arm.to(dev), reward.to(dev), context.to(dev))
-        if arm.numel():
-            self.policy.check_update(*args, groups=groups.to(dev))
-        if self.flop_budget is not None:
-            ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 2)
-            mean = float(ratio.mean()) if ratio.numel() else self.flop_budget
-            dual_ascent(self.lam, self.lam_lr, mean, self.flop_budget)
-        if arm.numel():
-            self.policy.update(*args, groups=groups.to(dev))
-        self._count_feedback()
+        return [(self.policy, (arm.to(dev), reward.to(dev), context.to(dev)), {"groups": groups.to(dev)})]
 
     def _count_feedback(self) -> None:
         self.feedback_calls += 1

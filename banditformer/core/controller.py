@@ -11,7 +11,7 @@ from torch import Tensor
 
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.exits import ExitPoint, check_halt
+from banditformer.core.exits import ExitPoint, check_halt, check_route
 from banditformer.core.state import CheckedModule, locked, restored_on_error, trusted
 from banditformer.core.validation import check_context, check_int, check_rewards
 
@@ -26,7 +26,10 @@ class Controller(CheckedModule, ABC):
     and, for a controller whose :attr:`halts` is True, also at every exit point on the way
     (``halt``: which of the samples still running stop there, from that exit's logits; see
     :class:`~banditformer.core.exits.ExitPoint`). Such a controller's ``feedback`` receives each
-    sample's quality at every exit it passed (``exit_quality``).
+    sample's quality at every exit it passed (``exit_quality``). A controller whose
+    :attr:`routes` is True chooses each block's head set at the exit point before it, as the
+    sample goes (``route``); the head sets of the decision it made up front then stand only for the
+    blocks it is not asked about.
     A controller holds no learned router: its decisions come from bandit statistics (or are fixed,
     for baselines). Its state dict holds its configuration (:meth:`add_config`, checked on load),
     its adaptive state and statistics, its policies' states, and the state of its ``generator``
@@ -94,6 +97,14 @@ class Controller(CheckedModule, ABC):
         depth stands)."""
         return False
 
+    @property
+    def routes(self) -> bool:
+        """True when the controller chooses the head set of block ``d`` at exit point ``d``, from
+        what the model knows there (:meth:`route`): the model then evaluates every exit a sample
+        passes and asks it, after :meth:`halt`, for the samples going on; False by default (the
+        decision's head sets stand)."""
+        return False
+
     @locked
     def halt(self, point: ExitPoint, decision: Decision, explore: bool = True) -> Tensor:
         """Which samples stop at exit point ``point.depth``.
@@ -107,6 +118,11 @@ class Controller(CheckedModule, ABC):
         Returns:
             ``(n,)`` bool, True for the samples of ``point`` that stop here.
         """
+        self._check_point(point, decision)
+        mask = self._halt(point, decision, bool(explore))
+        return check_halt(mask, point, type(self).__name__)
+
+    def _check_point(self, point: object, decision: object) -> None:
         if not isinstance(point, ExitPoint):
             raise InputValidationError(f"expected `point` to be an ExitPoint, got {type(point).__name__}")
         if not isinstance(decision, Decision):
@@ -119,12 +135,30 @@ class Controller(CheckedModule, ABC):
             low, high = torch.stack(torch.aminmax(point.rows)).tolist()  # one host copy per exit point
             if low < 0 or high >= decision.batch_size:
                 raise InputValidationError(f"expected `point.rows` in [0, {decision.batch_size}), got {low}..{high}")
-        mask = self._halt(point, decision, bool(explore))
-        return check_halt(mask, point, type(self).__name__)
 
     def _halt(self, point: ExitPoint, decision: Decision, explore: bool) -> Tensor:
         """Return the halting mask for a checked exit point; default: nobody halts."""
         return torch.zeros(point.size, dtype=torch.bool, device=point.logits.device)
+
+    @locked
+    def route(self, point: ExitPoint, decision: Decision, explore: bool = True) -> Tensor:
+        """The head sets of block ``point.depth`` for the samples of ``point``, which go on past it.
+
+        Args:
+            point: the samples about to run block ``point.depth`` (``point.rows`` index the batch).
+            decision: what :meth:`decide` returned for the whole batch (its record included).
+            explore: as in :meth:`decide`.
+
+        Returns:
+            ``(n, H)`` bool, a non-empty head set per sample of ``point``.
+        """
+        self._check_point(point, decision)
+        heads = self._route(point, decision, bool(explore))
+        return check_route(heads, point, self.num_heads, type(self).__name__)
+
+    def _route(self, point: ExitPoint, decision: Decision, explore: bool) -> Tensor:
+        """Return the head sets for a checked exit point; default: the decision's own."""
+        return decision.heads[point.rows.to(decision.heads.device), point.depth].to(point.logits.device)
 
     def operating_points(self) -> list[float] | None:
         """The values of the controller's inference knob (an exit threshold, a patience) that a

@@ -20,7 +20,7 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_int, check_tensor
 
-__all__ = ["ExitOutput", "ExitPoint", "check_halt", "exit_features", "next_patience", "replay_exits"]
+__all__ = ["ExitOutput", "ExitPoint", "check_halt", "check_route", "exit_features", "next_patience", "replay_exits"]
 
 
 @dataclass(frozen=True)
@@ -131,12 +131,16 @@ class ExitOutput:
             exit it passed (halting, or ``all_exits=True``).
         exits: ``(B,)`` int64, the exit classifiers evaluated per sample (FLOPs count each one):
             ``depth`` when every exit passed was evaluated, else 1.
+        heads: ``(B, L, H)`` bool, the head sets as run: the decision's, with each block that a
+            ``route`` callback chose on the way replaced by its choice (``None``: the decision's
+            heads stood, nothing was routed).
     """
 
     logits: Tensor
     depth: Tensor
     exit_logits: Tensor | None
     exits: Tensor
+    heads: Tensor | None = None
 
     def reached(self) -> Tensor:
         """``(B, L)`` bool: True at the exits sample ``i`` evaluated (``d <= depth[i]``), when
@@ -157,6 +161,24 @@ def check_halt(mask: object, point: ExitPoint, owner: str) -> Tensor:
     """A halting mask for ``point``: a ``(n,)`` bool tensor on the logits' device."""
     check_int("depth", point.depth, low=1, high=point.num_layers - 1)
     return check_tensor(f"{owner}.halt", mask, shape=(point.size,), kind="bool", device=point.logits.device)
+
+
+def check_route(heads: object, point: ExitPoint, num_heads: int, owner: str) -> Tensor:
+    """A routing answer for ``point``: a ``(n, H)`` bool tensor on the logits' device, every row
+    a non-empty head set (the heads of block ``point.depth`` for each sample of ``point``)."""
+    check_int("depth", point.depth, low=1, high=point.num_layers - 1)
+    heads = check_tensor(
+        f"{owner}.route", heads, shape=(point.size, num_heads), kind="bool", device=point.logits.device
+    )
+    if point.size:
+        empty = ~heads.any(1)
+        if bool(empty.any()):
+            row = int(empty.nonzero()[0, 0])
+            raise InputValidationError(
+                f"expected `{owner}.route` to give a non-empty head set to every sample, got none for row {row} "
+                f"(batch row {int(point.rows[row])}) at exit point {point.depth}"
+            )
+    return heads
 
 
 def replay_exits(halt: Callable[[ExitPoint], Tensor], exit_logits: Tensor, planned: Tensor, context: Tensor) -> Tensor:

@@ -26,19 +26,22 @@ from banditformer.core.backend import Backend
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, next_patience
+from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, check_route, next_patience
 from banditformer.core.validation import check_tensor
 from banditformer.model.config import TransformerConfig
 from banditformer.model.flops import MATMUL_OPS, count_flops
 from banditformer.model.layers import Block, InputEmbedding
 
-__all__ = ["PATHS", "DynamicTransformer", "HaltFn"]
+__all__ = ["PATHS", "DynamicTransformer", "HaltFn", "RouteFn"]
 
 PATHS = ("fast", "reference")
 
 #: ``halt(point) -> (n,) bool``: which samples of an exit point stop there (e.g.
 #: ``functools.partial(controller.halt, decision=d, explore=False)``).
 HaltFn = Callable[[ExitPoint], Tensor]
+#: ``route(point) -> (n, H) bool``: the head sets of block ``point.depth`` for the samples of an
+#: exit point that go on past it (e.g. ``functools.partial(controller.route, decision=d)``).
+RouteFn = Callable[[ExitPoint], Tensor]
 
 
 class DynamicTransformer(nn.Module):
@@ -262,6 +265,7 @@ class DynamicTransformer(nn.Module):
         decision: Decision,
         *,
         halt: HaltFn | None = None,
+        route: RouteFn | None = None,
         all_exits: bool = False,
         path: str = "fast",
         head_gate: Tensor | None = None,
@@ -280,28 +284,38 @@ class DynamicTransformer(nn.Module):
                 planned depth: it stops there unless it halts before).
             halt: ``halt(point) -> (n,) bool`` at each exit point (``point.rows`` increasing), or
                 ``None``: nobody halts.
+            route: ``route(point) -> (n, H) bool`` at each exit point ``d``, after ``halt``, for
+                the samples that go on: their head sets in block ``d`` (replacing the
+                decision's), or ``None``: the decision's head sets stand. Each exit's point
+                shows the rows still running there, so the choice can depend on the evidence.
             all_exits: evaluate every exit passed also without ``halt`` (multi-exit training
                 objectives need them); with ``halt=None`` and ``all_exits=False`` this is
                 :meth:`run`, with only each sample's last exit evaluated.
 
         Returns:
             An :class:`~banditformer.core.exits.ExitOutput`: each sample's logits at the depth it
-            reached, that depth, every exit's logits (when evaluated) and the exits evaluated.
+            reached, that depth, every exit's logits (when evaluated), the exits evaluated, and
+            with ``route`` the head sets as run.
         """
         decision = self._check_run(h, decision, path, head_gate)
         if halt is not None and not callable(halt):
             raise InputValidationError(f"expected `halt` to be a callable (ExitPoint) -> mask or None, got {halt!r}")
+        if route is not None and not callable(route):
+            raise InputValidationError(
+                f"expected `route` to be a callable (ExitPoint) -> head sets or None, got {route!r}"
+            )
         b = h.shape[0]
-        if halt is None and not all_exits:
+        if halt is None and route is None and not all_exits:
             logits = self.run(h, decision, path, head_gate)
             return ExitOutput(logits, decision.depth, None, torch.ones_like(decision.depth))
         if b == 0:
             logits = self.classify(h)
             empty = logits.new_zeros(0, self.cfg.num_layers, self.cfg.num_classes)
-            return ExitOutput(logits, decision.depth, empty, decision.depth.clone())
+            heads = None if route is None else decision.heads.clone()
+            return ExitOutput(logits, decision.depth, empty, decision.depth.clone(), heads)
         if path == "reference":
-            return self._exits_reference(h, decision, halt, head_gate)
-        return self._exits_fast(h, decision, halt, head_gate)
+            return self._exits_reference(h, decision, halt, route, head_gate)
+        return self._exits_fast(h, decision, halt, route, head_gate)
 
     def _check_run(self, h: Tensor, decision: object, path: str, head_gate: Tensor | None) -> Decision:
         if path not in PATHS:
@@ -368,12 +382,19 @@ class DynamicTransformer(nn.Module):
         point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
         return check_halt(halt(point), point, "halt")
 
-    def _exits_reference(self, h: Tensor, decision: Decision, halt: HaltFn | None, gate: Tensor | None) -> ExitOutput:
+    def _route(self, route: RouteFn, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor) -> Tensor:
+        point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
+        return check_route(route(point), point, self.cfg.num_heads, "route")
+
+    def _exits_reference(
+        self, h: Tensor, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
+    ) -> ExitOutput:
         b, layers = h.shape[0], self.cfg.num_layers
         context = self.pool(h).detach()
         planned = decision.depth
         active = torch.ones(b, dtype=torch.bool, device=h.device)
         depth = planned.clone()
+        heads = decision.heads if route is None else decision.heads.clone()  # as run
         every, last, streak = [], None, None
         for d in range(1, layers):
             logits = self.classify(h, d)
@@ -388,22 +409,28 @@ class DynamicTransformer(nn.Module):
                 stop = stop.index_put((idx,), halted, accumulate=False) | stop
             depth = torch.where(stop, torch.full_like(depth, d), depth)
             active = active & ~stop
+            if route is not None and bool(active.any()):
+                idx = active.nonzero().squeeze(1)
+                heads[idx, d] = self._route(route, d, idx, logits[idx], context[idx], streak[idx]).to(heads.device)
             g = None if gate is None else gate[:, d]
-            h = torch.where(active[:, None, None], self.blocks[d](h, decision.heads[:, d], g), h)
+            h = torch.where(active[:, None, None], self.blocks[d](h, heads[:, d], g), h)
         every.append(self.classify(h, layers))
         stacked = torch.stack(every, 1)  # (B, L, C)
         logits = stacked[torch.arange(b, device=h.device), depth - 1]
         reached = torch.arange(1, layers + 1, device=h.device).unsqueeze(0) <= depth.unsqueeze(1)
         exit_logits = torch.where(reached.unsqueeze(-1), stacked, torch.zeros_like(stacked))
-        return ExitOutput(logits, depth, exit_logits, depth.clone())
+        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)
 
-    def _exits_fast(self, h: Tensor, decision: Decision, halt: HaltFn | None, gate: Tensor | None) -> ExitOutput:
+    def _exits_fast(
+        self, h: Tensor, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
+    ) -> ExitOutput:
         b, layers, dev = h.shape[0], self.cfg.num_layers, h.device
         backend = self.backend_for(dev)
         context = self.pool(h).detach()
         packed = torch.cat([decision.depth.unsqueeze(1), decision.heads.flatten(1).long()], dim=1).cpu()
         planned_host, heads_host = packed[:, 0], packed[:, 1:].view_as(decision.heads).bool()
         rows_host, rows = torch.arange(b), torch.arange(b, device=dev)
+        heads = decision.heads if route is None else decision.heads.clone()  # as run
         cur, last, streak = h, None, None
         done_rows, done_logits, done_depth = [], [], []  # the samples that stopped, per exit
         seen_rows, seen_depth, seen_logits = [], [], []  # every exit evaluated
@@ -436,13 +463,18 @@ class DynamicTransformer(nn.Module):
             if keep.numel() < stop.numel():
                 on_dev = keep.to(dev)
                 rows_host, rows = rows_host[keep], rows[on_dev]
-                cur, last, streak = cur[on_dev], last[on_dev], streak[on_dev]
-            host_heads = heads_host[rows_host, d]
+                cur, last, streak, logits = cur[on_dev], last[on_dev], streak[on_dev], logits[on_dev]
+            if route is None:
+                chosen, host_heads = decision.heads[rows, d], heads_host[rows_host, d]
+            else:  # this block's head sets, chosen here: one host copy per exit point
+                chosen = self._route(route, d, rows, logits, context[rows], streak)
+                heads[rows, d] = chosen.to(heads.device)
+                host_heads = chosen.cpu()
             g = None if gate is None else gate[rows, d]
             if bool(host_heads.all()):
                 cur = self.blocks[d].forward_subset(cur, None, g)
             else:
-                cur = self.blocks[d].forward_routed(cur, decision.heads[rows, d], backend, host_heads, g)
+                cur = self.blocks[d].forward_routed(cur, chosen, backend, host_heads, g)
         order = torch.argsort(torch.cat(done_rows)).to(dev)
         logits = torch.cat(done_logits)[order]
         depth = torch.cat(done_depth)[order.cpu()].to(dev)
@@ -450,4 +482,4 @@ class DynamicTransformer(nn.Module):
         exit_logits = first.new_zeros(b, layers, first.shape[-1]).index_put(
             (torch.cat(seen_rows), torch.cat(seen_depth)), torch.cat(seen_logits)
         )
-        return ExitOutput(logits, depth, exit_logits, depth.clone())
+        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)

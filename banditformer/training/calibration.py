@@ -5,6 +5,7 @@ without exceeding it; the test split is never seen), and scores at every fixed s
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -58,7 +59,10 @@ def operating_curve(
             x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
             h, context = model.stem(x)
             decision = controller.decide(context, explore=False)
-            out = model.run_exits(h, decision, all_exits=True)
+            route = functools.partial(controller.route, decision=decision, explore=False) if controller.routes else None
+            out = model.run_exits(h, decision, route=route, all_exits=True)
+            if out.heads is not None:  # the head sets as run (per sample: they do not depend on who halted)
+                decision = Decision(decision.depth, out.heads, decision.record)
             batches.append((decision, out.exit_logits, context, y))
         saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in controller.state_dict().items()}
         curve = []

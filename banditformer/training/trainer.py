@@ -120,7 +120,7 @@ class TrainConfig:
         """The objective a run with ``controller`` trains with (``"auto"`` resolved)."""
         if self.objective != "auto":
             return self.objective
-        return "joint" if controller.halts else "last"
+        return "joint" if controller.halts or controller.routes else "last"
 
     def total_steps(self, train_rows: int) -> int:
         """Optimisation steps of the whole schedule on ``train_rows`` training rows (the last batch
@@ -192,15 +192,14 @@ class _Forward(nn.Module):
             if gate:  # ones whose gradient is each head's importance (the logits are unchanged)
                 head_gate = torch.ones(decision.heads.shape, device=h.device, requires_grad=True)
             exit_logits = None
-            if self.controller.halts or exits:
-                halt = (
-                    functools.partial(self.controller.halt, decision=decision, explore=explore)
-                    if self.controller.halts
-                    else None
-                )
-                out = self.model.run_exits(h, decision, halt=halt, all_exits=exits, head_gate=head_gate)
+            c = self.controller
+            if c.halts or c.routes or exits:
+                halt = functools.partial(c.halt, decision=decision, explore=explore) if c.halts else None
+                route = functools.partial(c.route, decision=decision, explore=explore) if c.routes else None
+                out = self.model.run_exits(h, decision, halt=halt, route=route, all_exits=exits, head_gate=head_gate)
                 logits, exit_logits = out.logits, out.exit_logits
-                decision = Decision(out.depth, decision.heads, decision.record, out.exits)
+                heads = decision.heads if out.heads is None else out.heads
+                decision = Decision(out.depth, heads, decision.record, out.exits)
             else:
                 logits = self.model.run(h, decision, head_gate=head_gate)
             extra = [self.model.run(h, shape).float() for shape in shapes]

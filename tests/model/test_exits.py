@@ -1,7 +1,7 @@
 """Decisions at exit points (banditformer/model/transformer.py ``run_exits``, banditformer/core/exits.py):
 the fast path drops halted samples and equals the reference path in outputs, depths, the exit
-points a controller is shown and gradients; replaying halting on every exit's logits gives the
-same depths; every exit evaluated is counted in the FLOPs."""
+points a controller is shown, the head sets routed on the way and gradients; replaying halting
+on every exit's logits gives the same depths; every exit evaluated is counted in the FLOPs."""
 
 from __future__ import annotations
 
@@ -28,10 +28,26 @@ class RandomHalt:
         return torch.rand(point.size, generator=self.gen) < self.p
 
 
+class RandomRoute:
+    """Gives each sample it is shown a random non-empty head set (from its own generator); records what it saw."""
+
+    def __init__(self, seed: int, num_heads: int) -> None:
+        self.gen, self.num_heads, self.seen = torch.Generator().manual_seed(seed + 1), num_heads, []
+
+    def __call__(self, point: ExitPoint) -> torch.Tensor:
+        self.seen.append((point.depth, point.rows.tolist(), point.logits.clone()))
+        heads = torch.rand(point.size, self.num_heads, generator=self.gen) < 0.5
+        heads[torch.arange(point.size), torch.randint(0, self.num_heads, (point.size,), generator=self.gen)] = True
+        return heads
+
+
 @pytest.mark.parametrize("overrides", CONFIGS, ids=["base", "exit_heads", "tokens"])
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 10), p=st.floats(0.0, 1.0), route=st.booleans())
-def test_fast_halting_equals_reference_in_outputs_depths_and_gradients(overrides, seed, b, p, route) -> None:
+@given(
+    seed=st.integers(0, 2**31 - 1), b=st.integers(1, 10), p=st.floats(0.0, 1.0), route=st.booleans(),
+    steer=st.booleans(),
+)  # fmt: skip
+def test_fast_halting_equals_reference_in_outputs_depths_and_gradients(overrides, seed, b, p, route, steer) -> None:
     model = make_model(seed % 100, **overrides)
     if route:
         model.backend = AlwaysRoute()
@@ -43,26 +59,40 @@ def test_fast_halting_equals_reference_in_outputs_depths_and_gradients(overrides
     for path in ("reference", "fast"):
         model.zero_grad()
         halt = RandomHalt(seed, p)
+        router = RandomRoute(seed, model.cfg.num_heads) if steer else None
         gate = torch.ones(d.heads.shape, requires_grad=True)
         h, _ = model.stem(x)
-        out = model.run_exits(h, d, halt=halt, path=path, head_gate=gate)
+        out = model.run_exits(h, d, halt=halt, route=router, path=path, head_gate=gate)
         loss = torch.nn.functional.cross_entropy(out.logits, y) + out.exit_logits.square().mean()
         loss.backward()
         grads = {n: torch.zeros_like(q) if q.grad is None else q.grad.clone() for n, q in model.named_parameters()}
         gate_grad = torch.zeros_like(gate) if gate.grad is None else gate.grad.clone()
-        runs.append((out, halt.seen, grads, gate_grad))
+        runs.append((out, halt.seen + (router.seen if router else []), grads, gate_grad))
     (ref, seen_ref, g_ref, gate_ref), (fast, seen_fast, g_fast, gate_fast) = runs
     assert torch.equal(fast.depth, ref.depth)
     assert bool((fast.depth <= d.depth).all())
     assert torch.equal(fast.exits, fast.depth)
-    assert [s[:3] for s in seen_fast] == [s[:3] for s in seen_ref]  # the same rows asked at the same exits
-    for (_, _, _, a), (_, _, _, f) in zip(seen_ref, seen_fast, strict=True):
-        torch.testing.assert_close(f, a, rtol=1e-5, atol=1e-5)
+    # the same rows asked at the same exits, halting and routing
+    assert [s[:-1] for s in seen_fast] == [s[:-1] for s in seen_ref]
+    for a, f in zip(seen_ref, seen_fast, strict=True):
+        torch.testing.assert_close(f[-1], a[-1], rtol=1e-5, atol=1e-5)
+    if steer:  # the heads as run: the routed blocks replaced, the rest as decided
+        assert torch.equal(fast.heads, ref.heads)
+        routed = torch.zeros_like(d.heads[..., 0])
+        for depth, rows, _ in seen_fast[len(seen_fast) - len(router.seen) :]:
+            routed[rows, depth] = True
+        assert torch.equal(fast.heads[~routed], d.heads[~routed])
+        assert bool(fast.heads.any(-1)[routed].all())
+        assert bool((routed.sum(1) == (fast.depth - 1)).all())  # every block past the stem that ran was routed
+    else:
+        assert fast.heads is None and ref.heads is None
     torch.testing.assert_close(fast.logits, ref.logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(fast.exit_logits, ref.exit_logits, rtol=1e-5, atol=1e-5)
     for name, g in g_ref.items():
         torch.testing.assert_close(g_fast[name], g, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
     torch.testing.assert_close(gate_fast, gate_ref, rtol=1e-4, atol=1e-5)
+    if steer:
+        return  # random routes depend on who asked: no replay
     # replaying the same halting on the exits of a full pass gives the same depths
     h, context = model.stem(x)
     full = model.run_exits(h, d, all_exits=True)
@@ -113,3 +143,20 @@ def test_exit_point_features_and_a_bad_halting_mask() -> None:
             model.run_exits(h, Decision.full(3, 3, 4), halt=bad)
     with pytest.raises(InputValidationError, match="callable"):
         model.run_exits(h, Decision.full(3, 3, 4), halt="stop")
+
+
+def test_a_route_callback_that_gives_an_empty_or_misshapen_head_set_is_refused() -> None:
+    model = make_model(0)
+    h, _ = model.stem(torch.randn(3, 6, 1))
+    d = Decision.full(3, 3, 4)
+    bads = (
+        (lambda q: torch.zeros(q.size, 4, dtype=torch.bool), "non-empty head set"),
+        (lambda q: torch.ones(q.size, 3, dtype=torch.bool), "shape"),
+        (lambda q: torch.ones(q.size, 4), "torch.bool"),
+    )
+    for bad, match in bads:
+        for path in ("fast", "reference"):
+            with pytest.raises(InputValidationError, match=match):
+                model.run_exits(h, d, route=bad, path=path)
+    with pytest.raises(InputValidationError, match="callable"):
+        model.run_exits(h, d, route=3)

@@ -25,6 +25,8 @@ def trainer(controller: str = "entropy_exit", objective: str = "auto", epochs: i
     options = {"num_layers": 3, "num_heads": 2, **kwargs}
     if controller == "threshold_bandit":
         options.update(full_flops=table.full, cost_table=table)
+    if controller == "stepwise_dht":
+        options.update(cost_table=table)
     config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, progress=False, objective=objective)
     return Trainer(model, bf.make_controller(controller, **options), task, config)
 
@@ -112,7 +114,9 @@ def test_the_sandwich_rule_trains_three_more_shapes_and_counts_their_flops() -> 
     assert math.isclose(t.train_flops / base.train_flops, 1 + extra / table.full, rel_tol=1e-9)
 
 
-@pytest.mark.parametrize(("controller", "objective"), [("threshold_bandit", "auto"), ("static", "sandwich")])
+@pytest.mark.parametrize(
+    ("controller", "objective"), [("threshold_bandit", "auto"), ("static", "sandwich"), ("stepwise_dht", "auto")]
+)
 def test_a_resumed_multi_exit_run_ends_like_an_uninterrupted_one(tmp_path: Path, controller, objective) -> None:
     whole = trainer(controller, objective)
     final = whole.fit()
