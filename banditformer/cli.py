@@ -124,16 +124,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     )
     rows = []
     for label, controller, kwargs in runs:
-        r = run_experiment(args.task, controller, seed=args.seed, model=model, controller_kwargs=kwargs, train=train)
+        calibrate = [args.budget] if controller == "dht" and args.budget is not None else None
+        r = run_experiment(args.task, controller, seed=args.seed, model=model, controller_kwargs=kwargs, train=train,
+                           calibrate=calibrate)  # fmt: skip
         rows.append((label, r))
-    head = f"{'controller':<22}{'test accuracy':>15}{'FLOP saving (inference)':>26}{'(training)':>12}{'train time':>12}"
+    head = f"{'controller':<30}{'test accuracy':>15}{'FLOP saving (inference)':>26}{'(training)':>12}{'train time':>12}"
     print("\n" + head + "\n" + "-" * len(head))
     for label, r in rows:
         print(
-            f"{label:<22}{r['accuracy']:>15.1%}{r['flop_saving']:>26.1%}{r['train_flop_saving']:>12.1%}"
+            f"{label:<30}{r['accuracy']:>15.1%}{r['flop_saving']:>26.1%}{r['train_flop_saving']:>12.1%}"
             f"{r['wall_time_s']:>11.1f}s"
         )
     dht = rows[1][1]
+    for entry in dht.get("calibrated", []):  # the budget held at inference: calibrated on validation
+        if "error" in entry:
+            print(f"{'  calibrated':<30}{entry['error']}")
+        else:
+            print(f"{'  calibrated on validation':<30}{entry['accuracy']:>15.1%}{entry['flop_saving']:>26.1%}")
     print(f"\nDHT depth distribution at inference (depth 1..{args.layers}): {dht['depth_counts']}")
     return 0
 
@@ -385,7 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, default=40, help="training epochs (default: %(default)s)")
     m.add_argument("--lam", type=float, default=0.1, help="DHT's FLOP penalty (default: %(default)s)")
     m.add_argument(
-        "--budget", type=float, default=None, help="adapt lambda to this mean FLOP ratio instead (default: none)"
+        "--budget",
+        type=float,
+        default=None,
+        help="adapt lambda to this mean FLOP ratio in training, and calibrate DHT to it on the validation split "
+        "for inference (default: none)",
     )
     m.add_argument(
         "--warmup", type=float, default=0.25, help="share of training on the full model first (default: %(default)s)"

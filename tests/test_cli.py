@@ -55,6 +55,15 @@ def test_demo_trains_dht_and_the_full_model(capsys: pytest.CaptureFixture[str]) 
     assert "unknown task 'imagenet'" in capsys.readouterr().err
 
 
+def test_the_demo_with_a_budget_calibrates_dht_to_it_for_inference(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["demo", "--task", "pointer_chasing", "--epochs", "1", "--width", "16", "--layers", "3", "--heads", "2"]
+    assert main([*args, "--budget", "0.6", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("  calibrated on validation"))
+    saving = float(line.split()[-1].rstrip("%")) / 100
+    assert "DHT (budget 0.6)" in out and 1 - saving <= 0.6 + 0.05  # the test split's ratio near the budget
+
+
 # ------------------------------------------------------------------ issue 12: classes 4 and 8
 @pytest.mark.parametrize(
     ("argv", "usage", "says"),

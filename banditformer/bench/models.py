@@ -16,10 +16,12 @@ How each controller is swept:
   when it takes ``flop_budget``; ``warmup`` sets ``warmup_steps`` to that share of the training
   steps when it takes ``warmup_steps``;
 - controllers with an inference knob (``operating_points``: the exit controllers
-  ``entropy_exit``, ``confidence_exit``, ``margin_exit``, ``patience_exit``, ``threshold_bandit``):
-  each run is also calibrated after training to every FLOP budget in ``budgets`` on the
-  validation split and scored on the test split there, reported as ``label@budget`` (one training
-  serves all budgets; an unreachable budget is that label's failure, with the reason).
+  ``entropy_exit``, ``confidence_exit``, ``margin_exit``, ``patience_exit``, ``threshold_bandit``,
+  ``bandit_halting``, ``stepwise_dht``, and ``dht``, whose ``cost_bias`` the bench's cost table
+  enables): each run is also calibrated after training to every FLOP budget in ``budgets`` on
+  the validation split and scored on the test split there, reported as ``label@budget`` (one
+  training serves all budgets; an unreachable budget is that label's failure, with the reason);
+  a ``dht_budgets`` run, trained to its budget, is calibrated to that budget.
 
 ``controller_kwargs[name]["budgets"]`` gives one controller its own budgets instead of
 ``budgets`` (for the budgeted baselines and the calibrated controllers).
@@ -159,9 +161,10 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
             if config.warmup and "warmup_steps" in accepts:
                 extra.setdefault("warmup_steps", round(config.warmup * steps))
             runs += [(f"{name} lam={lam:g}", name, {**extra, "lam": lam, **calibrate}) for lam in config.lams]
-            if "flop_budget" in accepts:
+            if "flop_budget" in accepts:  # trained to its budget by dual ascent, calibrated to that budget
                 runs += [
-                    (f"{name} budget={b:g}", name, {**extra, "flop_budget": b, **calibrate}) for b in config.dht_budgets
+                    (f"{name} budget={b:g}", name, {**extra, "flop_budget": b, **({CALIBRATE: [b]} if knob else {})})
+                    for b in config.dht_budgets
                 ]
         else:
             runs.append((name, name, {**extra, **calibrate}))

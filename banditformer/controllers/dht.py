@@ -37,16 +37,28 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from banditformer.controllers.static import check_cost_table
 from banditformer.core.controller import Controller
 from banditformer.core.decision import Decision, DecisionRecord
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
 from banditformer.core.validation import check_float, check_int
 
-__all__ = ["HEAD_REWARDS", "MODES", "DHTController", "DHTRecord", "dht_reward", "dual_ascent", "importance_rewards"]
+__all__ = [
+    "COST_BIASES", "HEAD_REWARDS", "MODES", "DHTController", "DHTRecord", "dht_reward", "dual_ascent",
+    "importance_rewards",
+]  # fmt: skip
 
 MODES = ("tree", "integrated")
 HEAD_REWARDS = ("sample", "importance")
+#: The inference knob's values that a calibration tries (:meth:`DHTController.operating_points`):
+#: 0, then +- 0.001 .. 0.009, 0.01 .. 0.3 and 0.35 .. 1 (rewards and cost ratios are in [0, 1];
+#: the estimates' differences are small, so the grid is finest near 0). 107 values.
+COST_BIASES = tuple(
+    sorted({0.0} | {s * v for s in (-1, 1) for v in (
+        [i / 1000 for i in range(1, 10)] + [i / 100 for i in range(1, 31)] + [i / 100 for i in range(35, 101, 5)]
+    )})
+)  # fmt: skip
 
 
 def dht_reward(quality: Tensor, flop_ratio: Tensor, lam: float | Tensor) -> Tensor:
@@ -130,6 +142,14 @@ class DHTController(Controller):
             with one statistics group per block (``L - 1``) in ``tree`` mode, one in ``integrated``.
         head_policy: a context-free :class:`~banditformer.core.CombinatorialPolicy` over ``H``
             heads, with as many groups as ``count_policy``.
+        cost_table: the model's :class:`~banditformer.core.cost.CostTable`, or ``None``. With it
+            the controller has an inference knob, ``cost_bias`` ``b`` in ``[-1, 1]`` (0 by
+            default: plain greedy): at inference (``explore=False``) the depth is
+            ``argmax_a (estimate_a - b * cost_a)``, ``cost_a`` the FLOP ratio of depth ``a + 1``
+            with every head, and each block's head count likewise with that block's cost per
+            head count, so that :func:`~banditformer.training.calibrate_budget` can meet a FLOP
+            budget on the validation split after training (b > 0 buys compute back, b < 0
+            spends more).
 
     Examples:
         >>> from banditformer.bandits import CTS, UCB1, LinUCB
@@ -157,6 +177,7 @@ class DHTController(Controller):
         depth_policy: Policy,
         count_policy: Policy,
         head_policy: CombinatorialPolicy,
+        cost_table: Any = None,
     ) -> None:
         super().__init__(num_layers, num_heads)
         if mode not in MODES:
@@ -183,9 +204,27 @@ class DHTController(Controller):
         check_slot("head_policy", head_policy, CombinatorialPolicy, num_arms=num_heads, contextual=False,
                    num_groups=groups)  # fmt: skip
         self.add_config("policies", tuple(type(p).__name__ for p in (depth_policy, count_policy, head_policy)))
+        depth_costs = count_costs = None
+        if cost_table is not None:
+            table = check_cost_table(cost_table)
+            if (table.num_layers, table.num_heads) != (num_layers, num_heads):
+                raise InputValidationError(
+                    f"expected the cost table of a {num_layers}-block, {num_heads}-head model, got one of "
+                    f"{table.num_layers} blocks and {table.num_heads} heads"
+                )
+            blocks_full = [0.0, *table.layers[1:, -1].cumsum(0).tolist()]
+            depth_costs = tuple(
+                (table.stem + blocks_full[a] + table.classifier) / table.full for a in range(num_layers)
+            )
+            per_block = table.layers[1:, 1:] if num_layers > 1 else table.layers[:1, 1:]
+            rows = per_block if mode == "tree" else per_block.mean(0, keepdim=True)
+            count_costs = tuple(float(v) / table.full for v in rows.flatten().tolist())
+        self.add_config("depth_costs", depth_costs)
+        self.add_config("count_costs", count_costs)
+        self.add_hyperparameter("cost_bias", 0.0, low=-1.0, high=1.0, adaptive=True)
         # A host mirror of the buffer, so that decide() reads it without a device sync per batch.
-        self._calls = 0
-        self.register_load_state_dict_post_hook(lambda module, _: setattr(module, "_calls", int(module.feedback_calls)))
+        self._calls, self._bias = 0, 0.0
+        self.register_load_state_dict_post_hook(lambda module, _: module._mirror())
         self.depth_policy = depth_policy
         self.count_policy = count_policy
         self.head_policy = head_policy
@@ -194,7 +233,25 @@ class DHTController(Controller):
     def state_reductions(self) -> dict[str, str | None]:
         # lam's adaptive steps come from batch means: the mean of the ranks' steps is the step on
         # the global batch; every rank gives feedback once a step, so the counter agrees anyway.
-        return {"lam": "mean", "feedback_calls": None}
+        return {"lam": "mean", "feedback_calls": None, "cost_bias": None}
+
+    def operating_points(self) -> list[float] | None:
+        """The cost biases a calibration tries (:data:`COST_BIASES`), or ``None`` without a
+        ``cost_table`` (no knob)."""
+        return None if self.depth_costs is None else list(COST_BIASES)
+
+    def set_operating_point(self, value: float) -> None:
+        if self.depth_costs is None:
+            super().set_operating_point(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= float(value) <= 1.0:
+            raise InputValidationError(f"expected a cost bias in [-1, 1], got {value!r}")
+        self.cost_bias.fill_(float(value))
+        self._bias = float(value)
+
+    def _greedy(self, policy: Policy, costs: Tensor, context: Tensor | None = None, **rows: Any) -> Tensor:
+        """``argmax_a (estimate_a - cost_bias * costs[..., a])``: the knob's inference rule."""
+        means = policy.expected_rewards(context, **rows)  # (n, K) float64, -inf where unknown
+        return (means - self._bias * costs.to(means.device, means.dtype)).argmax(1)
 
     def _decide(self, context: Tensor, explore: bool) -> Decision:
         b, layers, h = context.shape[0], self.num_layers, self.num_heads
@@ -204,19 +261,31 @@ class DHTController(Controller):
         if explore and self._calls < self.warmup_steps:  # warm-up: the full model
             full = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
             return Decision(torch.full((b,), layers, device=context.device), full, DHTRecord(x, warmup=True))
-        depth_arm = self.depth_policy.select(x, explore=explore)  # (B,)
+        biased = not explore and self.depth_costs is not None and self._bias != 0.0
+        if biased:
+            depth_arm = self._greedy(self.depth_policy, torch.tensor(self.depth_costs), x).to(context.device)
+        else:
+            depth_arm = self.depth_policy.select(x, explore=explore)  # (B,)
         heads = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
         if layers == 1:
             return Decision(depth_arm + 1, heads, DHTRecord(x, depth_arm))
         blocks = layers - 1
+        count_costs = torch.tensor(self.count_costs).view(-1, h) if biased else None
         if self.mode == "tree":
             groups = torch.arange(blocks, device=context.device).repeat(b)  # (B * (L-1),) block of each row
-            count_arm = self.count_policy.select(groups=groups, explore=explore)
+            if count_costs is not None:  # each row's block's costs per head count
+                cost_rows = count_costs[groups.cpu()]
+                count_arm = self._greedy(self.count_policy, cost_rows, groups=groups).to(context.device)
+            else:
+                count_arm = self.count_policy.select(groups=groups, explore=explore)
             chosen = self.head_policy.select(k=count_arm + 1, groups=groups, explore=explore)  # (B * (L-1), H)
             heads[:, 1:] = chosen.view(b, blocks, h)
             count_arm = count_arm.view(b, blocks)
         else:
-            count_arm = self.count_policy.select(n=b, explore=explore)  # one head count per sample
+            if count_costs is not None:
+                count_arm = self._greedy(self.count_policy, count_costs.expand(b, -1), n=b).to(context.device)
+            else:
+                count_arm = self.count_policy.select(n=b, explore=explore)  # one head count per sample
             chosen = self.head_policy.select(k=count_arm + 1, explore=explore)  # one head set per sample
             heads[:, 1:] = chosen.unsqueeze(1)
             count_arm = count_arm.unsqueeze(1).expand(b, blocks)
@@ -252,6 +321,10 @@ class DHTController(Controller):
     def _count_feedback(self) -> None:
         self.feedback_calls += 1
         self._calls += 1
+
+    def _mirror(self) -> None:
+        """Host copies of the counter and the knob, read by ``decide`` without a device sync."""
+        self._calls, self._bias = int(self.feedback_calls), float(self.cost_bias)
 
     def _record(self, decision: Decision) -> DHTRecord:
         """``decision``'s record, checked to be one this controller's ``decide`` made for it."""

@@ -27,10 +27,11 @@ def operating_curve(
 ) -> list[dict[str, float]]:
     """Accuracy and mean FLOP ratio on ``split`` at each of the controller's operating points.
 
-    The model runs once, deciding with ``explore=False`` and evaluating every exit; each
-    operating point's halting is then replayed on those exits' logits
-    (:func:`~banditformer.core.exits.replay_exits`), exactly as inference would halt. The
-    controller's knob is left where it was.
+    For a controller that halts, the model runs once, deciding with ``explore=False`` and
+    evaluating every exit; each operating point's halting is then replayed on those exits'
+    logits (:func:`~banditformer.core.exits.replay_exits`), exactly as inference would halt. For
+    one whose knob acts on its up-front decisions (DHT's ``cost_bias``), the split is decided
+    and run again at each operating point. The controller's knob is left where it was.
 
     Returns:
         One ``{"value", "accuracy", "flop_ratio"}`` per operating point, in the controller's order.
@@ -54,6 +55,11 @@ def operating_curve(
     model.eval()
     dev, table = model.head.weight.device, model.cost_table()
     batches: list[tuple[Decision, Any, Any, Any]] = []
+    if not controller.halts:
+        try:
+            return _decided_curve(model, controller, split, points, batch_size)
+        finally:
+            model.train(was_training)
     try:
         for start in range(0, len(split), batch_size):
             x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
@@ -89,6 +95,33 @@ def operating_curve(
             controller.load_state_dict(saved)
     finally:
         model.train(was_training)
+    return curve
+
+
+def _decided_curve(
+    model: DynamicTransformer, controller: Controller, split: Split, points: list[float], batch_size: int
+) -> list[dict[str, float]]:
+    """The operating curve of a controller whose knob acts on ``decide``: every point decided and run."""
+    dev, table = model.head.weight.device, model.cost_table()
+    stems = []
+    for start in range(0, len(split), batch_size):
+        x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
+        stems.append((*model.stem(x), y))
+    saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in controller.state_dict().items()}
+    curve = []
+    try:
+        for value in points:
+            controller.set_operating_point(value)
+            correct, flops = 0, 0.0
+            for h, context, y in stems:
+                decision = controller.decide(context, explore=False)
+                correct += int((model.run(h, decision).argmax(-1) == y).sum())
+                flops += float(table.sample_flops(decision).sum())
+            curve.append(
+                {"value": float(value), "accuracy": correct / len(split), "flop_ratio": flops / len(split) / table.full}
+            )
+    finally:
+        controller.load_state_dict(saved)
     return curve
 
 

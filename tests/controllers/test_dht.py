@@ -227,3 +227,66 @@ def test_warmup_progress_survives_a_state_dict_round_trip() -> None:
     d = fresh.decide(x)
     fresh.feedback(d, torch.rand(4), flops_of(d))
     assert int(fresh.feedback_calls) == 2 and not bool(fresh.decide(x).heads.all())
+
+
+# ------------------------------------------------------------------ the inference knob (cost_bias)
+def knobbed(mode: str = "tree", **kwargs) -> DHTController:
+    from tests.controllers.test_stepwise_dht import TABLE  # 4 blocks of 2 heads
+
+    options = {"full_flops": TABLE.full, "cost_table": TABLE, "mode": mode, **kwargs}
+    return make_controller("dht", num_layers=4, num_heads=2, context_dim=D, **options)
+
+
+def trained(c: DHTController, seed: int = 0) -> DHTController:
+    """``c`` after 30 random feedback batches (statistics in every arm)."""
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(30):
+        x = torch.randn(32, D, generator=gen)
+        d = c.decide(x)
+        c.feedback(d, torch.rand(32, generator=gen), flops_of(d, c.full_flops))
+    return c
+
+
+@pytest.mark.parametrize("mode", ["tree", "integrated"])
+def test_the_cost_bias_trades_estimates_for_cost_and_zero_is_plain_greedy(mode: str) -> None:
+    c = trained(knobbed(mode, depth_policy="linucb", seed=3))
+    x = torch.randn(64, D, generator=torch.Generator().manual_seed(9))
+    plain = c.decide(x, explore=False)
+    c.set_operating_point(0.0)
+    assert torch.equal(c.decide(x, explore=False).depth, plain.depth)
+    costs = torch.tensor(c.depth_costs, dtype=torch.float64)
+    # depth costs: stem + blocks before + one classifier, over the full model (10.5)
+    torch.testing.assert_close(costs, torch.tensor([4.5, 6.5, 8.5, 10.5], dtype=torch.float64) / 10.5)
+    means = c.depth_policy.expected_rewards(x)
+    last_depth, last_heads = None, None
+    for b in (-1.0, -0.05, 0.02, 0.1, 0.3, 1.0):
+        c.set_operating_point(b)
+        d = c.decide(x, explore=False)
+        assert torch.equal(d.depth - 1, (means - b * costs).argmax(1))  # the knob's rule, row by row
+        if last_depth is not None:  # a larger bias never buys a deeper or wider sample
+            assert bool((d.depth <= last_depth).all())
+            assert bool((d.heads[:, 1:].sum(-1) <= last_heads).all())
+        last_depth, last_heads = d.depth, d.heads[:, 1:].sum(-1)
+    assert float(c.cost_bias) == 1.0
+
+
+def test_the_knob_needs_a_cost_table_survives_a_round_trip_and_refuses_bad_values() -> None:
+    assert dht(full_flops=1.0).operating_points() is None
+    with pytest.raises(InputValidationError, match="inference knob"):
+        dht(full_flops=1.0).set_operating_point(0.1)
+    c = trained(knobbed())
+    assert len(c.operating_points()) == 107 and 0.0 in c.operating_points()
+    c.set_operating_point(0.25)
+    fresh = knobbed()
+    fresh.load_state_dict(c.state_dict())
+    x = torch.randn(16, D)
+    assert float(fresh.cost_bias) == 0.25 and torch.equal(fresh.decide(x, explore=False).depth,
+                                                          c.decide(x, explore=False).depth)  # fmt: skip
+    for bad in (1.5, "0.1", True):
+        with pytest.raises(InputValidationError, match="cost bias"):
+            c.set_operating_point(bad)
+    assert float(c.cost_bias) == 0.25
+    from tests.model.test_dynamic import make_model
+
+    with pytest.raises(InputValidationError, match="cost table of a 4-block, 2-head"):
+        knobbed(cost_table=make_model(0, num_layers=3, num_heads=2).cost_table())

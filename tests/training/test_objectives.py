@@ -27,6 +27,8 @@ def trainer(controller: str = "entropy_exit", objective: str = "auto", epochs: i
         options.update(full_flops=table.full, cost_table=table)
     if controller == "stepwise_dht":
         options.update(cost_table=table)
+    if controller == "dht":
+        options.update(context_dim=16, full_flops=table.full, cost_table=table)
     config = TrainConfig(epochs=epochs, batch_size=32, lr=1e-2, progress=False, objective=objective)
     return Trainer(model, bf.make_controller(controller, **options), task, config)
 
@@ -149,3 +151,23 @@ def test_calibration_meets_the_budget_on_validation_exactly_as_inference_runs() 
     assert float(t.controller.threshold) == before  # an unreachable budget changed nothing
     with pytest.raises(bf.InputValidationError, match="operating points"):
         operating_curve(t.model, bf.make_controller("static", num_layers=3, num_heads=2), t.task.val)
+
+
+def test_dht_meets_a_budget_at_inference_through_its_cost_bias() -> None:
+    t = trainer("dht", epochs=3, lam=0.2)
+    t.fit()
+    curve = operating_curve(t.model, t.controller, t.task.val)
+    assert len(curve) == 107 and float(t.controller.cost_bias) == 0.0  # the knob was left as it was
+    greedy = t.evaluate(t.task.val)
+    zero = next(p for p in curve if p["value"] == 0.0)  # bias 0 is the plain greedy inference
+    assert zero["flop_ratio"] == pytest.approx(greedy["flops_per_sample"] / t.full_flops)
+    assert zero["accuracy"] == pytest.approx(greedy["accuracy"])
+    ratios = [p["flop_ratio"] for p in curve]
+    assert ratios == sorted(ratios, reverse=True)  # a larger bias never costs more
+    assert max(ratios) - min(ratios) > 0.2  # the knob spans a real range
+    budget = (min(ratios) + max(ratios)) / 2
+    chosen = calibrate_budget(t.model, t.controller, t.task.val, budget)
+    assert chosen["flop_ratio"] == max(r for r in ratios if r <= budget)
+    val = t.evaluate(t.task.val)
+    assert val["flops_per_sample"] / t.full_flops == pytest.approx(chosen["flop_ratio"])
+    assert val["accuracy"] == pytest.approx(chosen["accuracy"])
