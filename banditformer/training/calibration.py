@@ -6,6 +6,7 @@ without exceeding it; the test split is never seen), and scores at every fixed s
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -70,31 +71,39 @@ def operating_curve(
             if out.heads is not None:  # the head sets as run (per sample: they do not depend on who halted)
                 decision = Decision(decision.depth, out.heads, decision.record)
             batches.append((decision, out.exit_logits, context, y))
-        saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in controller.state_dict().items()}
-        curve = []
-        try:
-            for value in points:
-                controller.set_operating_point(value)
-                correct, flops = 0, 0.0
-                for decision, exit_logits, context, y in batches:
-                    depth = replay_exits(
-                        lambda p, d=decision: controller.halt(p, d, explore=False), exit_logits, decision.depth, context
-                    )
-                    logits = exit_logits[torch.arange(len(y), device=dev), depth - 1]
-                    correct += int((logits.argmax(-1) == y).sum())
-                    ran = Decision(depth, decision.heads, decision.record, depth.clone())
-                    flops += float(table.sample_flops(ran).sum())
-                curve.append(
-                    {
-                        "value": float(value),
-                        "accuracy": correct / len(split),
-                        "flop_ratio": flops / len(split) / table.full,
-                    }
+
+        def replayed() -> tuple[int, float]:
+            correct, flops = 0, 0.0
+            for decision, exit_logits, context, y in batches:
+                depth = replay_exits(
+                    lambda p, d=decision: controller.halt(p, d, explore=False), exit_logits, decision.depth, context
                 )
-        finally:
-            controller.load_state_dict(saved)
+                logits = exit_logits[torch.arange(len(y), device=dev), depth - 1]
+                correct += int((logits.argmax(-1) == y).sum())
+                flops += float(
+                    table.sample_flops(Decision(depth, decision.heads, decision.record, depth.clone())).sum()
+                )
+            return correct, flops
+
+        return _sweep(controller, points, replayed, len(split), table.full)
     finally:
         model.train(was_training)
+
+
+def _sweep(
+    controller: Controller, points: list[float], score: Callable[[], tuple[int, float]], rows: int, full: float
+) -> list[dict[str, float]]:
+    """``{"value", "accuracy", "flop_ratio"}`` at each operating point, ``score() -> (correct,
+    flops)`` measuring the controller at the point just set; the controller's state restored after."""
+    saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in controller.state_dict().items()}
+    curve = []
+    try:
+        for value in points:
+            controller.set_operating_point(value)
+            correct, flops = score()
+            curve.append({"value": float(value), "accuracy": correct / rows, "flop_ratio": flops / rows / full})
+    finally:
+        controller.load_state_dict(saved)
     return curve
 
 
@@ -107,22 +116,16 @@ def _decided_curve(
     for start in range(0, len(split), batch_size):
         x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
         stems.append((*model.stem(x), y))
-    saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in controller.state_dict().items()}
-    curve = []
-    try:
-        for value in points:
-            controller.set_operating_point(value)
-            correct, flops = 0, 0.0
-            for h, context, y in stems:
-                decision = controller.decide(context, explore=False)
-                correct += int((model.run(h, decision).argmax(-1) == y).sum())
-                flops += float(table.sample_flops(decision).sum())
-            curve.append(
-                {"value": float(value), "accuracy": correct / len(split), "flop_ratio": flops / len(split) / table.full}
-            )
-    finally:
-        controller.load_state_dict(saved)
-    return curve
+
+    def decided() -> tuple[int, float]:
+        correct, flops = 0, 0.0
+        for h, context, y in stems:
+            decision = controller.decide(context, explore=False)
+            correct += int((model.run(h, decision).argmax(-1) == y).sum())
+            flops += float(table.sample_flops(decision).sum())
+        return correct, flops
+
+    return _sweep(controller, points, decided, len(split), table.full)
 
 
 def calibrate_budget(
