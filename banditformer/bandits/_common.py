@@ -17,7 +17,7 @@ _UNTRIED = 1e300
 
 def add_discount(policy: PolicyBase, discount: float) -> float:
     """Register the discount factor gamma in (0, 1] as a configuration hyperparameter ``discount``,
-    which :func:`observe` then applies at every update call."""
+    which :func:`observe` then applies once per round (each row of a group is one round)."""
     return policy.add_hyperparameter("discount", discount, low=0.0, high=1.0, low_open=True)
 
 
@@ -44,11 +44,15 @@ def add_count_state(policy: PolicyBase, discount: float | None = None) -> None:
 
 
 def observe(policy: PolicyBase, groups: Tensor, arms: Tensor | None = None, **increments: Tensor) -> None:
-    """One update call's step on summed statistics: decay each named statistic by the policy's
-    discount gamma, if it registered one (:func:`add_discount`), then add the rows' increments.
+    """One update call's step on summed statistics: each row is one round of its group, so with
+    the policy's discount gamma (if it registered one, :func:`add_discount`) a group's statistics
+    decay by ``gamma ** n_g`` for its ``n_g`` rows and row ``i``'s increment is weighted by
+    ``gamma ** (rows of its group after it)``; then the increments are added.
 
-    Discounting is one step per ``update`` call (Garivier and Moulines 2008, a batch as one time
-    step). Multiplying by 1 is exact, and no branch on the value keeps CUDA free of host syncs.
+    This is exactly the same rows fed one at a time, in order, each decaying only its own group
+    (Garivier and Moulines 2008, one round per row): forgetting does not depend on the batch size.
+    Without a discount (or at gamma 1) nothing is multiplied but by 1, which is exact; no branch
+    on the value keeps CUDA free of host syncs.
 
     Args:
         policy: the policy whose statistics (buffers named by the keywords) change in place.
@@ -60,9 +64,18 @@ def observe(policy: PolicyBase, groups: Tensor, arms: Tensor | None = None, **in
         increments: statistic name -> increments, in the order they are added.
     """
     discount = getattr(policy, "discount", None)
-    if isinstance(discount, Tensor):
-        for name in increments:
-            getattr(policy, name).mul_(discount)
+    if isinstance(discount, Tensor) and groups.numel():
+        gamma = discount.to(torch.float64)
+        per_group = torch.bincount(groups, minlength=policy.num_groups).to(torch.float64)  # (G,) rounds
+        later = per_group[groups] - 1.0 - rank_within_group(groups).to(torch.float64)  # (n,) rounds after row i
+        decay, weight = gamma.pow(per_group), gamma.pow(later)
+        weighted = {}
+        for name, values in increments.items():
+            table = getattr(policy, name)
+            table.mul_(decay.view(-1, *([1] * (table.dim() - 1))).to(table.dtype))
+            w = weight.view(-1, *([1] * (values.dim() - 1))).to(values.dtype)
+            weighted[name] = values * w
+        increments = weighted
     for name, values in increments.items():
         table = getattr(policy, name)
         if arms is None:

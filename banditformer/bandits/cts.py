@@ -30,7 +30,7 @@ class CTS(BetaPosteriorMixin, CombinatorialPolicy):
     Args:
         num_arms: N base arms.
         prior_alpha, prior_beta: the Beta prior of each base arm.
-        discount: gamma in (0, 1]; decays the posterior counts at every update call.
+        discount: gamma in (0, 1]; decays the posterior counts by gamma per round (one row of a group).
         bernoulli_trick: draw Bernoulli outcomes from fractional rewards.
         draws: ``"row"`` (a posterior sample per row) or ``"group"`` (one sample per group and
             ``select`` call, shared by its rows: rows of a group with the same ``k`` get the same

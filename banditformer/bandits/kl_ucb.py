@@ -54,7 +54,7 @@ class KLUCB(CountState, Policy):
     """KL-UCB: a tighter upper confidence bound than UCB1 for rewards in ``[0, 1]``.
 
     Untried arms are played first, as in :class:`~banditformer.bandits.UCB1`; ``discount < 1``
-    decays counts and sums at every ``update`` call.
+    decays counts and sums by gamma per round (each row of a group is one round).
 
     Args:
         num_arms: K.

@@ -16,8 +16,8 @@ class ThompsonBeta(BetaPosteriorMixin, Policy):
     A reward ``r`` in [0, 1] is turned into a Bernoulli outcome ``b ~ Bernoulli(r)`` (the Bernoulli
     trick, drawn from the policy's generator), and ``b`` updates the arm's Beta posterior. With
     ``bernoulli_trick=False`` the posterior takes ``r`` and ``1 - r`` directly (deterministic
-    updates, fractional counts). ``discount < 1`` decays successes and failures at every update
-    call, pulling the posterior back towards the prior.
+    updates, fractional counts). ``discount < 1`` decays successes and failures by that factor per
+    round (each row of a group), pulling the posterior back towards the prior.
 
     Args:
         num_arms: K.

@@ -31,7 +31,7 @@ class ThompsonGaussian(CountState, Policy):
         num_arms: K.
         prior_mean, prior_std: the Normal prior on each arm's mean.
         noise_std: the assumed reward noise (sigma).
-        discount: gamma in (0, 1]; decays counts and sums at every update call.
+        discount: gamma in (0, 1]; decays counts and sums by gamma per round (one row of a group).
 
     Examples:
         >>> p = ThompsonGaussian(num_arms=2, seed=0)

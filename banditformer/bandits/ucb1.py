@@ -35,8 +35,9 @@ class UCB1(CountState, Policy):
     """UCB1 on rewards in ``[0, 1]``.
 
     Untried arms are played first (see :func:`argmax_untried_first`): one row at a time plays every
-    arm once before any repeat. With ``discount < 1`` counts and sums decay by that factor at every
-    ``update`` call (discounted UCB, Garivier and Moulines 2008), so old rewards fade.
+    arm once before any repeat. With ``discount < 1`` counts and sums decay by that factor per round,
+    each row of a group one round, so that a batch forgets as its rows fed one at a time do
+    (discounted UCB, Garivier and Moulines 2008): old rewards fade.
 
     Args:
         num_arms: K.

@@ -12,8 +12,8 @@ from banditformer.core.policy import PolicyBase
 CONTEXT_DIM = 3
 
 
-def build(name: str, num_arms: int, seed: int = 0, device: str = "cpu") -> PolicyBase:
-    return make_policy(name, num_arms=num_arms, context_dim=CONTEXT_DIM, seed=seed).to(device)
+def build(name: str, num_arms: int, seed: int = 0, device: str = "cpu", **kwargs) -> PolicyBase:
+    return make_policy(name, num_arms=num_arms, context_dim=CONTEXT_DIM, seed=seed, **kwargs).to(device)
 
 
 def is_combinatorial(name: str) -> bool:

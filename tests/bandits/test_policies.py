@@ -199,6 +199,28 @@ def test_discount_forgets_old_rewards() -> None:
     assert int(plain.select(n=1)) == 0
 
 
+def test_discount_is_one_round_per_row_of_a_group() -> None:
+    # gamma 0.5; group 0 gets arm 0 (r=1), arm 0 (r=0), arm 1 (r=1) in one batch, group 1 one row
+    p = UCB1(num_arms=2, num_groups=2, discount=0.5)
+    p.counts.fill_(4.0)  # history, decayed by 0.5 per round of its own group
+    p.sums.fill_(2.0)
+    p.update(torch.tensor([0, 0, 1, 1]), torch.tensor([1.0, 0.0, 1.0, 1.0]), groups=torch.tensor([0, 0, 0, 1]))
+    # group 0: three rounds, history x 0.125; row weights 0.25, 0.5, 1 (rounds after each row: 2, 1, 0)
+    assert p.counts[0].tolist() == [4 * 0.125 + 0.25 + 0.5, 4 * 0.125 + 1.0]
+    assert p.sums[0].tolist() == [2 * 0.125 + 0.25, 2 * 0.125 + 1.0]
+    # group 1: one round, history x 0.5, its row at weight 1
+    assert p.counts[1].tolist() == [2.0, 3.0] and p.sums[1].tolist() == [1.0, 2.0]
+    # the same rows at batch 1, or in batches of 2, end in the same statistics
+    for size in (1, 2):
+        q = UCB1(num_arms=2, num_groups=2, discount=0.5)
+        q.counts.fill_(4.0)
+        q.sums.fill_(2.0)
+        arms, r, g = torch.tensor([0, 0, 1, 1]), torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 0, 1])
+        for i in range(0, 4, size):
+            q.update(arms[i : i + size], r[i : i + size], groups=g[i : i + size])
+        assert torch.allclose(q.counts, p.counts) and torch.allclose(q.sums, p.sums)
+
+
 def test_bernoulli_trick_off_is_deterministic_fractional() -> None:
     p = ThompsonBeta(num_arms=2, bernoulli_trick=False)
     p.update(torch.tensor([0, 0]), torch.tensor([0.25, 0.5]))

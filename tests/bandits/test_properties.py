@@ -82,23 +82,28 @@ def test_empty_update_is_a_no_op(name: str, num_arms: int, seed: int, warm: int)
 
 
 @pytest.mark.parametrize("name", ALL)
-@given(num_arms=arms_st, n=st.integers(1, 16), seed=seed_st)
-def test_batched_update_equals_one_by_one(name: str, num_arms: int, n: int, seed: int) -> None:
-    batched = build(name, num_arms, seed)
-    single = build(name, num_arms, seed)
+@given(num_arms=arms_st, n=st.integers(1, 16), seed=seed_st, grouped=st.booleans())
+def test_batched_update_equals_one_by_one(name: str, num_arms: int, n: int, seed: int, grouped: bool) -> None:
+    # Discounted policies included: each row is one round of its group, so a batch forgets as
+    # its rows fed one at a time do (whatever the batch size), and groups decay only by their own rows.
+    probe = build(name, num_arms, seed)
+    groups_n = 3 if grouped and probe.supports_groups else 1
+    batched = build(name, num_arms, seed, num_groups=groups_n)
+    single = build(name, num_arms, seed, num_groups=groups_n)
     gen = torch.Generator().manual_seed(seed)
     x = contexts(n, gen)
+    g = torch.randint(0, groups_n, (n,), generator=gen)
     if isinstance(batched, CombinatorialPolicy):
-        choice = batched.select(x, k=torch.randint(0, num_arms + 1, (n,), generator=gen))
+        choice = batched.select(x, k=torch.randint(0, num_arms + 1, (n,), generator=gen), groups=g)
         r = rewards_for(batched, (n, num_arms), gen)
     else:
-        choice = batched.select(x)
+        choice = batched.select(x, groups=g)
         r = rewards_for(batched, (n,), gen)
     single.load_state_dict(batched.state_dict())
-    batched.update(choice, r, x)
+    batched.update(choice, r, x, groups=g)
     for i in range(n):
-        single.update(choice[i : i + 1], r[i : i + 1], x[i : i + 1])
-    if batched.exact_batch_update and not _discounted(batched):
+        single.update(choice[i : i + 1], r[i : i + 1], x[i : i + 1], groups=g[i : i + 1])
+    if batched.exact_batch_update:
         sb, ss = batched.state_dict(), single.state_dict()
         for key, value in sb.items():
             if isinstance(value, torch.Tensor):
@@ -106,11 +111,6 @@ def test_batched_update_equals_one_by_one(name: str, num_arms: int, n: int, seed
     else:  # randomised or order-dependent updates: the fed totals still agree
         assert torch.equal(batched.arm_counts, single.arm_counts)
         assert torch.allclose(batched.arm_reward_sums, single.arm_reward_sums, atol=1e-9)
-
-
-def _discounted(p: torch.nn.Module) -> bool:
-    d = getattr(p, "discount", None)
-    return isinstance(d, torch.Tensor) and float(d) < 1.0
 
 
 @pytest.mark.parametrize("name", ALL)
