@@ -85,10 +85,19 @@ class EpsilonGreedy(CountState, Policy):
         eps = epsilon_schedule(self.epsilon, self.schedule, self.rate, self.counts.sum(1), self.min_epsilon)
         return eps if groups is None else eps[groups]
 
+    def _greedy(self, groups: Tensor) -> Tensor:
+        means = self.sums / self.counts.clamp(min=1e-12)  # (G, K)
+        return argmax_untried_first(means, self.counts, groups)
+
+    def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        # exact: (1 - eps) on the greedy arm (deterministic for the batch), eps / K on every arm
+        eps = self.current_epsilon(groups).to(torch.float64).unsqueeze(1)
+        greedy = torch.nn.functional.one_hot(self._greedy(groups), self.num_arms).to(torch.float64)
+        return (1.0 - eps) * greedy + eps / self.num_arms
+
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         n = groups.shape[0]
-        means = self.sums / self.counts.clamp(min=1e-12)  # (G, K)
-        greedy = argmax_untried_first(means, self.counts, groups)
+        greedy = self._greedy(groups)
         u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
         random_arm = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
         return torch.where(u < self.current_epsilon(groups), random_arm, greedy)

@@ -70,6 +70,7 @@ class KLUCB(CountState, Policy):
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    deterministic: ClassVar[bool] = True  # an index policy: propensity 1
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor
 
 from banditformer.bandits._linear import LinearPolicy
@@ -33,6 +35,8 @@ class LinUCB(LinearPolicy):
         >>> p.select(x).shape
         torch.Size([2])
     """
+
+    deterministic: ClassVar[bool] = True  # an index policy: propensity 1
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ class UCB1(CountState, Policy):
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    deterministic: ClassVar[bool] = True  # an index policy: propensity 1
 
     def __init__(
         self,

@@ -75,6 +75,12 @@ class PolicyBase(CheckedModule, ABC):
     #: False when ``num_groups`` must be 1 (the policy uses groups internally, e.g. as context
     #: buckets); runners then keep one instance per independent run instead of one group each.
     supports_groups: ClassVar[bool] = True
+    #: True when ``select`` draws nothing: the arm is a function of the statistics and the batch
+    #: (index policies), so each row's propensity is 1.
+    deterministic: ClassVar[bool] = False
+    #: Draws of the Monte-Carlo propensity estimate (``select(..., propensity=True)``) of a
+    #: randomised policy without a closed form.
+    propensity_samples: ClassVar[int] = 256
 
     def __init__(
         self,
@@ -384,7 +390,8 @@ class Policy(PolicyBase):
         k: Tensor | int | None = None,
         groups: Tensor | None = None,
         explore: bool = True,
-    ) -> Tensor:
+        propensity: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
         """Choose one arm for each of ``n`` rows.
 
         The signature is :class:`CombinatorialPolicy`'s: everything after ``context`` is
@@ -399,9 +406,19 @@ class Policy(PolicyBase):
             groups: a ``(n,)`` int tensor; row ``i`` uses statistics copy ``groups[i]``.
             explore: True: the policy's own rule (optimism, sampling, ...). False: greedy on
                 :meth:`expected_rewards`, deterministic and drawing nothing (for inference).
+            propensity: also return each row's probability of the arm it got, for off-policy
+                evaluation (:mod:`banditformer.ope`): exact where the policy has a closed form
+                (epsilon-greedy, EXP3-IX: ``_propensities``), 1 for a :attr:`deterministic`
+                policy and at ``explore=False``, otherwise a Monte-Carlo estimate: the fraction of
+                :attr:`propensity_samples` further selections of the same rows, from the same
+                statistics, that give the row the same arm, counting the draw itself so that it
+                is never 0 (standard error at most ``0.5 / sqrt(samples)``, bias at most
+                ``1 / (samples + 1)``). The estimate's draws are undone afterwards, so the
+                policy's random stream is the one it would be without ``propensity``.
 
         Returns:
-            A ``(n,)`` int64 tensor of arms in ``[0, num_arms)`` on :attr:`device`.
+            A ``(n,)`` int64 tensor of arms in ``[0, num_arms)`` on :attr:`device`; with
+            ``propensity``, the arms and a ``(n,)`` float64 tensor of propensities in ``(0, 1]``.
 
         Raises:
             InputValidationError: on a bad argument; nothing is drawn or changed then.
@@ -416,14 +433,82 @@ class Policy(PolicyBase):
         n, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
         if n == 0:
-            return torch.zeros(0, dtype=torch.long, device=self.device)
+            arms = torch.zeros(0, dtype=torch.long, device=self.device)
+            return (arms, torch.ones(0, dtype=torch.float64, device=self.device)) if propensity else arms
         if not explore:
-            return self._means(context, groups).argmax(1)
+            arms = self._means(context, groups).argmax(1)
+            return (arms, torch.ones(n, dtype=torch.float64, device=self.device)) if propensity else arms
         arms = self._select(context, groups)
         self._check_output(
             arms, (n,), "int", lambda a: index_ok(a, self.num_arms), f"arms outside [0, {self.num_arms})"
         )
-        return arms
+        if not propensity:
+            return arms
+        return arms, self._propensity_of(arms, context, groups)
+
+    def _propensity_of(self, arms: Tensor, context: Tensor | None, groups: Tensor) -> Tensor:
+        """``(n,)`` float64: each row's probability of ``arms`` under ``_select`` from this state."""
+        exact = self._action_probabilities(context, groups)
+        if exact is not None:
+            return exact.to(torch.float64).gather(1, arms.unsqueeze(1)).squeeze(1)
+        if self.deterministic:
+            return torch.ones(arms.shape[0], dtype=torch.float64, device=self.device)
+        hits = self._sampled(context, groups).gather(1, arms.unsqueeze(1)).squeeze(1)
+        # the arm drawn is one draw of its own distribution: count it too (never 0)
+        return (hits + 1.0) / (self.propensity_samples + 1)
+
+    def _sampled(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        """``(n, K)`` float64 counts of each arm over :attr:`propensity_samples` selections of the
+        rows, the generator put back where it was."""
+        state = self.generator.get_state()
+        counts = torch.zeros(groups.shape[0], self.num_arms, dtype=torch.float64, device=self.device)
+        rows = torch.arange(groups.shape[0], device=self.device)
+        try:
+            for _ in range(self.propensity_samples):
+                counts.index_put_((rows, self._select(context, groups)), torch.ones_like(rows, dtype=counts.dtype),
+                                  accumulate=True)  # fmt: skip
+        finally:
+            self.generator.set_state(state)
+        return counts
+
+    @locked
+    def action_probabilities(
+        self,
+        context: Tensor | None = None,
+        *,
+        n: int | None = None,
+        groups: Tensor | None = None,
+        explore: bool = True,
+    ) -> Tensor:
+        """Each row's probability of every arm under :meth:`select` from the current state: the
+        target policy's action distribution that off-policy estimators (:mod:`banditformer.ope`)
+        weigh a log with. Exact where the policy has a closed form (``_action_probabilities``:
+        epsilon-greedy, EXP3-IX), one-hot for a :attr:`deterministic` policy and at
+        ``explore=False``, otherwise the frequencies of :attr:`propensity_samples` selections
+        (a Monte-Carlo estimate). Draws nothing from the policy's stream (it is put back).
+
+        Returns:
+            ``(n, K)`` float64, rows summing to 1.
+        """
+        checks: list = []
+        n, context, groups = self._rows(context, n, groups, checks)
+        values_ok(checks)
+        if n == 0:
+            return torch.zeros(0, self.num_arms, dtype=torch.float64, device=self.device)
+        if not explore:
+            greedy = self._means(context, groups).argmax(1)
+            return torch.nn.functional.one_hot(greedy, self.num_arms).to(torch.float64)
+        exact = self._action_probabilities(context, groups)
+        if exact is not None:
+            return exact.to(torch.float64)
+        if self.deterministic:
+            return torch.nn.functional.one_hot(self._select(context, groups), self.num_arms).to(torch.float64)
+        return self._sampled(context, groups) / self.propensity_samples
+
+    def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor | None:
+        """``(n, K)`` exact probabilities of each arm under ``_select`` from this state, or
+        ``None`` (default): no closed form (see ``select``'s ``propensity``)."""
+        return None
 
     @locked
     def update(

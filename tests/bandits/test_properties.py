@@ -353,3 +353,26 @@ def test_n_and_k_passed_positionally_are_a_type_error(name: str) -> None:
     with pytest.raises(TypeError, match="positional"):
         p.expected_rewards(x, 2)
     assert state_equal(p, before, exact=True)
+
+
+@pytest.mark.parametrize("name", SINGLE)
+@given(num_arms=arms_st, n=st.integers(0, 12), seed=seed_st, warm=st.integers(0, 3), explore=st.booleans())
+def test_propensities_are_probabilities_and_leave_the_draws_alone(
+    name: str, num_arms: int, n: int, seed: int, warm: int, explore: bool
+) -> None:
+    p = build(name, num_arms, seed)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(warm):
+        play(p, 5, gen)
+    p.propensity_samples = 16  # an instance override: the property, not the estimate's precision
+    twin = copy.deepcopy(p)
+    x = contexts(n, gen)
+    arms, prop = p.select(x, explore=explore, propensity=True)
+    assert torch.equal(arms, twin.select(x, explore=explore))
+    assert prop.shape == (n,) and prop.dtype == torch.float64
+    assert bool(((prop > 0) & (prop <= 1)).all())
+    assert torch.equal(p.select(x), twin.select(x))  # the random stream is where it would be
+    probs = p.action_probabilities(x, explore=explore)
+    assert probs.shape == (n, num_arms) and bool((probs >= 0).all())
+    torch.testing.assert_close(probs.sum(1), torch.ones(n, dtype=torch.float64))
+    assert torch.equal(p.select(x), twin.select(x))  # action_probabilities drew nothing either
