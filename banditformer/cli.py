@@ -422,7 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bb.add_argument("--problem", default="bernoulli_easy", help="a registered problem (default: %(default)s)")
     bb.add_argument(
-        "--policies", nargs="+", default=None, help="policy names (default: every registered one that fits the problem)"
+        "--policies",
+        nargs="+",
+        default=None,
+        help="policy specs, `name` or `name:key=value,...` (e.g. sw_ucb:window=100,c=0.6; one policy may appear "
+        "with several option sets) (default: every registered one that fits the problem)",
     )
     bb.add_argument("--horizon", type=int, default=2000, help="rounds per run (default: %(default)s)")
     bb.add_argument("--seeds", type=int, default=20, help="independent runs per policy (default: %(default)s)")

@@ -40,12 +40,13 @@ from banditformer.bench.pool import one_thread, run_bench_jobs
 from banditformer.bench.report import format_report, write_report
 from banditformer.bench.results import BanditReport, PolicyRun
 from banditformer.bench.runlog import RunLog, check_log
+from banditformer.bench.specs import make_spec_policy
 from banditformer.bench.stats import lai_robbins_bound
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy
 from banditformer.core.random import derive_seed
 from banditformer.core.validation import check_int
-from banditformer.plugins import get_plugin_manager, make_policy, make_problem
+from banditformer.plugins import get_plugin_manager, make_problem
 from banditformer.problems import BernoulliProblem
 
 __all__ = [
@@ -66,16 +67,16 @@ class _Players:
     def __init__(self, name: str, env: Any, seed: int, n: int) -> None:
         context_dim, self.k = problem_kind(env)
         k = env.num_arms
-        first = make_policy(name, num_arms=k, context_dim=context_dim, seed=seed)
+        first = make_spec_policy(name, num_arms=k, context_dim=context_dim, seed=seed)
         if not isinstance(first, (Policy, CombinatorialPolicy)):
             raise InputValidationError(f"expected policy {name!r} to build a Policy, got {type(first).__name__}")
         if first.supports_groups:
-            self.batched = make_policy(name, num_arms=k, context_dim=context_dim, num_groups=n, seed=seed)
+            self.batched = make_spec_policy(name, num_arms=k, context_dim=context_dim, num_groups=n, seed=seed)
             self.groups = torch.arange(n)
         else:
             self.batched = None
             self.each = [first] + [
-                make_policy(name, num_arms=k, context_dim=context_dim, seed=derive_seed(seed, "seed", s))
+                make_spec_policy(name, num_arms=k, context_dim=context_dim, seed=derive_seed(seed, "seed", s))
                 for s in range(1, n)
             ]
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from banditformer.bench.specs import make_spec_policy
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy
-from banditformer.plugins import list_policies, make_policy, make_problem
+from banditformer.plugins import list_policies, make_problem
 
 __all__ = ["check_compatible", "compatible_policies", "problem_kind"]
 
@@ -39,9 +40,9 @@ def _fits(policy: object, env: Any) -> bool:
     return low <= env.reward_range[0] and env.reward_range[1] <= high
 
 
-def _probe(name: str, env: Any) -> Any:
+def _probe(spec: str, env: Any) -> Any:
     context_dim, _ = problem_kind(env)
-    return make_policy(name, num_arms=env.num_arms, context_dim=context_dim or 1)
+    return make_spec_policy(spec, num_arms=env.num_arms, context_dim=context_dim or 1)
 
 
 def compatible_policies(problem: str, *, seed: int = 0) -> list[str]:

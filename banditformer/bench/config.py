@@ -19,10 +19,11 @@ from torch import Tensor
 
 from banditformer.bench.compat import check_compatible, compatible_policies, problem_kind
 from banditformer.bench.runlog import config_digest
+from banditformer.bench.specs import make_spec_policy, parse_policy, spec_names
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
 from banditformer.core.validation import SEED_MAX, check_float, check_int, check_memory
-from banditformer.plugins import check_registered, list_policies, make_policy, make_problem
+from banditformer.plugins import check_registered, list_policies, make_problem
 from banditformer.training import TrainConfig
 
 __all__ = ["MABWISER_REFERENCES", "TRAIN_FIELDS", "BanditBenchConfig", "ModelBenchConfig", "check_mabwiser"]
@@ -66,8 +67,10 @@ class BanditBenchConfig:
 
     Attributes:
         problem: a registered problem name (``banditformer.list_problems()``).
-        policies: registered policy names; ``None``: every registered policy that can play the
-            problem (:func:`~banditformer.bench.compat.compatible_policies`).
+        policies: policy specs, registered names with optional options
+            (``"sw_ucb:window=100,c=0.6"``, :mod:`~banditformer.bench.specs`; each spec is its run's
+            label, so one policy can run with several option sets); ``None``: every registered
+            policy that can play the problem (:func:`~banditformer.bench.compat.compatible_policies`).
         horizon: rounds per run.
         seeds: independent runs per policy.
         seed: master seed (the problem's reward stream and the policies' generators).
@@ -108,7 +111,10 @@ class BanditBenchConfig:
         if self.policies is not None:
             if isinstance(self.policies, str):
                 raise InputValidationError(f"expected a non-empty list of policy names, got {self.policies!r}")
-            check_registered("policy", self.policies)
+            spec_names(self.policies)
+            for spec in self.policies:  # options checked against the policy's signature now, not mid-run
+                if parse_policy(spec)[1]:
+                    make_spec_policy(spec, num_arms=2, context_dim=1)
             check_compatible(self.policies, self.problem, seed=self.seed)
         if self.mabwiser:
             check_mabwiser(self)
@@ -156,12 +162,14 @@ class BanditBenchConfig:
 
         policy_bytes, registered = 0, set(list_policies())
         for name in names:
-            if name not in registered:
+            if parse_policy(name)[0] not in registered:
                 continue  # a MABWiser reference: one small MAB per seed
             try:
-                one = make_policy(name, num_arms=arms, context_dim=context_dim, seed=0)
+                one = make_spec_policy(name, num_arms=arms, context_dim=context_dim, seed=0)
                 if one.supports_groups:
-                    two = state_bytes(make_policy(name, num_arms=arms, context_dim=context_dim, num_groups=2, seed=0))
+                    two = state_bytes(
+                        make_spec_policy(name, num_arms=arms, context_dim=context_dim, num_groups=2, seed=0)
+                    )
                     per, shared = two - state_bytes(one), 2 * state_bytes(one) - two
                     need = shared + block * per
                 else:
