@@ -19,6 +19,11 @@ sample passes evaluated): each sample gets a halting depth drawn as the ``depth`
 depth, and the callback stops it at that exit point, deterministically. The fast path drops halted
 samples from the active set; the masked path is ``run_exits(path="reference")``; the full model is
 the plain full-depth forward, and the FLOP ratio counts every exit classifier evaluated.
+
+Kind ``route``: head sets chosen as the sample goes (``run_exits`` with a ``route`` callback): each
+sample's head sets are drawn as the ``heads`` kind draws them, and the callback hands block ``d``'s
+to the model at exit point ``d`` (one host copy per exit point, every exit evaluated). The masked
+path is ``run_exits(path="reference")`` with the same callback.
 """
 
 from __future__ import annotations
@@ -82,6 +87,15 @@ def halt_at(depths: torch.Tensor) -> HaltFn:
     return halt
 
 
+def route_by(heads: torch.Tensor) -> HaltFn:
+    """A route callback that gives each sample of an exit point its head set in ``heads`` ``(B, L, H)``."""
+
+    def route(point: ExitPoint) -> torch.Tensor:
+        return heads[point.rows, point.depth]
+
+    return route
+
+
 def time_all(fns: Sequence[Callable[[], None]], backend, repeats: int) -> list[float]:
     """Best-of-``repeats`` seconds of each function, timed in interleaved rounds so that slow
     drift of a shared machine hits every function alike (noise only ever adds time)."""
@@ -106,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.75, 0.5, 0.25])
-    p.add_argument("--kinds", nargs="+", default=["depth", "heads", "heads-shared", "both", "halt"])
+    p.add_argument("--kinds", nargs="+", default=["depth", "heads", "heads-shared", "both", "halt", "route"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the rows as JSON")
@@ -149,8 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     full_decision = Decision.full(args.batch, cfg.num_layers, cfg.num_heads, device=backend.device)
     for kind in args.kinds:
         for ratio in args.ratios:
-            halt = None
-            if kind == "halt":  # the full model planned, each sample halting at its exit point
+            halt = route = None
+            if kind == "route":  # the full model planned, each block's heads handed over at its exit point
+                m = make_decision("heads", ratio, args.batch, cfg.num_layers, cfg.num_heads, gen)
+                depth = torch.full((args.batch,), cfg.num_layers)
+                flop_ratio = float(table.sample_flops(Decision(depth, m.heads, None, depth)).mean()) / table.full
+                d, route = full_decision, route_by(m.heads.to(backend.device))
+            elif kind == "halt":  # the full model planned, each sample halting at its exit point
                 depths = halting_depths(ratio, args.batch, cfg.num_layers, gen)
                 full_heads = torch.ones(args.batch, cfg.num_layers, cfg.num_heads, dtype=torch.bool)
                 flop_ratio = float(table.sample_flops(Decision(depths, full_heads, None, depths)).mean()) / table.full
@@ -161,12 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 d = Decision(d.depth.to(backend.device), d.heads.to(backend.device))
             for mode in ("forward", "fwd+bwd"):
 
-                def run(decision: Decision, path: str, mode: str = mode, halt: HaltFn | None = None) -> Step:
+                def run(
+                    decision: Decision, path: str, mode: str = mode, halt: HaltFn | None = None,
+                    route: HaltFn | None = None,
+                ) -> Step:  # fmt: skip
                     def logits() -> torch.Tensor:
-                        if halt is None:
+                        if halt is None and route is None:
                             return model(x, decision, path=path)
                         h, _ = model.stem(x)
-                        return model.run_exits(h, decision, halt=halt, path=path).logits
+                        return model.run_exits(h, decision, halt=halt, route=route, path=path).logits
 
                     def step() -> None:
                         with backend.autocast(enabled=dtype != torch.float32, dtype=dtype):
@@ -179,7 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return step
 
                 full, masked, fast = time_all(
-                    [run(full_decision, "fast"), run(d, "reference", halt=halt), run(d, "fast", halt=halt)],
+                    [
+                        run(full_decision, "fast"),
+                        run(d, "reference", halt=halt, route=route),
+                        run(d, "fast", halt=halt, route=route),
+                    ],
                     backend,
                     args.repeats,
                 )

@@ -38,6 +38,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
                 "--kinds",
                 "depth",
                 "heads",
+                "halt",
+                "route",
             ],
         ),
         (
