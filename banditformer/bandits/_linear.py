@@ -48,7 +48,15 @@ def mean_and_width(context: Tensor, groups: Tensor, theta: Tensor, a_inv: Tensor
 
     Returns:
         Two ``(n, K)`` tensors.
+
+    One group (the common case) multiplies the contexts by the shared matrices, ``(n, K, d)`` of
+    intermediates; several gather each row's ``(K, d, d)`` matrices, ``(n, K, d, d)``.
     """
+    if theta.shape[0] == 1:
+        mean = context @ theta[0].T  # (n, K)
+        xa = torch.einsum("nd,kde->nke", context, a_inv[0])  # (n, K, d): no per-row copy of A^-1
+        quad = (xa * context.unsqueeze(1)).sum(-1)
+        return mean, quad.clamp(min=0.0).sqrt()
     mean = torch.einsum("nd,nkd->nk", context, theta[groups])
     quad = torch.einsum("nd,nkde,ne->nk", context, a_inv[groups], context)
     return mean, quad.clamp(min=0.0).sqrt()
