@@ -70,7 +70,13 @@ def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
     return {
         "ucb1": bandits.UCB1,
         "discounted_ucb1": functools.partial(bandits.UCB1, discount=0.99),
+        "sw_ucb": bandits.SlidingWindowUCB,
+        "sw_kl_ucb": bandits.SlidingWindowKLUCB,
+        "m_ucb": bandits.MUCB,
         "kl_ucb": bandits.KLUCB,
+        "moss": bandits.MOSS,
+        "bayes_ucb": bandits.BayesUCB,
+        "exp3_ix": bandits.EXP3IX,
         "epsilon_greedy": bandits.EpsilonGreedy,
         "epsilon_greedy_decay": functools.partial(
             bandits.EpsilonGreedy, epsilon=1.0, schedule="inverse_time", rate=0.05, min_epsilon=0.01

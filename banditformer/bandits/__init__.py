@@ -3,14 +3,20 @@
 registered through the plugin hooks (:mod:`banditformer.builtin`), the same door third-party
 policies use."""
 
+from banditformer.bandits.bayes_ucb import BayesUCB
 from banditformer.bandits.bucketed import Bucketed
 from banditformer.bandits.bucketed_combinatorial import BucketedCombinatorial
 from banditformer.bandits.cts import CTS
 from banditformer.bandits.cucb import CUCB
 from banditformer.bandits.epsilon_greedy import EpsilonGreedy
+from banditformer.bandits.exp3_ix import EXP3IX
 from banditformer.bandits.kl_ucb import KLUCB
 from banditformer.bandits.lin_thompson import LinThompson
 from banditformer.bandits.linucb import LinUCB
+from banditformer.bandits.m_ucb import MUCB
+from banditformer.bandits.moss import MOSS
+from banditformer.bandits.sw_kl_ucb import SlidingWindowKLUCB
+from banditformer.bandits.sw_ucb import SlidingWindowUCB
 from banditformer.bandits.thompson_beta import ThompsonBeta
 from banditformer.bandits.thompson_gaussian import ThompsonGaussian
 from banditformer.bandits.ucb1 import UCB1
@@ -18,13 +24,19 @@ from banditformer.bandits.ucb1 import UCB1
 __all__ = [
     "CTS",
     "CUCB",
+    "EXP3IX",
     "KLUCB",
+    "MOSS",
+    "MUCB",
     "UCB1",
+    "BayesUCB",
     "Bucketed",
     "BucketedCombinatorial",
     "EpsilonGreedy",
     "LinThompson",
     "LinUCB",
+    "SlidingWindowKLUCB",
+    "SlidingWindowUCB",
     "ThompsonBeta",
     "ThompsonGaussian",
 ]
