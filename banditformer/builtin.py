@@ -69,7 +69,7 @@ def _base_by_name(wrapper: type[Any], default: str) -> Callable[..., Any]:
 def banditformer_add_policies() -> dict[str, Callable[..., Any]]:
     return {
         "ucb1": bandits.UCB1,
-        "discounted_ucb1": functools.partial(bandits.UCB1, discount=0.99),
+        "discounted_ucb1": functools.partial(bandits.UCB1, discount=0.99, c=0.25),  # tuned on bernoulli_switching
         "sw_ucb": bandits.SlidingWindowUCB,
         "sw_kl_ucb": bandits.SlidingWindowKLUCB,
         "m_ucb": bandits.MUCB,
