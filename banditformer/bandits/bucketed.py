@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -42,6 +42,9 @@ class Bucketed(BucketsMixin, Policy):
     is_contextual = True
     # Updating row by row moves centroids between rows, which can route later rows differently.
     exact_batch_update = False
+    # a randomised base too (the registry's factory takes its name), so that the property tests
+    # check that the base's draws are left alone by propensities
+    option_sets: ClassVar[tuple[dict[str, Any], ...]] = ({"base": "thompson_beta"},)
 
     def __init__(
         self,
@@ -56,10 +59,16 @@ class Bucketed(BucketsMixin, Policy):
     ) -> None:
         super().__init__(num_arms, context_dim=context_dim, num_groups=1, seed=seed)
         self._init_buckets(Policy, base, num_buckets, base_kwargs, num_groups)
+        self.deterministic = self.base.deterministic  # type: ignore[misc]  # as its base draws
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None
         return self.base.select(n=context.shape[0], groups=self.buckets(context))
+
+    def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor | None:
+        # the base's closed form, in each row's bucket (None: the base has none)
+        assert context is not None
+        return self.base._action_probabilities(None, self.buckets(context))
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         assert context is not None

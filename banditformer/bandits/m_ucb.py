@@ -4,7 +4,7 @@ arm's last ``window`` rewards, and forced uniform exploration."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -76,6 +76,8 @@ class MUCB(Policy):
     """
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    # a short window and a low threshold, so that the property tests see restarts
+    option_sets: ClassVar[tuple[dict[str, Any], ...]] = ({"window": 4, "threshold": 1.0, "gamma": 0.2},)
 
     counts: Tensor
     sums: Tensor
@@ -111,10 +113,19 @@ class MUCB(Policy):
     def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
         return empirical_means(self.sums, self.counts, groups)
 
+    def _greedy(self, groups: Tensor) -> Tensor:
+        table = ucb1_index(self.sums, self.counts, self.counts.sum(1), self.c)  # (G, K)
+        return argmax_untried_first(table, self.counts, groups)
+
+    def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        # exact: (1 - gamma) on the UCB arm (deterministic for the batch), gamma / K on every arm
+        gamma = float(self.gamma)
+        greedy = torch.nn.functional.one_hot(self._greedy(groups), self.num_arms).to(torch.float64)
+        return (1.0 - gamma) * greedy + gamma / self.num_arms
+
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         n = groups.shape[0]
-        table = ucb1_index(self.sums, self.counts, self.counts.sum(1), self.c)  # (G, K)
-        greedy = argmax_untried_first(table, self.counts, groups)
+        greedy = self._greedy(groups)
         u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
         forced = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
         return torch.where(u < self.gamma, forced, greedy)

@@ -3,7 +3,7 @@ last ``window`` rounds (the window of :class:`~banditformer.bandits.sw_ucb.Slidi
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -48,6 +48,7 @@ class SlidingWindowKLUCB(SlidingWindowState, Policy):
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     deterministic: ClassVar[bool] = True  # an index policy: propensity 1
+    option_sets: ClassVar[tuple[dict[str, Any], ...]] = ({"window": 3},)  # the property tests reach wrap-around
 
     def __init__(
         self,

@@ -112,13 +112,16 @@ class SlidingWindowState:
         evicted = (kept & (held >= 0)).double()  # (n,) a kept row pushes that entry out
         old_arm, kept_f = held.clamp(min=0), kept.double()
         add_at(self.counts, groups, old_arm, -evicted)
-        add_at(self.sums, groups, old_arm, -evicted * self.window_rewards[groups, slot])
         add_at(self.counts, groups, arms, kept_f)
-        add_at(self.sums, groups, arms, kept_f * rewards)
         self.window_arms[groups, slot] = arms[source]
         self.window_rewards[groups, slot] = rewards[source]
         self.rounds.index_add_(0, groups, torch.ones_like(groups))
-        self.sums.masked_fill_(self.counts <= 0, 0.0)  # no rounding residue on an emptied arm
+        # The sums from the ring itself, in slot order: running sums would keep a rounding residue
+        # that depends on the batching (and can break a tie differently); the ring does not.
+        # O(G W K), one fixed order of additions (deterministic on CUDA too).
+        ring = self.window_arms
+        hit = (ring.unsqueeze(-1) == torch.arange(self.num_arms, device=ring.device)).double()  # (G, W, K)
+        self.sums.copy_((hit * self.window_rewards.unsqueeze(-1)).sum(1))
 
     def check_own_state(self, state_dict: Mapping[str, Any], prefix: str = "") -> None:
         """Also check that the window holds arms in ``[-1, K)``, ``min(rounds, W)`` of them per
@@ -177,6 +180,7 @@ class SlidingWindowUCB(SlidingWindowState, Policy):
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     deterministic: ClassVar[bool] = True  # an index policy: propensity 1
+    option_sets: ClassVar[tuple[dict[str, Any], ...]] = ({"window": 3},)  # the property tests reach wrap-around
 
     def __init__(
         self,

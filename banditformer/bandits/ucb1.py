@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -53,6 +53,7 @@ class UCB1(CountState, Policy):
 
     reward_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
     deterministic: ClassVar[bool] = True  # an index policy: propensity 1
+    option_sets: ClassVar[tuple[dict[str, Any], ...]] = ({"discount": 0.5, "c": 0.5},)  # strong forgetting
 
     def __init__(
         self,

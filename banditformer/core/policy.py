@@ -81,6 +81,10 @@ class PolicyBase(CheckedModule, ABC):
     #: Draws of the Monte-Carlo propensity estimate (``select(..., propensity=True)``) of a
     #: randomised policy without a closed form.
     propensity_samples: ClassVar[int] = 256
+    #: Option sets (keyword arguments) that the registry-wide property tests run besides the
+    #: defaults, e.g. a small window so that short tests reach its wrap-around; a plugin policy
+    #: declares its own the same way.
+    option_sets: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     def __init__(
         self,
@@ -459,8 +463,9 @@ class Policy(PolicyBase):
 
     def _sampled(self, context: Tensor | None, groups: Tensor) -> Tensor:
         """``(n, K)`` float64 counts of each arm over :attr:`propensity_samples` selections of the
-        rows, the generator put back where it was."""
-        state = self.generator.get_state()
+        rows, every generator of the policy (and of the policies it wraps) put back where it was."""
+        policies = [m for m in self.modules() if isinstance(m, PolicyBase)]
+        states = [p.generator.get_state() for p in policies]
         counts = torch.zeros(groups.shape[0], self.num_arms, dtype=torch.float64, device=self.device)
         rows = torch.arange(groups.shape[0], device=self.device)
         try:
@@ -468,7 +473,8 @@ class Policy(PolicyBase):
                 counts.index_put_((rows, self._select(context, groups)), torch.ones_like(rows, dtype=counts.dtype),
                                   accumulate=True)  # fmt: skip
         finally:
-            self.generator.set_state(state)
+            for p, state in zip(policies, states, strict=True):
+                p.generator.set_state(state)
         return counts
 
     @locked

@@ -156,7 +156,12 @@ class BanditLog:
         if not isinstance(data, dict) or not keys <= set(data):
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise InputValidationError(f"expected a bandit log with {sorted(keys)}, got {got}")
-        return cls(data["action"], data["reward"], data["propensity"], int(data["num_arms"]), data.get("context"))
+        k = data["num_arms"]
+        if isinstance(k, Tensor) and k.ndim == 0 and not k.is_floating_point() and k.dtype != torch.bool:
+            k = int(k)
+        if not isinstance(k, int) or isinstance(k, bool):
+            raise InputValidationError(f"expected the log's `num_arms` to be an integer, got {data['num_arms']!r}")
+        return cls(data["action"], data["reward"], data["propensity"], k, data.get("context"))
 
 
 def _check_target(log: BanditLog, target: object) -> Tensor:
@@ -198,8 +203,10 @@ def snips(log: BanditLog, target: Tensor) -> Estimate:
 
 def fit_reward_model(log: BanditLog, *, ridge: float = 1.0, folds: int = 2, seed: int = 0) -> Tensor:
     """``(n, K)`` predicted rewards of every action in every logged context: ridge regression of
-    the reward on ``[1, context]`` per action (the mean reward per action without contexts),
-    cross-fitted over ``folds`` random folds (each round predicted by a model fitted on the others)."""
+    the reward on ``[1, context]`` per action, the intercept unpenalised (the mean reward per
+    action without contexts), cross-fitted over ``folds`` random folds (each round predicted by a
+    model fitted on the others; an action no round of the other folds took is predicted as the
+    mean reward of those folds)."""
     ridge = check_float("ridge", ridge, low=0.0, low_open=True)
     folds = check_int("folds", folds, low=2)
     n, k = len(log), log.num_arms
@@ -211,10 +218,14 @@ def fit_reward_model(log: BanditLog, *, ridge: float = 1.0, folds: int = 2, seed
     fold = torch.randperm(n, generator=gen) % folds
     out = torch.zeros(n, k, dtype=torch.float64)
     eye = torch.eye(x.shape[1], dtype=torch.float64) * ridge
+    eye[0, 0] = 1e-9 * ridge  # the intercept is not shrunk (a context-free model is the per-action mean)
     for f in range(folds):
         train, test = fold != f, fold == f
         for a in range(k):
             rows = train & (log.action == a)
+            if not bool(rows.any()):
+                out[test, a] = log.reward[train].mean()
+                continue
             xa, ra = x[rows], log.reward[rows]
             theta = torch.linalg.solve(xa.T @ xa + eye, xa.T @ ra)
             out[test, a] = x[test] @ theta

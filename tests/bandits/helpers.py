@@ -7,20 +7,35 @@ import math
 import torch
 
 from banditformer import CombinatorialPolicy, list_policies, make_policy
+from banditformer.bench.specs import make_spec_policy
 from banditformer.core.policy import PolicyBase
 
 CONTEXT_DIM = 3
 
 
 def build(name: str, num_arms: int, seed: int = 0, device: str = "cpu", **kwargs) -> PolicyBase:
-    return make_policy(name, num_arms=num_arms, context_dim=CONTEXT_DIM, seed=seed, **kwargs).to(device)
+    """The registered policy ``name``, or a spec ``name:key=value,...`` (one of its ``option_sets``)."""
+    return make_spec_policy(name, num_arms=num_arms, context_dim=CONTEXT_DIM, seed=seed, **kwargs).to(device)
 
 
 def is_combinatorial(name: str) -> bool:
-    return isinstance(make_policy(name, num_arms=2, context_dim=CONTEXT_DIM), CombinatorialPolicy)
+    return isinstance(build(name, 2), CombinatorialPolicy)
 
 
-ALL = list_policies()
+def with_option_sets(names: list[str]) -> list[str]:
+    """Every registered name, then a spec per option set its class declares (``option_sets``),
+    once per class."""
+    specs, seen = list(names), set()
+    for name in names:
+        cls = type(make_policy(name, num_arms=2, context_dim=CONTEXT_DIM))
+        if cls in seen:
+            continue
+        seen.add(cls)
+        specs += [name + ":" + ",".join(f"{k}={v}" for k, v in options.items()) for options in cls.option_sets]
+    return specs
+
+
+ALL = with_option_sets(list_policies())
 SINGLE = [n for n in ALL if not is_combinatorial(n)]
 COMBINATORIAL = [n for n in ALL if is_combinatorial(n)]
 

@@ -58,6 +58,16 @@ def test_known_answers_on_a_crafted_log() -> None:
     dr = doubly_robust(log, target, q)  # 0.5 + mean(w (r - 0.5)) = 0.5 + (1 + 0 - 1 + 2) / 4
     assert dr.value == pytest.approx(1.0)
     assert ips(log, target).stderr == pytest.approx(float((w * r).std()) / 2)
+    # SNIPS' delta-method error: the spread of w (r - 0.7) / mean(w), over sqrt(n)
+    resid = w * (r - 0.7) / w.mean()  # 0.24, -0.16, -0.56, 0.48
+    assert snips(log, target).stderr == pytest.approx(float(resid.std()) / 2)
+    assert doubly_robust(log, target, q).stderr == pytest.approx(float((0.5 + w * (r - 0.5)).std()) / 2)
+
+
+def test_a_context_free_reward_model_is_the_mean_per_action() -> None:
+    log = BanditLog(torch.tensor([0, 1] * 4), torch.ones(8), torch.full((8,), 0.5), 2)
+    torch.testing.assert_close(fit_reward_model(log), torch.ones(8, 2, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert direct_method(log, torch.tensor([[1.0, 0.0]] * 8)).value == pytest.approx(1.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -101,6 +111,10 @@ def test_a_log_is_data_and_bad_logs_are_refused(tmp_path) -> None:
     (tmp_path / "bad.pt").write_bytes(b"not a log")
     with pytest.raises(InputValidationError, match="does not load"):
         BanditLog.load(tmp_path / "bad.pt")
+    torch.save({"action": log.action, "reward": log.reward, "propensity": log.propensity,
+                "num_arms": torch.tensor(2.9)}, tmp_path / "float_k.pt")  # fmt: skip
+    with pytest.raises(InputValidationError, match="num_arms"):
+        BanditLog.load(tmp_path / "float_k.pt")
     torch.save({"action": torch.zeros(2)}, tmp_path / "partial.pt")
     with pytest.raises(InputValidationError, match="expected a bandit log with"):
         BanditLog.load(tmp_path / "partial.pt")
