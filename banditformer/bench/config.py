@@ -23,7 +23,7 @@ from banditformer.bench.specs import make_spec_policy, parse_policy, spec_names
 from banditformer.core.errors import InputValidationError
 from banditformer.core.random import derive_seed
 from banditformer.core.validation import SEED_MAX, check_float, check_int, check_memory
-from banditformer.plugins import check_registered, list_policies, make_problem
+from banditformer.plugins import check_registered, make_problem
 from banditformer.training import TrainConfig
 
 __all__ = ["MABWISER_REFERENCES", "TRAIN_FIELDS", "BanditBenchConfig", "ModelBenchConfig", "check_mabwiser"]
@@ -160,10 +160,10 @@ class BanditBenchConfig:
         def state_bytes(policy: Any) -> int:
             return sum(t.numel() * t.element_size() for t in policy.state_dict().values() if isinstance(t, Tensor))
 
-        policy_bytes, registered = 0, set(list_policies())
+        policy_bytes, ours = 0, set(self.policy_names())
         for name in names:
-            if parse_policy(name)[0] not in registered:
-                continue  # a MABWiser reference: one small MAB per seed
+            if name not in ours:
+                continue  # a MABWiser reference (its label is no policy spec): one small MAB per seed
             try:
                 one = make_spec_policy(name, num_arms=arms, context_dim=context_dim, seed=0)
                 if one.supports_groups:
