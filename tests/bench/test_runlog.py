@@ -142,10 +142,17 @@ def _numbers(folder: Path) -> tuple[list, str]:
     return timeless, (folder / "regret.csv").read_text()
 
 
+def _default_sigint() -> None:
+    # A process started with SIGINT ignored keeps ignoring it (Python then installs no
+    # KeyboardInterrupt handler): start the command as a shell would, with the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list[str]) -> subprocess.Popen:
     # its own process group, as a shell gives a command: a terminal's Ctrl-C signals the whole group
     return subprocess.Popen([sys.executable, "-m", "banditformer.cli", *args], env=ENV, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_default_sigint)  # fmt: skip
 
 
 def _wait_for_jobs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 60) -> Path:
@@ -202,7 +209,7 @@ def test_ctrl_c_stops_within_seconds_with_one_line_and_the_folder_says_interrupt
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the main process and its workers get it
     _, err = proc.communicate(timeout=30)
     stopped = time.monotonic() - sent
-    assert proc.returncode == 130, err.decode()
+    assert proc.returncode == 130, (err.decode(), f"SIGINT here: {signal.getsignal(signal.SIGINT)}")
     assert stopped < 10, f"took {stopped:.1f} s to stop"
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("banditformer: interrupted: ") and "--resume" in lines[0], lines
