@@ -170,10 +170,17 @@ def value_checks(enabled: bool) -> Iterator[None]:
     if not isinstance(enabled, bool):
         raise InputValidationError(f"expected `enabled` to be a bool, got {_describe(enabled)}")
     token = _SCOPED_VALUE_CHECKS.set(enabled)
+    collected = False
     try:
         yield
+    except GeneratorExit:  # a block entered, never exited, then garbage-collected
+        collected = True
+        raise
     finally:
-        _SCOPED_VALUE_CHECKS.reset(token)
+        # Only a block that is exited resets the setting: a collected one's thread has moved on,
+        # and a reset at collection time would undo whatever block is current there.
+        if not collected:
+            _SCOPED_VALUE_CHECKS.reset(token)
 
 
 @contextlib.contextmanager

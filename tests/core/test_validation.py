@@ -68,6 +68,19 @@ def test_set_value_checks_is_the_process_wide_default_and_blocks_override_it() -
     assert value_checks_enabled()
 
 
+def test_a_block_left_open_and_collected_later_does_not_undo_the_current_block() -> None:
+    import gc
+
+    with keep_value_checks():
+        left = value_checks(True)
+        left.__enter__()  # never exited (as a careless plugin might); keep_value_checks restores
+    with value_checks(False):
+        del left
+        gc.collect()  # the abandoned block is collected here: it must not reset this block's setting
+        assert not value_checks_enabled()
+    assert value_checks_enabled()
+
+
 def test_keep_value_checks_restores_and_says_what_changed() -> None:
     with keep_value_checks() as changes:
         set_value_checks(False)
