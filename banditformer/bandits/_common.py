@@ -108,6 +108,16 @@ class CountState:
         observe(policy, groups, arms, counts=torch.ones_like(rewards), sums=rewards)
 
 
+def explore_mixture(arms: Tensor, rate: Tensor | float, num_arms: int) -> Tensor:
+    """``(n, K)`` float64 probabilities of a rule that plays ``arms`` ``(n,)`` except with
+    probability ``rate`` (a float, or ``(n,)`` per row), when it plays a uniform arm:
+    ``(1 - rate)`` on the row's arm plus ``rate / K`` on every arm (epsilon-greedy, M-UCB's
+    forced exploration)."""
+    rate = torch.as_tensor(rate, dtype=torch.float64, device=arms.device)
+    rate = rate.unsqueeze(1) if rate.ndim else rate
+    return (1.0 - rate) * torch.nn.functional.one_hot(arms, num_arms).to(torch.float64) + rate / num_arms
+
+
 def rank_within_group(groups: Tensor) -> Tensor:
     """For each row, how many earlier rows share its group: ``(n,)`` int64."""
     n = groups.shape[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import CountState, argmax_untried_first
+from banditformer.bandits._common import CountState, argmax_untried_first, explore_mixture
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 
@@ -90,10 +90,8 @@ class EpsilonGreedy(CountState, Policy):
         return argmax_untried_first(means, self.counts, groups)
 
     def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        # exact: (1 - eps) on the greedy arm (deterministic for the batch), eps / K on every arm
-        eps = self.current_epsilon(groups).to(torch.float64).unsqueeze(1)
-        greedy = torch.nn.functional.one_hot(self._greedy(groups), self.num_arms).to(torch.float64)
-        return (1.0 - eps) * greedy + eps / self.num_arms
+        # exact: the greedy arm (deterministic for the batch) mixed with uniform exploration
+        return explore_mixture(self._greedy(groups), self.current_epsilon(groups), self.num_arms)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         n = groups.shape[0]

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import add_at, argmax_untried_first, empirical_means
+from banditformer.bandits._common import add_at, argmax_untried_first, empirical_means, explore_mixture
 from banditformer.bandits.sw_ucb import key_runs
 from banditformer.bandits.ucb1 import ucb1_index
 from banditformer.core.errors import InputValidationError
@@ -118,10 +118,8 @@ class MUCB(Policy):
         return argmax_untried_first(table, self.counts, groups)
 
     def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        # exact: (1 - gamma) on the UCB arm (deterministic for the batch), gamma / K on every arm
-        gamma = float(self.gamma)
-        greedy = torch.nn.functional.one_hot(self._greedy(groups), self.num_arms).to(torch.float64)
-        return (1.0 - gamma) * greedy + gamma / self.num_arms
+        # exact: the UCB arm (deterministic for the batch) mixed with the forced exploration
+        return explore_mixture(self._greedy(groups), float(self.gamma), self.num_arms)
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         n = groups.shape[0]

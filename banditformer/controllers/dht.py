@@ -45,8 +45,8 @@ from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
 from banditformer.core.validation import check_float, check_int
 
 __all__ = [
-    "COST_BIASES", "HEAD_REWARDS", "MODES", "DHTController", "DHTRecord", "dht_reward", "dual_ascent",
-    "importance_rewards",
+    "COST_BIASES", "HEAD_REWARDS", "MODES", "DHTController", "DHTRecord", "block_updates", "dht_reward",
+    "dual_ascent", "importance_rewards",
 ]  # fmt: skip
 
 MODES = ("tree", "integrated")
@@ -206,12 +206,7 @@ class DHTController(Controller):
         self.add_config("policies", tuple(type(p).__name__ for p in (depth_policy, count_policy, head_policy)))
         depth_costs = count_costs = None
         if cost_table is not None:
-            table = check_cost_table(cost_table)
-            if (table.num_layers, table.num_heads) != (num_layers, num_heads):
-                raise InputValidationError(
-                    f"expected the cost table of a {num_layers}-block, {num_heads}-head model, got one of "
-                    f"{table.num_layers} blocks and {table.num_heads} heads"
-                )
+            table = check_cost_table(cost_table, num_layers, num_heads)
             blocks_full = [0.0, *table.layers[1:, -1].cumsum(0).tolist()]
             depth_costs = tuple(
                 (table.stem + blocks_full[a] + table.classifier) / table.full for a in range(num_layers)
@@ -221,6 +216,11 @@ class DHTController(Controller):
             count_costs = tuple(float(v) / table.full for v in rows.flatten().tolist())
         self.add_config("depth_costs", depth_costs)
         self.add_config("count_costs", count_costs)
+        # the knob's costs on the controller's device, made once (not per decide)
+        self.register_buffer("_depth_cost", torch.tensor(depth_costs or (), dtype=torch.float64), persistent=False)
+        self.register_buffer(
+            "_count_cost", torch.tensor(count_costs or (), dtype=torch.float64).view(-1, num_heads), persistent=False
+        )
         self.add_hyperparameter("cost_bias", 0.0, low=-1.0, high=1.0, adaptive=True)
         # A host mirror of the buffer, so that decide() reads it without a device sync per batch.
         self._calls, self._bias = 0, 0.0
@@ -263,18 +263,18 @@ class DHTController(Controller):
             return Decision(torch.full((b,), layers, device=context.device), full, DHTRecord(x, warmup=True))
         biased = not explore and self.depth_costs is not None and self._bias != 0.0
         if biased:
-            depth_arm = self._greedy(self.depth_policy, torch.tensor(self.depth_costs), x).to(context.device)
+            depth_arm = self._greedy(self.depth_policy, self._depth_cost, x).to(context.device)
         else:
             depth_arm = self.depth_policy.select(x, explore=explore)  # (B,)
         heads = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
         if layers == 1:
             return Decision(depth_arm + 1, heads, DHTRecord(x, depth_arm))
         blocks = layers - 1
-        count_costs = torch.tensor(self.count_costs).view(-1, h) if biased else None
+        count_costs = self._count_cost if biased else None
         if self.mode == "tree":
             groups = torch.arange(blocks, device=context.device).repeat(b)  # (B * (L-1),) block of each row
             if count_costs is not None:  # each row's block's costs per head count
-                cost_rows = count_costs[groups.cpu()]
+                cost_rows = count_costs[groups]
                 count_arm = self._greedy(self.count_policy, cost_rows, groups=groups).to(context.device)
             else:
                 count_arm = self.count_policy.select(groups=groups, explore=explore)
@@ -353,22 +353,15 @@ class DHTController(Controller):
         self, decision: Decision, record: DHTRecord, quality: Tensor, flops: Tensor, importance: Tensor | None
     ) -> list[tuple[Any, tuple, dict]]:
         """The policy updates one feedback makes, as ``(policy, args, kwargs)``."""
-        b, blocks, h = decision.batch_size, self.num_layers - 1, self.num_heads
+        h = self.num_heads
         r = self.reward(quality, flops).to(torch.float32)  # (B,)
         updates: list[tuple[Any, tuple, dict]] = [(self.depth_policy, (record.depth_arm, r, record.context), {})]
         if self.num_layers == 1:
             return updates
         ran = decision.active_layers[:, 1:]  # (B, L-1): blocks each sample ran
         if self.mode == "tree":
-            groups = torch.arange(blocks, device=r.device).expand(b, blocks)[ran]
-            rewards = r.unsqueeze(1).expand(b, blocks)[ran]
-            chosen = decision.heads[:, 1:][ran]  # (rows, H)
-            if importance is not None:
-                head_rewards = importance_rewards(rewards, importance[:, 1:][ran], chosen)
-            else:
-                head_rewards = rewards.unsqueeze(1).expand(-1, h).contiguous()
-            updates.append((self.count_policy, (record.count_arm[ran], rewards), {"groups": groups}))
-            updates.append((self.head_policy, (chosen, head_rewards.to(torch.float32)), {"groups": groups}))
+            updates += block_updates(self.count_policy, self.head_policy, ran, record.count_arm, r, decision.heads,
+                                     importance)  # fmt: skip
         else:
             did = ran.any(1)  # samples that ran any block beyond the stem
             chosen = decision.heads[did, 1]
@@ -380,6 +373,44 @@ class DHTController(Controller):
             updates.append((self.count_policy, (record.count_arm[did, 0], r[did]), {}))
             updates.append((self.head_policy, (chosen, head_rewards.to(torch.float32)), {}))
         return updates
+
+
+def block_updates(
+    count_policy: Policy,
+    head_policy: CombinatorialPolicy,
+    ran: Tensor,
+    count_arm: Tensor,
+    reward: Tensor,
+    heads: Tensor,
+    importance: Tensor | None = None,
+    context: Tensor | None = None,
+) -> list[tuple[Any, tuple, dict]]:
+    """The per-block updates of head counts and head sets (one statistics group per block): every
+    block a sample ran is rewarded with the sample's reward, its head-count arm and its head set
+    (each chosen head alike, or by ``importance``, :func:`importance_rewards`).
+
+    Args:
+        ran: ``(B, L - 1)`` bool, the blocks ``1 ..`` to reward; count_arm: ``(B, L - 1)`` int64
+            arms there; reward: ``(B,)``; heads: ``(B, L, H)`` bool head sets as run;
+        importance: ``(B, L, H)`` scores or ``None``; context: ``(B, L - 1, d)`` the count
+            policy's context per block, for a contextual one, or ``None``.
+
+    Returns:
+        The two updates, as ``(policy, args, kwargs)``.
+    """
+    b, blocks = ran.shape
+    groups = torch.arange(blocks, device=ran.device).expand(b, blocks)[ran]
+    rewards = reward.unsqueeze(1).expand(b, blocks)[ran]
+    chosen = heads[:, 1:][ran]  # (rows, H)
+    if importance is not None:
+        head_rewards = importance_rewards(rewards, importance[:, 1:][ran], chosen)
+    else:
+        head_rewards = rewards.unsqueeze(1).expand(-1, heads.shape[2]).contiguous()
+    count_args: tuple = (count_arm[ran], rewards) if context is None else (count_arm[ran], rewards, context[ran])
+    return [
+        (count_policy, count_args, {"groups": groups}),
+        (head_policy, (chosen, head_rewards.to(torch.float32)), {"groups": groups}),
+    ]
 
 
 def check_slot(

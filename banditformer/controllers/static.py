@@ -79,8 +79,16 @@ def budget_shape(table: CostTable, ratio: float, *, all_heads: bool = False) -> 
     return best
 
 
-def check_cost_table(table: object) -> CostTable:
-    """``table`` if it is a :class:`CostTable`, else an :class:`InputValidationError`."""
+def check_cost_table(table: object, num_layers: int | None = None, num_heads: int | None = None) -> CostTable:
+    """``table`` if it is a :class:`CostTable` (of a ``num_layers``-block, ``num_heads``-head model,
+    when given), else an :class:`InputValidationError`."""
     if not isinstance(table, CostTable):
         raise InputValidationError(f"expected a CostTable (model.cost_table()), got {type(table).__name__}")
+    if num_layers is not None and num_heads is not None and (table.num_layers, table.num_heads) != (
+        num_layers, num_heads
+    ):  # fmt: skip
+        raise InputValidationError(
+            f"expected the cost table of a {num_layers}-block, {num_heads}-head model, got one of "
+            f"{table.num_layers} blocks and {table.num_heads} heads"
+        )
     return table

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from banditformer.controllers.dht import HEAD_REWARDS, check_slot, dht_reward, importance_rewards
+from banditformer.controllers.dht import HEAD_REWARDS, block_updates, check_slot, dht_reward
 from banditformer.controllers.halting import EXIT_FEATURES, BanditHalting, HaltingRecord
 from banditformer.controllers.static import check_cost_table
 from banditformer.controllers.threshold_bandit import ThresholdBandit
@@ -101,12 +101,7 @@ class StepwiseDHT(BanditHalting):
         warmup_steps: int = 0,
         seed: int = 0,
     ) -> None:
-        table = check_cost_table(cost_table)
-        if (table.num_layers, table.num_heads) != (num_layers, num_heads):
-            raise InputValidationError(
-                f"expected the cost table of a {num_layers}-block, {num_heads}-head model, got one of "
-                f"{table.num_layers} blocks and {table.num_heads} heads"
-            )
+        table = check_cost_table(cost_table, num_layers, num_heads)
         super().__init__(
             num_layers, num_heads, table.full, ThresholdBandit.costs_from_table(table), policy=policy, lam=lam,
             flop_budget=flop_budget, lam_lr=lam_lr, reveal=reveal, warmup_steps=warmup_steps, seed=seed,
@@ -207,23 +202,8 @@ class StepwiseDHT(BanditHalting):
             )
         if not bool(ran.any()):
             return updates
-        b, blocks = arms.shape
-        r = dht_reward(quality.to(torch.float64), (flops.to(torch.float64) / self.full_flops).clamp(0, 1),
-                       float(self.lam)).to(torch.float32)  # fmt: skip
-        groups = torch.arange(blocks, device=r.device).expand(b, blocks)[ran]
-        rewards = r.unsqueeze(1).expand(b, blocks)[ran]
-        chosen = decision.heads[:, 1:].to(r.device)[ran]  # (rows, H)
-        importance = extra.get("head_importance")
-        if importance is not None:
-            head_rewards = importance_rewards(rewards, importance[:, 1:].to(r.device)[ran], chosen)
-        else:
-            head_rewards = rewards.unsqueeze(1).expand(-1, self.num_heads).contiguous()
-        cdev, hdev = self.count_policy.device, self.head_policy.device
-        count_args: tuple = (arms[ran].to(cdev), rewards.to(cdev))
-        if self.count_policy.is_contextual:
-            features = record.features.to(r.device)[ran]  # exit d's features chose block d's count
-            count_args = (*count_args, features.to(cdev))
-        updates.append((self.count_policy, count_args, {"groups": groups.to(cdev)}))
-        updates.append((self.head_policy, (chosen.to(hdev), head_rewards.to(hdev, torch.float32)),
-                        {"groups": groups.to(hdev)}))  # fmt: skip
-        return updates
+        ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 1)
+        r = dht_reward(quality.to(torch.float64), ratio, float(self.lam)).to(torch.float32)
+        context = record.features if self.count_policy.is_contextual else None  # exit d's features chose block d's
+        return updates + block_updates(self.count_policy, self.head_policy, ran, arms, r, decision.heads,
+                                       extra.get("head_importance"), context)  # fmt: skip

@@ -150,7 +150,9 @@ class Controller(CheckedModule, ABC):
             explore: as in :meth:`decide`.
 
         Returns:
-            ``(n, H)`` bool, a non-empty head set per sample of ``point``.
+            ``(n, H)`` bool, a head set per sample of ``point``, each non-empty (the model
+            refuses an empty one, on the host copy it makes anyway: checking it here too would
+            cost a device sync per exit point).
         """
         self._check_point(point, decision)
         heads = self._route(point, decision, bool(explore))

@@ -20,7 +20,10 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_int, check_tensor
 
-__all__ = ["ExitOutput", "ExitPoint", "check_halt", "check_route", "exit_features", "next_patience", "replay_exits"]
+__all__ = [
+    "ExitOutput", "ExitPoint", "check_halt", "check_head_sets", "check_route", "exit_features", "next_patience",
+    "replay_exits",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -164,21 +167,23 @@ def check_halt(mask: object, point: ExitPoint, owner: str) -> Tensor:
 
 
 def check_route(heads: object, point: ExitPoint, num_heads: int, owner: str) -> Tensor:
-    """A routing answer for ``point``: a ``(n, H)`` bool tensor on the logits' device, every row
-    a non-empty head set (the heads of block ``point.depth`` for each sample of ``point``)."""
+    """A routing answer for ``point``: a ``(n, H)`` bool tensor on the logits' device (the heads
+    of block ``point.depth`` for each sample of ``point``); see :func:`check_head_sets` for the
+    non-empty rule."""
     check_int("depth", point.depth, low=1, high=point.num_layers - 1)
-    heads = check_tensor(
-        f"{owner}.route", heads, shape=(point.size, num_heads), kind="bool", device=point.logits.device
-    )
-    if point.size:
-        empty = ~heads.any(1)
-        if bool(empty.any()):
-            row = int(empty.nonzero()[0, 0])
-            raise InputValidationError(
-                f"expected `{owner}.route` to give a non-empty head set to every sample, got none for row {row} "
-                f"(batch row {int(point.rows[row])}) at exit point {point.depth}"
-            )
-    return heads
+    return check_tensor(f"{owner}.route", heads, shape=(point.size, num_heads), kind="bool", device=point.logits.device)
+
+
+def check_head_sets(host: Tensor, point: ExitPoint, owner: str) -> None:
+    """Every row of ``host`` (a routing answer's copy on the host: no device sync) is a non-empty
+    head set."""
+    empty = ~host.any(1)
+    if point.size and bool(empty.any()):
+        row = int(empty.nonzero()[0, 0])
+        raise InputValidationError(
+            f"expected `{owner}.route` to give a non-empty head set to every sample, got none for row {row} "
+            f"(batch row {int(point.rows[row])}) at exit point {point.depth}"
+        )
 
 
 def replay_exits(halt: Callable[[ExitPoint], Tensor], exit_logits: Tensor, planned: Tensor, context: Tensor) -> Tensor:

@@ -452,14 +452,23 @@ class Policy(PolicyBase):
 
     def _propensity_of(self, arms: Tensor, context: Tensor | None, groups: Tensor) -> Tensor:
         """``(n,)`` float64: each row's probability of ``arms`` under ``_select`` from this state."""
+        return self._arm_distribution(context, groups, arms).gather(1, arms.unsqueeze(1)).squeeze(1)
+
+    def _arm_distribution(self, context: Tensor | None, groups: Tensor, drawn: Tensor | None = None) -> Tensor:
+        """``(n, K)`` float64 probabilities of each arm under ``_select``: the closed form, one-hot
+        for a :attr:`deterministic` policy, else Monte-Carlo frequencies, counting the arms
+        ``drawn`` (when given) as one draw each of their own distributions (never 0 there)."""
         exact = self._action_probabilities(context, groups)
         if exact is not None:
-            return exact.to(torch.float64).gather(1, arms.unsqueeze(1)).squeeze(1)
+            return exact.to(torch.float64)
         if self.deterministic:
-            return torch.ones(arms.shape[0], dtype=torch.float64, device=self.device)
-        hits = self._sampled(context, groups).gather(1, arms.unsqueeze(1)).squeeze(1)
-        # the arm drawn is one draw of its own distribution: count it too (never 0)
-        return (hits + 1.0) / (self.propensity_samples + 1)
+            arms = self._select(context, groups) if drawn is None else drawn
+            return torch.nn.functional.one_hot(arms, self.num_arms).to(torch.float64)
+        counts = self._sampled(context, groups)
+        if drawn is None:
+            return counts / self.propensity_samples
+        counts[torch.arange(drawn.shape[0], device=drawn.device), drawn] += 1.0
+        return counts / (self.propensity_samples + 1)
 
     def _sampled(self, context: Tensor | None, groups: Tensor) -> Tensor:
         """``(n, K)`` float64 counts of each arm over :attr:`propensity_samples` selections of the
@@ -504,12 +513,7 @@ class Policy(PolicyBase):
         if not explore:
             greedy = self._means(context, groups).argmax(1)
             return torch.nn.functional.one_hot(greedy, self.num_arms).to(torch.float64)
-        exact = self._action_probabilities(context, groups)
-        if exact is not None:
-            return exact.to(torch.float64)
-        if self.deterministic:
-            return torch.nn.functional.one_hot(self._select(context, groups), self.num_arms).to(torch.float64)
-        return self._sampled(context, groups) / self.propensity_samples
+        return self._arm_distribution(context, groups)
 
     def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor | None:
         """``(n, K)`` exact probabilities of each arm under ``_select`` from this state, or

@@ -26,7 +26,7 @@ from banditformer.core.backend import Backend
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, check_route, next_patience
+from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, check_head_sets, check_route, next_patience
 from banditformer.core.validation import check_tensor
 from banditformer.model.config import TransformerConfig
 from banditformer.model.flops import MATMUL_OPS, count_flops
@@ -382,9 +382,16 @@ class DynamicTransformer(nn.Module):
         point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
         return check_halt(halt(point), point, "halt")
 
-    def _route(self, route: RouteFn, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor) -> Tensor:
+    def _route(
+        self, route: RouteFn, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The head sets ``route`` gives, checked, and their host copy (the one copy per exit
+        point, which the routed kernel's planning reads and the non-empty check runs on)."""
         point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
-        return check_route(route(point), point, self.cfg.num_heads, "route")
+        heads = check_route(route(point), point, self.cfg.num_heads, "route")
+        host = heads.cpu()
+        check_head_sets(host, point, "route")
+        return heads, host
 
     def _exits_reference(
         self, h: Tensor, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
@@ -411,7 +418,7 @@ class DynamicTransformer(nn.Module):
             active = active & ~stop
             if route is not None and bool(active.any()):
                 idx = active.nonzero().squeeze(1)
-                heads[idx, d] = self._route(route, d, idx, logits[idx], context[idx], streak[idx]).to(heads.device)
+                heads[idx, d] = self._route(route, d, idx, logits[idx], context[idx], streak[idx])[0].to(heads.device)
             g = None if gate is None else gate[:, d]
             h = torch.where(active[:, None, None], self.blocks[d](h, heads[:, d], g), h)
         every.append(self.classify(h, layers))
@@ -467,9 +474,8 @@ class DynamicTransformer(nn.Module):
             if route is None:
                 chosen, host_heads = decision.heads[rows, d], heads_host[rows_host, d]
             else:  # this block's head sets, chosen here: one host copy per exit point
-                chosen = self._route(route, d, rows, logits, context[rows], streak)
+                chosen, host_heads = self._route(route, d, rows, logits, context[rows], streak)
                 heads[rows, d] = chosen.to(heads.device)
-                host_heads = chosen.cpu()
             g = None if gate is None else gate[rows, d]
             if bool(host_heads.all()):
                 cur = self.blocks[d].forward_subset(cur, None, g)

@@ -54,13 +54,13 @@ def operating_curve(
         )
     was_training = model.training
     model.eval()
-    dev, table = model.head.weight.device, model.cost_table()
-    batches: list[tuple[Decision, Any, Any, Any]] = []
     if not controller.halts:
         try:
             return _decided_curve(model, controller, split, points, batch_size)
         finally:
             model.train(was_training)
+    dev, table = model.head.weight.device, model.cost_table()
+    batches: list[tuple[Decision, Any, Any, Any]] = []
     try:
         for start in range(0, len(split), batch_size):
             x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
