@@ -1,4 +1,4 @@
-"""Decisions per second of every registered bandit policy, with MABWiser side by side.
+"""Decisions per second of every registered bandit policy, with MABWiser and SMPyBandits side by side.
 
 What it measures: for each policy, device and batch size, the throughput of one bandit round --
 ``select`` a batch of decisions, then ``update`` the policy with their rewards -- on a K=10-armed
@@ -13,13 +13,26 @@ with ``--repeats R`` the fastest of R such windows is reported (useful on a busy
 
     decisions/s = batch * iterations / seconds
 
-When MABWiser is installed, its UCB1 (alpha=1), Thompson sampling and epsilon-greedy (epsilon=0.1)
-run on the same problem and reward pool: fitted once on one pull of every arm, then per iteration
-``predict`` one decision per row (dummy one-column contexts) and ``partial_fit`` on them. MABWiser
-runs on the CPU only and is timed the same way (a window always has at least one iteration, so a
+At batch 1 our policies run twice: through the batched API with one row (``select(n=1)`` /
+``update``, path ``batch``) and through ``policy.stepper()`` (path ``stepper``: int arms, scalar
+rewards, the same rounds; see :mod:`banditformer.core.stepper`), which is what a loop of one row
+at a time uses and what the peers' batch-1 cells are compared with.
+
+When MABWiser is installed, its UCB1 (alpha=1), Thompson sampling, epsilon-greedy (epsilon=0.1)
+and LinUCB (alpha=1, l2_lambda=1) run on the same problem and reward pool: fitted once on one
+pull of every arm, then per iteration ``predict`` one decision per row (dummy one-column
+contexts, or the pool's contexts for LinUCB: one batched ``predict`` of ``batch`` rows, as ours
+is one batched ``select``) and ``partial_fit`` on them. When SMPyBandits is installed (it needs
+SciPy's ``btdtri``, which new SciPy calls ``betaincinv``: aliased here), its UCB (the UCB1 index),
+Thompson (Beta posteriors) and EpsilonGreedy (epsilon=0.1) run on the same pool: it has no batched
+API, so a round of ``batch`` rows is ``batch`` calls of ``choice()`` and ``getReward``. The peers
+run on the CPU only and are timed the same way (a window always has at least one iteration, so a
 slow cell stops at the first chunk boundary after ``--seconds``).
-The comparison table gives ucb1 / thompson_beta / epsilon_greedy against these, with the ratio
-ours / MABWiser (above 1: ours is faster).
+The comparison table gives ours / peer for each pair (above 1: ours is faster; at batch 1 ours is
+the stepper) and the issue-15 target of each cell (batch 1: at least SMPyBandits; batch 4096: at
+least 100x MABWiser for ucb1 and epsilon_greedy, 20x for thompson_beta; linucb: at least 3x
+MABWiser at every batch size). ``--plot PATH`` draws decisions/s against the batch size, log-log,
+one line per library and policy.
 
 Run from the repository root (with ``pip install -e .[bench]`` for MABWiser)::
 
@@ -27,6 +40,8 @@ Run from the repository root (with ``pip install -e .[bench]`` for MABWiser)::
     python benchmarks/policy_throughput.py --batches 1 256 --seconds 0.5 --policies ucb1 linucb
     python benchmarks/policy_throughput.py --devices cpu --no-mabwiser --json results.json
     python benchmarks/policy_throughput.py --threads 1 --repeats 3     # steadier on a shared machine
+    python benchmarks/policy_throughput.py --threads 1 --repeats 3 --policies ucb1 thompson_beta \
+        epsilon_greedy linucb --batches 1 16 256 4096 --plot docs/img/throughput.png
 """
 
 from __future__ import annotations
@@ -61,14 +76,31 @@ MABWISER_PAIRS: dict[str, tuple[str, str, dict[str, float]]] = {
     "ucb1": ("UCB1(alpha=1)", "UCB1", {"alpha": 1.0}),
     "thompson_beta": ("ThompsonSampling", "ThompsonSampling", {}),
     "epsilon_greedy": ("EpsilonGreedy(eps=0.1)", "EpsilonGreedy", {"epsilon": 0.1}),
+    "linucb": ("LinUCB(alpha=1)", "LinUCB", {"alpha": 1.0, "l2_lambda": 1.0}),
 }
+#: Our policy -> (SMPyBandits label, class name in SMPyBandits.Policies, kwargs after nbArms).
+SMPY_PAIRS: dict[str, tuple[str, str, dict[str, float]]] = {
+    "ucb1": ("UCB", "UCB", {}),
+    "thompson_beta": ("Thompson", "Thompson", {}),
+    "epsilon_greedy": ("EpsilonGreedy(eps=0.1)", "EpsilonGreedy", {"epsilon": 0.1}),
+}
+#: Issue 15's targets: (policy, batch) -> (peer library, least ours / peer).
+TARGETS: dict[tuple[str, int], tuple[str, float]] = {
+    ("ucb1", 1): ("smpybandits", 1.0),
+    ("thompson_beta", 1): ("smpybandits", 1.0),
+    ("epsilon_greedy", 1): ("smpybandits", 1.0),
+    ("ucb1", 4096): ("mabwiser", 100.0),
+    ("epsilon_greedy", 4096): ("mabwiser", 100.0),
+    ("thompson_beta", 4096): ("mabwiser", 20.0),
+}
+LINUCB_TARGET = 3.0  # at least 3x MABWiser's LinUCB at every batch size
 
 
 @dataclass
 class Result:
     """One cell of the throughput table."""
 
-    library: str  # "banditformer" or "mabwiser"
+    library: str  # "banditformer", "mabwiser" or "smpybandits"
     policy: str
     device: str
     batch: int
@@ -76,6 +108,7 @@ class Result:
     seconds: float
     decisions_per_s: float
     error: str | None = None
+    path: str = "batch"  # ours: "batch" (select/update) or "stepper" (policy.stepper(), batch 1)
 
 
 @dataclass
@@ -115,6 +148,7 @@ def machine_info(devices: Sequence[str]) -> dict[str, Any]:
         info["mabwiser"] = getattr(mabwiser, "__version__", "installed")
     except ImportError:
         info["mabwiser"] = None
+    info["smpybandits"] = smpy_version()
     return info
 
 
@@ -208,6 +242,35 @@ def policy_step(policy: PolicyBase, pool: Pool, batch: int) -> Callable[[int], N
     return step_single
 
 
+def stepper_step(policy: Policy, pool: Pool) -> Callable[[int], None]:
+    """One round of ``policy.stepper()``: an int arm, then its float reward (pool entry ``i % POOL``,
+    row 0; contexts as 1-dim tensors)."""
+    step = policy.stepper()
+    contextual = policy.is_contextual
+    rewards = [r[0].tolist() for r in pool.rewards]
+    contexts = [c[0] for c in pool.contexts]
+
+    def one(i: int) -> None:
+        j = i % POOL
+        ctx = contexts[j] if contextual else None
+        arm = step.select(ctx)
+        step.update(arm, rewards[j][arm], ctx)
+
+    return one
+
+
+def bench_stepper(name: str, seconds: float, repeats: int) -> Result | None:
+    """The batch-1 cell of ``policy.stepper()`` on the CPU; ``None`` for combinatorial policies."""
+    try:
+        policy = make_policy(name, num_arms=NUM_ARMS, context_dim=CONTEXT_DIM, seed=SEED)
+        if not isinstance(policy, Policy):
+            return None
+        iters, secs = time_loop(stepper_step(policy, make_pool(1, "cpu")), seconds, _no_sync, repeats)
+    except Exception as exc:
+        return Result("banditformer", name, "cpu", 1, 0, 0.0, float("nan"), f"{type(exc).__name__}: {exc}", "stepper")
+    return Result("banditformer", name, "cpu", 1, iters, secs, iters / secs, path="stepper")
+
+
 def bench_policy(name: str, device: str, batch: int, seconds: float, repeats: int) -> Result:
     try:
         policy = make_policy(name, num_arms=NUM_ARMS, context_dim=CONTEXT_DIM, seed=SEED).to(device)
@@ -241,16 +304,24 @@ def bench_mabwiser(ours: str, batch: int, seconds: float, repeats: int, per_row:
     from mabwiser.mab import MAB, LearningPolicy
 
     label, factory, kwargs = MABWISER_PAIRS[ours]
+    contextual = ours == "linucb"
     try:
         mab = MAB(arms=list(range(NUM_ARMS)), learning_policy=getattr(LearningPolicy, factory)(**kwargs), seed=SEED)
         pool = make_pool(batch, "cpu")
         tables = [r.numpy() for r in pool.rewards]
+        contexts = [c.double().numpy() for c in pool.contexts]
         first = BernoulliProblem(MEANS, seed=SEED + 2).pull(torch.arange(NUM_ARMS))
-        mab.fit(list(range(NUM_ARMS)), first.tolist())
+        if contextual:
+            warm = torch.randn(NUM_ARMS, CONTEXT_DIM, generator=torch.Generator().manual_seed(SEED + 3)).double()
+            mab.fit(list(range(NUM_ARMS)), first.tolist(), warm.numpy())
+        else:
+            mab.fit(list(range(NUM_ARMS)), first.tolist())
         dummy = np.zeros((batch, 1))
         rows = np.arange(batch)
 
-        def predict() -> np.ndarray:
+        def predict(j: int) -> np.ndarray:
+            if contextual:
+                return np.atleast_1d(np.asarray(mab.predict(contexts[j])))
             if batch == 1:
                 return np.asarray([mab.predict()])
             if per_row:
@@ -258,14 +329,72 @@ def bench_mabwiser(ours: str, batch: int, seconds: float, repeats: int, per_row:
             return np.asarray(mab.predict(dummy))
 
         def step(i: int) -> None:
-            decisions = predict()
-            rewards = tables[i % POOL][rows, decisions]
-            mab.partial_fit(decisions, rewards)
+            j = i % POOL
+            decisions = predict(j)
+            rewards = tables[j][rows, decisions]
+            if contextual:
+                mab.partial_fit(decisions, rewards, contexts[j])
+            else:
+                mab.partial_fit(decisions, rewards)
 
         iters, secs = time_loop(step, seconds, _no_sync, repeats)
     except Exception as exc:
         return Result("mabwiser", label, "cpu", batch, 0, 0.0, float("nan"), f"{type(exc).__name__}: {exc}")
     return Result("mabwiser", label, "cpu", batch, iters, secs, batch * iters / secs)
+
+
+# ------------------------------------------------------------------------------------- SMPyBandits
+def _import_smpy() -> Any:
+    """``SMPyBandits.Policies``, with SciPy's ``btdtri`` aliased to ``betaincinv`` (renamed in
+    SciPy 1.12+; SMPyBandits 0.9.7 imports the old name), its import-time chatter silenced."""
+    import contextlib
+    import io
+    import warnings
+
+    import scipy.special
+
+    if not hasattr(scipy.special, "btdtri"):
+        scipy.special.btdtri = scipy.special.betaincinv
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        warnings.simplefilter("ignore")
+        import SMPyBandits.Policies as policies
+    return policies
+
+
+def smpy_version() -> str | None:
+    try:
+        _import_smpy()
+        from importlib.metadata import version
+
+        return version("SMPyBandits")
+    except Exception:  # not installed, or it does not import here
+        return None
+
+
+def bench_smpy(ours: str, batch: int, seconds: float, repeats: int) -> Result:
+    label, cls, kwargs = SMPY_PAIRS[ours]
+    try:
+        policies = _import_smpy()
+        player = getattr(policies, cls)(NUM_ARMS, **kwargs)
+        player.startGame()
+        pool = make_pool(batch, "cpu")
+        tables = [r.tolist() for r in pool.rewards]
+        choice, get_reward = player.choice, player.getReward
+
+        def step(i: int) -> None:
+            table = tables[i % POOL]
+            for row in range(batch):  # no batched API: one choice and one reward per row
+                arm = choice()
+                get_reward(arm, table[row][arm])
+
+        iters, secs = time_loop(step, seconds, _no_sync, repeats)
+    except Exception as exc:
+        return Result("smpybandits", label, "cpu", batch, 0, 0.0, float("nan"), f"{type(exc).__name__}: {exc}")
+    return Result("smpybandits", label, "cpu", batch, iters, secs, batch * iters / secs)
 
 
 # ------------------------------------------------------------------------------------------ output
@@ -298,37 +427,19 @@ def print_report(report: Report) -> None:
 
     ours = [r for r in report.results if r.library == "banditformer"]
     rows = [
-        [r.policy, r.device, str(r.batch), str(r.iterations), f"{r.seconds:.3f}", fmt_rate(r.decisions_per_s)]
+        [r.policy, r.path, r.device, str(r.batch), str(r.iterations), f"{r.seconds:.3f}", fmt_rate(r.decisions_per_s)]
         for r in ours
     ]
     print("banditformer select+update throughput")
-    print(table(["policy", "device", "batch", "iters", "seconds", "decisions/s"], rows, [False, False, *[True] * 4]))
+    headers = ["policy", "path", "device", "batch", "iters", "seconds", "decisions/s"]
+    print(table(headers, rows, [False, False, False, *[True] * 4]))
 
-    theirs = {(r.policy, r.batch): r for r in report.results if r.library == "mabwiser"}
-    if theirs:
-        print("\nbanditformer vs MABWiser (MABWiser on cpu)")
-        crows = []
-        for r in ours:
-            if r.policy not in MABWISER_PAIRS:
-                continue
-            label = MABWISER_PAIRS[r.policy][0]
-            m = theirs.get((label, r.batch))
-            if m is None:
-                continue
-            ratio = r.decisions_per_s / m.decisions_per_s
-            crows.append(
-                [
-                    r.policy,
-                    label,
-                    r.device,
-                    str(r.batch),
-                    fmt_rate(r.decisions_per_s),
-                    fmt_rate(m.decisions_per_s),
-                    "n/a" if ratio != ratio else f"{ratio:.3g}x",
-                ]
-            )
-        headers = ["ours", "MABWiser", "device", "batch", "ours dec/s", "MABWiser dec/s", "ours/MABWiser"]
-        print(table(headers, crows, [False, False, False, *[True] * 4]))
+    crows = comparison_rows(report)
+    if crows:
+        print("\nbanditformer vs the peers (peers on cpu; ours at batch 1 is the stepper)")
+        headers = ["ours", "batch", "ours dec/s", "MABWiser dec/s", "ours/MABWiser", "SMPy dec/s", "ours/SMPy",
+                   "target", "met"]  # fmt: skip
+        print(table(headers, crows, [False, *[True] * 6, False, False]))
 
     errors = [r for r in report.results if r.error]
     if errors:
@@ -339,6 +450,93 @@ def print_report(report: Report) -> None:
         print("\nNotes")
         for note in report.notes:
             print(f"  - {note}")
+
+
+def ours_for_peers(report: Report) -> dict[tuple[str, int], Result]:
+    """Our CPU cell per (policy, batch) that the peers are compared with: the stepper at batch 1
+    where there is one, else the batched path."""
+    best: dict[tuple[str, int], Result] = {}
+    for r in report.results:
+        if r.library != "banditformer" or r.device != "cpu":
+            continue
+        key = (r.policy, r.batch)
+        if key not in best or r.path == "stepper":
+            best[key] = r
+    return best
+
+
+def comparison_rows(report: Report) -> list[list[str]]:
+    mab = {(r.policy, r.batch): r for r in report.results if r.library == "mabwiser"}
+    smpy = {(r.policy, r.batch): r for r in report.results if r.library == "smpybandits"}
+    rows = []
+    for (policy, batch), r in ours_for_peers(report).items():
+        m = mab.get((MABWISER_PAIRS[policy][0], batch)) if policy in MABWISER_PAIRS else None
+        p = smpy.get((SMPY_PAIRS[policy][0], batch)) if policy in SMPY_PAIRS else None
+        if m is None and p is None:
+            continue
+        ratios = {
+            "mabwiser": r.decisions_per_s / m.decisions_per_s if m is not None else float("nan"),
+            "smpybandits": r.decisions_per_s / p.decisions_per_s if p is not None else float("nan"),
+        }
+        target = TARGETS.get((policy, batch))
+        if policy == "linucb":
+            target = ("mabwiser", LINUCB_TARGET)
+        if target is None or ratios[target[0]] != ratios[target[0]]:
+            goal, met = "", ""
+        else:
+            goal = f">= {target[1]:g}x {'MABWiser' if target[0] == 'mabwiser' else 'SMPy'}"
+            met = "yes" if ratios[target[0]] >= target[1] else "no"
+        rows.append([
+            policy, str(batch), fmt_rate(r.decisions_per_s),
+            fmt_rate(m.decisions_per_s) if m else "", f"{ratios['mabwiser']:.3g}x" if m else "",
+            fmt_rate(p.decisions_per_s) if p else "", f"{ratios['smpybandits']:.3g}x" if p else "",
+            goal, met,
+        ])  # fmt: skip
+    return rows
+
+
+def plot_report(report: Report, path: str) -> None:
+    """Decisions/s against batch size, log-log: one line per library and policy (ours: the CPU
+    batched path, with the stepper's batch-1 point drawn as a marker of its own)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    compared = set(MABWISER_PAIRS) | set(SMPY_PAIRS)
+    lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    steppers: list[tuple[str, float]] = []
+    for r in report.results:
+        if r.error or r.device != "cpu":
+            continue
+        if r.library == "banditformer":
+            if r.policy not in compared:
+                continue
+            if r.path == "stepper":
+                steppers.append((r.policy, r.decisions_per_s))
+                continue
+            key = ("banditformer", r.policy)
+        else:
+            key = (r.library, r.policy)
+        lines.setdefault(key, []).append((r.batch, r.decisions_per_s))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    styles = {"banditformer": "-", "mabwiser": "--", "smpybandits": ":"}
+    for (library, policy), points in sorted(lines.items()):
+        points.sort()
+        ax.plot(*zip(*points, strict=True), styles.get(library, "-"), marker="o", label=f"{library} {policy}")
+    for policy, rate in steppers:
+        ax.plot([1], [rate], marker="*", markersize=12, linestyle="none", label=f"banditformer {policy} (stepper)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (rows per select + update round)")
+    ax.set_ylabel("decisions / s")
+    m = report.machine
+    ax.set_title(f"Policy throughput, K={NUM_ARMS}, {m['cpu']}, {m['torch_threads']} thread(s)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -354,6 +552,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--devices", nargs="+", default=None, choices=["cpu", "cuda"], help="default: cpu, plus cuda if available"
     )
     parser.add_argument("--no-mabwiser", action="store_true", help="skip the MABWiser comparison")
+    parser.add_argument("--no-smpy", action="store_true", help="skip the SMPyBandits comparison")
+    parser.add_argument(
+        "--no-stepper", action="store_true", help="skip the batch-1 cells of policy.stepper() (the lean path)"
+    )
+    parser.add_argument("--plot", metavar="PATH", default=None, help="draw decisions/s against batch size (PNG)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON")
     parser.add_argument(
@@ -407,10 +610,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes=notes,
     )
 
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("--plot needs matplotlib (pip install -e .[bench])", file=sys.stderr)
+            return 2
+        parent = os.path.dirname(os.path.abspath(args.plot))
+        if not os.access(parent, os.W_OK):
+            print(f"--plot: expected a writable folder, got {parent}", file=sys.stderr)
+            return 2
+
     for device in devices:
         for name in policies:
             for batch in args.batches:
                 report.results.append(bench_policy(name, device, batch, args.seconds, args.repeats))
+                if device == "cpu" and batch == 1 and not args.no_stepper:
+                    cell = bench_stepper(name, args.seconds, args.repeats)
+                    if cell is not None:
+                        report.results.append(cell)
 
     compare = [p for p in policies if p in MABWISER_PAIRS]
     if args.no_mabwiser:
@@ -431,7 +649,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             for batch in args.batches:
                 report.results.append(bench_mabwiser(name, batch, args.seconds, args.repeats, per_row))
 
+    smpy = [p for p in policies if p in SMPY_PAIRS]
+    if args.no_smpy:
+        notes.append("SMPyBandits comparison skipped (--no-smpy)")
+    elif smpy and smpy_version() is None:
+        notes.append("SMPyBandits not installed (pip install SMPyBandits): comparison skipped")
+    elif smpy:
+        np.random.seed(SEED)  # SMPyBandits draws from NumPy's global generator
+        notes.append("SMPyBandits: no batched API; a round of `batch` rows is `batch` choice() + getReward() calls")
+        report.machine["smpybandits"] = smpy_version()
+        for name in smpy:
+            for batch in args.batches:
+                report.results.append(bench_smpy(name, batch, args.seconds, args.repeats))
+
     print_report(report)
+    if args.plot:
+        plot_report(report, args.plot)
+        print(f"\nwrote {args.plot}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(

@@ -24,8 +24,11 @@ def add_beta_state(
     """Register the Beta prior and discount as buffers, ``successes`` / ``failures`` ``(G, K)`` as
     summed statistics, and the two options as attributes."""
     f64 = torch.float64
-    policy.add_hyperparameter("prior_alpha", prior_alpha, low=0.0, low_open=True)
-    policy.add_hyperparameter("prior_beta", prior_beta, low=0.0, low_open=True)
+    a = policy.add_hyperparameter("prior_alpha", prior_alpha, low=0.0, low_open=True)
+    b = policy.add_hyperparameter("prior_beta", prior_beta, low=0.0, low_open=True)
+    # Posteriors never fall below the prior (configuration: a load cannot change it), so the
+    # sampler knows this bound on the host (sample_beta's min_concentration).
+    policy.min_concentration = min(a, b)
     add_discount(policy, discount)
     policy.add_config("bernoulli_trick", bool(bernoulli_trick))
     # Bernoulli outcomes are drawn per update call, so a batch differs from the same rows one by one.
@@ -65,6 +68,7 @@ class BetaPosteriorMixin:
     prior_beta: Tensor
     draws: str
     bernoulli_trick: bool
+    min_concentration: float
     generator: torch.Generator
 
     def __init__(
@@ -104,8 +108,10 @@ class BetaPosteriorMixin:
         """
         alpha, beta = self.posterior()
         if self.draws == "group":
-            return decide(sample_beta(alpha, beta, self.generator))[groups]
-        return decide(sample_beta(alpha[groups], beta[groups], self.generator))
+            return decide(sample_beta(alpha, beta, self.generator, min_concentration=self.min_concentration))[groups]
+        return decide(
+            sample_beta(alpha[groups], beta[groups], self.generator, min_concentration=self.min_concentration)
+        )
 
     def _observe_outcomes(self, rewards: Tensor, groups: Tensor, arms: Tensor | None, mask: Tensor | None) -> None:
         """Fold rewards in [0, 1] into the posterior, as Bernoulli outcomes (:func:`bernoulli_outcomes`)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import PolicyBase
+from banditformer.core.stepper import LeanStepper
 
 # A score above any finite index, used to put untried arms first.
 _UNTRIED = 1e300
@@ -17,8 +19,12 @@ _UNTRIED = 1e300
 
 def add_discount(policy: PolicyBase, discount: float) -> float:
     """Register the discount factor gamma in (0, 1] as a configuration hyperparameter ``discount``,
-    which :func:`observe` then applies once per round (each row of a group is one round)."""
-    return policy.add_hyperparameter("discount", discount, low=0.0, high=1.0, low_open=True)
+    which :func:`observe` then applies once per round (each row of a group is one round). Its value
+    is also kept on the host, as ``policy.discount_factor`` (configuration: a load cannot change
+    it), so that gamma = 1 skips the decay without reading the buffer back from a device."""
+    value = policy.add_hyperparameter("discount", discount, low=0.0, high=1.0, low_open=True)
+    policy.discount_factor = value
+    return value
 
 
 DRAWS = ("row", "group")
@@ -51,8 +57,8 @@ def observe(policy: PolicyBase, groups: Tensor, arms: Tensor | None = None, **in
 
     This is exactly the same rows fed one at a time, in order, each decaying only its own group
     (Garivier and Moulines 2008, one round per row): forgetting does not depend on the batch size.
-    Without a discount (or at gamma 1) nothing is multiplied but by 1, which is exact; no branch
-    on the value keeps CUDA free of host syncs.
+    Without a discount, or at gamma 1 (told by the host copy ``discount_factor``, so no host
+    sync), the increments are added as they are.
 
     Args:
         policy: the policy whose statistics (buffers named by the keywords) change in place.
@@ -64,7 +70,7 @@ def observe(policy: PolicyBase, groups: Tensor, arms: Tensor | None = None, **in
         increments: statistic name -> increments, in the order they are added.
     """
     discount = getattr(policy, "discount", None)
-    if isinstance(discount, Tensor) and groups.numel():
+    if isinstance(discount, Tensor) and groups.numel() and getattr(policy, "discount_factor", None) != 1.0:
         gamma = discount.to(torch.float64)
         per_group = torch.bincount(groups, minlength=policy.num_groups).to(torch.float64)  # (G,) rounds
         later = per_group[groups] - 1.0 - rank_within_group(groups).to(torch.float64)  # (n,) rounds after row i
@@ -108,6 +114,34 @@ class CountState:
         observe(policy, groups, arms, counts=torch.ones_like(rewards), sums=rewards)
 
 
+class CountStepper(LeanStepper):
+    """The lean stepper of a :class:`CountState` policy: its group's ``counts`` and ``sums`` as
+    ``(K,)`` NumPy views, the discount applied as :func:`observe` applies it to one row (the
+    group's statistics times gamma, then the row added), and the untried-arm rule of
+    :func:`argmax_untried_first` for one row (the first untried arm). Subclasses add
+    ``_lean_select``."""
+
+    def _bind(self) -> None:
+        super()._bind()
+        self._counts = self._view("counts")[self._group]
+        self._sums = self._view("sums")[self._group]
+        self._discount = self._view("discount") if hasattr(self._policy, "discount") else None
+
+    def _untried(self) -> int:
+        """The row's first untried arm, or -1 when every arm of its group has an observation."""
+        counts = self._counts  # >= 0 (a load checks it): untried means 0
+        return -1 if np.count_nonzero(counts) == counts.shape[0] else int((counts == 0).argmax())
+
+    def _lean_update(self, arm: int, reward: float, context: Tensor | None) -> None:
+        if self._discount is not None:
+            gamma = float(self._discount)
+            if gamma != 1.0:
+                self._counts *= gamma
+                self._sums *= gamma
+        self._counts[arm] += 1.0
+        self._sums[arm] += reward
+
+
 def explore_mixture(arms: Tensor, rate: Tensor | float, num_arms: int) -> Tensor:
     """``(n, K)`` float64 probabilities of a rule that plays ``arms`` ``(n,)`` except with
     probability ``rate`` (a float, or ``(n,)`` per row), when it plays a uniform arm:
@@ -137,6 +171,9 @@ def add_at(table: Tensor, groups: Tensor, arms: Tensor, values: Tensor) -> None:
         groups, arms: ``(n,)`` int64 indices.
         values: ``(n,)`` or ``(n, ...)`` increments.
     """
+    if table.shape[0] == 1:  # one group: the arms index it directly
+        table[0].index_add_(0, arms, values)
+        return
     flat = table.view(-1, *table.shape[2:])
     flat.index_add_(0, groups * table.shape[1] + arms, values)
 

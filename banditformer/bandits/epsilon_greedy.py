@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import CountState, argmax_untried_first, explore_mixture
+from banditformer.bandits._common import CountState, CountStepper, argmax_untried_first, explore_mixture
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 
-__all__ = ["SCHEDULES", "EpsilonGreedy", "epsilon_schedule"]
+__all__ = ["SCHEDULES", "EpsilonGreedy", "EpsilonGreedyStepper", "epsilon_schedule"]
 
 SCHEDULES = ("fixed", "inverse_time", "exponential")
 
@@ -99,3 +100,31 @@ class EpsilonGreedy(CountState, Policy):
         u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
         random_arm = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
         return torch.where(u < self.current_epsilon(groups), random_arm, greedy)
+
+    def _stepper(self, group: int) -> EpsilonGreedyStepper:
+        return EpsilonGreedyStepper(self, group)
+
+
+class EpsilonGreedyStepper(CountStepper):
+    """Epsilon-greedy's lean stepper: the greedy arm of one group in NumPy, then the batched
+    path's two draws (a float64 uniform, a uniform arm) from the policy's generator, in its order.
+    The fixed schedule's rate is read as a float; a decaying one is :meth:`EpsilonGreedy.current_epsilon`."""
+
+    def _bind(self) -> None:
+        super()._bind()
+        p: EpsilonGreedy = self._policy  # type: ignore[assignment]
+        self._fixed = p.schedule == "fixed"
+        self._epsilon = self._view("epsilon")
+        self._min_epsilon = self._view("min_epsilon")
+
+    def _lean_select(self, context: Tensor | None) -> int:
+        greedy = self._untried()
+        if greedy < 0:
+            greedy = int((self._sums / np.maximum(self._counts, 1e-12)).argmax())
+        if self._fixed:  # epsilon_schedule's "fixed": max(epsilon, min_epsilon), in float64
+            eps = max(float(self._epsilon), float(self._min_epsilon))
+        else:
+            eps = float(self._policy.current_epsilon(self._groups))  # type: ignore[attr-defined]
+        u = self._uniform()  # the batched path's two draws, in its order
+        random_arm = self._randint(self._policy.num_arms)
+        return random_arm if u < eps else greedy

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from banditformer.bandits._linear import LinearPolicy
+from banditformer.bandits._linear import LinearPolicy, LinearStepper
 
-__all__ = ["LinUCB", "linucb_index"]
+__all__ = ["LinUCB", "LinUCBStepper", "linucb_index"]
 
 
 def linucb_index(mean: Tensor, width: Tensor, alpha: float | Tensor) -> Tensor:
@@ -54,3 +54,15 @@ class LinUCB(LinearPolicy):
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None
         return linucb_index(*self.predict(context, groups), self.alpha).argmax(1)
+
+    def _stepper(self, group: int) -> LinUCBStepper:
+        return LinUCBStepper(self, group)
+
+
+class LinUCBStepper(LinearStepper):
+    """LinUCB's lean stepper: the kept fit (:class:`~banditformer.bandits._linear.LinearStepper`)
+    and the batched path's index on it."""
+
+    def _lean_select(self, context: Tensor | None) -> int:
+        assert context is not None
+        return int(linucb_index(*self._predict(context), self._policy.alpha).argmax(1))  # type: ignore[arg-type]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import CountState, argmax_untried_first
+from banditformer.bandits._common import CountState, CountStepper, argmax_untried_first
 from banditformer.core.policy import Policy
 
-__all__ = ["UCB1", "ucb1_index"]
+__all__ = ["UCB1", "UCB1Stepper", "ucb1_index"]
 
 
 def ucb1_index(sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor = 1.0) -> Tensor:
@@ -73,3 +75,24 @@ class UCB1(CountState, Policy):
         # One index table per group (G, K), gathered per row: rows of a group share statistics.
         table = ucb1_index(self.sums, self.counts, self.counts.sum(1), self.c)
         return argmax_untried_first(table, self.counts, groups)
+
+    def _stepper(self, group: int) -> UCB1Stepper:
+        return UCB1Stepper(self, group)
+
+
+class UCB1Stepper(CountStepper):
+    """UCB1's lean stepper: :func:`ucb1_index` of one group in NumPy, the same floating-point
+    operations in the same order, so that it picks the batched path's arm."""
+
+    def _bind(self) -> None:
+        super()._bind()
+        self._c = self._view("c")
+
+    def _lean_select(self, context: Tensor | None) -> int:
+        first = self._untried()
+        if first >= 0:
+            return first
+        counts = self._counts
+        safe = np.maximum(counts, 1e-12)
+        log_t = math.log(max(float(counts.sum()), 1.0))
+        return int((self._sums / safe + float(self._c) * np.sqrt(2.0 * log_t / safe)).argmax())

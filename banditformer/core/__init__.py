@@ -20,6 +20,7 @@ from banditformer.core.exits import ExitOutput, ExitPoint, exit_features
 from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
 from banditformer.core.problem import BanditProblem, CombinatorialProblem, ContextualProblem
 from banditformer.core.random import derive_seed, make_generator, sample_beta, sample_log_gamma
+from banditformer.core.stepper import LeanStepper, Stepper
 from banditformer.core.task import Split, Task
 from banditformer.core.validation import (
     check_arms,
@@ -50,6 +51,7 @@ __all__ = [
     "ExitOutput",
     "ExitPoint",
     "InputValidationError",
+    "LeanStepper",
     "PluginError",
     "PluginLoadError",
     "PluginWarning",
@@ -57,6 +59,7 @@ __all__ = [
     "PolicyBase",
     "PolicyContractError",
     "Split",
+    "Stepper",
     "Task",
     "Timing",
     "TrainingDivergedError",

@@ -26,6 +26,7 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError, PolicyContractError
 from banditformer.core.random import make_generator
 from banditformer.core.state import CheckedModule, locked, restored_on_error, trusted
+from banditformer.core.stepper import Stepper
 from banditformer.core.validation import (
     check_arms,
     check_context,
@@ -449,6 +450,31 @@ class Policy(PolicyBase):
         if not propensity:
             return arms
         return arms, self._propensity_of(arms, context, groups)
+
+    def stepper(self, group: int = 0) -> Stepper:
+        """A :class:`~banditformer.core.stepper.Stepper` for loops of one row at a time: ``int``
+        arms from ``select`` and scalar feedback to ``update``, the same rounds as ``select(n=1)``
+        / ``update`` on this policy's own state, without the batched path's fixed cost (a lean
+        path on the CPU for the policies that have one, ``_stepper``).
+
+        Args:
+            group: the statistics copy the stepper's rows belong to.
+
+        Examples:
+            >>> from banditformer import make_policy
+            >>> policy = make_policy("epsilon_greedy", num_arms=2, epsilon=0.0, seed=0)
+            >>> step = policy.stepper()
+            >>> [step.select() for _ in range(2)]   # untried arms first
+            [0, 0]
+        """
+        check_int("group", group, low=0, high=self.num_groups - 1)
+        lean = self._stepper(group) if self.device.type == "cpu" else None
+        return Stepper(self, group) if lean is None else lean
+
+    def _stepper(self, group: int) -> Stepper | None:
+        """The policy's lean :class:`~banditformer.core.stepper.LeanStepper` for ``group``, or
+        ``None`` (default): the generic stepper, which runs the batched path with one row."""
+        return None
 
     def _propensity_of(self, arms: Tensor, context: Tensor | None, groups: Tensor) -> Tensor:
         """``(n,)`` float64: each row's probability of ``arms`` under ``_select`` from this state."""

@@ -56,9 +56,26 @@ def sample_log_gamma(concentration: Tensor, generator: torch.Generator) -> Tenso
     return (torch.log(g) + torch.log(u) / concentration).clamp(min=torch.finfo(concentration.dtype).min / 4)
 
 
-def sample_beta(alpha: Tensor, beta: Tensor, generator: torch.Generator) -> Tensor:
-    """Beta(alpha, beta) variates (broadcast shapes), as X / (X + Y) with X, Y Gamma variates."""
+def sample_beta(alpha: Tensor, beta: Tensor, generator: torch.Generator, *, min_concentration: float = 0.0) -> Tensor:
+    """Beta(alpha, beta) variates (broadcast shapes), as X / (X + Y) with X, Y Gamma variates.
+
+    Args:
+        alpha, beta: positive concentrations, broadcast together.
+        generator: the source of randomness, on the tensors' device.
+        min_concentration: a lower bound on every entry of ``alpha`` and ``beta`` that the caller
+            knows without looking (a Beta posterior is never below its prior). At 1 or more, X and
+            Y come from one call of torch's Gamma sampler on the stacked concentrations, whose
+            draws cannot underflow there (Gamma(a >= 1) is below 1e-300 with probability below
+            1e-300); below 1, each comes from :func:`sample_log_gamma`, in log space, so that tiny
+            concentrations give 0 or 1 rather than 0 / 0.
+
+    Returns:
+        The broadcast shape, the dtype of the inputs, values in ``[0, 1]``.
+    """
     alpha, beta = torch.broadcast_tensors(alpha, beta)
+    if min_concentration >= 1.0:
+        x, y = torch._standard_gamma(torch.stack((alpha, beta)), generator=generator).unbind(0)
+        return x / (x + y)  # both >= tiny and finite: in [0, 1], never 0 / 0
     log_x = sample_log_gamma(alpha, generator)
     log_y = sample_log_gamma(beta, generator)
     return torch.sigmoid(log_x - log_y)
