@@ -3,7 +3,8 @@ contextual bandit policies (the Dynamic Hierarchical Transformer, arXiv 2312.030
 plugin framework for bandit policies, architecture controllers and compute backends.
 
 The names a user needs are here: the registry (``make_*``, ``list_*``), the model
-(:class:`DynamicTransformer`, :class:`TransformerConfig`), training (:class:`Trainer`,
+(:class:`DynamicTransformer`, :class:`TransformerConfig`, and :func:`adapt` for a model you
+already have), training (:class:`Trainer`,
 :class:`TrainConfig`) and the contracts a plugin implements. The layers below this package
 import only downwards (``docs/architecture.md`` draws them; import-linter enforces them).
 
@@ -14,6 +15,7 @@ Examples:
     >>> policy.update(arms, torch.rand(8))
 """
 
+from banditformer.adapters import adapt
 from banditformer.core import (
     Backend,
     BackendUnavailableError,
@@ -84,6 +86,7 @@ __all__ = [
     "TransformerConfig",
     "UnknownNameError",
     "__version__",
+    "adapt",
     "get_plugin_manager",
     "hookimpl",
     "list_backends",

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,10 +32,35 @@ from torch import Tensor
 from banditformer.core.errors import InputValidationError
 from banditformer.core.validation import check_context, check_int
 
-if TYPE_CHECKING:
-    from banditformer.core.policy import Policy
+__all__ = ["LeanStepper", "SteppedPolicy", "Stepper"]
 
-__all__ = ["LeanStepper", "Stepper"]
+
+class SteppedPolicy(Protocol):
+    """What a stepper uses of its :class:`~banditformer.core.policy.Policy` (the policy module
+    imports this one, so the stepper names the contract rather than the class)."""
+
+    num_arms: int
+    num_groups: int
+    context_dim: int | None
+    is_contextual: bool
+    context_bound: float
+    reward_range: tuple[float, float]
+    _buffers: dict[str, Tensor | None]
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def generator(self) -> torch.Generator: ...
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+    def select(self, context: Tensor | None = None, *, groups: Tensor | None = None) -> Any: ...
+
+    def update(
+        self, arms: Tensor, rewards: Tensor, context: Tensor | None = None, *, groups: Tensor | None = None
+    ) -> None: ...
 
 
 def _describe(x: object) -> str:
@@ -47,7 +73,7 @@ class Stepper:
     """One row at a time of one group of a one-arm policy (see the module docstring).
 
     Args:
-        policy: the :class:`~banditformer.core.policy.Policy` it steps.
+        policy: the :class:`~banditformer.core.policy.Policy` it steps (:class:`SteppedPolicy`).
         group: the statistics copy its rows belong to, in ``[0, num_groups)``.
 
     Examples:
@@ -57,7 +83,7 @@ class Stepper:
         >>> step.update(arm, 1.0)        # its reward, a float in the policy's reward range
     """
 
-    def __init__(self, policy: Policy, group: int = 0) -> None:
+    def __init__(self, policy: SteppedPolicy, group: int = 0) -> None:
         self._policy = policy
         self._group = check_int("group", group, low=0, high=policy.num_groups - 1)
         self._groups = torch.full((1,), self._group, dtype=torch.long, device=policy.device)
@@ -65,7 +91,7 @@ class Stepper:
         self._lock = policy.lock
 
     @property
-    def policy(self) -> Policy:
+    def policy(self) -> SteppedPolicy:
         """The policy this stepper decides for."""
         return self._policy
 
@@ -172,7 +198,7 @@ class LeanStepper(Stepper):
 
     _bound: Tensor | None = None
 
-    def __init__(self, policy: Policy, group: int = 0) -> None:
+    def __init__(self, policy: SteppedPolicy, group: int = 0) -> None:
         super().__init__(policy, group)
         self._lean = False
         # One-element draw buffers: ``uniform_`` and ``random_`` into them are ``torch.rand`` and

@@ -1,0 +1,696 @@
+"""A model you already have, made sample-adaptive: :class:`AdaptedTransformer` wraps it and runs
+its own modules with per-sample depth and heads, under the same contract as
+:class:`~banditformer.model.DynamicTransformer` (``stem``, ``run``, ``run_exits``, ``cost_table``,
+``sample_flops``), so every controller drives it as it drives the library's own model.
+
+With the full decision the logits are the original's. Its pretrained weights are kept as they are;
+the exit heads (a copy of the original's classifier at each chosen exit point) are the only new
+parameters. Where the library's model carries a plain ``(B, T', D)`` tensor between ``stem`` and
+``run``, an adapted one carries :class:`AdaptedHidden`: the states with the padding mask and the
+position the classifier reads, because padded batches of varying length are its normal input.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from banditformer.adapters._attention import masked_attention, routed_attention, subset_attention
+from banditformer.adapters.family import Family, HeadProjections, ModelInputs
+from banditformer.adapters.hf import HF_FAMILIES
+from banditformer.backends import default_backend
+from banditformer.core.backend import Backend
+from banditformer.core.cost import CostTable
+from banditformer.core.decision import Decision
+from banditformer.core.errors import InputValidationError
+from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, check_head_sets, check_route, next_patience
+from banditformer.core.validation import check_int, check_tensor
+from banditformer.model.flops import MATMUL_OPS, count_flops
+
+__all__ = ["FAMILIES", "PATHS", "AdaptedConfig", "AdaptedHidden", "AdaptedTransformer", "adapt", "supported"]
+
+PATHS = ("fast", "reference")
+#: The families :func:`adapt` recognises, tried in order.
+FAMILIES: tuple[Family, ...] = HF_FAMILIES
+_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+HaltFn = Callable[[ExitPoint], Tensor]
+RouteFn = Callable[[ExitPoint], Tensor]
+
+
+@dataclass(frozen=True)
+class AdaptedConfig:
+    """What an adapted model is, read off the original (the controllers and the trainer read
+    ``num_layers``, ``num_heads`` and ``num_classes``, as from a ``TransformerConfig``).
+
+    Attributes:
+        family: the family's name; num_layers: L blocks; num_heads: H heads per block;
+        num_classes: C; d_model: D; seq_len: the positions the cost table counts by default;
+        exits: the exit points ``1 .. L - 1`` with their own classifier (the others use the
+        original's).
+    """
+
+    family: str
+    num_layers: int
+    num_heads: int
+    num_classes: int
+    d_model: int
+    seq_len: int
+    exits: tuple[int, ...]
+
+    @property
+    def exit_heads(self) -> bool:
+        return bool(self.exits)
+
+
+@dataclass(frozen=True)
+class AdaptedHidden:
+    """The hidden states an adapted model carries from :meth:`AdaptedTransformer.stem` to ``run``.
+
+    Attributes:
+        states: ``(B, T, D)`` float hidden states.
+        mask: ``(B, T)`` bool, True at real tokens, or ``None`` (no padding in the batch).
+        index: ``(B,)`` int64, the position each sample's classifier reads.
+    """
+
+    states: Tensor
+    mask: Tensor | None
+    index: Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.states.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.states.dtype
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.states.shape
+
+    def take(self, rows: Tensor | slice) -> AdaptedHidden:
+        """The rows ``rows`` (an index tensor or a slice) of every field."""
+        mask = None if self.mask is None else self.mask[rows]
+        return AdaptedHidden(self.states[rows], mask, self.index[rows])
+
+    def replace(self, states: Tensor) -> AdaptedHidden:
+        return AdaptedHidden(states, self.mask, self.index)
+
+
+def _cat(parts: Sequence[AdaptedHidden]) -> AdaptedHidden:
+    masks = [p.mask for p in parts]
+    if all(m is None for m in masks):
+        mask = None
+    else:
+        mask = torch.cat([torch.ones(p.states.shape[:2], dtype=torch.bool, device=p.device) if p.mask is None
+                          else p.mask for p in parts])  # fmt: skip
+    return AdaptedHidden(torch.cat([p.states for p in parts]), mask, torch.cat([p.index for p in parts]))
+
+
+class AdaptedTransformer(nn.Module):
+    """An existing transformer classifier with per-sample depth and heads (see :func:`adapt`).
+
+    Args:
+        model: the original model; its modules run as they are (``model`` is a submodule: its
+            parameters train with the exits, and ``train()``/``eval()`` reach it).
+        family: the :class:`~banditformer.adapters.Family` describing it.
+        exits: the exit points ``1 .. L - 1`` that get their own classifier (a deep copy of the
+            original's, trained from there): ``"all"`` (default), ``"none"`` or a sequence of
+            depths. A depth without one is classified by the original's classifier.
+        seq_len: the positions :meth:`cost_table` counts by default (default: the longest the
+            model takes; for images the number of positions it makes).
+        backend: kept for the trainer's contract (``model.backend``, :meth:`backend_for`); the
+            attention of an adapted model runs the adapter's own kernels, which take the padding
+            mask, causality and separate projections.
+
+    Examples:
+        >>> from banditformer.adapters import adapt
+        >>> from transformers import BertConfig, BertForSequenceClassification   # doctest: +SKIP
+        >>> bert = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=2,
+        ...     num_attention_heads=4, intermediate_size=64, num_labels=3)).eval()  # doctest: +SKIP
+        >>> model = adapt(bert)                                                   # doctest: +SKIP
+        >>> h, context = model.stem({"input_ids": ids, "attention_mask": mask})   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        family: Family,
+        exits: str | Sequence[int] = "all",
+        seq_len: int | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise InputValidationError(f"expected `model` to be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(family, Family):
+            raise InputValidationError(
+                f"expected `family` to be a banditformer.adapters.Family, got {type(family).__name__}"
+            )
+        if backend is not None and not isinstance(backend, Backend):
+            raise InputValidationError(f"expected `backend` to be a Backend or None, got {type(backend).__name__}")
+        blocks = list(family.blocks(model))
+        if not blocks or not all(isinstance(b, nn.Module) for b in blocks):
+            raise InputValidationError(
+                f"expected {family.name}'s blocks(model) to give at least one nn.Module, got {len(blocks)} blocks"
+            )
+        attns = [family.attention(b).check(f"{family.name} block {i} attention") for i, b in enumerate(blocks)]
+        num_heads, d = attns[0].num_heads, int(attns[0].query.shape[1])
+        for i, a in enumerate(attns):
+            if a.num_heads != num_heads or int(a.query.shape[1]) != d:
+                raise InputValidationError(
+                    f"expected every block with {num_heads} heads of width {d} like block 0, got {a.num_heads} heads "
+                    f"of width {int(a.query.shape[1])} in block {i} (pruned heads are not supported)"
+                )
+        head = family.head(model)
+        if not isinstance(head, nn.Module):
+            raise InputValidationError(f"expected {family.name}'s head(model) to be an nn.Module, got {head!r}")
+        weight = attns[0].query
+        with torch.no_grad():
+            num_classes = int(head(torch.zeros(1, d, device=weight.device, dtype=weight.dtype)).shape[-1])
+        layers = len(blocks)
+        points = _exit_points(exits, layers)
+        max_len = int(family.max_len(model))
+        seq_len = max_len if seq_len is None else check_int("seq_len", seq_len, low=1, high=max_len)
+        if family.input == "pixels" and seq_len != max_len:
+            raise InputValidationError(
+                f"expected `seq_len` {max_len} (the positions of an image) or None, got {seq_len}"
+            )
+        super().__init__()  # everything checked: nothing below can fail on the user's input
+        self.model = model
+        self.family = family
+        self.backend = backend
+        self.cfg = AdaptedConfig(family.name, layers, num_heads, num_classes, d, seq_len, points)
+        self.exit_heads = nn.ModuleDict({str(p): copy.deepcopy(head) for p in points})
+        self._blocks = tuple(blocks)  # owned by `model`: not registered twice
+        self._head = (head,)
+        self._max_len = max_len
+        self._cost_tables: dict[tuple[tuple[str, ...] | None, int], CostTable] = {}
+        self._default_backends: dict[str, Backend] = {}
+
+    # ---------------------------------------------------------------------------- properties
+    @property
+    def num_layers(self) -> int:
+        return self.cfg.num_layers
+
+    @property
+    def num_heads(self) -> int:
+        return self.cfg.num_heads
+
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.num_classes
+
+    @property
+    def _weight(self) -> Tensor:
+        return self.family.attention(self._blocks[0]).query
+
+    @property
+    def device(self) -> torch.device:
+        return self._weight.device
+
+    def backend_for(self, device: torch.device | str) -> Backend:
+        """:attr:`backend` when set, else the built-in one of ``device`` (the trainer's contract)."""
+        if self.backend is not None:
+            return self.backend
+        key = str(torch.device(device))
+        if key not in self._default_backends:
+            self._default_backends[key] = default_backend(torch.device(device))
+        return self._default_backends[key]
+
+    # -------------------------------------------------------------------------------- inputs
+    def check_input(self, x: object) -> ModelInputs:
+        """Parse and check a batch: token ids ``(B, T)`` or a mapping with ``input_ids`` and
+        optionally ``attention_mask`` (1 at real tokens) and ``token_type_ids`` (what a Hugging
+        Face tokenizer returns); pixels ``(B, C, H, W)`` or a mapping with ``pixel_values``."""
+        dev, family = self.device, self.family
+        if family.input == "pixels":
+            if isinstance(x, Mapping):
+                if set(x) != {"pixel_values"}:
+                    raise InputValidationError(f"expected a mapping with the key 'pixel_values' only, got {sorted(x)}")
+                x = x["pixel_values"]
+            shape = tuple(family.image_shape(self.model))  # type: ignore[misc]
+            x = check_tensor("pixel_values", x, shape=(None, *shape), kind="float", device=dev)
+            if x.dtype != self._weight.dtype:
+                raise InputValidationError(f"expected pixels of the model's dtype {self._weight.dtype}, got {x.dtype}")
+            return ModelInputs(x)
+        mask = types = None
+        if isinstance(x, Mapping):
+            unknown = sorted(set(x) - set(_INPUT_KEYS))
+            if unknown or "input_ids" not in x:
+                raise InputValidationError(
+                    f"expected a mapping with 'input_ids' and optionally 'attention_mask', 'token_type_ids', got keys "
+                    f"{sorted(x)}"
+                )
+            ids, mask, types = x["input_ids"], x.get("attention_mask"), x.get("token_type_ids")
+        else:
+            ids = x
+        ids = check_tensor("input_ids", ids, ndim=2, kind="int", device=dev)
+        b, t = ids.shape
+        if not 1 <= t <= self._max_len:
+            raise InputValidationError(f"expected `input_ids` of 1 to {self._max_len} positions, got {t}")
+        vocab = None if family.vocab_size is None else int(family.vocab_size(self.model))
+        if vocab is not None and ids.numel() and bool(((ids < 0) | (ids >= vocab)).any()):
+            raise InputValidationError(f"expected token ids in [0, {vocab}), got {int(ids.min())}..{int(ids.max())}")
+        if mask is not None:
+            mask = check_tensor("attention_mask", mask, shape=(b, t), device=dev)
+            if mask.dtype != torch.bool:
+                if mask.is_floating_point() or mask.is_complex() or bool(((mask != 0) & (mask != 1)).any()):
+                    raise InputValidationError(f"expected `attention_mask` of 0s and 1s (or bool), got {mask.dtype}")
+                mask = mask.bool()
+            if bool(mask.all()):
+                mask = None  # no padding: attention runs unmasked, as the original's does
+        if types is not None:
+            types = check_tensor("token_type_ids", types, shape=(b, t), kind="int", device=dev)
+        return ModelInputs(ids.long(), mask, None if types is None else types.long())
+
+    def example_input(self, batch_size: int = 1, seq_len: int | None = None) -> Tensor:
+        """A zero input (token ids or pixels) of ``seq_len`` positions (default: the config's)."""
+        if self.family.input == "pixels":
+            shape = tuple(self.family.image_shape(self.model))  # type: ignore[misc]
+            return torch.zeros(batch_size, *shape, device=self.device, dtype=self._weight.dtype)
+        t = self.cfg.seq_len if seq_len is None else seq_len
+        return torch.zeros(batch_size, t, dtype=torch.long, device=self.device)
+
+    def check_decision(self, decision: object, batch_size: int, device: torch.device) -> Decision:
+        """Validate a decision for this model; block 0 (the stem) must keep every head."""
+        if not isinstance(decision, Decision):
+            raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
+        decision.validate(self.num_layers, self.num_heads, batch_size, device)
+        if batch_size and not bool(decision.heads[:, 0].all()):
+            raise InputValidationError(
+                "expected every head in block 0 (the stem always runs in full), got a partial head set"
+            )
+        return decision
+
+    def _check_run(self, h: object, decision: object, path: str, head_gate: Tensor | None) -> Decision:
+        if path not in PATHS:
+            raise InputValidationError(f"expected `path` in {PATHS}, got {path!r}")
+        if not isinstance(h, AdaptedHidden):
+            raise InputValidationError(
+                f"expected `h` to be the AdaptedHidden that stem() returns, got {type(h).__name__}"
+            )
+        dev = self.device
+        states = check_tensor("h.states", h.states, shape=(None, None, self.cfg.d_model), kind="float", device=dev)
+        b, t = states.shape[:2]
+        if h.mask is not None:
+            check_tensor("h.mask", h.mask, shape=(b, t), kind="bool", device=dev)
+        check_tensor("h.index", h.index, shape=(b,), kind="int", device=dev)
+        decision = self.check_decision(decision, b, dev)
+        if head_gate is not None:
+            check_tensor("head_gate", head_gate, shape=tuple(decision.heads.shape), kind="float", device=dev)
+        return decision
+
+    # ------------------------------------------------------------------------------- forward
+    def pool(self, h: AdaptedHidden) -> Tensor:
+        """``(B, D)``: each sample's state at the position its classifier reads."""
+        return h.states[torch.arange(h.states.shape[0], device=h.device), h.index]
+
+    def stem(self, x: object) -> tuple[AdaptedHidden, Tensor]:
+        """The embeddings and block 0 for every sample.
+
+        Returns:
+            ``h`` (:class:`AdaptedHidden`: ``(B, T, D)`` states, the padding mask, the position
+            classified) and ``context`` ``(B, D)``, that position's state, detached: what
+            controllers decide from.
+        """
+        inputs = self.check_input(x)
+        states = self.family.embed(self.model, inputs)
+        index = self.family.pool(self.model, inputs).long()
+        h = AdaptedHidden(self._block(0, states, inputs.mask), inputs.mask, index)
+        return h, self.pool(h).detach()
+
+    def classify(self, h: AdaptedHidden, depth: int | None = None) -> Tensor:
+        """``(B, C)`` logits from the pooled state: the exit's own classifier at an exit point
+        that has one, the original's otherwise (``depth=None``: the full depth's)."""
+        pooled = self.pool(h)
+        head = self.exit_heads[str(depth)] if depth is not None and str(depth) in self.exit_heads else self._head[0]
+        return head(pooled)
+
+    def forward(self, x: object, decision: Decision | None = None, path: str = "fast") -> Tensor:
+        """Logits ``(B, C)`` for the batch ``x`` under ``decision`` (the full model if None)."""
+        h, _ = self.stem(x)
+        if decision is None:
+            decision = Decision.full(h.states.shape[0], self.num_layers, self.num_heads, device=h.device)
+        return self.run(h, decision, path)
+
+    def _attention(self, layer: int) -> HeadProjections:
+        return self.family.attention(self._blocks[layer])  # views of the current parameters
+
+    def _block(
+        self,
+        layer: int,
+        states: Tensor,
+        mask: Tensor | None,
+        *,
+        idx: Tensor | None = None,
+        heads: Tensor | None = None,
+        host: Tensor | None = None,
+        gate: Tensor | None = None,
+        masked: bool = False,
+    ) -> Tensor:
+        """Block ``layer`` on ``states`` ``(n, T, D)``: every head (default), heads ``idx`` for
+        every row, row ``i``'s ``heads[i]`` routed (``host``: their CPU copy) or, with
+        ``masked``, every head run and the unchosen ones zeroed (the reference)."""
+        block, p = self._blocks[layer], self._attention(layer)
+        training = block.training
+        if masked:
+            return self.family.block(block, states, lambda x: masked_attention(x, p, heads, mask, gate, training))
+        if heads is not None and host is not None and not bool(host.all()):
+            return self.family.block(block, states, lambda x: routed_attention(x, p, heads, host, mask, gate, training))
+        return self.family.block(block, states, lambda x: subset_attention(x, p, idx, mask, gate, training))
+
+    def run(self, h: AdaptedHidden, decision: Decision, path: str = "fast", head_gate: Tensor | None = None) -> Tensor:
+        """Blocks ``1 .. depth - 1`` of each sample, then its classifier.
+
+        Args:
+            h: from :meth:`stem`; decision: per-sample depth ``(B,)`` and head sets ``(B, L, H)``.
+            path: ``"fast"`` (samples sorted by depth, each block on the rows still active, the
+                chosen heads only) or ``"reference"`` (every block on every sample, masking).
+            head_gate: ``(B, L, H)`` multipliers of each head's output, or None (see
+                :meth:`banditformer.model.DynamicTransformer.run`).
+
+        Returns:
+            ``(B, C)`` logits.
+        """
+        decision = self._check_run(h, decision, path, head_gate)
+        if h.states.shape[0] == 0:
+            return self.classify(h)
+        if path == "reference":
+            return self._run_reference(h, decision, head_gate)
+        return self._run_fast(h, decision, head_gate)
+
+    def run_exits(
+        self,
+        h: AdaptedHidden,
+        decision: Decision,
+        *,
+        halt: HaltFn | None = None,
+        route: RouteFn | None = None,
+        all_exits: bool = False,
+        path: str = "fast",
+        head_gate: Tensor | None = None,
+    ) -> ExitOutput:
+        """Run the rest deciding at exit points, evaluating every exit passed: the contract of
+        :meth:`banditformer.model.DynamicTransformer.run_exits` (halted samples leave the
+        active set on the fast path; ``route`` chooses block ``d``'s heads at exit point ``d``).
+
+        Returns:
+            An :class:`~banditformer.core.exits.ExitOutput`.
+        """
+        decision = self._check_run(h, decision, path, head_gate)
+        if halt is not None and not callable(halt):
+            raise InputValidationError(f"expected `halt` to be a callable (ExitPoint) -> mask or None, got {halt!r}")
+        if route is not None and not callable(route):
+            raise InputValidationError(
+                f"expected `route` to be a callable (ExitPoint) -> head sets or None, got {route!r}"
+            )
+        b = h.states.shape[0]
+        if halt is None and route is None and not all_exits:
+            logits = self.run(h, decision, path, head_gate)
+            return ExitOutput(logits, decision.depth, None, torch.ones_like(decision.depth))
+        if b == 0:
+            logits = self.classify(h)
+            empty = logits.new_zeros(0, self.num_layers, self.num_classes)
+            heads = None if route is None else decision.heads.clone()
+            return ExitOutput(logits, decision.depth, empty, decision.depth.clone(), heads)
+        if path == "reference":
+            return self._exits_reference(h, decision, halt, route, head_gate)
+        return self._exits_fast(h, decision, halt, route, head_gate)
+
+    # ------------------------------------------------------------------------ the two paths
+    def _run_reference(self, h: AdaptedHidden, decision: Decision, gate: Tensor | None) -> Tensor:
+        states = h.states
+        for layer in range(1, self.num_layers):
+            active = (decision.depth > layer)[:, None, None]  # (B, 1, 1)
+            g = None if gate is None else gate[:, layer]
+            new = self._block(layer, states, h.mask, heads=decision.heads[:, layer], gate=g, masked=True)
+            states = torch.where(active, new, states)
+        h = h.replace(states)
+        if not self.cfg.exits:
+            return self.classify(h)
+        every = torch.stack([self.classify(h, d) for d in range(1, self.num_layers + 1)], 1)  # (B, L, C)
+        return every[torch.arange(states.shape[0], device=h.device), decision.depth - 1]
+
+    def _run_fast(self, h: AdaptedHidden, decision: Decision, gate: Tensor | None) -> Tensor:
+        order = torch.sort(decision.depth, descending=True, stable=True).indices  # deepest first
+        heads = decision.heads[order]
+        gate = None if gate is None else gate[order]
+        packed = torch.cat([decision.depth[order].unsqueeze(1), heads.flatten(1).long()], dim=1).cpu()  # one copy
+        depth_host, heads_host = packed[:, 0], packed[:, 1:].view_as(heads).bool()
+        active = (depth_host.unsqueeze(1) > torch.arange(1, self.num_layers)).sum(0).tolist()
+        cur, done = h.take(order), []
+        for layer, n in zip(range(1, self.num_layers), active, strict=True):
+            if n < cur.states.shape[0]:
+                done.append((layer, cur.take(slice(n, None))))  # these samples' depth is reached
+                cur = cur.take(slice(0, n))
+            if n == 0:
+                break
+            g = None if gate is None else gate[:n, layer]
+            states = self._block(
+                layer, cur.states, cur.mask, heads=heads[:n, layer], host=heads_host[:n, layer], gate=g
+            )
+            cur = cur.replace(states)
+        done.append((self.num_layers, cur))
+        if self.cfg.exits:  # each exit's own classifier, the chunks back in sorted order
+            logits = torch.cat([self.classify(chunk, d) for d, chunk in done[::-1]])
+        else:
+            logits = self.classify(_cat([chunk for _, chunk in done[::-1]]))
+        return logits[torch.argsort(order)]
+
+    def _point(self, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor) -> ExitPoint:
+        return ExitPoint(d, self.num_layers, rows, logits.detach().float(), context, streak)
+
+    def _route(self, route: RouteFn, point: ExitPoint) -> tuple[Tensor, Tensor]:
+        heads = check_route(route(point), point, self.num_heads, "route")
+        host = heads.cpu()
+        check_head_sets(host, point, "route")
+        return heads, host
+
+    def _exits_reference(
+        self, h: AdaptedHidden, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
+    ) -> ExitOutput:
+        b, layers = h.states.shape[0], self.num_layers
+        context = self.pool(h).detach()
+        planned = decision.depth
+        active = torch.ones(b, dtype=torch.bool, device=h.device)
+        depth = planned.clone()
+        heads = decision.heads if route is None else decision.heads.clone()  # as run
+        every, last, streak = [], None, None
+        for d in range(1, layers):
+            logits = self.classify(h, d)
+            every.append(logits)
+            pred = logits.argmax(-1)
+            streak, last = next_patience(pred, last, streak), pred
+            stop = active & (planned <= d)
+            going = active & ~stop
+            if halt is not None and bool(going.any()):
+                idx = going.nonzero().squeeze(1)
+                point = self._point(d, idx, logits[idx], context[idx], streak[idx])
+                halted = check_halt(halt(point), point, "halt")
+                stop = stop.index_put((idx,), halted, accumulate=False) | stop
+            depth = torch.where(stop, torch.full_like(depth, d), depth)
+            active = active & ~stop
+            if route is not None and bool(active.any()):
+                idx = active.nonzero().squeeze(1)
+                point = self._point(d, idx, logits[idx], context[idx], streak[idx])
+                heads[idx, d] = self._route(route, point)[0].to(heads.device)
+            g = None if gate is None else gate[:, d]
+            new = self._block(d, h.states, h.mask, heads=heads[:, d], gate=g, masked=True)
+            h = h.replace(torch.where(active[:, None, None], new, h.states))
+        every.append(self.classify(h, layers))
+        stacked = torch.stack(every, 1)  # (B, L, C)
+        logits = stacked[torch.arange(b, device=h.device), depth - 1]
+        reached = torch.arange(1, layers + 1, device=h.device).unsqueeze(0) <= depth.unsqueeze(1)
+        exit_logits = torch.where(reached.unsqueeze(-1), stacked, torch.zeros_like(stacked))
+        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)
+
+    def _exits_fast(
+        self, h: AdaptedHidden, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
+    ) -> ExitOutput:
+        b, layers, dev = h.states.shape[0], self.num_layers, h.device
+        context = self.pool(h).detach()
+        packed = torch.cat([decision.depth.unsqueeze(1), decision.heads.flatten(1).long()], dim=1).cpu()
+        planned_host, heads_host = packed[:, 0], packed[:, 1:].view_as(decision.heads).bool()
+        rows_host, rows = torch.arange(b), torch.arange(b, device=dev)
+        heads = decision.heads if route is None else decision.heads.clone()  # as run
+        cur, last, streak = h, None, None
+        done_rows, done_logits, done_depth = [], [], []  # the samples that stopped, per exit
+        seen_rows, seen_depth, seen_logits = [], [], []  # every exit evaluated
+        for d in range(1, layers + 1):
+            logits = self.classify(cur, d)
+            seen_rows.append(rows)
+            seen_depth.append(torch.full_like(rows, d - 1))
+            seen_logits.append(logits)
+            if d == layers:
+                done_rows.append(rows_host)
+                done_logits.append(logits)
+                done_depth.append(torch.full_like(rows_host, d))
+                break
+            pred = logits.argmax(-1)
+            streak, last = next_patience(pred, last, streak), pred
+            stop = planned_host[rows_host] <= d
+            if halt is not None and not bool(stop.all()):
+                idx = (~stop).nonzero().squeeze(1)
+                on_dev = idx.to(dev)
+                point = self._point(d, rows[on_dev], logits[on_dev], context[rows[on_dev]], streak[on_dev])
+                stop[idx] = check_halt(halt(point), point, "halt").cpu()
+            if bool(stop.any()):
+                out = stop.nonzero().squeeze(1)
+                done_rows.append(rows_host[out])
+                done_logits.append(logits[out.to(dev)])
+                done_depth.append(torch.full_like(out, d))
+            keep = (~stop).nonzero().squeeze(1)
+            if keep.numel() == 0:
+                break
+            if keep.numel() < stop.numel():  # the halted samples leave the active set
+                on_dev = keep.to(dev)
+                rows_host, rows = rows_host[keep], rows[on_dev]
+                cur, last, streak, logits = cur.take(on_dev), last[on_dev], streak[on_dev], logits[on_dev]
+            if route is None:
+                chosen, host_heads = decision.heads[rows, d], heads_host[rows_host, d]
+            else:  # this block's head sets, chosen here: one host copy per exit point
+                chosen, host_heads = self._route(route, self._point(d, rows, logits, context[rows], streak))
+                heads[rows, d] = chosen.to(heads.device)
+            g = None if gate is None else gate[rows, d]
+            cur = cur.replace(self._block(d, cur.states, cur.mask, heads=chosen, host=host_heads, gate=g))
+        order = torch.argsort(torch.cat(done_rows)).to(dev)
+        logits = torch.cat(done_logits)[order]
+        depth = torch.cat(done_depth)[order.cpu()].to(dev)
+        first = seen_logits[0]
+        exit_logits = first.new_zeros(b, layers, first.shape[-1]).index_put(
+            (torch.cat(seen_rows), torch.cat(seen_depth)), torch.cat(seen_logits)
+        )
+        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)
+
+    # --------------------------------------------------------------------------------- FLOPs
+    def cost_table(self, ops: Sequence[str] | None = None, seq_len: int | None = None) -> CostTable:
+        """Per-sample forward FLOPs of the stem (embeddings and block 0), of each block with ``k =
+        1 .. H`` heads and of the classifier, at ``seq_len`` positions (default: the config's),
+        counted once each with fvcore as the library's own model counts them (multiply-add = 1;
+        see :mod:`banditformer.model.flops`). Padded positions count: the model computes them.
+
+        Args:
+            ops: count only these operator kinds (e.g. :data:`~banditformer.model.flops.MATMUL_OPS`).
+            seq_len: the positions per sample (tokens only; an image's are fixed).
+        """
+        if isinstance(ops, str):
+            raise InputValidationError(f"expected `ops` to be a sequence of operator names, got the string {ops!r}")
+        if seq_len is None:
+            seq_len = self.cfg.seq_len
+        elif self.family.input == "pixels":
+            if seq_len != self.cfg.seq_len:
+                raise InputValidationError(
+                    f"expected `seq_len` {self.cfg.seq_len} (an image's positions), got {seq_len}"
+                )
+        else:
+            seq_len = check_int("seq_len", seq_len, low=1, high=self._max_len)
+        key = (None if ops is None else tuple(ops), seq_len)
+        cached = self._cost_tables.get(key)
+        if cached is not None:
+            return cached
+
+        def total(counter: Counter[str]) -> float:
+            return float(sum(v for k, v in counter.items() if ops is None or k in ops))
+
+        weight = self._weight
+        h = torch.zeros(1, seq_len, self.cfg.d_model, device=weight.device, dtype=weight.dtype)
+        stem = count_flops(
+            lambda x: self._block(0, self.family.embed(self.model, ModelInputs(x)), None), self,
+            [self.example_input(1, seq_len)],
+        )  # fmt: skip
+        shapes = [[tuple(p.shape) for p in b.parameters()] for b in self._blocks]
+        counted: dict[int, list[Counter[str]]] = {}  # block -> its counts with 1 .. H heads
+        for layer in [*range(1, self.num_layers), 0]:  # row 0 (the stem's block) is not read by sample_flops
+            twin = next((i for i in counted if shapes[i] == shapes[layer]), None)
+            if twin is not None:  # the same shapes: the same counts
+                counted[layer] = counted[twin]
+                continue
+            counted[layer] = [self._count_block(layer, k, h) for k in range(1, self.num_heads + 1)]
+        per_block = [counted[layer] for layer in range(self.num_layers)]
+        pooled = AdaptedHidden(h, None, torch.zeros(1, dtype=torch.long, device=weight.device))
+        classifier = count_flops(lambda x: self.classify(pooled.replace(x)), self, [h])
+        table = torch.tensor([[0.0] + [total(c) for c in counts] for counts in per_block], dtype=torch.float64)
+        everything = stem + classifier
+        for counts in per_block[1:]:
+            everything.update(counts[-1])
+        matmuls = sum(v for k, v in everything.items() if k in MATMUL_OPS)
+        result = CostTable(
+            stem=total(stem), layers=table, classifier=total(classifier), seq_len=seq_len,
+            matmul_share=matmuls / max(sum(everything.values()), 1),
+        )  # fmt: skip
+        self._cost_tables[key] = result
+        return result
+
+    def _count_block(self, layer: int, k: int, h: Tensor) -> Counter[str]:
+        idx = torch.arange(k, device=h.device)
+        return count_flops(lambda x: self._block(layer, x, None, idx=idx), self, [h])
+
+    def sample_flops(self, decision: Decision, training: bool = False, seq_len: int | None = None) -> Tensor:
+        """``(B,)`` forward FLOPs of each sample under ``decision`` at ``seq_len`` positions (x3 when ``training``)."""
+        return self.cost_table(seq_len=seq_len).sample_flops(decision, training)
+
+
+def _exit_points(exits: object, layers: int) -> tuple[int, ...]:
+    if exits == "all":
+        return tuple(range(1, layers))
+    if exits == "none":
+        return ()
+    if isinstance(exits, str) or not isinstance(exits, Sequence):
+        raise InputValidationError(f"expected `exits` to be 'all', 'none' or a sequence of depths, got {exits!r}")
+    points = [check_int("exits[]", p, low=1, high=layers - 1) if layers > 1 else p for p in exits]
+    if layers == 1 and points:
+        raise InputValidationError(f"expected no exit points for a 1-block model, got {list(exits)}")
+    if len(set(points)) != len(points):
+        raise InputValidationError(f"expected distinct exit points, got {list(exits)}")
+    return tuple(sorted(points))
+
+
+def supported() -> list[str]:
+    """The class names :func:`adapt` recognises."""
+    return [a for f in FAMILIES for a in f.architectures]
+
+
+def adapt(
+    model: nn.Module,
+    *,
+    family: Family | None = None,
+    exits: str | Sequence[int] = "all",
+    seq_len: int | None = None,
+    backend: Backend | None = None,
+) -> AdaptedTransformer:
+    """Make an existing transformer classifier sample-adaptive: every controller drives the result.
+
+    Args:
+        model: a Hugging Face ``BertForSequenceClassification``, ``RobertaForSequenceClassification``,
+            ``DistilBertForSequenceClassification``, ``GPT2ForSequenceClassification`` or
+            ``ViTForImageClassification`` (recognised by class), or any model with a ``family``.
+        family: a :class:`~banditformer.adapters.Family` describing the model (your own
+            architecture); ``None``: recognise a built-in one.
+        exits, seq_len, backend: see :class:`AdaptedTransformer`.
+
+    Returns:
+        An :class:`AdaptedTransformer` whose full decision gives the original's logits.
+
+    Raises:
+        InputValidationError: for a model no family describes; the message names the supported
+            architectures and the protocol. Nothing is changed.
+    """
+    if not isinstance(model, nn.Module):
+        raise InputValidationError(f"expected `model` to be a torch.nn.Module, got {type(model).__name__}")
+    if family is None:
+        found = [f for f in FAMILIES if f.recognises(model)]
+        if not found:
+            raise InputValidationError(
+                f"expected a model of a supported architecture ({', '.join(supported())}) or `family=` a "
+                "banditformer.adapters.Family describing yours (its blocks, each block's attention projections and "
+                "head count, how a block runs around its attention, the embeddings and the classifier head; see "
+                f"docs/adapters.md), got {type(model).__name__}"
+            )
+        family = found[0]
+    return AdaptedTransformer(model, family, exits=exits, seq_len=seq_len, backend=backend)
