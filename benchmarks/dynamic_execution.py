@@ -10,6 +10,7 @@ Run:
     python benchmarks/dynamic_execution.py                       # CPU, float32
     python benchmarks/dynamic_execution.py --device cuda --dtype bfloat16 --batch 64 --seq 256 --width 1024
     python benchmarks/dynamic_execution.py --device cuda ... --kernel triton     # the gather-GEMM kernels
+    python benchmarks/dynamic_execution.py --model bert                         # an adapted BERT (needs [hf])
 
 Head sets are drawn per sample (``per-sample``) or from a few shared sets (``shared``: what a
 controller sharing one Thompson draw per context bucket produces).
@@ -19,6 +20,11 @@ sample passes evaluated): each sample gets a halting depth drawn as the ``depth`
 depth, and the callback stops it at that exit point, deterministically. The fast path drops halted
 samples from the active set; the masked path is ``run_exits(path="reference")``; the full model is
 the plain full-depth forward, and the FLOP ratio counts every exit classifier evaluated.
+
+``--model bert`` times a Hugging Face ``BertForSequenceClassification`` (built offline from its
+``BertConfig`` with the same width, depth and heads, feed-forward 4x the width, dropout 0, random
+token ids) made adaptive by ``banditformer.adapt``: the full model is the adapted model's full
+decision, whose logits are the original's.
 
 Kind ``route``: head sets chosen as the sample goes (``run_exits`` with a ``route`` callback): each
 sample's head sets are drawn as the ``heads`` kind draws them, and the callback hands block ``d``'s
@@ -110,6 +116,24 @@ def time_all(fns: Sequence[Callable[[], None]], backend, repeats: int) -> list[f
     return best
 
 
+def adapted_bert(args: argparse.Namespace, backend, gen: torch.Generator) -> tuple[torch.nn.Module, dict, int]:
+    """A ``BertForSequenceClassification`` of the benchmark's shape, adapted; its inputs (random
+    token ids, no padding) and its tokens per sample."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from banditformer import adapt
+
+    config = BertConfig(
+        vocab_size=1000, hidden_size=args.width, num_hidden_layers=args.layers, num_attention_heads=args.heads,
+        intermediate_size=4 * args.width, max_position_embeddings=args.seq, num_labels=10,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    model = adapt(BertForSequenceClassification(config), seq_len=args.seq, backend=backend)
+    ids = torch.randint(0, config.vocab_size, (args.batch, args.seq), generator=gen)
+    x = {"input_ids": ids.to(backend.device), "attention_mask": torch.ones_like(ids).to(backend.device)}
+    return model, x, args.seq
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -127,31 +151,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--kernel", default="torch", choices=["torch", "triton", "auto"], help="CUDA routed-attention kernel"
     )
+    p.add_argument(
+        "--model", default="own", choices=["own", "bert"], help="the library's model, or an adapted Hugging Face BERT"
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     backend = make_backend(args.device, **({"kernel": args.kernel} if args.device == "cuda" else {}))
     dtype = getattr(torch, args.dtype)
-    cfg = TransformerConfig(
-        input="sequence",
-        num_classes=10,
-        seq_len=args.seq - 1,
-        d_model=args.width,
-        num_layers=args.layers,
-        num_heads=args.heads,
-        pooling="cls",
-    )
+    gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    model = DynamicTransformer(cfg, backend=backend)
+    if args.model == "bert":
+        try:
+            model, x, tokens = adapted_bert(args, backend, gen)
+        except ImportError:
+            print("--model bert needs transformers: pip install -e .[hf]", file=sys.stderr)
+            return 2
+    else:
+        cfg = TransformerConfig(
+            input="sequence",
+            num_classes=10,
+            seq_len=args.seq - 1,
+            d_model=args.width,
+            num_layers=args.layers,
+            num_heads=args.heads,
+            pooling="cls",
+        )
+        model, tokens = DynamicTransformer(cfg, backend=backend), cfg.tokens_per_sample
+        x = torch.randn(args.batch, cfg.seq_len, 1, generator=gen).to(backend.device)
+    layers, heads = model.cfg.num_layers, model.cfg.num_heads
     table = model.cost_table()
     model = model.to(backend.device)
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, cfg.seq_len, 1, generator=gen).to(backend.device)
     name = torch.cuda.get_device_name(backend.device) if args.device == "cuda" else platform.processor() or "cpu"
     threads = torch.get_num_threads()
     print(f"device: {args.device} ({name}), dtype {args.dtype}, torch {torch.__version__}, threads {threads}")
     print(
-        f"model: B={args.batch} T={cfg.tokens_per_sample} D={cfg.d_model} L={cfg.num_layers} H={cfg.num_heads}; "
+        f"model: {args.model}, B={args.batch} T={tokens} D={args.width} L={layers} H={heads}; "
         f"full forward {table.full / 1e9:.3f} GFLOP/sample (multiply-add = 1)"
     )
     head = (
@@ -160,22 +195,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(head + "\n" + "-" * len(head))
     rows = []
-    full_decision = Decision.full(args.batch, cfg.num_layers, cfg.num_heads, device=backend.device)
+    full_decision = Decision.full(args.batch, layers, heads, device=backend.device)
     for kind in args.kinds:
         for ratio in args.ratios:
             halt = route = None
             if kind == "route":  # the full model planned, each block's heads handed over at its exit point
-                m = make_decision("heads", ratio, args.batch, cfg.num_layers, cfg.num_heads, gen)
-                depth = torch.full((args.batch,), cfg.num_layers)
+                m = make_decision("heads", ratio, args.batch, layers, heads, gen)
+                depth = torch.full((args.batch,), layers)
                 flop_ratio = float(table.sample_flops(Decision(depth, m.heads, None, depth)).mean()) / table.full
                 d, route = full_decision, route_by(m.heads.to(backend.device))
             elif kind == "halt":  # the full model planned, each sample halting at its exit point
-                depths = halting_depths(ratio, args.batch, cfg.num_layers, gen)
-                full_heads = torch.ones(args.batch, cfg.num_layers, cfg.num_heads, dtype=torch.bool)
+                depths = halting_depths(ratio, args.batch, layers, gen)
+                full_heads = torch.ones(args.batch, layers, heads, dtype=torch.bool)
                 flop_ratio = float(table.sample_flops(Decision(depths, full_heads, None, depths)).mean()) / table.full
                 d, halt = full_decision, halt_at(depths.to(backend.device))
             else:
-                d = make_decision(kind, ratio, args.batch, cfg.num_layers, cfg.num_heads, gen)
+                d = make_decision(kind, ratio, args.batch, layers, heads, gen)
                 flop_ratio = float(table.sample_flops(d).mean()) / table.full
                 d = Decision(d.depth.to(backend.device), d.heads.to(backend.device))
             for mode in ("forward", "fwd+bwd"):

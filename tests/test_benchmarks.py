@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         (
             "policy_throughput.py",
-            ["--batches", "1", "8", "--seconds", "0.01", "--policies", "ucb1", "cts", "--no-mabwiser"],
+            ["--batches", "1", "8", "--seconds", "0.01", "--policies", "ucb1", "cts", "--no-mabwiser", "--no-smpy"],
         ),
         (
             "dynamic_execution.py",
@@ -73,3 +73,44 @@ def test_benchmark_script_runs(script: str, args: list[str], monkeypatch: pytest
         runpy.run_path(str(BENCH / script), run_name="__main__")
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_dynamic_execution_runs_on_an_adapted_bert(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    pytest.importorskip("transformers")
+    args = ["--model", "bert", "--batch", "4", "--seq", "8", "--width", "16", "--layers", "2", "--heads", "2",
+            "--repeats", "1", "--ratios", "0.5", "--kinds", "depth", "heads", "halt", "route"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["dynamic_execution.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCH / "dynamic_execution.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "model: bert" in out
+    # one row per kind and pass: 4 kinds x (forward, fwd+bwd)
+    assert sum(line.split()[0] in {"depth", "heads", "halt", "route"} for line in out.splitlines() if line) == 8
+
+
+def test_policy_throughput_draws_its_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "throughput.png"
+    args = ["--batches", "1", "4", "--seconds", "0.01", "--policies", "ucb1", "--no-mabwiser", "--no-smpy",
+            "--plot", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["policy_throughput.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCH / "policy_throughput.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # batch 1 runs both paths: the batched API with one row and the stepper
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("ucb1 ")][:2] == [
+        "batch",
+        "stepper",
+    ]
+
+
+def test_policy_throughput_refuses_an_unwritable_plot_path(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    pytest.importorskip("matplotlib")
+    args = ["--batches", "1", "--seconds", "0.01", "--policies", "ucb1", "--plot", "/nonexistent/dir/x.png"]
+    monkeypatch.setattr(sys, "argv", ["policy_throughput.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCH / "policy_throughput.py"), run_name="__main__")
+    assert exit_info.value.code == 2
+    assert "expected a writable folder" in capsys.readouterr().err
