@@ -144,7 +144,7 @@ def dht(
     )
     return DHTController(
         num_layers, num_heads, context_dim, full_flops, depth_policy=depth, count_policy=counts, head_policy=heads,
-        **options,
+        seed=derive_seed(seed, "mix"), **options,
     )  # fmt: skip
 
 
@@ -165,7 +165,7 @@ def _with_options_of(factory: Callable[..., Any], target: type, replaced: tuple[
     factory.__signature__ = own.replace(parameters=[*positional, *extra, *keyword])  # type: ignore[attr-defined]
 
 
-_with_options_of(dht, DHTController, ("depth_policy", "count_policy", "head_policy"))
+_with_options_of(dht, DHTController, ("depth_policy", "count_policy", "head_policy", "seed"))
 
 
 def threshold_bandit(

@@ -247,6 +247,7 @@ def run_experiment(
         "head_count_mean_per_block": test["head_counts"].double().mean(0).tolist(),
     }
     result["test_depths"] = test["depth"].tolist()  # each test sample's exit, in the split's order
+
     def batch1_us() -> float:
         n = min(batch1_samples, len(data.test))
         return trainer.evaluate(Split(data.test.x[:n], data.test.y[:n]), batch_size=1)["seconds"] / n * 1e6
@@ -275,6 +276,7 @@ def run_experiment(
                 "flop_saving": at["flop_saving"],
                 "eval_us_per_sample": at["seconds"] / max(len(data.test), 1) * 1e6,
                 "test_depths": at["depth"].tolist(),
+                **{k: chosen[k] for k in ("high", "weight") if k in chosen},  # a mixed knob's second point
             }
             if batch1_samples:
                 entry["eval_us_per_sample_b1"] = batch1_us()  # at this knob

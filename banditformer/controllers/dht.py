@@ -42,6 +42,7 @@ from banditformer.core.controller import Controller
 from banditformer.core.decision import Decision, DecisionRecord
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import CombinatorialPolicy, Policy, PolicyBase
+from banditformer.core.random import make_generator
 from banditformer.core.validation import check_float, check_int
 
 __all__ = [
@@ -149,7 +150,12 @@ class DHTController(Controller):
             with every head, and each block's head count likewise with that block's cost per
             head count, so that :func:`~banditformer.training.calibrate_budget` can meet a FLOP
             budget on the validation split after training (b > 0 buys compute back, b < 0
-            spends more).
+            spends more). Between two biases the knob can also mix them per sample
+            (:meth:`set_operating_mix`: each sample takes the second with a probability, drawn
+            from the controller's generator), so that a calibrated mean FLOP ratio is not held to
+            the steps the grid of biases gives (many samples share their estimates, and a bias
+            moves them together).
+        seed: seeds the controller's generator (the per-sample draws of a mixed knob).
 
     Examples:
         >>> from banditformer.bandits import CTS, UCB1, LinUCB
@@ -178,8 +184,10 @@ class DHTController(Controller):
         count_policy: Policy,
         head_policy: CombinatorialPolicy,
         cost_table: Any = None,
+        seed: int = 0,
     ) -> None:
         super().__init__(num_layers, num_heads)
+        check_int("seed", seed, low=0, high=2**63 - 1)
         if mode not in MODES:
             raise InputValidationError(f"expected `mode` in {MODES}, got {mode!r}")
         self.add_config("mode", mode)
@@ -222,8 +230,12 @@ class DHTController(Controller):
             "_count_cost", torch.tensor(count_costs or (), dtype=torch.float64).view(-1, num_heads), persistent=False
         )
         self.add_hyperparameter("cost_bias", 0.0, low=-1.0, high=1.0, adaptive=True)
-        # A host mirror of the buffer, so that decide() reads it without a device sync per batch.
-        self._calls, self._bias = 0, 0.0
+        # a mixed knob: each sample takes cost_bias_high with probability cost_mix
+        self.add_hyperparameter("cost_bias_high", 0.0, low=-1.0, high=1.0, adaptive=True)
+        self.add_hyperparameter("cost_mix", 0.0, low=0.0, high=1.0, adaptive=True)
+        self.generator = make_generator(seed)
+        # Host mirrors of the buffers, so that decide() reads them without a device sync per batch.
+        self._calls, self._bias, self._bias_high, self._mix = 0, 0.0, 0.0, 0.0
         self.register_load_state_dict_post_hook(lambda module, _: module._mirror())
         self.depth_policy = depth_policy
         self.count_policy = count_policy
@@ -233,25 +245,65 @@ class DHTController(Controller):
     def state_reductions(self) -> dict[str, str | None]:
         # lam's adaptive steps come from batch means: the mean of the ranks' steps is the step on
         # the global batch; every rank gives feedback once a step, so the counter agrees anyway.
-        return {"lam": "mean", "feedback_calls": None, "cost_bias": None}
+        return {"lam": "mean", "feedback_calls": None, "cost_bias": None, "cost_bias_high": None, "cost_mix": None}
 
     def operating_points(self) -> list[float] | None:
         """The cost biases a calibration tries (:data:`COST_BIASES`), or ``None`` without a
         ``cost_table`` (no knob)."""
         return None if self.depth_costs is None else list(COST_BIASES)
 
+    mixes_operating_points = True
+
     def set_operating_point(self, value: float) -> None:
         if self.depth_costs is None:
             super().set_operating_point(value)
+        bias = self._check_bias(value)
+        self._set_knob(bias, 0.0, 0.0)
+
+    def set_operating_mix(self, low: float, high: float, weight: float) -> None:
+        """Mix two cost biases per sample: at inference each sample takes ``high`` with
+        probability ``weight`` and ``low`` otherwise (a draw per sample from the controller's
+        generator), so that the mean FLOP ratio moves continuously from ``low``'s to ``high``'s.
+
+        Raises:
+            InputValidationError: without a cost table, for a bias outside ``[-1, 1]`` or a weight
+                outside ``[0, 1]``; nothing is changed then.
+        """
+        if self.depth_costs is None:  # no knob at all: the error says so
+            Controller.set_operating_point(self, low)
+        lo, hi = self._check_bias(low), self._check_bias(high)
+        w = check_float("weight", weight, low=0.0, high=1.0)
+        self._set_knob(lo, hi, w)
+
+    def _check_bias(self, value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= float(value) <= 1.0:
             raise InputValidationError(f"expected a cost bias in [-1, 1], got {value!r}")
-        self.cost_bias.fill_(float(value))
-        self._bias = float(value)
+        return float(value)
 
-    def _greedy(self, policy: Policy, costs: Tensor, context: Tensor | None = None, **rows: Any) -> Tensor:
-        """``argmax_a (estimate_a - cost_bias * costs[..., a])``: the knob's inference rule."""
+    def _set_knob(self, low: float, high: float, weight: float) -> None:
+        self.cost_bias.fill_(low)
+        self.cost_bias_high.fill_(high)
+        self.cost_mix.fill_(weight)
+        self._bias, self._bias_high, self._mix = low, high, weight
+
+    def _sample_bias(self, b: int, device: torch.device) -> Tensor | float:
+        """The knob's bias of each of ``b`` samples: ``cost_bias``, or under a mix a ``(b, 1)``
+        float64 tensor of ``cost_bias`` / ``cost_bias_high`` drawn per sample."""
+        if self._mix == 0.0:
+            return self._bias
+        take_high = torch.rand(b, generator=self.generator, dtype=torch.float64) < self._mix
+        bias = torch.where(take_high, self._bias_high, self._bias).unsqueeze(1)
+        return bias.to(device)
+
+    def _greedy(
+        self, policy: Policy, costs: Tensor, bias: Tensor | float, context: Tensor | None = None, **rows: Any
+    ) -> Tensor:
+        """``argmax_a (estimate_a - bias * costs[..., a])``: the knob's inference rule (``bias``
+        one float, or ``(n, 1)`` per row)."""
         means = policy.expected_rewards(context, **rows)  # (n, K) float64, -inf where unknown
-        return (means - self._bias * costs.to(means.device, means.dtype)).argmax(1)
+        if isinstance(bias, Tensor):
+            bias = bias.to(means.device)
+        return (means - bias * costs.to(means.device, means.dtype)).argmax(1)
 
     def _decide(self, context: Tensor, explore: bool) -> Decision:
         b, layers, h = context.shape[0], self.num_layers, self.num_heads
@@ -261,9 +313,10 @@ class DHTController(Controller):
         if explore and self._calls < self.warmup_steps:  # warm-up: the full model
             full = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
             return Decision(torch.full((b,), layers, device=context.device), full, DHTRecord(x, warmup=True))
-        biased = not explore and self.depth_costs is not None and self._bias != 0.0
+        biased = not explore and self.depth_costs is not None and (self._bias != 0.0 or self._mix != 0.0)
+        bias = self._sample_bias(b, context.device) if biased else 0.0  # per sample under a mix
         if biased:
-            depth_arm = self._greedy(self.depth_policy, self._depth_cost, x).to(context.device)
+            depth_arm = self._greedy(self.depth_policy, self._depth_cost, bias, x).to(context.device)
         else:
             depth_arm = self.depth_policy.select(x, explore=explore)  # (B,)
         heads = torch.ones(b, layers, h, dtype=torch.bool, device=context.device)
@@ -275,7 +328,8 @@ class DHTController(Controller):
             groups = torch.arange(blocks, device=context.device).repeat(b)  # (B * (L-1),) block of each row
             if count_costs is not None:  # each row's block's costs per head count
                 cost_rows = count_costs[groups]
-                count_arm = self._greedy(self.count_policy, cost_rows, groups=groups).to(context.device)
+                row_bias = bias.repeat_interleave(blocks, dim=0) if isinstance(bias, Tensor) else bias  # sample-major
+                count_arm = self._greedy(self.count_policy, cost_rows, row_bias, groups=groups).to(context.device)
             else:
                 count_arm = self.count_policy.select(groups=groups, explore=explore)
             chosen = self.head_policy.select(k=count_arm + 1, groups=groups, explore=explore)  # (B * (L-1), H)
@@ -283,7 +337,7 @@ class DHTController(Controller):
             count_arm = count_arm.view(b, blocks)
         else:
             if count_costs is not None:
-                count_arm = self._greedy(self.count_policy, count_costs.expand(b, -1), n=b).to(context.device)
+                count_arm = self._greedy(self.count_policy, count_costs.expand(b, -1), bias, n=b).to(context.device)
             else:
                 count_arm = self.count_policy.select(n=b, explore=explore)  # one head count per sample
             chosen = self.head_policy.select(k=count_arm + 1, explore=explore)  # one head set per sample
@@ -325,6 +379,7 @@ class DHTController(Controller):
     def _mirror(self) -> None:
         """Host copies of the counter and the knob, read by ``decide`` without a device sync."""
         self._calls, self._bias = int(self.feedback_calls), float(self.cost_bias)
+        self._bias_high, self._mix = float(self.cost_bias_high), float(self.cost_mix)
 
     def _record(self, decision: Decision) -> DHTRecord:
         """``decision``'s record, checked to be one this controller's ``decide`` made for it."""

@@ -175,6 +175,19 @@ class Controller(CheckedModule, ABC):
             "has none"
         )
 
+    #: True when the inference knob can mix two operating points per sample
+    #: (:meth:`set_operating_mix`), so that a calibration can reach budgets between them.
+    mixes_operating_points: bool = False
+
+    def set_operating_mix(self, low: float, high: float, weight: float) -> None:
+        """Set the knob to ``low`` for each sample with probability ``1 - weight`` and to ``high``
+        otherwise (a draw per sample from the controller's generator), for a controller whose
+        :attr:`mixes_operating_points` is True."""
+        raise InputValidationError(
+            f"expected a controller that mixes operating points (mixes_operating_points), got "
+            f"{type(self).__name__}, which does not"
+        )
+
     @locked
     def decide(self, context: Tensor, explore: bool = True) -> Decision:
         """Choose the architecture of each sample.

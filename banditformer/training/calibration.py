@@ -111,6 +111,15 @@ def _decided_curve(
     model: DynamicTransformer, controller: Controller, split: Split, points: list[float], batch_size: int
 ) -> list[dict[str, float]]:
     """The operating curve of a controller whose knob acts on ``decide``: every point decided and run."""
+    table = model.cost_table()
+    return _sweep(controller, points, _decided_score(model, controller, split, batch_size), len(split), table.full)
+
+
+def _decided_score(
+    model: DynamicTransformer, controller: Controller, split: Split, batch_size: int
+) -> Callable[[], tuple[int, float]]:
+    """``score() -> (correct, flops)`` on ``split`` of the controller's knob as it is when called:
+    the split's stems computed once, each call deciding and running them again."""
     dev, table = model.head.weight.device, model.cost_table()
     stems = []
     for start in range(0, len(split), batch_size):
@@ -125,7 +134,51 @@ def _decided_curve(
             flops += float(table.sample_flops(decision).sum())
         return correct, flops
 
-    return _sweep(controller, points, decided, len(split), table.full)
+    return decided
+
+
+@torch.no_grad()
+def _calibrate_mix(
+    model: DynamicTransformer,
+    controller: Controller,
+    split: Split,
+    low: dict[str, float],
+    high: dict[str, float],
+    budget: float,
+    batch_size: int,
+) -> dict[str, float] | None:
+    """Mix the operating points ``low`` (within the budget) and ``high`` (above it) per sample so
+    that the mean FLOP ratio on ``split`` comes up to ``budget`` without exceeding it: the weight
+    of ``high`` from the two ratios, then corrected on the measured mixture (its per-sample draws
+    make it noisy) at most four times. The controller's generator is put back after each
+    measurement, so the mix's draws at inference do not depend on the calibration. Returns the
+    mix's ``{"value", "high", "weight", "accuracy", "flop_ratio"}`` (knob set), or ``None`` when no
+    mixture stays within the budget (knob untouched)."""
+    span = high["flop_ratio"] - low["flop_ratio"]
+    weight = min(1.0, max(0.0, (budget - low["flop_ratio"]) / span))
+    gen = getattr(controller, "generator", None)
+    saved = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in controller.state_dict().items()}
+    was_training = model.training
+    model.eval()
+    score = _decided_score(model, controller, split, batch_size)
+    try:
+        for _ in range(5):
+            start = gen.get_state() if isinstance(gen, torch.Generator) else None
+            controller.set_operating_mix(low["value"], high["value"], weight)
+            correct, flops = score()
+            if start is not None:
+                gen.set_state(start)
+            ratio = flops / len(split) / model.cost_table().full
+            if ratio <= budget + 1e-9:
+                return {
+                    "value": low["value"], "high": high["value"], "weight": weight,
+                    "accuracy": correct / len(split), "flop_ratio": ratio,
+                }  # fmt: skip
+            weight = max(0.0, weight - (ratio - budget) / span)
+    finally:
+        model.train(was_training)
+    controller.load_state_dict(saved)
+    return None
 
 
 def calibrate_budget(
@@ -133,10 +186,16 @@ def calibrate_budget(
 ) -> dict[str, float]:
     """Set the controller's knob to the operating point whose mean FLOP ratio on ``split`` (the
     validation split) is the largest within ``budget`` (the most compute the budget allows; among
-    equal ratios the most accurate).
+    equal ratios the most accurate). A controller that can mix two operating points per sample
+    (:attr:`~banditformer.core.Controller.mixes_operating_points`, DHT's cost bias) gets, when the
+    next point up costs more than the budget, the mix of the two whose ratio meets the budget
+    (the steps between a knob's points can be large: samples that share their estimates move
+    together).
 
     Returns:
-        The chosen ``{"value", "accuracy", "flop_ratio"}`` on ``split``.
+        The chosen ``{"value", "accuracy", "flop_ratio"}`` on ``split``; a mix adds ``"high"`` (the
+        costlier point, above the budget alone) and ``"weight"`` (each sample's probability of
+        taking it; the others take ``"value"``).
 
     Raises:
         InputValidationError: ``budget`` outside ``(0, 1]``, or unreachable: even the cheapest
@@ -152,6 +211,13 @@ def calibrate_budget(
             f"point costs {cheapest:.3f} of the full model on the validation split"
         )
     best = max(within, key=lambda p: (p["flop_ratio"], p["accuracy"]))
+    above = [p for p in curve if p["flop_ratio"] > budget + 1e-9]
+    if controller.mixes_operating_points and not controller.halts and above and best["flop_ratio"] < budget:
+        # the next step up costs more than the budget: mix the two per sample to meet it
+        high = min(above, key=lambda p: (p["flop_ratio"], -p["accuracy"]))
+        mixed = _calibrate_mix(model, controller, split, best, high, budget, batch_size)
+        if mixed is not None:
+            return mixed
     controller.set_operating_point(best["value"])
     return best
 

@@ -290,3 +290,44 @@ def test_the_knob_needs_a_cost_table_survives_a_round_trip_and_refuses_bad_value
 
     with pytest.raises(InputValidationError, match="cost table of a 4-block, 2-head"):
         knobbed(cost_table=make_model(0, num_layers=3, num_heads=2).cost_table())
+
+
+@pytest.mark.parametrize("mode", ["tree", "integrated"])
+def test_a_mixed_knob_gives_each_sample_one_of_the_two_biases_at_the_mix_weight(mode: str) -> None:
+    c = trained(knobbed(mode, depth_policy="linucb", seed=5))
+    x = torch.randn(4000, D, generator=torch.Generator().manual_seed(2))
+    low, high = 0.0, 1.0
+    c.set_operating_point(low)
+    d_low = c.decide(x, explore=False)
+    c.set_operating_point(high)
+    d_high = c.decide(x, explore=False)
+    differs = (d_low.depth != d_high.depth) | (d_low.heads != d_high.heads).flatten(1).any(1)
+    assert int(differs.sum()) > 500  # the two biases disagree on many samples
+    for weight in (0.0, 0.3, 1.0):
+        c.set_operating_mix(low, high, weight)
+        d = c.decide(x, explore=False)
+        took_low = (d.depth == d_low.depth) & (d.heads == d_low.heads).flatten(1).all(1)
+        took_high = (d.depth == d_high.depth) & (d.heads == d_high.heads).flatten(1).all(1)
+        assert bool((took_low | took_high).all())  # every sample is decided at one bias, whole
+        share = float((took_high & ~took_low).sum()) / float(differs.sum())
+        assert abs(share - weight) < 0.05, (weight, share)
+
+
+def test_a_mix_survives_a_round_trip_draws_from_the_controller_seed_and_refuses_bad_values() -> None:
+    c = trained(knobbed())
+    c.set_operating_mix(0.01, 0.3, 0.4)
+    fresh = knobbed()
+    fresh.load_state_dict(c.state_dict())
+    x = torch.randn(64, D, generator=torch.Generator().manual_seed(3))
+    assert (float(fresh.cost_bias), float(fresh.cost_bias_high), float(fresh.cost_mix)) == (0.01, 0.3, 0.4)
+    assert torch.equal(fresh.decide(x, explore=False).heads, c.decide(x, explore=False).heads)  # the same draws
+    for bad in ((0.0, 2.0, 0.5), (0.0, 0.1, 1.5), ("0", 0.1, 0.5), (0.0, 0.1, True)):
+        with pytest.raises(InputValidationError, match="cost bias|weight"):
+            c.set_operating_mix(*bad)
+    assert (float(c.cost_bias), float(c.cost_bias_high), float(c.cost_mix)) == (0.01, 0.3, 0.4)
+    c.set_operating_point(0.2)  # a plain point ends the mix
+    assert float(c.cost_mix) == 0.0
+    with pytest.raises(InputValidationError, match="inference knob"):
+        dht(full_flops=1.0).set_operating_mix(0.0, 0.1, 0.5)
+    with pytest.raises(InputValidationError, match="mixes operating points"):
+        make_controller("entropy_exit", num_layers=3, num_heads=2).set_operating_mix(0.1, 0.2, 0.5)

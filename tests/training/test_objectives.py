@@ -166,8 +166,72 @@ def test_dht_meets_a_budget_at_inference_through_its_cost_bias() -> None:
     assert ratios == sorted(ratios, reverse=True)  # a larger bias never costs more
     assert max(ratios) - min(ratios) > 0.2  # the knob spans a real range
     budget = (min(ratios) + max(ratios)) / 2
+    step = max(r for r in ratios if r <= budget)  # the grid's best point within the budget
     chosen = calibrate_budget(t.model, t.controller, t.task.val, budget)
-    assert chosen["flop_ratio"] == max(r for r in ratios if r <= budget)
-    val = t.evaluate(t.task.val)
+    if step < budget - 1e-9:  # a gap: the two points around the budget mixed per sample
+        assert chosen["high"] in t.controller.operating_points() and 0.0 < chosen["weight"] <= 1.0
+        assert step < chosen["flop_ratio"] <= budget
+        assert budget - chosen["flop_ratio"] < max(0.01, (budget - step) / 2)  # closer than the grid gets
+    else:
+        assert chosen["flop_ratio"] == step
+    val = t.evaluate(t.task.val)  # inference draws the calibration's per-sample choices again
     assert val["flops_per_sample"] / t.full_flops == pytest.approx(chosen["flop_ratio"])
     assert val["accuracy"] == pytest.approx(chosen["accuracy"])
+
+
+class Cliff(bf.Controller):
+    """A knob with a cliff: every sample runs the full model at value 0 and the stem alone at 1;
+    mixed, each sample takes value 1 with the mix's weight (a draw from its generator)."""
+
+    mixes_operating_points = True
+
+    def __init__(self) -> None:
+        super().__init__(3, 2)
+        self.generator = torch.Generator().manual_seed(0)
+        self.value, self.high, self.weight = 0.0, 0.0, 0.0
+
+    def operating_points(self) -> list[float]:
+        return [0.0, 1.0]
+
+    def set_operating_point(self, value: float) -> None:
+        self.value, self.high, self.weight = float(value), 0.0, 0.0
+
+    def set_operating_mix(self, low: float, high: float, weight: float) -> None:
+        self.value, self.high, self.weight = float(low), float(high), float(weight)
+
+    def _decide(self, context: torch.Tensor, explore: bool) -> bf.Decision:
+        b = context.shape[0]
+        value = torch.full((b,), self.value)
+        if self.weight:
+            value = torch.where(torch.rand(b, generator=self.generator) < self.weight, self.high, value)
+        depth = torch.where(value > 0, 1, 3)
+        return bf.Decision(depth, torch.ones(b, 3, 2, dtype=torch.bool))
+
+    def _feedback(self, decision: bf.Decision, quality: torch.Tensor, flops: torch.Tensor, **extra) -> None:
+        pass
+
+
+def test_a_knob_whose_points_are_far_apart_is_mixed_to_the_budget() -> None:
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=400, length=6, max_hops=2)
+    torch.manual_seed(0)
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=16, num_layers=3, num_heads=2, exit_heads=True))
+    c = Cliff()
+    full, stem = (p["flop_ratio"] for p in operating_curve(model, c, task.val))
+    assert full == pytest.approx(1.0) and stem < 0.5  # nothing between the two points
+    budget = (full + stem) / 2
+    chosen = calibrate_budget(model, c, task.val, budget)
+    # within the budget: the stem (value 1); each sample takes the costlier point (value 0) at the weight
+    assert chosen["value"] == 1.0 and chosen["high"] == 0.0 and chosen["flop_ratio"] <= budget
+    assert budget - chosen["flop_ratio"] < 0.02  # the grid alone would give the stem, `stem` itself
+    gen_before = c.generator.get_state()
+    correct, flops = 0, 0.0  # inference at the mix draws what the calibration measured
+    for x, y in [(task.val.x, task.val.y)]:
+        h, context = model.stem(x)
+        d = c.decide(context, explore=False)
+        correct += int((model.run(h, d).argmax(-1) == y).sum())
+        flops += float(model.cost_table().sample_flops(d).sum())
+    assert flops / len(task.val) / model.cost_table().full == pytest.approx(chosen["flop_ratio"])
+    assert correct / len(task.val) == pytest.approx(chosen["accuracy"])
+    assert not torch.equal(c.generator.get_state(), gen_before)  # inference drew; the calibration put it back
+    with pytest.raises(bf.InputValidationError, match="cheapest operating point costs"):
+        calibrate_budget(model, c, task.val, stem / 2)
