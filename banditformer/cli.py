@@ -4,6 +4,7 @@ banditformer plugins            list every implementation and the plugin it came
 banditformer demo               DHT against the full model on a task (the README's main job)
 banditformer bench bandits      policies x seeds on a bandit problem, results to a folder
 banditformer bench model        controllers x lambdas x seeds on a task, results to a folder
+banditformer ope                target policies' values estimated from a log (off-policy evaluation)
 banditformer --version
 
 Each subcommand imports the bench modules it runs when it runs (scipy and the runners add about
@@ -205,7 +206,8 @@ def _bench_config(
                 f"with --resume, or the same values), got different flags: {'; '.join(differ)}"
             )
         try:
-            config = make(**log.config)
+            from_record = getattr(make, "from_record", None)  # the bandit bench checks its streams
+            config = make(**log.config) if from_record is None else from_record(log.config)
         except TypeError as exc:
             raise InputValidationError(
                 f"expected a configuration of this version in {str(log.folder / log.RUN)!r}, got: {exc}"
@@ -295,15 +297,21 @@ def _bench_session(
 
 
 def _cmd_bench_bandits(args: argparse.Namespace) -> int:
-    from banditformer.bench.bandits import BanditBenchConfig, run_bandits
+    from banditformer.bench.bandits import BanditBenchConfig, check_log_dir, run_bandits
     from banditformer.bench.plots import plot_regret
     from banditformer.bench.report import format_report, write_report
+
+    def prepare(config: BanditBenchConfig) -> None:  # the log folder, before the results folder
+        if args.log_dir is not None:
+            check_log_dir(config, args.log_dir)
 
     outcome = _bench_session(
         "bandits",
         args,
-        lambda: _bench_config(args, "bandits", BanditBenchConfig),
-        lambda config, _, log: run_bandits(config, progress=not args.quiet, workers=args.workers, log=log),
+        lambda: _bench_config(args, "bandits", BanditBenchConfig, prepare),
+        lambda config, _, log: run_bandits(
+            config, progress=not args.quiet, workers=args.workers, log=log, log_dir=args.log_dir
+        ),
         write_report,
         lambda report, folder: [plot_regret(report, folder / "regret.png", log_x=args.log_x)],
         "regret.csv",
@@ -317,6 +325,8 @@ def _cmd_bench_bandits(args: argparse.Namespace) -> int:
     )
     print(format_report(report))
     print(f"\nresults ({report.meta['status']}): {', '.join(str(f) for f in files)}")
+    if "logs" in report.meta:
+        print(f"logs: {report.meta['logs']} (`banditformer ope --log FILE --policy SPEC` evaluates a policy from one)")
     return 1 if any(r.error for r in report.results) else 0
 
 
@@ -380,6 +390,103 @@ def _cmd_bandits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable_file(flag: str, path: str) -> Path:
+    """``path`` as a file this process can write (its folder made), checked by writing a probe
+    beside it (removed), before any work."""
+    from banditformer.core.files import write_atomic
+
+    out = Path(path)
+    if out.is_dir():
+        raise InputValidationError(f"expected {flag} to name a file, got the folder {path!r}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out.parent / f".probe-{os.getpid()}", b"").unlink()
+    except OSError as exc:
+        raise InputValidationError(
+            f"expected {flag} in a writable folder, got {path!r}: {exc.strerror or exc}"
+        ) from None
+    return out
+
+
+def _cmd_ope(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from banditformer.bench.report import json_safe
+    from banditformer.bench.specs import make_spec_policy, spec_names
+    from banditformer.core.files import write_atomic
+    from banditformer.ope import (
+        ESTIMATORS,
+        BanditLog,
+        check_policy_fits,
+        effective_sample_size,
+        estimate_all,
+        fit_reward_model,
+        target_probabilities,
+    )
+
+    # Everything is checked, and every target built, before the first estimate.
+    unknown = [e for e in args.estimators if e not in ESTIMATORS]
+    if unknown:
+        raise InputValidationError(f"expected --estimators among {sorted(ESTIMATORS)}, got {unknown}")
+    check_int("--batch", args.batch, low=1)
+    check_int("--seed", args.seed, low=0, high=SEED_MAX)
+    out = None if args.json is None else _writable_file("--json", args.json)
+    logs = [BanditLog.load(f) for f in args.log]
+    log = BanditLog.cat(logs)  # the pooled rounds; each log's targets start fresh (one run each)
+    if len(log) < 2:
+        raise InputValidationError(f"expected a log of at least 2 rounds, got {len(log)}")
+    spec_names(args.policy)
+    targets = []
+    for spec in args.policy:
+        try:
+            policy = make_spec_policy(spec, num_arms=log.num_arms, context_dim=log.context_dim, seed=args.seed)
+            check_policy_fits(log, policy, learn=not args.no_learn)
+        except InputValidationError as exc:
+            bare = " (the log has no contexts)" if log.context is None and "context_dim" in str(exc) else ""
+            raise InputValidationError(f"policy {spec!r}: {exc}{bare}") from None
+        targets.append((spec, policy))
+    model = fit_reward_model(log, seed=args.seed) if {"dm", "dr"} & set(args.estimators) else None
+    how = ("greedy" if args.greedy else "as it explores") + (", fixed" if args.no_learn else ", learning from the log")
+    print(
+        f"banditformer {__version__}: off-policy estimates of {len(targets)} target(s) ({how}) from {len(args.log)} "
+        f"log(s): {len(log)} rounds, {log.num_arms} arms"
+        + ("" if log.context is None else f", {log.context_dim}-dim contexts")
+        + f"; the logging policy's mean reward {float(log.reward.mean()):.4f}\n"
+    )
+    head = f"{'target':<28}{'estimator':<11}{'value':>9}{'95% interval':>22}{'ESS':>10}"
+    print(head + "\n" + "-" * len(head))
+    doc: dict[str, Any] = {
+        "logs": [str(f) for f in args.log], "rounds": len(log), "num_arms": log.num_arms,
+        "context_dim": log.context_dim, "logged_mean_reward": float(log.reward.mean()), "greedy": args.greedy,
+        "learn": not args.no_learn, "batch": args.batch, "seed": args.seed, "targets": [],
+    }  # fmt: skip
+    for spec, first in targets:
+        parts = []
+        for i, one in enumerate(logs):
+            policy = first if i == 0 else make_spec_policy(spec, num_arms=log.num_arms, context_dim=log.context_dim,
+                                                           seed=args.seed)  # fmt: skip
+            with torch.no_grad():
+                parts.append(target_probabilities(one, policy, batch=args.batch, learn=not args.no_learn,
+                                                  explore=not args.greedy))  # fmt: skip
+        target = torch.cat(parts)
+        ess = effective_sample_size(log, target)
+        estimates = estimate_all(log, target, model) if model is not None else {}
+        if model is None:
+            estimates = {name: ESTIMATORS[name](log, target) for name in args.estimators}
+        row: dict[str, Any] = {"policy": spec, "effective_sample_size": ess, "estimates": {}}
+        for name in args.estimators:
+            est = estimates[name]
+            row["estimates"][name] = {"value": est.value, "stderr": est.stderr, "low": est.low, "high": est.high}
+            print(f"{spec:<28}{name:<11}{est.value:>9.4f}{f'[{est.low:.4f}, {est.high:.4f}]':>22}{ess:>10.1f}")
+        doc["targets"].append(row)
+    if out is not None:
+        write_atomic(out, json.dumps(json_safe(doc), indent=1, allow_nan=False))
+        print(f"\nestimates: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="banditformer", description="Sample-adaptive transformers driven by contextual bandits.")
     parser.add_argument("--version", action="version", version=f"banditformer {__version__}")
@@ -415,6 +522,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seeds", type=int, default=20, help="independent runs (default: %(default)s)")
     d.add_argument("--seed", type=int, default=0, help="master seed (default: %(default)s)")
     d.set_defaults(func=_cmd_bandits)
+    o = sub.add_parser(
+        "ope",
+        help="estimate target policies' values from a log of another policy (off-policy evaluation)",
+        description="Estimate each target policy's mean reward per round from logged rounds (context, action, "
+        "reward, propensity; `bench bandits --log-dir` writes them), with IPS, SNIPS, the direct method and doubly "
+        "robust, each with its 95% interval. A target walks the log in order: each round's action probabilities "
+        "come from its state before the round, and then it learns from the logged action and reward (progressive "
+        "validation), unless --no-learn.",
+    )
+    o.add_argument(
+        "--log", nargs="+", required=True, metavar="FILE",
+        help="BanditLog files (e.g. one per seed); their rounds are pooled, each file walked by a fresh target",
+    )  # fmt: skip
+    o.add_argument(
+        "--policy", action="append", required=True, metavar="SPEC",
+        help="a target policy spec, `name` or `name:key=value,...`; repeat for several",
+    )  # fmt: skip
+    o.add_argument(
+        "--estimators", nargs="+", default=["ips", "snips", "dm", "dr"], metavar="NAME",
+        help="among ips, snips, dm, dr (default: all)",
+    )  # fmt: skip
+    o.add_argument("--greedy", action="store_true", help="evaluate each target's greedy choice (explore=False)")
+    o.add_argument("--no-learn", action="store_true", help="the targets do not learn from the log (fixed policies)")
+    o.add_argument(
+        "--batch", type=int, default=1,
+        help="rounds per target step; more are cheaper for Monte-Carlo probabilities (default: %(default)s)",
+    )  # fmt: skip
+    o.add_argument("--seed", type=int, default=0, help="the targets' seed and the reward model's folds (default: 0)")
+    o.add_argument("--json", metavar="FILE", default=None, help="also write the estimates to FILE as JSON")
+    o.set_defaults(func=_cmd_ope)
     bench = sub.add_parser("bench", help="the benchmark harness (results written to a folder)")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     bb = bench_sub.add_parser(
@@ -453,8 +590,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     bb.add_argument(
         "--seed-block", type=int, default=0,
-        help="run seeds in blocks of this many, each its own batch and stream, so --workers can split "
-        "them (default: 0, one block)",
+        help="run seeds in blocks of this many, one job each, so --workers can split them; every seed has its "
+        "own streams, so the numbers do not change (default: 0, one block)",
+    )  # fmt: skip
+    bb.add_argument(
+        "--log-dir", metavar="DIR", default=None,
+        help="also write every round of our policies (context, action, reward, propensity) to DIR, one BanditLog "
+        "file per policy and seed with an index logs.json, for `banditformer ope` (one-arm problems; the numbers "
+        "do not change)",
     )  # fmt: skip
     bb.add_argument("--log-x", action="store_true", help="a logarithmic round axis in regret.png")
     bb.add_argument("--no-plot", action="store_true", help="skip regret.png (which needs matplotlib)")
@@ -479,11 +622,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="registered controller names (default: %(default)s)",
     )  # fmt: skip
     bm.add_argument(
-        "--lams", nargs="*", type=float, default=[0.05, 0.2],
+        "--lams",
+        nargs="*",
+        type=float,
+        default=[0.05, 0.2],
         help="lam values; none: no lam sweep (default: %(default)s)",
     )
     bm.add_argument(
-        "--budgets", nargs="*", type=float, default=[0.5, 0.25],
+        "--budgets",
+        nargs="*",
+        type=float,
+        default=[0.5, 0.25],
         help="baselines' FLOP budgets; none: no budgeted baseline (default: %(default)s)",
     )
     bm.add_argument(
@@ -540,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bm.set_defaults(func=_cmd_bench_model)
     parser._bench_parsers = {"bandits": bb, "model": bm}  # type: ignore[attr-defined]
-    parser._commands = {"plugins": p, "demo": m, "bandits": d, "bench bandits": bb, "bench model": bm}  # type: ignore[attr-defined]
+    parser._commands = {"plugins": p, "demo": m, "bandits": d, "ope": o, "bench bandits": bb, "bench model": bm}  # type: ignore[attr-defined]
     return parser
 
 

@@ -206,3 +206,72 @@ def test_the_objective_flag_offers_every_training_objective() -> None:
     bench_model = build_parser()._bench_parsers["model"]  # type: ignore[attr-defined]
     (flag,) = [a for a in bench_model._actions if a.dest == "objective"]
     assert tuple(flag.choices) == OBJECTIVES  # the list is spelt out so that the CLI starts without the trainer
+
+
+# ------------------------------------------------ issue 15.3: logs from the bench, `banditformer ope`
+def test_bench_logs_and_ope_estimates_from_them(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    logs = tmp_path / "logs"
+    argv = ["bench", "bandits", "--problem", "bernoulli_easy", "--policies", "epsilon_greedy:epsilon=0.5", "--seeds",
+            "2", "--horizon", "400", "--quiet", "--no-plot", "--out", str(tmp_path / "runs"),
+            "--log-dir", str(logs)]  # fmt: skip
+    assert main(argv) == 0
+    assert "logs.json" in capsys.readouterr().out
+    files = sorted(str(p) for p in logs.glob("*.pt"))
+    assert len(files) == 2
+    out = tmp_path / "ope" / "estimates.json"
+    assert main(["ope", "--log", *files, "--policy", "ucb1", "--policy", "epsilon_greedy:epsilon=0.0", "--no-learn",
+                 "--greedy", "--json", str(out)]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "800 rounds, 5 arms" in text and "ucb1" in text and "dr" in text
+    doc = json.loads(out.read_text())
+    assert [t["policy"] for t in doc["targets"]] == ["ucb1", "epsilon_greedy:epsilon=0.0"]
+    for t in doc["targets"]:  # a fresh greedy target plays arm 0, the best (0.9): the estimators find it
+        for name in ("ips", "snips", "dr"):  # (DM's interval counts the rounds' spread, not its model's error)
+            assert t["estimates"][name]["low"] <= 0.9 <= t["estimates"][name]["high"], (t["policy"], name, t)
+        assert abs(t["estimates"]["dm"]["value"] - 0.9) < 0.05
+        assert 0 < t["effective_sample_size"] < 800
+    assert main(["ope", "--log", files[0], "--policy", "thompson_beta", "--estimators", "ips", "--batch", "50"]) == 0
+    assert "thompson_beta" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--policy", "cts"], "policy 'cts': expected a one-arm Policy to evaluate"),
+        (["--policy", "linucb"], "policy 'linucb': expected `context_dim`"),
+        (["--policy", "ucb9"], "expected a registered policy, got 'ucb9'"),
+        (["--policy", "ucb1:nope=1"], "nope"),
+        (["--policy", "ucb1", "--estimators", "ips", "best"], "expected --estimators among"),
+        (["--policy", "ucb1", "--batch", "0"], "expected `--batch` in [1, inf], got 0"),
+        (["--policy", "ucb1", "--policy", "ucb1"], "expected each policy spec once"),
+    ],
+)
+def test_ope_checks_everything_before_any_estimate(extra, says, tmp_path, capsys) -> None:
+    import torch
+
+    from banditformer.ope import BanditLog
+
+    log = BanditLog(torch.tensor([0, 1, 0, 1]), torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.full((4,), 0.5), 2)
+    path = log.save(tmp_path / "log.pt")
+    out = tmp_path / "out.json"
+    assert main(["ope", "--log", str(path), "--json", str(out), *extra]) == 2
+    assert says in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_ope_refuses_a_missing_log_and_an_unwritable_json(tmp_path, capsys) -> None:
+    assert main(["ope", "--log", str(tmp_path / "none.pt"), "--policy", "ucb1"]) == 2
+    assert "expected a bandit log file at" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["ope", "--log", "x.pt", "--policy", "ucb1", "--json", str(tmp_path / "file" / "o.json")]) == 2
+    assert "expected --json in a writable folder" in capsys.readouterr().err
+
+
+def test_bench_logs_of_a_combinatorial_problem_are_refused_before_a_results_folder(tmp_path, capsys) -> None:
+    argv = ["bench", "bandits", "--problem", "topk_semibandit", "--policies", "cts", "--horizon", "5", "--seeds", "1",
+            "--quiet", "--no-plot", "--out", str(tmp_path / "runs"), "--log-dir", str(tmp_path / "logs")]  # fmt: skip
+    assert main(argv) == 2
+    assert "expected a one-arm problem to log" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "logs").exists()

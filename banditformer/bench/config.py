@@ -26,7 +26,23 @@ from banditformer.core.validation import SEED_MAX, check_float, check_int, check
 from banditformer.plugins import check_registered, make_problem
 from banditformer.training import TrainConfig
 
-__all__ = ["MABWISER_REFERENCES", "TRAIN_FIELDS", "BanditBenchConfig", "ModelBenchConfig", "check_mabwiser"]
+__all__ = [
+    "BANDIT_STREAMS",
+    "MABWISER_REFERENCES",
+    "TRAIN_FIELDS",
+    "BanditBenchConfig",
+    "ModelBenchConfig",
+    "check_mabwiser",
+]
+
+#: How seeds get their random streams, recorded with every bandit bench configuration: ``"per-seed"``,
+#: each seed its own problem instance and, for a policy that draws, its own policy instance
+#: (:meth:`BanditBenchConfig.problem_seed`, :meth:`BanditBenchConfig.policy_seed`). A folder without it
+#: that holds finished jobs (an older version's: one stream per seed block) does not resume.
+BANDIT_STREAMS = "per-seed"
+
+#: A lower estimate of one problem instance's bytes (its generator's state and Python objects).
+PROBLEM_BYTES = 8192
 
 #: MABWiser's reference policies: our name -> (label, MABWiser learning policy, its options).
 MABWISER_REFERENCES: dict[str, tuple[str, str, dict[str, float]]] = {
@@ -73,13 +89,15 @@ class BanditBenchConfig:
             policy that can play the problem (:func:`~banditformer.bench.compat.compatible_policies`).
         horizon: rounds per run.
         seeds: independent runs per policy.
-        seed: master seed (the problem's reward stream and the policies' generators).
+        seed: master seed. Seed ``s`` of a run (``0 <= s < seeds``) plays its own problem instance,
+            seeded :meth:`problem_seed` ``(s)`` (its rewards and contexts), and a policy that draws
+            at random plays its own instance seeded :meth:`policy_seed` ``(s)``: seed ``s``'s run
+            is the same whatever ``seeds``, ``seed_block`` and the number of processes.
         checkpoints: rounds at which cumulative regret is recorded, spaced geometrically up to
             ``horizon`` (for log-x plots) and always including it; at most ``horizon`` (or 10).
-        seed_block: split each policy's seeds into blocks of this many, each block a batched run
-            of its own (its own reward stream and generators, seeded from ``seed`` and the block),
-            so that blocks can run in parallel processes; 0 (default): one block of all seeds.
-            The numbers depend on it, not on how many processes run the blocks.
+        seed_block: split each policy's seeds into blocks of this many, one job each, so that
+            blocks can run in parallel processes; 0 (default): one block of all seeds. The
+            numbers depend neither on it nor on how many processes run the blocks.
         mabwiser: also run MABWiser's UCB1 and Thompson sampling beside ours (those of
             ``policies`` that have a reference,
             :data:`MABWISER_REFERENCES`) on the same problem and
@@ -145,8 +163,10 @@ class BanditBenchConfig:
           arm counts, float64, kept to the end;
         - ``results as text``: the same values as Python lists and JSON / CSV text, while written;
         - ``round marks``: the runner's one byte per round of a block;
-        - ``block``: one seed block's curves, counters, contexts, actions and the largest policy's
-          statistics (measured on the policy built for one and for two groups);
+        - ``block``: one seed block's curves, counters, contexts, actions, problem instances and
+          the largest policy's statistics (measured on the policy built for one and for two
+          groups: a :func:`batched <banditformer.bench.bandits.plays_batched>` policy holds a
+          group per seed of the block, any other one instance at a time);
         - ``checkpoint rounds``: the list of checkpoint rounds.
 
         Computed from the sizes alone, before anything of the run's size is allocated.
@@ -166,14 +186,14 @@ class BanditBenchConfig:
                 continue  # a MABWiser reference (its label is no policy spec): one small MAB per seed
             try:
                 one = make_spec_policy(name, num_arms=arms, context_dim=context_dim, seed=0)
-                if one.supports_groups:
+                if one.supports_groups and one.deterministic:  # batched: a group per seed
                     two = state_bytes(
                         make_spec_policy(name, num_arms=arms, context_dim=context_dim, num_groups=2, seed=0)
                     )
                     per, shared = two - state_bytes(one), 2 * state_bytes(one) - two
-                    need = shared + block * per
+                    need = shared + block * (per + PROBLEM_BYTES)  # and a problem instance per seed
                 else:
-                    need = block * (state_bytes(one) + 4096)  # an instance per seed, with its Python objects
+                    need = state_bytes(one) + 4096 + PROBLEM_BYTES  # one instance at a time
             except Exception:  # a constructor that raises fails by name when the run starts
                 continue
             policy_bytes = max(policy_bytes, need)
@@ -187,10 +207,20 @@ class BanditBenchConfig:
         }
 
     def blocks(self) -> list[tuple[int, int]]:
-        """``(seed of the block's runs, number of runs)`` per seed block, in order."""
+        """``(first seed, number of seeds)`` per seed block, in order: the seeds ``0 .. seeds - 1``
+        in runs of ``seed_block`` (all of them when it is 0)."""
         size = self.seed_block or self.seeds
-        counts = [min(size, self.seeds - start) for start in range(0, self.seeds, size)]
-        return [(self.seed if b == 0 else derive_seed(self.seed, "block", b), n) for b, n in enumerate(counts)]
+        return [(start, min(size, self.seeds - start)) for start in range(0, self.seeds, size)]
+
+    def problem_seed(self, s: int) -> int:
+        """The seed of seed ``s``'s problem instance (its rewards and contexts): a function of
+        ``seed`` and ``s`` alone."""
+        return derive_seed(self.seed, "problem", check_int("s", s, low=0))
+
+    def policy_seed(self, s: int) -> int:
+        """The seed of seed ``s``'s policy instance (its own random draws): a function of ``seed``
+        and ``s`` alone."""
+        return derive_seed(self.seed, "policy", check_int("s", s, low=0))
 
     def rounds(self) -> list[int]:
         """The checkpoint rounds, increasing, ending at ``horizon``."""
@@ -202,9 +232,35 @@ class BanditBenchConfig:
         return config_digest(self.record())
 
     def record(self, like: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The configuration as its results folder records it (``asdict``; ``like`` is unused:
-        every field was there from the start)."""
-        return asdict(self)
+        """The configuration as its results folder records it: ``asdict`` and ``"streams":``
+        :data:`BANDIT_STREAMS`; compared with a recorded configuration ``like`` that has no
+        ``"streams"`` (one made with ``asdict``), without it."""
+        doc = asdict(self)
+        if like is None or "streams" in like:
+            doc["streams"] = BANDIT_STREAMS
+        return doc
+
+    @classmethod
+    def from_record(cls, doc: dict[str, Any]) -> BanditBenchConfig:
+        """The configuration a results folder recorded (:meth:`record`; one without ``"streams"``
+        is read as its fields: whether its jobs may resume is
+        :func:`~banditformer.bench.bandits.run_bandits`'s check).
+
+        Raises:
+            InputValidationError: a record of other streams, or of unknown fields.
+        """
+        if not isinstance(doc, dict):
+            raise InputValidationError(f"expected a recorded configuration (a dict), got {type(doc).__name__}")
+        streams = doc.get("streams", BANDIT_STREAMS)
+        if streams != BANDIT_STREAMS:
+            raise InputValidationError(
+                f"expected a configuration recorded with streams {BANDIT_STREAMS!r}, got {streams!r}"
+            )
+        fields = {k: v for k, v in doc.items() if k != "streams"}
+        try:
+            return cls(**fields)
+        except TypeError as exc:
+            raise InputValidationError(f"expected the fields of a bandit bench configuration, got: {exc}") from None
 
 
 #: The fields of :class:`ModelBenchConfig` that are :class:`~banditformer.training.TrainConfig`'s

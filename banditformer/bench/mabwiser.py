@@ -1,8 +1,9 @@
 """MABWiser's UCB1 and Thompson sampling as reference runs beside ours, on the same problem,
 horizon and number of seeds (``BanditBenchConfig(mabwiser=True)``); labelled ``mabwiser:...``.
 
-MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``seed + s``) on its
-own reward stream (the problem seeded from ``seed`` and ``s``). It must be fitted before it
+MABWiser decides one row at a time, so each seed is its own ``MAB`` (seeded ``seed + s``) on seed
+``s``'s own problem instance, seeded ``config.problem_seed(s)``: the reward stream our policies
+meet at seed ``s``. It must be fitted before it
 predicts: the first ``K`` rounds play each arm once, as our UCB1 does, and count as rounds.
 Context-free one-arm problems only. MABWiser is optional (``pip install 'banditformer[bench]'``):
 it is imported only where a reference runs or is checked. Which policies have a reference
@@ -23,7 +24,6 @@ from torch import Tensor
 from banditformer.bench.config import MABWISER_REFERENCES, BanditBenchConfig, check_mabwiser
 from banditformer.bench.pool import one_thread, run_jobs
 from banditformer.bench.results import PolicyRun
-from banditformer.core.random import derive_seed
 from banditformer.plugins import make_problem
 
 __all__ = ["MABWISER_REFERENCES", "check_mabwiser", "mabwiser_runs", "mabwiser_seed", "run_mabwiser"]
@@ -38,7 +38,7 @@ def mabwiser_seed(config: BanditBenchConfig, name: str, s: int) -> tuple[Tensor,
     rounds = config.rounds()
     curve = torch.zeros(len(rounds), dtype=torch.float64)
     start = time.perf_counter()
-    env = make_problem(config.problem, seed=derive_seed(config.seed, "mabwiser", s))
+    env = make_problem(config.problem, seed=config.problem_seed(s))
     k = env.num_arms
     mab = MAB(arms=list(range(k)), learning_policy=getattr(LearningPolicy, factory)(**options), seed=config.seed + s)
     regret, col, first = 0.0, 0, []

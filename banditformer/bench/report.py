@@ -151,9 +151,7 @@ def format_model_report(report: ModelReport) -> str:
         lines += ["", "test accuracy of each trained network at fixed shapes (FLOP ratio under the shape):"]
         lines.append(f"  {'':<28}" + "".join(f"{n:>7}" for n in names))
         lines.append(f"  {'(FLOP ratio)':<28}" + "".join(f"{s['flop_ratio']:>7.2f}" for s in shaped[0]["shapes"]))
-        lines += [
-            f"  {r['label']:<28}" + "".join(f"{s['accuracy'] * 100:>7.1f}" for s in r["shapes"]) for r in shaped
-        ]
+        lines += [f"  {r['label']:<28}" + "".join(f"{s['accuracy'] * 100:>7.1f}" for s in r["shapes"]) for r in shaped]
     # failures by configuration, calibrated budgets' included (an unreachable budget, with its reason)
     lines += [f"{r['label']} ({e.split(': ', 1)[0]}): FAILED: {e.split(': ', 1)[1]}" for r in report.summary
               for e in r.get("errors", [])]  # fmt: skip

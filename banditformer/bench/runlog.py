@@ -259,6 +259,19 @@ class RunLog:
                 + "; ".join(diff)
             )
 
+    def add_to_config(self, **fields: Any) -> None:
+        """Add ``fields`` (JSON values) to the recorded configuration, ``run.json`` rewritten
+        atomically; a field it records already is refused (a recorded value does not change)."""
+        taken = sorted(set(fields) & set(self.config))
+        if taken:
+            raise InputValidationError(f"expected fields the configuration does not record yet, got {taken}")
+        try:
+            added = json.loads(json.dumps(fields, allow_nan=True))
+        except (TypeError, ValueError) as exc:
+            raise InputValidationError(f"expected JSON-serialisable fields, got: {exc}") from None
+        self.config = {**self.config, **added}
+        self._write_run()
+
     def begin(self, keys: Sequence[str]) -> None:
         """Check (or, the first time, record) the planned job keys, then mark the folder running."""
         keys = list(keys)

@@ -6,22 +6,28 @@ from banditformer.ope.estimators import (
     ESTIMATORS,
     BanditLog,
     Estimate,
+    check_policy_fits,
     direct_method,
     doubly_robust,
+    effective_sample_size,
     estimate_all,
     fit_reward_model,
     ips,
     snips,
+    target_probabilities,
 )
 
 __all__ = [
     "ESTIMATORS",
     "BanditLog",
     "Estimate",
+    "check_policy_fits",
     "direct_method",
     "doubly_robust",
+    "effective_sample_size",
     "estimate_all",
     "fit_reward_model",
     "ips",
     "snips",
+    "target_probabilities",
 ]

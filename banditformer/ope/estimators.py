@@ -20,7 +20,15 @@ estimators below give the target's expected reward per round with a 95% interval
 Intervals are normal ones, ``estimate +- 1.96 * standard error``, from the per-round terms (the
 rounds are taken as independent draws: a log of a policy that learnt as it went is not quite
 that, and the intervals then understate the uncertainty). Logs are files of tensors, read with
-``torch.load(weights_only=True)``: loading one runs no code.
+``torch.load(weights_only=True)``: loading one runs no code; ``banditformer bench bandits
+--log-dir DIR`` writes one per policy and seed.
+
+The target's ``(n, K)`` probabilities can come from any rule; :func:`target_probabilities` takes
+them from a :class:`~banditformer.core.policy.Policy` walking the log in order: each round's
+probabilities from the policy's state before the round, which then learns from the logged
+action and reward (progressive validation, as Vowpal Wabbit reports it), or does not
+(``learn=False``: a fixed policy). :func:`effective_sample_size` says how many rounds the
+importance weights leave.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,18 +45,22 @@ from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
 from banditformer.core.files import atomic_file
+from banditformer.core.policy import CombinatorialPolicy, Policy
 from banditformer.core.validation import check_float, check_int, check_tensor
 
 __all__ = [
     "ESTIMATORS",
     "BanditLog",
     "Estimate",
+    "check_policy_fits",
     "direct_method",
     "doubly_robust",
+    "effective_sample_size",
     "estimate_all",
     "fit_reward_model",
     "ips",
     "snips",
+    "target_probabilities",
 ]
 
 #: The normal quantile of a two-sided 95% interval.
@@ -133,6 +146,33 @@ class BanditLog:
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
+
+    @property
+    def context_dim(self) -> int | None:
+        """``d``, or ``None`` for a context-free log."""
+        return None if self.context is None else int(self.context.shape[1])
+
+    @classmethod
+    def cat(cls, logs: Sequence[BanditLog]) -> BanditLog:
+        """The rounds of several logs, one after the other (the logs of several seeds, pooled).
+
+        Raises:
+            InputValidationError: no logs, or logs of different ``num_arms`` or context sizes.
+        """
+        logs = list(logs)
+        if not logs or not all(isinstance(log, BanditLog) for log in logs):
+            raise InputValidationError(f"expected one or more BanditLogs, got {[type(x).__name__ for x in logs]}")
+        shapes = sorted({(log.num_arms, log.context_dim) for log in logs}, key=str)
+        if len(shapes) > 1:
+            raise InputValidationError(
+                f"expected logs of one problem (the same num_arms and context size), got (num_arms, context_dim) "
+                f"{shapes}"
+            )
+        context = None if logs[0].context is None else torch.cat([log.context for log in logs])  # type: ignore[misc]
+        return cls(
+            torch.cat([log.action for log in logs]), torch.cat([log.reward for log in logs]),
+            torch.cat([log.propensity for log in logs]), logs[0].num_arms, context,
+        )  # fmt: skip
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the log to ``path`` atomically (a ``torch.save`` of its tensors); returns the path."""
@@ -264,3 +304,92 @@ def estimate_all(log: BanditLog, target: Tensor, model: Tensor | None = None) ->
     """Every estimator of :data:`ESTIMATORS` on one log (one reward model for DM and DR)."""
     q = _check_model(log, model)
     return {name: (fn(log, target, q) if name in ("dm", "dr") else fn(log, target)) for name, fn in ESTIMATORS.items()}
+
+
+def effective_sample_size(log: BanditLog, target: Tensor) -> float:
+    """Kish's effective sample size of the importance weights, ``(sum w)^2 / sum w^2``: about how
+    many of the log's rounds the estimate rests on (``len(log)`` when the target is the logger;
+    0 when it takes no logged action)."""
+    w = _weights(log, _check_target(log, target))
+    total = float((w * w).sum())
+    return float(w.sum()) ** 2 / total if total > 0 else 0.0
+
+
+def target_probabilities(
+    log: BanditLog, policy: Policy, *, batch: int = 1, learn: bool = True, explore: bool = True
+) -> Tensor:
+    """A policy's ``(n, K)`` action probabilities along a log, the ``target`` of the estimators.
+
+    The policy walks the log in order, ``batch`` rounds at a time: their probabilities come from
+    ``policy.action_probabilities`` on the state before them (their contexts, when the log has
+    them), and then, with ``learn``, the policy updates on the logged actions and rewards (it
+    learns from the logging policy's choices, as a policy trained offline on the log would; the
+    estimate is then the progressive value of that learning policy). With ``learn=False`` the
+    policy stays as it is: a fixed target. ``explore=False`` takes its greedy choice.
+
+    Args:
+        log: the logged rounds.
+        policy: a one-arm :class:`~banditformer.core.policy.Policy` of ``log.num_arms`` arms; a
+            contextual one needs a log with contexts of its ``context_dim``. It learns in place.
+        batch: rounds per step (1: exact progressive validation; more: fewer, cheaper steps,
+            which helps Monte-Carlo probabilities, e.g. Thompson sampling's).
+
+    Returns:
+        ``(n, K)`` float64, rows summing to 1.
+
+    Raises:
+        InputValidationError: a policy that does not fit the log, or (with ``learn``) rewards
+            outside its reward range; checked before the policy changes.
+
+    Examples:
+        >>> from banditformer.bandits import EpsilonGreedy
+        >>> log = BanditLog(torch.tensor([0, 1]), torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.5]), 2)
+        >>> target_probabilities(log, EpsilonGreedy(2, epsilon=0.0), learn=False).shape
+        torch.Size([2, 2])
+    """
+    check_policy_fits(log, policy, learn=learn)
+    batch = check_int("batch", batch, low=1)
+    if not isinstance(explore, bool):
+        raise InputValidationError(f"expected `explore` to be a bool, got {explore!r}")
+    n = len(log)
+    out = torch.zeros(n, log.num_arms, dtype=torch.float64)
+    context = None
+    if log.context is not None and policy.context_dim is not None:
+        context = log.context.to(policy.device)
+    for start in range(0, n, batch):
+        rows = slice(start, min(start + batch, n))
+        ctx = None if context is None else context[rows]
+        out[rows] = policy.action_probabilities(ctx, n=rows.stop - rows.start, explore=explore).cpu()
+        if learn:
+            policy.update(log.action[rows].to(policy.device), log.reward[rows].to(policy.device), ctx)
+    return out
+
+
+def check_policy_fits(log: BanditLog, policy: object, *, learn: bool = True) -> None:
+    """Fail unless ``policy`` can give (and, with ``learn``, learn from) ``log``'s rounds: a
+    one-arm policy of ``log.num_arms`` arms, contexts of its size when it is contextual, and
+    rewards in its reward range."""
+    if not isinstance(log, BanditLog):
+        raise InputValidationError(f"expected a BanditLog, got {type(log).__name__}")
+    if isinstance(policy, CombinatorialPolicy) or not isinstance(policy, Policy):
+        raise InputValidationError(
+            f"expected a one-arm Policy to evaluate (a log holds one action per round), got {type(policy).__name__}"
+        )
+    if policy.num_arms != log.num_arms:
+        raise InputValidationError(f"expected a policy of the log's {log.num_arms} arms, got {policy.num_arms}")
+    if policy.is_contextual and log.context is None:
+        raise InputValidationError(
+            f"expected a log with contexts for contextual policy {type(policy).__name__}, got a context-free one"
+        )
+    if policy.context_dim is not None and log.context is not None and policy.context_dim != log.context_dim:
+        raise InputValidationError(
+            f"expected a policy of the log's context size {log.context_dim}, got context_dim {policy.context_dim}"
+        )
+    if not isinstance(learn, bool):
+        raise InputValidationError(f"expected `learn` to be a bool, got {learn!r}")
+    low, high = policy.reward_range
+    if learn and len(log) and (float(log.reward.min()) < low or float(log.reward.max()) > high):
+        raise InputValidationError(
+            f"expected the log's rewards in {type(policy).__name__}'s reward range [{low:g}, {high:g}] to learn from "
+            f"them, got rewards in [{float(log.reward.min()):g}, {float(log.reward.max()):g}]"
+        )

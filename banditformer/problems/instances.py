@@ -15,7 +15,9 @@ what kind of problem it is, and the benchmark runner follows them:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,6 +31,7 @@ __all__ = [
     "ClassificationProblem",
     "GaussianProblem",
     "LinearContextualProblem",
+    "SeedStreams",
     "SwitchingBernoulliProblem",
     "TopKSemiBanditProblem",
     "classification_problem",
@@ -364,3 +367,108 @@ def classification_problem(dataset: str, *, seed: int = 0, device: torch.device 
     data = getattr(datasets, loaders[dataset])()
     x, y = torch.tensor(data.data, dtype=torch.float64), torch.tensor(data.target, dtype=torch.long)
     return ClassificationProblem(x, y, name=f"{dataset}_bandit", seed=seed, device=device)
+
+
+class SeedStreams:
+    """Instances of one problem side by side, one row each per round: row ``i`` of
+    :meth:`contexts`, :meth:`pull` and :meth:`regret` is instance ``i``'s, drawn from its own
+    generator exactly as a one-row call on instance ``i`` alone draws it. So each instance's
+    stream (one per seed, in the benchmark) is the same whoever runs beside it.
+
+    Stationary Bernoulli and Gaussian instances of the same means (the same registered problem)
+    are drawn in one vectorised step (one one-row draw per generator, then one comparison);
+    any other problem, a plugin's included, through its own one-row calls.
+
+    Args:
+        problems: one or more problems of the same kind and number of arms.
+
+    Examples:
+        >>> alone = BernoulliProblem([0.9, 0.1], seed=2).pull(torch.tensor([0]))
+        >>> rows = SeedStreams([BernoulliProblem([0.9, 0.1], seed=s) for s in (1, 2)]).pull(torch.tensor([1, 0]))
+        >>> bool(rows[1] == alone[0])
+        True
+    """
+
+    def __init__(self, problems: Sequence[Any]) -> None:
+        problems = list(problems)
+        if not problems:
+            raise InputValidationError("expected at least one problem instance, got none")
+        first = problems[0]
+        self.problems = problems
+        self.num_arms = int(first.num_arms)
+        self.reward_range = first.reward_range
+        self.context_dim: int | None = getattr(first, "context_dim", None)
+        self.k: int | None = getattr(first, "k", None)
+        for q in problems[1:]:
+            got = (q.num_arms, getattr(q, "context_dim", None), getattr(q, "k", None))
+            if got != (self.num_arms, self.context_dim, self.k):
+                raise InputValidationError(
+                    f"expected instances of one problem (num_arms, context_dim, k) = "
+                    f"{(self.num_arms, self.context_dim, self.k)}, got {got}"
+                )
+        kind = type(first)  # exactly these classes: a subclass may draw otherwise
+        self._vectorised = kind in (BernoulliProblem, GaussianProblem) and all(
+            type(q) is kind
+            and torch.equal(q.means, first.means)
+            and getattr(q, "std", None) == getattr(first, "std", None)
+            for q in problems
+        )
+        self._gaps = first.gaps() if self._vectorised else None
+        self._means_list = first.means.tolist() if self._vectorised else None
+        self._gaps_list = self._gaps.tolist() if self._gaps is not None else None
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    def contexts(self) -> Tensor:
+        """Start a round of a contextual problem: ``(n, context_dim)``, row ``i`` from instance ``i``."""
+        if self.context_dim is None:
+            raise InputValidationError("expected a contextual problem (with `context_dim`), got a context-free one")
+        return torch.cat([q.contexts(1) for q in self.problems])
+
+    def pull(self, actions: Tensor) -> Tensor:
+        """Rewards of ``(n,)`` arms (``(n, K)`` masks on a semi-bandit): ``(n,)`` (``(n, K)``)."""
+        if not self._vectorised:
+            return torch.cat([q.pull(actions[i : i + 1]) for i, q in enumerate(self.problems)])
+        first = self.problems[0]
+        arms = check_arms("arms", actions, self.num_arms, first.means.device, n=len(self.problems))
+        draw = torch.rand if isinstance(first, BernoulliProblem) else torch.randn
+        u = torch.cat([
+            draw((1,), generator=q.generator, device=first.means.device, dtype=torch.float64) for q in self.problems
+        ])  # fmt: skip
+        if isinstance(first, BernoulliProblem):
+            return (u < first.means[arms]).float()
+        return (first.means[arms] + first.std * u).float()
+
+    def regret(self, actions: Tensor) -> Tensor:
+        """``(n,)`` expected regret of each row's action on its instance (after its :meth:`pull`)."""
+        if self._gaps is None:
+            return torch.cat([q.regret(actions[i : i + 1]) for i, q in enumerate(self.problems)])
+        arms = check_arms("arms", actions, self.num_arms, self._gaps.device, n=len(self.problems))
+        return self._gaps[arms]
+
+    def pull_one(self, arm: int) -> float:
+        """The reward of ``arm`` on the only instance, a float: what ``pull(tensor([arm]))[0]`` is,
+        without building tensors where the instance's kind allows (a loop of one run)."""
+        q = self._only(arm)
+        if self._means_list is None:
+            return float(q.pull(torch.tensor([arm]))[0])
+        if isinstance(q, BernoulliProblem):
+            u = float(torch.rand((1,), generator=q.generator, device=q.means.device, dtype=torch.float64))
+            return 1.0 if u < self._means_list[arm] else 0.0
+        z = float(torch.randn((1,), generator=q.generator, device=q.means.device, dtype=torch.float64))
+        return float(np.float32(self._means_list[arm] + q.std * z))  # float32, as `pull` returns
+
+    def regret_one(self, arm: int) -> float:
+        """The expected regret of ``arm`` on the only instance (after its pull), a float."""
+        q = self._only(arm)
+        if self._gaps_list is None:
+            return float(q.regret(torch.tensor([arm]))[0])
+        return self._gaps_list[arm]
+
+    def _only(self, arm: object) -> Any:
+        if len(self.problems) != 1:
+            raise InputValidationError(f"expected streams of one instance for a scalar round, got {len(self.problems)}")
+        if isinstance(arm, bool) or not isinstance(arm, int) or not 0 <= arm < self.num_arms:
+            raise InputValidationError(f"expected an int arm in [0, {self.num_arms}), got {arm!r}")
+        return self.problems[0]

@@ -108,8 +108,11 @@ def test_the_configuration_hash_is_the_one_results_folders_are_named_by() -> Non
 
     config = {"b": [0.5, 1], "a": "x"}
     assert config_digest(config) == hashlib.sha256(b'{"a": "x", "b": [0.5, 1]}').hexdigest()[:10]
-    # the hashes of folders written before: a resume finds their configuration unchanged
-    assert BanditBenchConfig().digest() == "389a4ff98a"
+    # the hashes of folders written before: a resume finds their configuration unchanged; the bandit
+    # bench's record says its streams since they became per-seed (older folders, 389a4ff98a, hold other numbers)
+    bandits = BanditBenchConfig()
+    assert bandits.digest() == "3ccf81d794" == config_digest({**asdict(bandits), "streams": "per-seed"})
+    assert config_digest(asdict(bandits)) == "389a4ff98a"
     model = ModelBenchConfig(epochs=2, budgets=[0.5], lams=[0.1], dht_budgets=[0.5], seeds=2)
     assert model.digest() == "ec0acb36a8" == config_digest(model.record())
     # fields added since are left out of the record at their defaults, and count once set
@@ -389,3 +392,19 @@ def test_mabwiser_reference_seeds_are_recorded_jobs_and_resume(tmp_path: Path, m
     log.close()
     again = run_bandits(config, log=RunLog.resume(log.folder, "bandits"))  # runs the one missing seed
     assert all(a.regret.equal(b.regret) for a, b in zip(first.results, again.results, strict=True))
+
+
+def test_a_field_is_added_to_the_recorded_configuration_once(tmp_path: Path) -> None:
+    log = RunLog.create(tmp_path, "demo", {"n": 3}, config_digest({"n": 3}), stamp="20250101-000000")
+    log.add_to_config(streams="per-seed")
+    log.close()
+    again = RunLog.resume(log.folder, "demo")
+    assert again.config == {"n": 3, "streams": "per-seed"}
+    with pytest.raises(
+        bf.InputValidationError, match=r"expected fields the configuration does not record yet, got \[.n.\]"
+    ):
+        again.add_to_config(n=4)
+    with pytest.raises(bf.InputValidationError, match="JSON-serialisable"):
+        again.add_to_config(other=object())
+    assert json.loads((log.folder / "run.json").read_text())["config"] == {"n": 3, "streams": "per-seed"}
+    again.close()

@@ -322,7 +322,7 @@ def test_a_mix_survives_a_round_trip_draws_from_the_controller_seed_and_refuses_
     assert (float(fresh.cost_bias), float(fresh.cost_bias_high), float(fresh.cost_mix)) == (0.01, 0.3, 0.4)
     assert torch.equal(fresh.decide(x, explore=False).heads, c.decide(x, explore=False).heads)  # the same draws
     for bad in ((0.0, 2.0, 0.5), (0.0, 0.1, 1.5), ("0", 0.1, 0.5), (0.0, 0.1, True)):
-        with pytest.raises(InputValidationError, match="cost bias|weight"):
+        with pytest.raises(InputValidationError, match=r"cost bias|weight"):
             c.set_operating_mix(*bad)
     assert (float(c.cost_bias), float(c.cost_bias_high), float(c.cost_mix)) == (0.01, 0.3, 0.4)
     c.set_operating_point(0.2)  # a plain point ends the mix

@@ -1,15 +1,27 @@
-"""Off-policy evaluation (banditformer/ope.py): the estimators' known answers on a crafted log, a
+"""Off-policy evaluation (banditformer/ope): the estimators' known answers on a crafted log, a
 simulated log from which IPS, SNIPS and DR recover a known policy's value in their intervals, the doubly
 robust estimate with a right model or right propensities, and logs that are data."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 
 from banditformer import InputValidationError
 from banditformer.bandits import EpsilonGreedy
-from banditformer.ope import BanditLog, direct_method, doubly_robust, estimate_all, fit_reward_model, ips, snips
+from banditformer.ope import (
+    BanditLog,
+    direct_method,
+    doubly_robust,
+    effective_sample_size,
+    estimate_all,
+    fit_reward_model,
+    ips,
+    snips,
+    target_probabilities,
+)
 
 THETA = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [0.3, 0.3]], dtype=torch.float64)  # arm a pays sigmoid(theta_a . x)
 
@@ -126,3 +138,77 @@ def test_a_log_is_data_and_bad_logs_are_refused(tmp_path) -> None:
         ips(log, torch.ones(200, 3))
     with pytest.raises(InputValidationError, match="shape"):
         ips(log, target[:5])
+
+
+# ------------------------------------------------- a target policy along the log, pooled logs, ESS
+def test_a_fixed_target_gives_its_action_probabilities_on_every_logged_context() -> None:
+    from banditformer.bandits import LinUCB
+
+    log, _, _ = simulated_log(300, 5)
+    eps = EpsilonGreedy(num_arms=3, epsilon=0.2, seed=0)
+    eps.update(torch.tensor([2, 1, 0]), torch.tensor([1.0, 0.0, 0.0]))  # every arm tried; arm 2 the best
+    state = {k: v.clone() for k, v in eps.state_dict().items() if isinstance(v, torch.Tensor)}
+    got = target_probabilities(log, eps, learn=False)
+    assert torch.equal(got, eps.action_probabilities(n=300))  # the same row, 300 times
+    assert torch.allclose(got[0], torch.tensor([0.2 / 3, 0.2 / 3, 0.8 + 0.2 / 3], dtype=torch.float64))
+    assert all(torch.equal(v, eps.state_dict()[k]) for k, v in state.items())  # it did not learn
+    lin = LinUCB(num_arms=3, context_dim=2, seed=0)
+    greedy = target_probabilities(log, lin, learn=False, explore=False)
+    assert torch.equal(greedy, lin.action_probabilities(log.context, explore=False))
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_a_learning_target_steps_through_the_log_as_a_hand_loop_does(batch: int) -> None:
+    from banditformer.bandits import LinUCB
+
+    log, _, _ = simulated_log(120, 6)
+    walked = LinUCB(num_arms=3, context_dim=2, seed=0)
+    got = target_probabilities(log, walked, batch=batch)
+    by_hand, rows = LinUCB(num_arms=3, context_dim=2, seed=0), []
+    for start in range(0, 120, batch):
+        ctx = log.context[start : start + batch]
+        rows.append(by_hand.action_probabilities(ctx))
+        by_hand.update(log.action[start : start + batch], log.reward[start : start + batch], ctx)
+    assert torch.equal(got, torch.cat(rows))
+    assert torch.equal(walked.gram, by_hand.gram)  # it learnt every logged round
+    assert not torch.equal(got[0], got[-1])
+
+
+def test_a_target_that_does_not_fit_the_log_is_refused_before_it_changes() -> None:
+    from banditformer.bandits import CTS, UCB1, LinUCB, ThompsonGaussian
+
+    log, _, _ = simulated_log(50, 7)
+    free = BanditLog(log.action, log.reward, log.propensity, 3)
+    cases = [
+        (log, CTS(num_arms=3), "expected a one-arm Policy to evaluate"),
+        (log, UCB1(num_arms=4), "expected a policy of the log's 3 arms, got 4"),
+        (free, LinUCB(num_arms=3, context_dim=2), "expected a log with contexts for contextual policy LinUCB"),
+        (log, LinUCB(num_arms=3, context_dim=5), "expected a policy of the log's context size 2, got context_dim 5"),
+    ]
+    for one, policy, says in cases:
+        with pytest.raises(InputValidationError, match=re.escape(says)):
+            target_probabilities(one, policy)
+    shifted = BanditLog(log.action, log.reward + 2.0, log.propensity, 3, log.context)
+    ucb = UCB1(num_arms=3)
+    before = ucb.counts.clone()
+    with pytest.raises(InputValidationError, match=r"expected the log's rewards in UCB1's reward range \[0, 1\]"):
+        target_probabilities(shifted, ucb)
+    assert torch.equal(ucb.counts, before)
+    assert target_probabilities(shifted, ucb, learn=False).shape == (50, 3)  # a fixed target needs no range
+    assert target_probabilities(shifted, ThompsonGaussian(num_arms=3, seed=0), batch=25).shape == (50, 3)
+    with pytest.raises(InputValidationError, match="batch"):
+        target_probabilities(log, ucb, batch=0)
+
+
+def test_pooled_logs_and_the_effective_sample_size() -> None:
+    a, _, _ = simulated_log(100, 8)
+    b, _, _ = simulated_log(60, 9)
+    both = BanditLog.cat([a, b])
+    assert len(both) == 160 and torch.equal(both.context[100:], b.context) and both.context_dim == 2
+    with pytest.raises(InputValidationError, match="expected logs of one problem"):
+        BanditLog.cat([a, BanditLog(a.action, a.reward, a.propensity, 3)])
+    with pytest.raises(InputValidationError, match="one or more BanditLogs"):
+        BanditLog.cat([])
+    log = BanditLog(torch.tensor([0, 1, 0, 1]), torch.ones(4), torch.full((4,), 0.5), 2)
+    assert effective_sample_size(log, torch.full((4, 2), 0.5)) == pytest.approx(4.0)  # the logger itself
+    assert effective_sample_size(log, torch.tensor([[1.0, 0.0]] * 4)) == pytest.approx(2.0)  # half the rounds
