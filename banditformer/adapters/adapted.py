@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,24 +23,21 @@ from torch import Tensor, nn
 from banditformer.adapters._attention import masked_attention, routed_attention, subset_attention
 from banditformer.adapters.family import Family, HeadProjections, ModelInputs
 from banditformer.adapters.hf import HF_FAMILIES
-from banditformer.backends import default_backend
 from banditformer.core.backend import Backend
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, check_head_sets, check_route, next_patience
+from banditformer.core.exits import ExitOutput
 from banditformer.core.validation import check_int, check_tensor
+from banditformer.model import execution
+from banditformer.model.execution import PATHS, HaltFn, RouteFn
 from banditformer.model.flops import MATMUL_OPS, count_flops
 
 __all__ = ["FAMILIES", "PATHS", "AdaptedConfig", "AdaptedHidden", "AdaptedTransformer", "adapt", "supported"]
 
-PATHS = ("fast", "reference")
 #: The families :func:`adapt` recognises, tried in order.
 FAMILIES: tuple[Family, ...] = HF_FAMILIES
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-
-HaltFn = Callable[[ExitPoint], Tensor]
-RouteFn = Callable[[ExitPoint], Tensor]
 
 
 @dataclass(frozen=True)
@@ -212,16 +209,26 @@ class AdaptedTransformer(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """Where the model's parameters are (inputs go there): the model contract's device."""
         return self._weight.device
+
+    def freeze_original(self, frozen: bool = True) -> AdaptedTransformer:
+        """Freeze (``frozen=False``: unfreeze) the original model's weights, its classifier
+        included: then only the exit heads learn, as in DeeBERT's second stage. Training
+        (the :class:`~banditformer.training.Trainer` or your own optimizer) leaves a parameter
+        without a gradient as it is. By default everything trains, as in fine-tuning.
+
+        Returns:
+            ``self``.
+        """
+        if not isinstance(frozen, bool):
+            raise InputValidationError(f"expected `frozen` to be a bool, got {type(frozen).__name__}")
+        self.model.requires_grad_(not frozen)
+        return self
 
     def backend_for(self, device: torch.device | str) -> Backend:
         """:attr:`backend` when set, else the built-in one of ``device`` (the trainer's contract)."""
-        if self.backend is not None:
-            return self.backend
-        key = str(torch.device(device))
-        if key not in self._default_backends:
-            self._default_backends[key] = default_backend(torch.device(device))
-        return self._default_backends[key]
+        return execution.cached_backend(self.backend, self._default_backends, device)
 
     # -------------------------------------------------------------------------------- inputs
     def check_input(self, x: object) -> ModelInputs:
@@ -279,14 +286,7 @@ class AdaptedTransformer(nn.Module):
 
     def check_decision(self, decision: object, batch_size: int, device: torch.device) -> Decision:
         """Validate a decision for this model; block 0 (the stem) must keep every head."""
-        if not isinstance(decision, Decision):
-            raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
-        decision.validate(self.num_layers, self.num_heads, batch_size, device)
-        if batch_size and not bool(decision.heads[:, 0].all()):
-            raise InputValidationError(
-                "expected every head in block 0 (the stem always runs in full), got a partial head set"
-            )
-        return decision
+        return execution.check_decision(decision, self.num_layers, self.num_heads, batch_size, device)
 
     def _check_run(self, h: object, decision: object, path: str, head_gate: Tensor | None) -> Decision:
         if path not in PATHS:
@@ -379,11 +379,7 @@ class AdaptedTransformer(nn.Module):
             ``(B, C)`` logits.
         """
         decision = self._check_run(h, decision, path, head_gate)
-        if h.states.shape[0] == 0:
-            return self.classify(h)
-        if path == "reference":
-            return self._run_reference(h, decision, head_gate)
-        return self._run_fast(h, decision, head_gate)
+        return execution.run(_Stack(self), h, decision, path, head_gate)
 
     def run_exits(
         self,
@@ -404,169 +400,9 @@ class AdaptedTransformer(nn.Module):
             An :class:`~banditformer.core.exits.ExitOutput`.
         """
         decision = self._check_run(h, decision, path, head_gate)
-        if halt is not None and not callable(halt):
-            raise InputValidationError(f"expected `halt` to be a callable (ExitPoint) -> mask or None, got {halt!r}")
-        if route is not None and not callable(route):
-            raise InputValidationError(
-                f"expected `route` to be a callable (ExitPoint) -> head sets or None, got {route!r}"
-            )
-        b = h.states.shape[0]
-        if halt is None and route is None and not all_exits:
-            logits = self.run(h, decision, path, head_gate)
-            return ExitOutput(logits, decision.depth, None, torch.ones_like(decision.depth))
-        if b == 0:
-            logits = self.classify(h)
-            empty = logits.new_zeros(0, self.num_layers, self.num_classes)
-            heads = None if route is None else decision.heads.clone()
-            return ExitOutput(logits, decision.depth, empty, decision.depth.clone(), heads)
-        if path == "reference":
-            return self._exits_reference(h, decision, halt, route, head_gate)
-        return self._exits_fast(h, decision, halt, route, head_gate)
-
-    # ------------------------------------------------------------------------ the two paths
-    def _run_reference(self, h: AdaptedHidden, decision: Decision, gate: Tensor | None) -> Tensor:
-        states = h.states
-        for layer in range(1, self.num_layers):
-            active = (decision.depth > layer)[:, None, None]  # (B, 1, 1)
-            g = None if gate is None else gate[:, layer]
-            new = self._block(layer, states, h.mask, heads=decision.heads[:, layer], gate=g, masked=True)
-            states = torch.where(active, new, states)
-        h = h.replace(states)
-        if not self.cfg.exits:
-            return self.classify(h)
-        every = torch.stack([self.classify(h, d) for d in range(1, self.num_layers + 1)], 1)  # (B, L, C)
-        return every[torch.arange(states.shape[0], device=h.device), decision.depth - 1]
-
-    def _run_fast(self, h: AdaptedHidden, decision: Decision, gate: Tensor | None) -> Tensor:
-        order = torch.sort(decision.depth, descending=True, stable=True).indices  # deepest first
-        heads = decision.heads[order]
-        gate = None if gate is None else gate[order]
-        packed = torch.cat([decision.depth[order].unsqueeze(1), heads.flatten(1).long()], dim=1).cpu()  # one copy
-        depth_host, heads_host = packed[:, 0], packed[:, 1:].view_as(heads).bool()
-        active = (depth_host.unsqueeze(1) > torch.arange(1, self.num_layers)).sum(0).tolist()
-        cur, done = h.take(order), []
-        for layer, n in zip(range(1, self.num_layers), active, strict=True):
-            if n < cur.states.shape[0]:
-                done.append((layer, cur.take(slice(n, None))))  # these samples' depth is reached
-                cur = cur.take(slice(0, n))
-            if n == 0:
-                break
-            g = None if gate is None else gate[:n, layer]
-            states = self._block(
-                layer, cur.states, cur.mask, heads=heads[:n, layer], host=heads_host[:n, layer], gate=g
-            )
-            cur = cur.replace(states)
-        done.append((self.num_layers, cur))
-        if self.cfg.exits:  # each exit's own classifier, the chunks back in sorted order
-            logits = torch.cat([self.classify(chunk, d) for d, chunk in done[::-1]])
-        else:
-            logits = self.classify(_cat([chunk for _, chunk in done[::-1]]))
-        return logits[torch.argsort(order)]
-
-    def _point(self, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor) -> ExitPoint:
-        return ExitPoint(d, self.num_layers, rows, logits.detach().float(), context, streak)
-
-    def _route(self, route: RouteFn, point: ExitPoint) -> tuple[Tensor, Tensor]:
-        heads = check_route(route(point), point, self.num_heads, "route")
-        host = heads.cpu()
-        check_head_sets(host, point, "route")
-        return heads, host
-
-    def _exits_reference(
-        self, h: AdaptedHidden, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
-    ) -> ExitOutput:
-        b, layers = h.states.shape[0], self.num_layers
-        context = self.pool(h).detach()
-        planned = decision.depth
-        active = torch.ones(b, dtype=torch.bool, device=h.device)
-        depth = planned.clone()
-        heads = decision.heads if route is None else decision.heads.clone()  # as run
-        every, last, streak = [], None, None
-        for d in range(1, layers):
-            logits = self.classify(h, d)
-            every.append(logits)
-            pred = logits.argmax(-1)
-            streak, last = next_patience(pred, last, streak), pred
-            stop = active & (planned <= d)
-            going = active & ~stop
-            if halt is not None and bool(going.any()):
-                idx = going.nonzero().squeeze(1)
-                point = self._point(d, idx, logits[idx], context[idx], streak[idx])
-                halted = check_halt(halt(point), point, "halt")
-                stop = stop.index_put((idx,), halted, accumulate=False) | stop
-            depth = torch.where(stop, torch.full_like(depth, d), depth)
-            active = active & ~stop
-            if route is not None and bool(active.any()):
-                idx = active.nonzero().squeeze(1)
-                point = self._point(d, idx, logits[idx], context[idx], streak[idx])
-                heads[idx, d] = self._route(route, point)[0].to(heads.device)
-            g = None if gate is None else gate[:, d]
-            new = self._block(d, h.states, h.mask, heads=heads[:, d], gate=g, masked=True)
-            h = h.replace(torch.where(active[:, None, None], new, h.states))
-        every.append(self.classify(h, layers))
-        stacked = torch.stack(every, 1)  # (B, L, C)
-        logits = stacked[torch.arange(b, device=h.device), depth - 1]
-        reached = torch.arange(1, layers + 1, device=h.device).unsqueeze(0) <= depth.unsqueeze(1)
-        exit_logits = torch.where(reached.unsqueeze(-1), stacked, torch.zeros_like(stacked))
-        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)
-
-    def _exits_fast(
-        self, h: AdaptedHidden, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
-    ) -> ExitOutput:
-        b, layers, dev = h.states.shape[0], self.num_layers, h.device
-        context = self.pool(h).detach()
-        packed = torch.cat([decision.depth.unsqueeze(1), decision.heads.flatten(1).long()], dim=1).cpu()
-        planned_host, heads_host = packed[:, 0], packed[:, 1:].view_as(decision.heads).bool()
-        rows_host, rows = torch.arange(b), torch.arange(b, device=dev)
-        heads = decision.heads if route is None else decision.heads.clone()  # as run
-        cur, last, streak = h, None, None
-        done_rows, done_logits, done_depth = [], [], []  # the samples that stopped, per exit
-        seen_rows, seen_depth, seen_logits = [], [], []  # every exit evaluated
-        for d in range(1, layers + 1):
-            logits = self.classify(cur, d)
-            seen_rows.append(rows)
-            seen_depth.append(torch.full_like(rows, d - 1))
-            seen_logits.append(logits)
-            if d == layers:
-                done_rows.append(rows_host)
-                done_logits.append(logits)
-                done_depth.append(torch.full_like(rows_host, d))
-                break
-            pred = logits.argmax(-1)
-            streak, last = next_patience(pred, last, streak), pred
-            stop = planned_host[rows_host] <= d
-            if halt is not None and not bool(stop.all()):
-                idx = (~stop).nonzero().squeeze(1)
-                on_dev = idx.to(dev)
-                point = self._point(d, rows[on_dev], logits[on_dev], context[rows[on_dev]], streak[on_dev])
-                stop[idx] = check_halt(halt(point), point, "halt").cpu()
-            if bool(stop.any()):
-                out = stop.nonzero().squeeze(1)
-                done_rows.append(rows_host[out])
-                done_logits.append(logits[out.to(dev)])
-                done_depth.append(torch.full_like(out, d))
-            keep = (~stop).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                break
-            if keep.numel() < stop.numel():  # the halted samples leave the active set
-                on_dev = keep.to(dev)
-                rows_host, rows = rows_host[keep], rows[on_dev]
-                cur, last, streak, logits = cur.take(on_dev), last[on_dev], streak[on_dev], logits[on_dev]
-            if route is None:
-                chosen, host_heads = decision.heads[rows, d], heads_host[rows_host, d]
-            else:  # this block's head sets, chosen here: one host copy per exit point
-                chosen, host_heads = self._route(route, self._point(d, rows, logits, context[rows], streak))
-                heads[rows, d] = chosen.to(heads.device)
-            g = None if gate is None else gate[rows, d]
-            cur = cur.replace(self._block(d, cur.states, cur.mask, heads=chosen, host=host_heads, gate=g))
-        order = torch.argsort(torch.cat(done_rows)).to(dev)
-        logits = torch.cat(done_logits)[order]
-        depth = torch.cat(done_depth)[order.cpu()].to(dev)
-        first = seen_logits[0]
-        exit_logits = first.new_zeros(b, layers, first.shape[-1]).index_put(
-            (torch.cat(seen_rows), torch.cat(seen_depth)), torch.cat(seen_logits)
+        return execution.run_exits(
+            _Stack(self), h, decision, halt=halt, route=route, all_exits=all_exits, path=path, gate=head_gate
         )
-        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)
 
     # --------------------------------------------------------------------------------- FLOPs
     def cost_table(self, ops: Sequence[str] | None = None, seq_len: int | None = None) -> CostTable:
@@ -634,6 +470,31 @@ class AdaptedTransformer(nn.Module):
     def sample_flops(self, decision: Decision, training: bool = False, seq_len: int | None = None) -> Tensor:
         """``(B,)`` forward FLOPs of each sample under ``decision`` at ``seq_len`` positions (x3 when ``training``)."""
         return self.cost_table(seq_len=seq_len).sample_flops(decision, training)
+
+
+class _Stack:
+    """An :class:`AdaptedTransformer` as the :class:`~banditformer.model.execution.BlockStack`
+    that :mod:`banditformer.model.execution` runs: its states are :class:`AdaptedHidden`."""
+
+    def __init__(self, model: AdaptedTransformer) -> None:
+        self.model = model
+        self.num_layers, self.num_heads, self.exit_heads = model.num_layers, model.num_heads, model.cfg.exit_heads
+        self.classify, self.pool = model.classify, model.pool
+
+    def rows(self, h: AdaptedHidden, index: Tensor | slice) -> AdaptedHidden:
+        return h.take(index)
+
+    def cat(self, parts: Sequence[AdaptedHidden]) -> AdaptedHidden:
+        return _cat(parts)
+
+    def where(self, active: Tensor, new: AdaptedHidden, old: AdaptedHidden) -> AdaptedHidden:
+        return old.replace(torch.where(active[:, None, None], new.states, old.states))  # active: (B,) -> (B, 1, 1)
+
+    def block(self, layer: int, h: AdaptedHidden, heads: Tensor, host: Tensor, gate: Tensor | None) -> AdaptedHidden:
+        return h.replace(self.model._block(layer, h.states, h.mask, heads=heads, host=host, gate=gate))
+
+    def block_masked(self, layer: int, h: AdaptedHidden, heads: Tensor, gate: Tensor | None) -> AdaptedHidden:
+        return h.replace(self.model._block(layer, h.states, h.mask, heads=heads, gate=gate, masked=True))
 
 
 def _exit_points(exits: object, layers: int) -> tuple[int, ...]:

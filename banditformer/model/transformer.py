@@ -5,7 +5,8 @@ hidden states and each sample's context (the pooled, detached stem output); a co
 context into a :class:`~banditformer.core.Decision`; ``run(h, decision)`` runs the rest. A sample
 of depth ``d`` goes from block ``d - 1`` straight to the final norm and classifier.
 
-Two execution paths give the same result:
+Two execution paths give the same result (both in :mod:`banditformer.model.execution`, which
+the adapted models of :mod:`banditformer.adapters` run too):
 
 - ``path="reference"``: every block runs on every sample; skipped blocks are undone with
   ``torch.where`` and unchosen heads are zeroed (masking: simple, plainly right, saves nothing);
@@ -16,32 +17,24 @@ Two execution paths give the same result:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from banditformer.backends import default_backend
 from banditformer.core.backend import Backend
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
 from banditformer.core.errors import InputValidationError
-from banditformer.core.exits import ExitOutput, ExitPoint, check_halt, check_head_sets, check_route, next_patience
+from banditformer.core.exits import ExitOutput
 from banditformer.core.validation import check_tensor
+from banditformer.model import execution
 from banditformer.model.config import TransformerConfig
+from banditformer.model.execution import PATHS, HaltFn, RouteFn
 from banditformer.model.flops import MATMUL_OPS, count_flops
 from banditformer.model.layers import Block, InputEmbedding
 
 __all__ = ["PATHS", "DynamicTransformer", "HaltFn", "RouteFn"]
-
-PATHS = ("fast", "reference")
-
-#: ``halt(point) -> (n,) bool``: which samples of an exit point stop there (e.g.
-#: ``functools.partial(controller.halt, decision=d, explore=False)``).
-HaltFn = Callable[[ExitPoint], Tensor]
-#: ``route(point) -> (n, H) bool``: the head sets of block ``point.depth`` for the samples of an
-#: exit point that go on past it (e.g. ``functools.partial(controller.route, decision=d)``).
-RouteFn = Callable[[ExitPoint], Tensor]
 
 
 class DynamicTransformer(nn.Module):
@@ -99,6 +92,11 @@ class DynamicTransformer(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=0.02)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are (inputs go there): the model contract's device."""
+        return self.head.weight.device
 
     # ---------------------------------------------------------------------------------- FLOPs
     def example_input(self, batch_size: int = 1) -> Tensor:
@@ -193,14 +191,7 @@ class DynamicTransformer(nn.Module):
 
     def check_decision(self, decision: object, batch_size: int, device: torch.device) -> Decision:
         """Validate a decision for this model; block 0 (the stem) must keep every head."""
-        if not isinstance(decision, Decision):
-            raise InputValidationError(f"expected `decision` to be a Decision, got {type(decision).__name__}")
-        decision.validate(self.cfg.num_layers, self.cfg.num_heads, batch_size, device)
-        if batch_size and not bool(decision.heads[:, 0].all()):
-            raise InputValidationError(
-                "expected every head in block 0 (the stem always runs in full), got a partial head set"
-            )
-        return decision
+        return execution.check_decision(decision, self.cfg.num_layers, self.cfg.num_heads, batch_size, device)
 
     # -------------------------------------------------------------------------------- forward
     def pool(self, h: Tensor) -> Tensor:
@@ -228,13 +219,7 @@ class DynamicTransformer(nn.Module):
     def backend_for(self, device: torch.device | str) -> Backend:
         """The backend whose kernels the fast path runs for inputs on ``device``: :attr:`backend`
         when set, else the built-in one of that device (made once per device)."""
-        if self.backend is not None:
-            return self.backend
-        device = torch.device(device)
-        key = str(device)
-        if key not in self._default_backends:
-            self._default_backends[key] = default_backend(device)
-        return self._default_backends[key]
+        return execution.cached_backend(self.backend, self._default_backends, device)
 
     def run(self, h: Tensor, decision: Decision, path: str = "fast", head_gate: Tensor | None = None) -> Tensor:
         """Blocks ``1 .. depth - 1`` of each sample, then the classifier.
@@ -253,11 +238,7 @@ class DynamicTransformer(nn.Module):
             ``(B, num_classes)`` logits.
         """
         decision = self._check_run(h, decision, path, head_gate)
-        if h.shape[0] == 0:
-            return self.classify(h)
-        if path == "reference":
-            return self._run_reference(h, decision, head_gate)
-        return self._run_fast(h, decision, head_gate)
+        return execution.run(_Stack(self), h, decision, path, head_gate)
 
     def run_exits(
         self,
@@ -298,24 +279,9 @@ class DynamicTransformer(nn.Module):
             with ``route`` the head sets as run.
         """
         decision = self._check_run(h, decision, path, head_gate)
-        if halt is not None and not callable(halt):
-            raise InputValidationError(f"expected `halt` to be a callable (ExitPoint) -> mask or None, got {halt!r}")
-        if route is not None and not callable(route):
-            raise InputValidationError(
-                f"expected `route` to be a callable (ExitPoint) -> head sets or None, got {route!r}"
-            )
-        b = h.shape[0]
-        if halt is None and route is None and not all_exits:
-            logits = self.run(h, decision, path, head_gate)
-            return ExitOutput(logits, decision.depth, None, torch.ones_like(decision.depth))
-        if b == 0:
-            logits = self.classify(h)
-            empty = logits.new_zeros(0, self.cfg.num_layers, self.cfg.num_classes)
-            heads = None if route is None else decision.heads.clone()
-            return ExitOutput(logits, decision.depth, empty, decision.depth.clone(), heads)
-        if path == "reference":
-            return self._exits_reference(h, decision, halt, route, head_gate)
-        return self._exits_fast(h, decision, halt, route, head_gate)
+        return execution.run_exits(
+            _Stack(self), h, decision, halt=halt, route=route, all_exits=all_exits, path=path, gate=head_gate
+        )
 
     def _check_run(self, h: Tensor, decision: object, path: str, head_gate: Tensor | None) -> Decision:
         if path not in PATHS:
@@ -338,154 +304,31 @@ class DynamicTransformer(nn.Module):
             decision = Decision.full(h.shape[0], self.cfg.num_layers, self.cfg.num_heads, device=h.device)
         return self.run(h, decision, path)
 
-    def _run_reference(self, h: Tensor, decision: Decision, gate: Tensor | None = None) -> Tensor:
-        for layer in range(1, self.cfg.num_layers):
-            active = (decision.depth > layer)[:, None, None]  # (B, 1, 1)
-            g = None if gate is None else gate[:, layer]
-            h = torch.where(active, self.blocks[layer](h, decision.heads[:, layer], g), h)
-        if not self.cfg.exit_heads:
-            return self.classify(h)
-        every = torch.stack([self.classify(h, d) for d in range(1, self.cfg.num_layers + 1)], 1)  # (B, L, C)
-        return every[torch.arange(h.shape[0], device=h.device), decision.depth - 1]
 
-    def _run_fast(self, h: Tensor, decision: Decision, gate: Tensor | None = None) -> Tensor:
-        backend = self.backend_for(h.device)
-        order = torch.sort(decision.depth, descending=True, stable=True).indices  # deepest first
-        depth, heads = decision.depth[order], decision.heads[order]
-        gate = None if gate is None else gate[order]
-        # One copy of the sorted decision to the host: all planning below reads it, so the blocks
-        # run without further host syncs.
-        packed = torch.cat([depth.unsqueeze(1), heads.flatten(1).long()], dim=1).cpu()
-        depth_host, heads_host = packed[:, 0], packed[:, 1:].view_as(heads).bool()
-        active = (depth_host.unsqueeze(1) > torch.arange(1, self.cfg.num_layers)).sum(0).tolist()
-        cur, done = h[order], []
-        for layer, n in zip(range(1, self.cfg.num_layers), active, strict=True):
-            if n < cur.shape[0]:
-                done.append((layer, cur[n:]))  # these samples' depth is reached: to the classifier
-                cur = cur[:n]
-            if n == 0:
-                break
-            host_heads = heads_host[:n, layer]
-            g = None if gate is None else gate[:n, layer]
-            if bool(host_heads.all()):
-                cur = self.blocks[layer].forward_subset(cur, None, g)  # all heads: one dense block
-            else:
-                cur = self.blocks[layer].forward_routed(cur, heads[:n, layer], backend, host_heads, g)
-        done.append((self.cfg.num_layers, cur))
-        if self.cfg.exit_heads:  # each exit's own classifier, chunks back in sorted order
-            logits = torch.cat([self.classify(chunk, d) for d, chunk in done[::-1]])
-        else:
-            logits = self.classify(torch.cat([chunk for _, chunk in done[::-1]]))
-        return logits[torch.argsort(order)]
+class _Stack:
+    """A :class:`DynamicTransformer` as the :class:`~banditformer.model.execution.BlockStack`
+    that :mod:`banditformer.model.execution` runs: its states are ``(B, T', D)`` tensors."""
 
-    def _ask(self, halt: HaltFn, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor) -> Tensor:
-        point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
-        return check_halt(halt(point), point, "halt")
+    def __init__(self, model: DynamicTransformer) -> None:
+        self.model = model
+        self.num_layers, self.num_heads = model.cfg.num_layers, model.cfg.num_heads
+        self.exit_heads = model.cfg.exit_heads
+        self.classify, self.pool = model.classify, model.pool
 
-    def _route(
-        self, route: RouteFn, d: int, rows: Tensor, logits: Tensor, context: Tensor, streak: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """The head sets ``route`` gives, checked, and their host copy (the one copy per exit
-        point, which the routed kernel's planning reads and the non-empty check runs on)."""
-        point = ExitPoint(d, self.cfg.num_layers, rows, logits.detach().float(), context, streak)
-        heads = check_route(route(point), point, self.cfg.num_heads, "route")
-        host = heads.cpu()
-        check_head_sets(host, point, "route")
-        return heads, host
+    def rows(self, h: Tensor, index: Tensor | slice) -> Tensor:
+        return h[index]
 
-    def _exits_reference(
-        self, h: Tensor, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
-    ) -> ExitOutput:
-        b, layers = h.shape[0], self.cfg.num_layers
-        context = self.pool(h).detach()
-        planned = decision.depth
-        active = torch.ones(b, dtype=torch.bool, device=h.device)
-        depth = planned.clone()
-        heads = decision.heads if route is None else decision.heads.clone()  # as run
-        every, last, streak = [], None, None
-        for d in range(1, layers):
-            logits = self.classify(h, d)
-            every.append(logits)
-            pred = logits.argmax(-1)
-            streak, last = next_patience(pred, last, streak), pred
-            stop = active & (planned <= d)
-            going = active & ~stop
-            if halt is not None and bool(going.any()):
-                idx = going.nonzero().squeeze(1)
-                halted = self._ask(halt, d, idx, logits[idx], context[idx], streak[idx])
-                stop = stop.index_put((idx,), halted, accumulate=False) | stop
-            depth = torch.where(stop, torch.full_like(depth, d), depth)
-            active = active & ~stop
-            if route is not None and bool(active.any()):
-                idx = active.nonzero().squeeze(1)
-                heads[idx, d] = self._route(route, d, idx, logits[idx], context[idx], streak[idx])[0].to(heads.device)
-            g = None if gate is None else gate[:, d]
-            h = torch.where(active[:, None, None], self.blocks[d](h, heads[:, d], g), h)
-        every.append(self.classify(h, layers))
-        stacked = torch.stack(every, 1)  # (B, L, C)
-        logits = stacked[torch.arange(b, device=h.device), depth - 1]
-        reached = torch.arange(1, layers + 1, device=h.device).unsqueeze(0) <= depth.unsqueeze(1)
-        exit_logits = torch.where(reached.unsqueeze(-1), stacked, torch.zeros_like(stacked))
-        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)
+    def cat(self, parts: Sequence[Tensor]) -> Tensor:
+        return torch.cat(list(parts))
 
-    def _exits_fast(
-        self, h: Tensor, decision: Decision, halt: HaltFn | None, route: RouteFn | None, gate: Tensor | None
-    ) -> ExitOutput:
-        b, layers, dev = h.shape[0], self.cfg.num_layers, h.device
-        backend = self.backend_for(dev)
-        context = self.pool(h).detach()
-        packed = torch.cat([decision.depth.unsqueeze(1), decision.heads.flatten(1).long()], dim=1).cpu()
-        planned_host, heads_host = packed[:, 0], packed[:, 1:].view_as(decision.heads).bool()
-        rows_host, rows = torch.arange(b), torch.arange(b, device=dev)
-        heads = decision.heads if route is None else decision.heads.clone()  # as run
-        cur, last, streak = h, None, None
-        done_rows, done_logits, done_depth = [], [], []  # the samples that stopped, per exit
-        seen_rows, seen_depth, seen_logits = [], [], []  # every exit evaluated
-        for d in range(1, layers + 1):
-            logits = self.classify(cur, d)
-            seen_rows.append(rows)
-            seen_depth.append(torch.full_like(rows, d - 1))
-            seen_logits.append(logits)
-            if d == layers:
-                done_rows.append(rows_host)
-                done_logits.append(logits)
-                done_depth.append(torch.full_like(rows_host, d))
-                break
-            pred = logits.argmax(-1)
-            streak, last = next_patience(pred, last, streak), pred
-            stop = planned_host[rows_host] <= d
-            if halt is not None and not bool(stop.all()):
-                idx = (~stop).nonzero().squeeze(1)
-                on_dev = idx.to(dev)
-                halted = self._ask(halt, d, rows[on_dev], logits[on_dev], context[rows[on_dev]], streak[on_dev])
-                stop[idx] = halted.cpu()
-            if bool(stop.any()):
-                out = stop.nonzero().squeeze(1)
-                done_rows.append(rows_host[out])
-                done_logits.append(logits[out.to(dev)])
-                done_depth.append(torch.full_like(out, d))
-            keep = (~stop).nonzero().squeeze(1)
-            if keep.numel() == 0:
-                break
-            if keep.numel() < stop.numel():
-                on_dev = keep.to(dev)
-                rows_host, rows = rows_host[keep], rows[on_dev]
-                cur, last, streak, logits = cur[on_dev], last[on_dev], streak[on_dev], logits[on_dev]
-            if route is None:
-                chosen, host_heads = decision.heads[rows, d], heads_host[rows_host, d]
-            else:  # this block's head sets, chosen here: one host copy per exit point
-                chosen, host_heads = self._route(route, d, rows, logits, context[rows], streak)
-                heads[rows, d] = chosen.to(heads.device)
-            g = None if gate is None else gate[rows, d]
-            if bool(host_heads.all()):
-                cur = self.blocks[d].forward_subset(cur, None, g)
-            else:
-                cur = self.blocks[d].forward_routed(cur, chosen, backend, host_heads, g)
-        order = torch.argsort(torch.cat(done_rows)).to(dev)
-        logits = torch.cat(done_logits)[order]
-        depth = torch.cat(done_depth)[order.cpu()].to(dev)
-        first = seen_logits[0]
-        exit_logits = first.new_zeros(b, layers, first.shape[-1]).index_put(
-            (torch.cat(seen_rows), torch.cat(seen_depth)), torch.cat(seen_logits)
-        )
-        return ExitOutput(logits, depth, exit_logits, depth.clone(), None if route is None else heads)
+    def where(self, active: Tensor, new: Tensor, old: Tensor) -> Tensor:
+        return torch.where(active[:, None, None], new, old)  # active: (B,) -> (B, 1, 1)
+
+    def block(self, layer: int, h: Tensor, heads: Tensor, host: Tensor, gate: Tensor | None) -> Tensor:
+        block = self.model.blocks[layer]
+        if bool(host.all()):
+            return block.forward_subset(h, None, gate)  # all heads: one dense block
+        return block.forward_routed(h, heads, self.model.backend_for(h.device), host, gate)
+
+    def block_masked(self, layer: int, h: Tensor, heads: Tensor, gate: Tensor | None) -> Tensor:
+        return self.model.blocks[layer](h, heads, gate)

@@ -17,14 +17,14 @@ from banditformer.core.errors import InputValidationError
 from banditformer.core.exits import replay_exits
 from banditformer.core.task import Split
 from banditformer.core.validation import check_float, check_int
-from banditformer.model import DynamicTransformer
+from banditformer.model import AdaptiveModel, check_model
 
 __all__ = ["calibrate_budget", "operating_curve", "score_shapes"]
 
 
 @torch.no_grad()
 def operating_curve(
-    model: DynamicTransformer, controller: Controller, split: Split, *, batch_size: int = 256
+    model: AdaptiveModel, controller: Controller, split: Split, *, batch_size: int = 256
 ) -> list[dict[str, float]]:
     """Accuracy and mean FLOP ratio on ``split`` at each of the controller's operating points.
 
@@ -40,8 +40,7 @@ def operating_curve(
     Raises:
         InputValidationError: a controller without operating points, or an empty split.
     """
-    if not isinstance(model, DynamicTransformer):
-        raise InputValidationError(f"expected a DynamicTransformer, got {type(model).__name__}")
+    check_model(model)
     if not isinstance(controller, Controller):
         raise InputValidationError(f"expected a Controller, got {type(controller).__name__}")
     if not isinstance(split, Split) or len(split) == 0:
@@ -59,7 +58,7 @@ def operating_curve(
             return _decided_curve(model, controller, split, points, batch_size)
         finally:
             model.train(was_training)
-    dev, table = model.head.weight.device, model.cost_table()
+    dev, table = model.device, model.cost_table()
     batches: list[tuple[Decision, Any, Any, Any]] = []
     try:
         for start in range(0, len(split), batch_size):
@@ -108,7 +107,7 @@ def _sweep(
 
 
 def _decided_curve(
-    model: DynamicTransformer, controller: Controller, split: Split, points: list[float], batch_size: int
+    model: AdaptiveModel, controller: Controller, split: Split, points: list[float], batch_size: int
 ) -> list[dict[str, float]]:
     """The operating curve of a controller whose knob acts on ``decide``: every point decided and run."""
     table = model.cost_table()
@@ -116,11 +115,11 @@ def _decided_curve(
 
 
 def _decided_score(
-    model: DynamicTransformer, controller: Controller, split: Split, batch_size: int
+    model: AdaptiveModel, controller: Controller, split: Split, batch_size: int
 ) -> Callable[[], tuple[int, float]]:
     """``score() -> (correct, flops)`` on ``split`` of the controller's knob as it is when called:
     the split's stems computed once, each call deciding and running them again."""
-    dev, table = model.head.weight.device, model.cost_table()
+    dev, table = model.device, model.cost_table()
     stems = []
     for start in range(0, len(split), batch_size):
         x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)
@@ -139,7 +138,7 @@ def _decided_score(
 
 @torch.no_grad()
 def _calibrate_mix(
-    model: DynamicTransformer,
+    model: AdaptiveModel,
     controller: Controller,
     split: Split,
     low: dict[str, float],
@@ -182,7 +181,7 @@ def _calibrate_mix(
 
 
 def calibrate_budget(
-    model: DynamicTransformer, controller: Controller, split: Split, budget: float, *, batch_size: int = 256
+    model: AdaptiveModel, controller: Controller, split: Split, budget: float, *, batch_size: int = 256
 ) -> dict[str, float]:
     """Set the controller's knob to the operating point whose mean FLOP ratio on ``split`` (the
     validation split) is the largest within ``budget`` (the most compute the budget allows; among
@@ -223,7 +222,7 @@ def calibrate_budget(
 
 
 @torch.no_grad()
-def score_shapes(model: DynamicTransformer, split: Split, *, batch_size: int = 256) -> list[dict[str, float]]:
+def score_shapes(model: AdaptiveModel, split: Split, *, batch_size: int = 256) -> list[dict[str, float]]:
     """The trained network scored at every uniform shape on ``split``: each depth ``1 .. L``
     with each head count ``1 .. H`` in blocks ``1 ..`` (depth 1 is the stem alone, one shape), no
     halting, each depth's own exit classifier (the decisions-versus-weights ablation: how good
@@ -232,8 +231,7 @@ def score_shapes(model: DynamicTransformer, split: Split, *, batch_size: int = 2
     Returns:
         ``{"depth", "heads", "accuracy", "flop_ratio"}`` per shape, shallowest first.
     """
-    if not isinstance(model, DynamicTransformer):
-        raise InputValidationError(f"expected a DynamicTransformer, got {type(model).__name__}")
+    check_model(model)
     if not isinstance(split, Split) or len(split) == 0:
         raise InputValidationError(f"expected a non-empty Split, got {split!r}")
     check_int("batch_size", batch_size, low=1)
@@ -242,7 +240,7 @@ def score_shapes(model: DynamicTransformer, split: Split, *, batch_size: int = 2
     correct = [0] * len(shapes)
     was_training = model.training
     model.eval()
-    dev = model.head.weight.device
+    dev = model.device
     try:
         for start in range(0, len(split), batch_size):
             x, y = split.x[start : start + batch_size].to(dev), split.y[start : start + batch_size].to(dev)

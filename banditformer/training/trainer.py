@@ -38,7 +38,7 @@ from banditformer.core.random import derive_seed, make_generator
 from banditformer.core.state import restored_on_error
 from banditformer.core.task import Split, Task
 from banditformer.core.validation import check_float, check_int, check_tensor
-from banditformer.model import DynamicTransformer
+from banditformer.model import AdaptiveModel, check_model
 from banditformer.training.checkpoint import (
     CHECKPOINT_FORMAT,
     TrainingParts,
@@ -256,7 +256,12 @@ class Trainer:
     """Trains ``model`` on ``task`` with ``controller`` choosing each sample's architecture.
 
     Args:
-        model: a :class:`~banditformer.model.DynamicTransformer`.
+        model: a :class:`~banditformer.model.DynamicTransformer`, an adapted model of your own
+            (:func:`banditformer.adapt`), or any ``nn.Module`` with the model contract
+            (:class:`~banditformer.model.AdaptiveModel`). The trainer trains every parameter
+            that requires a gradient: freeze some (``requires_grad_(False)``, or an adapted
+            model's :meth:`~banditformer.adapters.AdaptedTransformer.freeze_original`) and they
+            stay as they are.
         controller: any :class:`~banditformer.core.Controller` (DHT or a baseline).
         task: a :class:`~banditformer.core.task.Task`.
         config: a :class:`TrainConfig`.
@@ -264,7 +269,7 @@ class Trainer:
             it (and the controller) to the backend's device and makes the backend the model's
             (``model.backend``), so the fast path's routed-attention kernels are this backend's, in
             training, in evaluation and afterwards. Default: the model's own backend, or else the
-            built-in one for the device the model is on (:meth:`DynamicTransformer.backend_for`).
+            built-in one for the device the model is on (``model.backend_for(model.device)``).
         on_metrics: called as ``on_metrics("train", step, metrics)`` on rank 0 after each
             epoch's validation (and its checkpoint), with the epoch's record as :attr:`history`
             holds it (``epoch``, ``accuracy``, ``flops_per_sample``, ``flop_saving``, ``seconds``)
@@ -281,15 +286,14 @@ class Trainer:
 
     def __init__(
         self,
-        model: DynamicTransformer,
+        model: AdaptiveModel,
         controller: Controller,
         task: Task,
         config: TrainConfig,
         backend: Backend | None = None,
         on_metrics: MetricsObserver | None = None,
     ) -> None:
-        if not isinstance(model, DynamicTransformer):
-            raise InputValidationError(f"expected a DynamicTransformer, got {type(model).__name__}")
+        check_model(model)
         if not isinstance(controller, Controller):
             raise InputValidationError(f"expected a Controller, got {type(controller).__name__}")
         if not isinstance(task, Task):
@@ -309,7 +313,7 @@ class Trainer:
             check_shards(len(task.train), config.batch_size, self.world)
         list(reduced_states(controller))  # the reductions StateSync needs: checked before anything moves
         if backend is None:
-            backend = model.backend_for(model.head.weight.device)
+            backend = model.backend_for(model.device)
         self.backend = backend
         self.model = model.to(self.backend.device)
         self.model.backend = self.backend  # the fast path runs this backend's kernels

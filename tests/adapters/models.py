@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from banditformer.adapters import AdaptedTransformer, Family, HeadProjections, adapt
+from banditformer.core.task import Split, Task
 
 VOCAB, SEQ, D, HEADS = 40, 10, 32, 4
 
@@ -178,9 +179,25 @@ def _plain(layers: int, seed: int, exits) -> Case:
 NAMES = ["plain", "bert", "roberta", "distilbert", "gpt2", "gpt2_left", "vit"]
 
 
-@functools.lru_cache(maxsize=64)
-def case(name: str, seed: int = 0, layers: int = 3, exits: str | tuple[int, ...] = "all") -> Case:
-    """A cached case (tests zero the gradients they use and change no weights)."""
+def build(name: str, seed: int = 0, layers: int = 3, exits: str | tuple[int, ...] = "all") -> Case:
+    """A fresh case, the same for the same arguments (for tests that train it)."""
     if name == "plain":
         return _plain(layers, seed, exits)
     return _hf(name, layers, seed, exits)
+
+
+@functools.lru_cache(maxsize=64)
+def case(name: str, seed: int = 0, layers: int = 3, exits: str | tuple[int, ...] = "all") -> Case:
+    """A cached case (tests zero the gradients they use and change no weights)."""
+    return build(name, seed, layers, exits)
+
+
+def token_task(seed: int = 0, rows: int = 64, classes: int = 3) -> Task:
+    """A generated task for the token models: ``SEQ`` ids in ``[2, VOCAB)`` (no padding: a
+    task's inputs are plain tensors), labelled by the bin of the id at position 1; ``rows`` rows
+    in each of the train, validation and test splits."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(2, VOCAB, (3 * rows, SEQ), generator=gen)
+    y = (x[:, 1] - 2) * classes // (VOCAB - 2)
+    parts = [Split(x[i * rows : (i + 1) * rows], y[i * rows : (i + 1) * rows]) for i in range(3)]
+    return Task("tokens", {"input": "tokens", "vocab_size": VOCAB, "seq_len": SEQ, "num_classes": classes}, *parts)

@@ -91,7 +91,7 @@ def test_a_trainer_refuses_what_is_no_backend_or_observer_and_changes_nothing() 
         Trainer(model, ctrl, task, config, backend="cpu")  # type: ignore[arg-type]
     with pytest.raises(bf.InputValidationError, match=r"expected `on_metrics` to be a callable .* got int"):
         Trainer(model, ctrl, task, config, on_metrics=3)  # type: ignore[arg-type]
-    with pytest.raises(bf.InputValidationError, match="expected a DynamicTransformer, got Linear"):
+    with pytest.raises(bf.InputValidationError, match=r"an adapted model \(banditformer.adapt\), got Linear"):
         Trainer(torch.nn.Linear(2, 2), ctrl, task, config)  # type: ignore[arg-type]
     assert model.backend is None
 
