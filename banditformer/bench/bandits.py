@@ -251,7 +251,10 @@ def _run_block(
             at["tick"](k)
 
     try:
-        played = _play_batched(config, name, first, n, step, logging)
+        # Beside MABWiser, which plays one seed at a time, its pairs do too (the same numbers, a
+        # time per decision measured like with like)
+        alone = config.mabwiser and name in MABWISER_REFERENCES
+        played, how = (None if alone else _play_batched(config, name, first, n, step, logging)), "batched"
         if played is None:  # one instance per seed (a replay, if the batch drew: the bar has counted it)
             at.update(done=0, tick=tick if at["round"] == 0 else None)
             parts = []
@@ -259,7 +262,8 @@ def _run_block(
                 at.update(seed=s, round=0)
                 parts.append(_play_one(config, name, s, step, logging))
             logs = [log for p in parts for log in (p.logs or [])] if logging else None
-            played = _Seeds(torch.cat([p.curve for p in parts]), torch.cat([p.counts for p in parts]), logs)
+            curves, counts = torch.cat([p.curve for p in parts]), torch.cat([p.counts for p in parts])
+            played, how = _Seeds(curves, counts, logs), "per seed"
     except Exception as exc:  # a failing policy is reported; the others still run
         where = f"round {at['round'] + 1}" + ("" if at["seed"] is None else f" of seed {at['seed']}")
         return PolicyRun(
@@ -271,7 +275,7 @@ def _run_block(
         k = int(played.counts.shape[1])
         for i, (actions, rewards, props, contexts) in enumerate(played.logs):
             BanditLog(actions, rewards, props, k, contexts).save(Path(log_dir) / log_name(name, first + i))
-    return PolicyRun(name, played.curve, seconds, config.horizon * n, arm_counts=played.counts)
+    return PolicyRun(name, played.curve, seconds, config.horizon * n, arm_counts=played.counts, played=how)
 
 
 def log_name(policy: str, s: int) -> str:
@@ -295,7 +299,9 @@ def _merge(name: str, parts: list[PolicyRun]) -> PolicyRun:
         empty = torch.zeros(sum(p.regret.shape[0] for p in parts), 0, dtype=torch.float64)
         return PolicyRun(name, empty, seconds, decisions, error=failed.error)
     counts = torch.cat([p.arm_counts for p in parts]) if all(p.arm_counts is not None for p in parts) else None
-    return PolicyRun(name, torch.cat([p.regret for p in parts]), seconds, decisions, arm_counts=counts)
+    how = {p.played for p in parts}
+    played = how.pop() if len(how) == 1 else "mixed"
+    return PolicyRun(name, torch.cat([p.regret for p in parts]), seconds, decisions, arm_counts=counts, played=played)
 
 
 # ------------------------------------------------------------------------------------- the jobs

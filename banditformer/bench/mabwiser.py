@@ -71,7 +71,8 @@ def mabwiser_runs(config: BanditBenchConfig, policies: Sequence[str], outputs: l
             runs.append(PolicyRun.unfinished(label, config.seeds, bad))
             continue
         curve = torch.stack([c for c, _ in mine])
-        runs.append(PolicyRun(label, curve, sum(sec for _, sec in mine), config.horizon * config.seeds))
+        seconds = sum(sec for _, sec in mine)
+        runs.append(PolicyRun(label, curve, seconds, config.horizon * config.seeds, played="per seed"))
     return runs
 
 

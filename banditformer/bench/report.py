@@ -50,13 +50,12 @@ def _folder(folder: str | os.PathLike[str]) -> Path:
 def format_report(report: BanditReport) -> str:
     """A plain-text table, lowest final regret first; failed policies last, with their error."""
     _check(report, BanditReport)
-    head = f"{'policy':<26}{'final regret (mean ± 95% CI)':>32}{'µs / decision':>16}"
+    head = f"{'policy':<26}{'final regret (mean ± 95% CI)':>32}{'µs / decision':>16}  seeds played"
     lines = [head, "-" * len(head)]
     ok = sorted((r for r in report.results if r.error is None), key=lambda r: r.regret_mean)
     for r in ok:
-        lines.append(
-            f"{r.policy:<26}{f'{r.regret_mean:10.1f} ± {r.regret_ci95:6.1f}':>32}{r.seconds_per_decision * 1e6:>16.2f}"
-        )
+        regret = f"{r.regret_mean:10.1f} ± {r.regret_ci95:6.1f}"
+        lines.append(f"{r.policy:<26}{regret:>32}{r.seconds_per_decision * 1e6:>16.2f}  {r.played}".rstrip())
     if report.lower_bound is not None:
         lines.append(f"{'(Lai-Robbins lower bound)':<26}{report.lower_bound[-1]:>23.1f}")
     by_name = {r.policy: r for r in ok}
@@ -66,7 +65,9 @@ def format_report(report: BanditReport) -> str:
             verdict = "agree" if agreement(a, b) else "DIFFER"
             lines.append(
                 f"{ours} vs {label}: {verdict} within 95% CI ({a.regret_mean:.1f} vs {b.regret_mean:.1f}); "
-                f"decisions/s {1 / a.seconds_per_decision:,.0f} vs {1 / b.seconds_per_decision:,.0f}"
+                f"decisions/s {1 / a.seconds_per_decision:,.0f} ({a.played or 'ours'}) vs "
+                f"{1 / b.seconds_per_decision:,.0f} ({b.played or 'theirs'})"
+                + ("" if a.played == b.played else " (not like with like: the seeds played differently)")
             )
     lines += [f"{r.policy:<26}  FAILED: {r.error}" for r in report.results if r.error is not None]
     return "\n".join(lines)
@@ -93,6 +94,7 @@ def write_report(report: BanditReport, folder: str | os.PathLike[str]) -> Path:
                 "regret_ci95": r.regret_ci95,
                 "seconds": r.seconds,
                 "seconds_per_decision": r.seconds_per_decision,
+                "played": r.played,
                 "regret": r.regret.tolist(),
             }
             for r in report.results

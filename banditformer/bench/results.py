@@ -22,7 +22,10 @@ __all__ = ["RUN_NUMBERS", "BanditReport", "ModelReport", "PolicyRun", "check_run
 class PolicyRun:
     """One policy's runs: ``regret`` ``(seeds, len(rounds))`` cumulative regret at each checkpoint,
     float64; ``arm_counts`` ``(seeds, K)`` how often each (base) arm was played, when recorded;
-    ``error`` is the message when the policy raised (its regret is then empty)."""
+    ``error`` is the message when the policy raised (its regret is then empty); ``played`` how its
+    seeds ran, which its time per decision depends on: ``"batched"`` (the seeds of a block as the
+    groups of one policy, a round one call of ``seeds`` rows), ``"per seed"`` (one instance per
+    seed, one row at a time), ``""`` unknown (a record from before the field)."""
 
     policy: str
     regret: Tensor
@@ -30,6 +33,7 @@ class PolicyRun:
     decisions: int
     error: str | None = None
     arm_counts: Tensor | None = None
+    played: str = ""
 
     @classmethod
     def unfinished(cls, policy: str, seeds: int, why: str) -> PolicyRun:
@@ -61,7 +65,7 @@ class PolicyRun:
         return {
             "policy": self.policy, "regret": self.regret.tolist(), "seconds": self.seconds,
             "decisions": self.decisions, "error": self.error,
-            "arm_counts": None if self.arm_counts is None else self.arm_counts.tolist(),
+            "arm_counts": None if self.arm_counts is None else self.arm_counts.tolist(), "played": self.played,
         }  # fmt: skip
 
     @classmethod
@@ -81,7 +85,10 @@ class PolicyRun:
         regret = torch.tensor(doc["regret"], dtype=torch.float64).reshape(rows, -1)
         counts = doc.get("arm_counts")
         arm_counts = None if counts is None else torch.tensor(counts, dtype=torch.float64).reshape(rows, -1)
-        return cls(doc["policy"], regret, float(doc["seconds"]), doc["decisions"], doc["error"], arm_counts)
+        played = doc.get("played", "")
+        if not isinstance(played, str):
+            raise ValueError(f"expected how the seeds played as text, got {played!r}")
+        return cls(doc["policy"], regret, float(doc["seconds"]), doc["decisions"], doc["error"], arm_counts, played)
 
 
 @dataclass

@@ -21,7 +21,26 @@ def test_mabwiser_references_run_beside_ours() -> None:
     for r in report.results[3:]:
         assert r.error is None and r.regret.shape == (3, len(report.rounds))
         assert bool((r.regret.diff(dim=1) >= 0).all())
-    assert "ucb1 vs mabwiser:UCB1" in format_report(report)
+    text = format_report(report)
+    assert "ucb1 vs mabwiser:UCB1" in text
+    # like with like: beside MABWiser (one seed at a time) its pairs play one seed at a time too
+    assert [r.played for r in report.results] == ["per seed"] * 5
+    assert "not like with like" not in text
+
+
+def test_each_run_says_how_its_seeds_played_and_the_record_keeps_it() -> None:
+    from banditformer.bench.results import PolicyRun
+
+    config = BanditBenchConfig(problem="bernoulli_two", policies=["ucb1", "thompson_beta"], horizon=30, seeds=3)
+    report = run_bandits(config)
+    assert [r.played for r in report.results] == ["batched", "per seed"]  # an index policy batches its seeds
+    assert "batched" in format_report(report)
+    record = report.results[0].to_record()
+    assert PolicyRun.from_record(record).played == "batched"
+    del record["played"]  # a record written before the field
+    assert PolicyRun.from_record(record).played == ""
+    with pytest.raises(ValueError, match="how the seeds played"):
+        PolicyRun.from_record({**record, "played": 3})
 
 
 def test_missing_mabwiser_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
