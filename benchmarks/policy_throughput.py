@@ -496,16 +496,19 @@ def comparison_rows(report: Report) -> list[list[str]]:
 
 
 def plot_report(report: Report, path: str) -> None:
-    """Decisions/s against batch size, log-log: one line per library and policy (ours: the CPU
-    batched path, with the stepper's batch-1 point drawn as a marker of its own)."""
+    """Decisions/s against batch size, log-log: one line per library and policy, a colour per
+    policy and a line style per library (ours: the CPU batched path, with the stepper's batch-1
+    point drawn as a star)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    compared = set(MABWISER_PAIRS) | set(SMPY_PAIRS)
+    ours_of = {label: ours for ours, (label, _, _) in MABWISER_PAIRS.items()}
+    ours_of_smpy = {label: ours for ours, (label, _, _) in SMPY_PAIRS.items()}
+    compared = list(dict.fromkeys([*MABWISER_PAIRS, *SMPY_PAIRS]))
     lines: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    steppers: list[tuple[str, float]] = []
+    steppers: dict[str, float] = {}
     for r in report.results:
         if r.error or r.device != "cpu":
             continue
@@ -513,27 +516,35 @@ def plot_report(report: Report, path: str) -> None:
             if r.policy not in compared:
                 continue
             if r.path == "stepper":
-                steppers.append((r.policy, r.decisions_per_s))
+                steppers[r.policy] = r.decisions_per_s
                 continue
-            key = ("banditformer", r.policy)
+            policy = r.policy
         else:
-            key = (r.library, r.policy)
-        lines.setdefault(key, []).append((r.batch, r.decisions_per_s))
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    styles = {"banditformer": "-", "mabwiser": "--", "smpybandits": ":"}
+            policy = (ours_of if r.library == "mabwiser" else ours_of_smpy).get(r.policy, r.policy)
+        lines.setdefault((r.library, policy), []).append((r.batch, r.decisions_per_s))
+    colours = dict(zip(compared, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    styles = {"banditformer": ("-", "o"), "mabwiser": ("--", "s"), "smpybandits": (":", "^")}
+    fig, ax = plt.subplots(figsize=(8.5, 6))
     for (library, policy), points in sorted(lines.items()):
         points.sort()
-        ax.plot(*zip(*points, strict=True), styles.get(library, "-"), marker="o", label=f"{library} {policy}")
-    for policy, rate in steppers:
-        ax.plot([1], [rate], marker="*", markersize=12, linestyle="none", label=f"banditformer {policy} (stepper)")
+        style, marker = styles.get(library, ("-", "o"))
+        ax.plot(*zip(*points, strict=True), linestyle=style, marker=marker, color=colours.get(policy),
+                label=f"{library}: {policy}")  # fmt: skip
+    for policy, rate in steppers.items():
+        ax.plot([1], [rate], marker="*", markersize=14, linestyle="none", color=colours.get(policy),
+                markeredgecolor="black", label=f"banditformer: {policy}, stepper")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("batch size (rows per select + update round)")
     ax.set_ylabel("decisions / s")
     m = report.machine
-    ax.set_title(f"Policy throughput, K={NUM_ARMS}, {m['cpu']}, {m['torch_threads']} thread(s)", fontsize=9)
+    ax.set_title(
+        f"Policy throughput, K={NUM_ARMS}: ours solid, MABWiser dashed, SMPyBandits dotted\n"
+        f"{m['cpu']}, {m['torch_threads']} torch thread(s), torch {m['torch']}",
+        fontsize=9,
+    )
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
