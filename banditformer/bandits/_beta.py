@@ -34,6 +34,7 @@ def add_beta_state(
     # Bernoulli outcomes are drawn per update call, so a batch differs from the same rows one by one.
     policy.exact_batch_update = not policy.bernoulli_trick
     policy.add_config("draws", check_draws(draws))
+    policy.rows_independent = policy.draws == "row"  # a draw per row; "group" shares one per group
     policy.add_state("successes", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64), low=0.0)
     policy.add_state("failures", torch.zeros(policy.num_groups, policy.num_arms, dtype=f64), low=0.0)
 

@@ -28,6 +28,8 @@ class LinThompson(LinearPolicy):
         torch.Size([4])
     """
 
+    rows_independent = True  # one normal per row and arm
+
     def __init__(
         self,
         num_arms: int,

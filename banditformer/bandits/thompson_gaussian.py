@@ -40,6 +40,8 @@ class ThompsonGaussian(CountState, Policy):
         [0, 0, 0, 0]
     """
 
+    rows_independent = True  # one normal per row and arm
+
     def __init__(
         self,
         num_arms: int,

@@ -82,6 +82,11 @@ class PolicyBase(CheckedModule, ABC):
     #: Draws of the Monte-Carlo propensity estimate (``select(..., propensity=True)``) of a
     #: randomised policy without a closed form.
     propensity_samples: ClassVar[int] = 256
+    #: True when each row's ``_select`` draws are its own and nothing couples the rows of a call
+    #: (no dealing of untried arms, no draw shared by a group): the Monte-Carlo estimate then
+    #: selects the rows repeated ``propensity_samples`` times in a few calls instead of one call
+    #: per sample.
+    rows_independent: ClassVar[bool] = False
     #: Option sets (keyword arguments) that the registry-wide property tests run besides the
     #: defaults, e.g. a small window so that short tests reach its wrap-around; a plugin policy
     #: declares its own the same way.
@@ -501,12 +506,24 @@ class Policy(PolicyBase):
         rows, every generator of the policy (and of the policies it wraps) put back where it was."""
         policies = [m for m in self.modules() if isinstance(m, PolicyBase)]
         states = [p.generator.get_state() for p in policies]
-        counts = torch.zeros(groups.shape[0], self.num_arms, dtype=torch.float64, device=self.device)
-        rows = torch.arange(groups.shape[0], device=self.device)
+        n = groups.shape[0]
+        counts = torch.zeros(n, self.num_arms, dtype=torch.float64, device=self.device)
+        rows = torch.arange(n, device=self.device)
         try:
-            for _ in range(self.propensity_samples):
-                counts.index_put_((rows, self._select(context, groups)), torch.ones_like(rows, dtype=counts.dtype),
-                                  accumulate=True)  # fmt: skip
+            if self.rows_independent:  # the samples as repeated rows, at most 65,536 rows a call
+                per_call = max(1, min(self.propensity_samples, 65536 // max(n, 1)))
+                left = self.propensity_samples
+                while left:
+                    s = min(per_call, left)
+                    ctx = None if context is None else context.repeat(s, 1)
+                    arms = self._select(ctx, groups.repeat(s))  # (s * n,), sample-major
+                    counts.index_put_((rows.repeat(s), arms), torch.ones_like(arms, dtype=counts.dtype),
+                                      accumulate=True)  # fmt: skip
+                    left -= s
+            else:
+                for _ in range(self.propensity_samples):
+                    counts.index_put_((rows, self._select(context, groups)), torch.ones_like(rows, dtype=counts.dtype),
+                                      accumulate=True)  # fmt: skip
         finally:
             for p, state in zip(policies, states, strict=True):
                 p.generator.set_state(state)

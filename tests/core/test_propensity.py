@@ -71,3 +71,31 @@ def test_action_probabilities_give_every_arm_and_draw_nothing() -> None:
     assert float((probs - freq).abs().max()) <= 4 * 0.5 / t.propensity_samples**0.5
     u = UCB1(num_arms=3)  # nothing tried: rows are dealt arms 0, 1, 2, one-hot
     assert torch.equal(u.action_probabilities(n=3), torch.eye(3, dtype=torch.float64))
+
+
+def test_row_independent_policies_estimate_from_repeated_rows_as_the_loop_does() -> None:
+    # rows_independent: the Monte-Carlo samples are drawn as repeated rows in a few calls; the
+    # estimate must agree with one selection per sample (the loop) within the estimates' error,
+    # and the stream is put back either way
+    from banditformer import Policy, list_policies, make_policy
+
+    declared = []
+    for name in list_policies():
+        p = make_policy(name, num_arms=4, context_dim=3, seed=2)
+        if not isinstance(p, Policy) or not p.rows_independent:  # a combinatorial one has no propensities
+            continue
+        declared.append(name)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(40, 3, generator=gen)
+        p.update(p.select(x), torch.rand(40, generator=gen), x)
+        p.propensity_samples = 4096  # sigma of each frequency <= 0.5 / 64
+        rows = x[:5]
+        before = p.generator.get_state()
+        fast = p.action_probabilities(rows)
+        assert torch.equal(p.generator.get_state(), before)
+        p.rows_independent = False
+        slow = p.action_probabilities(rows)
+        assert float((fast - slow).abs().max()) < 6 * 0.5 / 64 * 2**0.5, name
+        assert torch.allclose(fast.sum(1), torch.ones(5, dtype=torch.float64))
+    assert {"thompson_beta", "thompson_gaussian", "lin_thompson"} <= set(declared)
+    assert "thompson_beta_shared" not in declared  # one draw per group couples its rows
