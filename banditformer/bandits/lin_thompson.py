@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._linear import LinearPolicy
+from banditformer.bandits._linear import LinearPolicy, LinearStepper
 
-__all__ = ["LinThompson"]
+__all__ = ["LinThompson", "LinThompsonStepper"]
 
 
 class LinThompson(LinearPolicy):
@@ -48,3 +48,18 @@ class LinThompson(LinearPolicy):
         mean, width = self.predict(context, groups)  # (n, K) each
         z = torch.randn(mean.shape, generator=self.generator, device=self.device, dtype=mean.dtype)
         return (mean + self.v * width * z).argmax(1)
+
+    def _stepper(self, group: int) -> LinThompsonStepper:
+        return LinThompsonStepper(self, group)
+
+
+class LinThompsonStepper(LinearStepper):
+    """Linear Thompson sampling's lean stepper: the kept fit
+    (:class:`~banditformer.bandits._linear.LinearStepper`) and the batched path's draw on it."""
+
+    def _lean_select(self, context: Tensor | None) -> int:
+        assert context is not None
+        p: LinThompson = self._policy  # type: ignore[assignment]
+        mean, width = self._predict(context)  # (1, K) each
+        z = torch.randn(mean.shape, generator=p.generator, device=p.device, dtype=mean.dtype)
+        return int((mean + p.v * width * z).argmax(1))

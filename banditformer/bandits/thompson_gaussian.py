@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from banditformer.bandits._common import CountState
+from banditformer.bandits._common import CountState, CountStepper
 from banditformer.core.policy import Policy
 
-__all__ = ["ThompsonGaussian", "gaussian_posterior"]
+__all__ = ["ThompsonGaussian", "ThompsonGaussianStepper", "gaussian_posterior"]
 
 
 def gaussian_posterior(
@@ -73,3 +73,18 @@ class ThompsonGaussian(CountState, Policy):
 
     def _means(self, context: Tensor | None, groups: Tensor) -> Tensor:
         return self.posterior()[0][groups]  # the posterior mean, not CountState's empirical one
+
+    def _stepper(self, group: int) -> ThompsonGaussianStepper:
+        return ThompsonGaussianStepper(self, group)
+
+
+class ThompsonGaussianStepper(CountStepper):
+    """Gaussian Thompson sampling's lean stepper: the batched path's posterior and draw on one
+    row (torch ops: ``rsqrt`` is not NumPy's), the count update in NumPy."""
+
+    def _lean_select(self, context: Tensor | None) -> int:
+        p: ThompsonGaussian = self._policy  # type: ignore[assignment]
+        mean, std = p.posterior()
+        g = self._groups
+        z = torch.randn((1, p.num_arms), generator=p.generator, dtype=mean.dtype)
+        return int((mean[g] + std[g] * z).argmax(1))

@@ -17,7 +17,7 @@ from banditformer.core.stepper import LeanStepper, Stepper
 from tests.bandits.helpers import CONTEXT_DIM, SINGLE, build, contexts, rewards_for, state_equal
 
 #: The built-ins whose stepper is lean (the throughput benchmark's batch-1 cells depend on it).
-LEAN = ["ucb1", "epsilon_greedy", "thompson_beta", "linucb"]
+LEAN = ["ucb1", "epsilon_greedy", "thompson_beta", "linucb", "thompson_gaussian", "lin_thompson"]
 
 
 @pytest.mark.parametrize("name", SINGLE)
