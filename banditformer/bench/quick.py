@@ -47,8 +47,8 @@ def compare_policies(
         problem: a registered problem name.
         policies: registered policy names (default: every one that can play the problem).
         horizon: rounds per run.
-        seeds: independent runs (each a group of the batched policy).
-        seed: master seed; every policy faces the same reward stream seed.
+        seeds: independent runs, each with streams of its own (see :func:`~banditformer.bench.bandits.run_bandits`).
+        seed: master seed; at each seed every policy faces the same rewards.
 
     Returns:
         One :class:`PolicyResult` per policy, in the given order.
