@@ -226,10 +226,10 @@ class LeanStepper(Stepper):
             return
         self._bound = anchor
         self._lean = anchor is not None and anchor.device.type == "cpu"
+        # the group index follows the policy to its device, whichever path runs
+        self._groups = torch.full((1,), self._group, dtype=torch.long, device=self._policy.device)
         if self._lean:
             self._bind()
-        else:
-            self._groups = torch.full((1,), self._group, dtype=torch.long, device=self._policy.device)
 
     def _bind(self) -> None:
         """Take the NumPy views (of the current buffers) that the lean rounds use."""
