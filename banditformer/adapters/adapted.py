@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from banditformer.adapters._attention import masked_attention, routed_attention, subset_attention
 from banditformer.adapters.family import Family, HeadProjections, ModelInputs
 from banditformer.adapters.hf import HF_FAMILIES
+from banditformer.adapters.timm_vit import TIMM_FAMILIES
 from banditformer.core.backend import Backend
 from banditformer.core.cost import CostTable
 from banditformer.core.decision import Decision
@@ -36,7 +37,7 @@ from banditformer.model.flops import MATMUL_OPS, count_flops
 __all__ = ["FAMILIES", "PATHS", "AdaptedConfig", "AdaptedHidden", "AdaptedTransformer", "adapt", "supported"]
 
 #: The families :func:`adapt` recognises, tried in order.
-FAMILIES: tuple[Family, ...] = HF_FAMILIES
+FAMILIES: tuple[Family, ...] = HF_FAMILIES + TIMM_FAMILIES
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -125,6 +126,11 @@ class AdaptedTransformer(nn.Module):
         backend: kept for the trainer's contract (``model.backend``, :meth:`backend_for`); the
             attention of an adapted model runs the adapter's own kernels, which take the padding
             mask, causality and separate projections.
+        pad_token_id: for token models: the id that pads a plain ``(B, T)`` id tensor. Its
+            positions are masked as a tokenizer's ``attention_mask`` masks them, so that a task's
+            padded id tensors train through the :class:`~banditformer.training.Trainer` as
+            tokenized batches do. ``None`` (default): a plain tensor is all real tokens, as the
+            original takes it. A mapping's own ``attention_mask`` always wins.
 
     Examples:
         >>> from banditformer.adapters import adapt
@@ -142,6 +148,7 @@ class AdaptedTransformer(nn.Module):
         exits: str | Sequence[int] = "all",
         seq_len: int | None = None,
         backend: Backend | None = None,
+        pad_token_id: int | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InputValidationError(f"expected `model` to be a torch.nn.Module, got {type(model).__name__}")
@@ -178,6 +185,13 @@ class AdaptedTransformer(nn.Module):
             raise InputValidationError(
                 f"expected `seq_len` {max_len} (the positions of an image) or None, got {seq_len}"
             )
+        if pad_token_id is not None:
+            if family.input != "tokens":
+                raise InputValidationError(
+                    f"expected `pad_token_id` None for a model of {family.input}, got {pad_token_id!r}"
+                )
+            vocab = None if family.vocab_size is None else int(family.vocab_size(model))
+            pad_token_id = check_int("pad_token_id", pad_token_id, low=0, high=None if vocab is None else vocab - 1)
         super().__init__()  # everything checked: nothing below can fail on the user's input
         self.model = model
         self.family = family
@@ -187,6 +201,7 @@ class AdaptedTransformer(nn.Module):
         self._blocks = tuple(blocks)  # owned by `model`: not registered twice
         self._head = (head,)
         self._max_len = max_len
+        self.pad_token_id = pad_token_id
         self._cost_tables: dict[tuple[tuple[str, ...] | None, int], CostTable] = {}
         self._default_backends: dict[str, Backend] = {}
 
@@ -258,6 +273,14 @@ class AdaptedTransformer(nn.Module):
         else:
             ids = x
         ids = check_tensor("input_ids", ids, ndim=2, kind="int", device=dev)
+        if mask is None and self.pad_token_id is not None:
+            mask = ids != self.pad_token_id
+            if ids.numel() and not bool(mask.any(1).all()):
+                row = int((~mask.any(1)).nonzero()[0])
+                raise InputValidationError(
+                    f"expected every row of `input_ids` to hold a token other than pad_token_id {self.pad_token_id}, "
+                    f"got row {row} all padding"
+                )
         b, t = ids.shape
         if not 1 <= t <= self._max_len:
             raise InputValidationError(f"expected `input_ids` of 1 to {self._max_len} positions, got {t}")
@@ -524,16 +547,18 @@ def adapt(
     exits: str | Sequence[int] = "all",
     seq_len: int | None = None,
     backend: Backend | None = None,
+    pad_token_id: int | None = None,
 ) -> AdaptedTransformer:
     """Make an existing transformer classifier sample-adaptive: every controller drives the result.
 
     Args:
         model: a Hugging Face ``BertForSequenceClassification``, ``RobertaForSequenceClassification``,
             ``DistilBertForSequenceClassification``, ``GPT2ForSequenceClassification`` or
-            ``ViTForImageClassification`` (recognised by class), or any model with a ``family``.
+            ``ViTForImageClassification``, or timm's ``VisionTransformer`` (recognised by class), or
+            any model with a ``family``.
         family: a :class:`~banditformer.adapters.Family` describing the model (your own
             architecture); ``None``: recognise a built-in one.
-        exits, seq_len, backend: see :class:`AdaptedTransformer`.
+        exits, seq_len, backend, pad_token_id: see :class:`AdaptedTransformer`.
 
     Returns:
         An :class:`AdaptedTransformer` whose full decision gives the original's logits.
@@ -554,4 +579,4 @@ def adapt(
                 f"docs/adapters.md), got {type(model).__name__}"
             )
         family = found[0]
-    return AdaptedTransformer(model, family, exits=exits, seq_len=seq_len, backend=backend)
+    return AdaptedTransformer(model, family, exits=exits, seq_len=seq_len, backend=backend, pad_token_id=pad_token_id)

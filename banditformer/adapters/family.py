@@ -5,9 +5,10 @@ what the classifier head is. Nothing else about the model is assumed: the adapte
 model's own modules (its embeddings, norms, MLPs, classifier) and computes only the attention
 itself, so that it can leave out the heads a decision does not choose.
 
-The built-in families (Hugging Face BERT, RoBERTa, DistilBERT, GPT-2, ViT) are instances of
-:class:`Family` in :mod:`banditformer.adapters.hf`; a family for your own model is a few small
-functions (see ``docs/adapters.md``).
+The built-in families (Hugging Face BERT, RoBERTa, DistilBERT, GPT-2, ViT; timm's ViT) are
+instances of :class:`Family` in :mod:`banditformer.adapters.hf` and
+:mod:`banditformer.adapters.timm_vit`; a family for your own model is a few small functions (see
+``docs/adapters.md``).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class Family:
     Examples:
         >>> from banditformer.adapters import FAMILIES
         >>> sorted(f.name for f in FAMILIES)
-        ['bert', 'distilbert', 'gpt2', 'roberta', 'vit']
+        ['bert', 'distilbert', 'gpt2', 'roberta', 'timm_vit', 'vit']
     """
 
     name: str

@@ -164,6 +164,21 @@ def _hf(name: str, layers: int, seed: int, exits) -> Case:
     )  # fmt: skip
 
 
+def _timm(layers: int, seed: int, exits) -> Case:
+    """timm's VisionTransformer with a register token and LayerScale (skipped without timm, which
+    needs torchvision; not in the dev extra)."""
+    timm = pytest.importorskip("timm", reason="timm is not installed (it needs a torchvision built for this torch)")
+    torch.manual_seed(seed)
+    model = timm.models.VisionTransformer(
+        img_size=8, patch_size=4, in_chans=2, num_classes=3, embed_dim=D, depth=layers, num_heads=HEADS,
+        mlp_ratio=2.0, qkv_bias=True, reg_tokens=1, init_values=0.5, global_pool="token",
+    )  # fmt: skip
+    _rescale(model, seed)
+    model.eval()
+    pixels = lambda b, gen: torch.randn(b, 2, 8, 8, generator=gen)  # noqa: E731
+    return Case(model, adapt(model, exits=exits), pixels, lambda m, x: m(x))
+
+
 def _plain(layers: int, seed: int, exits) -> Case:
     torch.manual_seed(seed)
     model = PlainClassifier(layers)
@@ -176,13 +191,15 @@ def _plain(layers: int, seed: int, exits) -> Case:
     return Case(model, adapt(model, family=PLAIN, exits=exits), lambda b, gen: padded_tokens(b, gen, 0), call)
 
 
-NAMES = ["plain", "bert", "roberta", "distilbert", "gpt2", "gpt2_left", "vit"]
+NAMES = ["plain", "bert", "roberta", "distilbert", "gpt2", "gpt2_left", "vit", "timm_vit"]
 
 
 def build(name: str, seed: int = 0, layers: int = 3, exits: str | tuple[int, ...] = "all") -> Case:
     """A fresh case, the same for the same arguments (for tests that train it)."""
     if name == "plain":
         return _plain(layers, seed, exits)
+    if name == "timm_vit":
+        return _timm(layers, seed, exits)
     return _hf(name, layers, seed, exits)
 
 
@@ -201,3 +218,15 @@ def token_task(seed: int = 0, rows: int = 64, classes: int = 3) -> Task:
     y = (x[:, 1] - 2) * classes // (VOCAB - 2)
     parts = [Split(x[i * rows : (i + 1) * rows], y[i * rows : (i + 1) * rows]) for i in range(3)]
     return Task("tokens", {"input": "tokens", "vocab_size": VOCAB, "seq_len": SEQ, "num_classes": classes}, *parts)
+
+
+def padded_token_task(seed: int = 0, rows: int = 64, classes: int = 3, pad: int = 0) -> Task:
+    """:func:`token_task` with each row cut to ``2 .. SEQ`` real tokens and padded on the right
+    with ``pad``: a task's padded id tensors, as a tokenized corpus stored as one tensor is."""
+    task = token_task(seed, rows, classes)
+    gen = torch.Generator().manual_seed(seed + 1)
+    positions = torch.arange(SEQ)
+    for split in (task.train, task.val, task.test):
+        lengths = torch.randint(2, SEQ + 1, (len(split),), generator=gen)
+        split.x = torch.where(positions < lengths.unsqueeze(1), split.x, torch.full_like(split.x, pad))
+    return task

@@ -14,7 +14,7 @@ import torch
 
 import banditformer as bf
 from banditformer.training import TrainConfig, Trainer, operating_curve
-from tests.adapters.models import build, token_task
+from tests.adapters.models import build, padded_token_task, token_task
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +120,44 @@ def test_the_trainer_refuses_a_module_without_the_model_contract_and_names_what_
         with pytest.raises(bf.InputValidationError, match="or an adapted model") as info:
             Trainer(model, ctrl, token_task(), config)
         assert lacks in str(info.value) and "banditformer.adapt" in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "pad"), [("bert", 0), ("roberta", 1), ("gpt2", 0), ("plain", 0)])
+def test_pad_token_id_masks_a_plain_id_tensor_as_the_tokenizers_attention_mask_does(name: str, pad: int) -> None:
+    c = build(name, 0)
+    masked = bf.adapt(c.original, family=c.adapted.family, pad_token_id=pad)
+    x = padded_token_task(0, pad=pad).val.x[:8]
+    mapping = {"input_ids": x, "attention_mask": (x != pad).long()}
+    with torch.no_grad():
+        want = c.call(c.original, mapping)
+        torch.testing.assert_close(masked(x), want, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(masked(mapping), want, rtol=1e-5, atol=1e-6)  # a mapping's own mask as well
+        if name != "gpt2":  # causal, right-padded, read at the last real token: the pads come after it
+            assert not torch.allclose(c.adapted(x), want, atol=1e-3)  # unmasked, the pads are attended to
+    with pytest.raises(bf.InputValidationError, match="row 1 all padding"):
+        masked(torch.stack([x[0], torch.full_like(x[0], pad)]))
+    vocab = c.adapted.family.vocab_size(c.original)
+    with pytest.raises(bf.InputValidationError, match=rf"`pad_token_id` in \[0, {vocab - 1}\], got {vocab}"):
+        bf.adapt(c.original, family=c.adapted.family, pad_token_id=vocab)
+
+
+def test_the_trainer_trains_and_evaluates_an_adapted_model_on_padded_id_tensors() -> None:
+    """With ``pad_token_id`` a task of padded id tensors goes through the trainer as tokenized,
+    masked batches: its evaluation scores the original's masked logits, and training (the static
+    full model's: its last exit) lowers that exit's loss on the masked batches."""
+    task = padded_token_task(0)
+    model = bf.adapt(build("bert", 0).original, pad_token_id=0)
+    ctrl = bf.make_controller("static", num_layers=model.num_layers, num_heads=model.num_heads)
+    trainer = Trainer(model, ctrl, task, TrainConfig(epochs=1, batch_size=32, lr=1e-3, seed=0, progress=False))
+    val = task.val
+    with torch.no_grad():
+        original = model.model(input_ids=val.x, attention_mask=(val.x != 0).long()).logits
+    want = float((original.argmax(-1) == val.y).float().mean())
+    assert trainer.evaluate(val)["accuracy"] == pytest.approx(want)
+    x, y = task.train.x[:32], task.train.y[:32]
+    mapping = {"input_ids": x, "attention_mask": (x != 0).long()}
+    before = exit_losses(model, mapping, y)
+    for _ in range(6):
+        assert torch.isfinite(torch.tensor(trainer.train_step(x, y)["loss"]))
+    after = exit_losses(model, mapping, y)
+    assert after[-1] < before[-1], (before, after)
