@@ -2,14 +2,22 @@
 each sample's exit threshold is an arm of a context-free policy (UCB1 by default), rewarded by
 quality minus ``lam`` times cost, learned during training from the labels, with no router.
 
-Feedback design. A sample that halts reveals its own arm's reward only: its exit and that exit's
-quality. So that the bandit also learns what continuing would have given, a share ``reveal`` of
-the training samples runs to full depth regardless of its arm and evaluates every exit; for such
-a sample the exit every arm would have taken (the first exit whose confidence passes the arm's
-threshold) and its quality are known, and **every arm** is updated with the reward it would have
-earned (full-information feedback). The revealed samples are drawn at random, so these updates
-are unbiased for every arm; the chosen arms' own updates are unbiased too, since arms are drawn
-independently of the sample.
+Feedback design. A sample that halts at exit ``d`` has shown the confidence and quality of
+exits ``1 .. d``, not what continuing would have given. Two sources add to its own arm's reward:
+
+- **Lower thresholds, for free** (``lower_arms=True``, the default). An arm whose threshold is at most the
+  chosen one passes no later than the chosen arm does, so its exit is among those the sample
+  has shown, whatever the sample: every such arm is updated with the reward it would have
+  earned. The arm was drawn independently of the sample, so these updates are unbiased.
+  (``lower_arms=False``: the chosen arm only.)
+- **Revealed samples** (``reveal``). A share of the training samples runs to full depth whatever
+  its arm and evaluates every exit; for such a sample the exit every arm would have taken (the
+  first exit whose confidence passes the arm's threshold) and its quality are known, and **every
+  arm** is updated with the reward it would have earned (full-information feedback), at the
+  price of the full depth. The revealed samples are drawn at random, so these updates are
+  unbiased for every arm.
+
+``benchmarks/threshold_feedback.py`` measures both on a frozen trained network (docs/benchmarks.md).
 
 Reward of exiting at depth ``d``: ``(q_d - lam * c_d + lam) / (1 + lam)`` with ``q_d`` the true
 class probability at exit ``d`` and ``c_d`` the FLOP ratio of running to exit ``d`` (all heads,
@@ -84,6 +92,8 @@ class ThresholdBandit(Controller):
         flop_budget: a target mean FLOP ratio in training; ``lam`` adapts by dual ascent.
         lam_lr: its step.
         reveal: the share of training samples run to full depth (full-information feedback).
+        lower_arms: a sample also updates every arm of a threshold at most its own arm's, whose
+            exit it has shown (default); False: only its own arm (see the module docstring).
         seed: seeds the reveal draws.
 
     Examples:
@@ -108,6 +118,7 @@ class ThresholdBandit(Controller):
         flop_budget: float | None = None,
         lam_lr: float = 0.05,
         reveal: float = 0.1,
+        lower_arms: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__(num_layers, num_heads)
@@ -126,6 +137,9 @@ class ThresholdBandit(Controller):
         self.add_config("flop_budget", flop_budget)
         self.add_config("lam_lr", check_float("lam_lr", lam_lr, low=0.0))
         self.add_config("reveal", check_float("reveal", reveal, low=0.0, high=1.0))
+        if not isinstance(lower_arms, bool):
+            raise InputValidationError(f"expected `lower_arms` to be a bool, got {lower_arms!r}")
+        self.add_config("lower_arms", lower_arms)
         self.add_hyperparameter("lam", lam, low=0.0, adaptive=flop_budget is not None)
         # the inference threshold a calibration set; -1: none (the policy's greedy arm)
         self.add_hyperparameter("calibrated", -1.0, low=-1.0, high=1.0, adaptive=True)
@@ -215,9 +229,24 @@ class ThresholdBandit(Controller):
         ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 2)
         arms = [record.arm[own]]
         rewards = [dht_reward(quality.to(torch.float64)[own], ratio[own], lam)]
+        k = len(self.thresholds)
+        if self.lower_arms and bool(own.any()):
+            # every other arm of a threshold at most the chosen one's exits at or before the chosen
+            # arm's exit: among the exits this sample has shown (the rest of `scores` is NaN)
+            rows = own.nonzero().squeeze(1)
+            thresholds = self._arms.to(quality.device)
+            chosen = record.arm[rows]
+            lower = (thresholds.view(1, -1) <= thresholds[chosen].view(-1, 1)) & (
+                torch.arange(k, device=quality.device).view(1, -1) != chosen.view(-1, 1)
+            )  # (n, K)
+            if bool(lower.any()):
+                exits = self.exits_of(record.scores[rows].float())  # (n, K), exact where `lower`
+                lower &= exits <= decision.depth[rows].unsqueeze(1)  # (a record whose scores were never filled)
+                q = exit_quality[rows].gather(1, exits - 1)
+                rewards.append(dht_reward(q, costs[exits - 1], lam)[lower])
+                arms.append(torch.arange(k, device=quality.device).expand(rows.shape[0], k)[lower])
         full = record.reveal & (decision.depth == self.num_layers)
         if bool(full.any()):
-            k = len(self.thresholds)
             exits = self.exits_of(record.scores[full].float())  # (n, K)
             q = exit_quality[full].gather(1, exits - 1)  # (n, K)
             rewards.append(dht_reward(q, costs[exits - 1], lam).flatten())

@@ -56,9 +56,11 @@ def test_the_knob_travels_with_the_state_dict() -> None:
         ThresholdExit(4, 2, metric="entropy").load_state_dict(c.state_dict())  # another configuration
 
 
-def bandit(reveal: float = 1.0, lam: float = 0.0) -> ThresholdBandit:
+def bandit(reveal: float = 1.0, lam: float = 0.0, lower_arms: bool = True) -> ThresholdBandit:
     costs = (0.25, 0.5, 0.75, 1.0)
-    return ThresholdBandit(4, 2, 100.0, costs, policy=UCB1(3), thresholds=(0.6, 0.8, 0.95), reveal=reveal, lam=lam)
+    return ThresholdBandit(
+        4, 2, 100.0, costs, policy=UCB1(3), thresholds=(0.6, 0.8, 0.95), reveal=reveal, lam=lam, lower_arms=lower_arms
+    )
 
 
 def test_threshold_bandit_exits_of_each_arm_known_answer() -> None:
@@ -82,8 +84,38 @@ def test_a_revealed_sample_updates_every_arm_with_what_it_would_have_earned() ->
     torch.testing.assert_close(c.policy.sums[0].float(), torch.tensor([0.1, 0.4, 0.7]))
 
 
+@pytest.mark.parametrize("lower_arms", [True, False])
+def test_a_halted_sample_updates_its_arm_and_every_lower_thresholds_arm_whose_exit_it_showed(lower_arms) -> None:
+    c = bandit(reveal=0.0, lam=0.0, lower_arms=lower_arms)
+    d = c.decide(torch.zeros(3, 2), explore=True)
+    assert d.record.arm.tolist() == [0, 1, 2]  # UCB1 deals the untried arms: thresholds 0.6, 0.8, 0.95
+    logits = torch.tensor([[0.85, 0.0], [2.0, 0.0], [4.0, 0.0]])  # confidences 0.70, 0.88, 0.98 at exits 1..3
+    active = torch.arange(3)
+    depth = torch.full((3,), 4)
+    for exit_depth in range(1, 4):
+        lg = logits[exit_depth - 1].expand(len(active), 2)
+        ones = torch.ones(len(active), dtype=torch.long)
+        point = ExitPoint(exit_depth, 4, active, lg, torch.zeros(len(active), 2), ones)
+        stop = c.halt(point, d)
+        depth[active[stop]] = exit_depth
+        active = active[~stop]
+    assert depth.tolist() == [1, 2, 3]  # each arm's own exit
+    quality = torch.tensor([0.1, 0.4, 0.7, 0.9]).expand(3, 4)  # the true class's probability at each exit
+    ran = Decision(depth, d.heads, d.record, depth)
+    c.feedback(ran, quality.gather(1, (depth - 1).unsqueeze(1)).squeeze(1), depth.float() * 25, exit_quality=quality)
+    if lower_arms:
+        # sample 1 (threshold 0.8) also tells arm 0.6's reward (exit 1); sample 2 (0.95) tells both lower arms'
+        torch.testing.assert_close(c.policy.counts[0].float(), torch.tensor([3.0, 2.0, 1.0]))
+        torch.testing.assert_close(c.policy.sums[0].float(), torch.tensor([0.3, 0.8, 0.7]))
+    else:
+        torch.testing.assert_close(c.policy.counts[0].float(), torch.ones(3))
+        torch.testing.assert_close(c.policy.sums[0].float(), torch.tensor([0.1, 0.4, 0.7]))
+    with pytest.raises(InputValidationError, match="`lower_arms` to be a bool"):
+        bandit(lower_arms="yes")  # type: ignore[arg-type]
+
+
 def test_a_halted_sample_updates_only_its_own_arm_and_exit_quality_is_required() -> None:
-    c = bandit(reveal=0.0, lam=1.0)
+    c = bandit(reveal=0.0, lam=1.0, lower_arms=False)
     d = c.decide(torch.zeros(2, 2), explore=True)
     ran = Decision(torch.tensor([1, 4]), d.heads, d.record, torch.tensor([1, 4]))
     with pytest.raises(InputValidationError, match="exit_quality"):
