@@ -97,6 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _atomic_json(path: Path, payload: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the summary private
     with os.fdopen(fd, "w") as f:
         json.dump(payload, f, indent=2)
         f.flush()
