@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,7 +48,8 @@ from banditformer.bench.stats import ci95_halfwidth, paired_difference
 from banditformer.controllers.dht import dht_reward
 from banditformer.controllers.threshold_bandit import ThresholdBandit
 from banditformer.core.exits import replay_exits
-from banditformer.training import TrainConfig, Trainer
+from banditformer.core.files import write_atomic
+from banditformer.training import TrainConfig, Trainer, save_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,16 +94,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _atomic_json(path: Path, payload: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the summary private
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _exit_logits(net: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, L, C)`` every exit's logits at the full decision and ``(N, D)`` the stem contexts."""
     logits, contexts = [], []
@@ -141,9 +130,7 @@ def train_network(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         "full_flops": torch.tensor(float(table.full), dtype=torch.float64),
         "train_seconds": torch.tensor(seconds), "state": net.state_dict(),
     }  # fmt: skip
-    tmp = path.with_suffix(".tmp")
-    torch.save(record, tmp)
-    os.replace(tmp, path)
+    save_atomic(record, path)
     return record
 
 
@@ -157,11 +144,10 @@ def arm_stats(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(K,)`` each threshold arm's mean reward, accuracy and FLOP ratio on ``(logits, y)``
     (``(N, L, C)`` logits of every exit)."""
-    probs = logits.softmax(-1)
-    scores = probs.amax(-1) if ctrl.metric == "max_prob" else None
-    if scores is None:
+    if ctrl.metric != "max_prob":
         raise ValueError(f"expected the metric max_prob, got {ctrl.metric!r}")
-    exits = ctrl.exits_of(scores)  # (N, K)
+    probs = logits.softmax(-1)
+    exits = ctrl.exits_of(probs.amax(-1))  # (N, K)
     quality = probs.gather(2, y.view(-1, 1, 1).expand(-1, logits.shape[1], 1)).squeeze(2).double()  # (N, L)
     q = quality.gather(1, exits - 1)
     costs = ctrl._costs.to(q.dtype)[exits - 1]
@@ -282,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
         print(f"network {net_seed}: trained in {float(net['train_seconds']):.0f} s; bandits done", file=sys.stderr)
     rows = summarise(runs)
-    _atomic_json(out / "summary.json", {"args": vars(args), "networks": nets, "rows": rows, "runs": runs})
+    summary = {"args": vars(args), "networks": nets, "rows": rows, "runs": runs}
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
     print(markdown(rows))
     best = rows[0]
     print(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from banditformer.adapters.family import AttendFn, Family, HeadProjections
+from banditformer.adapters.family import AttendFn, Family, HeadProjections, ModelInputs
 from banditformer.core.errors import InputValidationError
 
 __all__ = ["TIMM_FAMILIES", "TIMM_VIT"]
@@ -78,7 +78,7 @@ def _timm_block(block: nn.Module, x: Tensor, attend: AttendFn) -> Tensor:
     return h + block.drop_path2(block.ls2(block.mlp(block.norm2(h))))
 
 
-def _timm_embed(model: nn.Module, inputs) -> Tensor:  # inputs: ModelInputs
+def _timm_embed(model: nn.Module, inputs: ModelInputs) -> Tensor:
     x = model._pos_embed(model.patch_embed(inputs.main))
     return model.norm_pre(model.patch_drop(x))
 

@@ -229,28 +229,21 @@ class ThresholdBandit(Controller):
         ratio = (flops.to(torch.float64) / self.full_flops).clamp(0, 2)
         arms = [record.arm[own]]
         rewards = [dht_reward(quality.to(torch.float64)[own], ratio[own], lam)]
-        k = len(self.thresholds)
-        if self.lower_arms and bool(own.any()):
-            # every other arm of a threshold at most the chosen one's exits at or before the chosen
-            # arm's exit: among the exits this sample has shown (the rest of `scores` is NaN)
-            rows = own.nonzero().squeeze(1)
-            thresholds = self._arms.to(quality.device)
-            chosen = record.arm[rows]
-            lower = (thresholds.view(1, -1) <= thresholds[chosen].view(-1, 1)) & (
-                torch.arange(k, device=quality.device).view(1, -1) != chosen.view(-1, 1)
-            )  # (n, K)
-            if bool(lower.any()):
-                exits = self.exits_of(record.scores[rows].float())  # (n, K), exact where `lower`
-                lower &= exits <= decision.depth[rows].unsqueeze(1)  # (a record whose scores were never filled)
-                q = exit_quality[rows].gather(1, exits - 1)
-                rewards.append(dht_reward(q, costs[exits - 1], lam)[lower])
-                arms.append(torch.arange(k, device=quality.device).expand(rows.shape[0], k)[lower])
-        full = record.reveal & (decision.depth == self.num_layers)
-        if bool(full.any()):
-            exits = self.exits_of(record.scores[full].float())  # (n, K)
-            q = exit_quality[full].gather(1, exits - 1)  # (n, K)
-            rewards.append(dht_reward(q, costs[exits - 1], lam).flatten())
-            arms.append(torch.arange(k, device=quality.device).repeat(int(full.sum())))
+        # Counterfactual updates, one (B, K) mask over the exits every arm would have taken: all
+        # arms of a revealed sample that ran to full depth; with `lower_arms`, every other arm of a
+        # threshold at most the chosen one's, whose exit is among those the sample has shown (the
+        # depth check guards a record whose scores were never filled; unshown scores are NaN).
+        k, dev = len(self.thresholds), quality.device
+        every = torch.arange(k, device=dev).expand(record.arm.shape[0], k)
+        exits = self.exits_of(record.scores.float())  # (B, K), exact wherever `known`
+        known = (record.reveal & (decision.depth == self.num_layers)).unsqueeze(1).expand(-1, k)
+        if self.lower_arms:
+            thresholds = self._arms.to(dev)
+            lower = (thresholds.view(1, -1) <= thresholds[record.arm].view(-1, 1)) & (every != record.arm.view(-1, 1))
+            known = known | (lower & own.unsqueeze(1) & (exits <= decision.depth.unsqueeze(1)))
+        q = exit_quality.gather(1, exits - 1)
+        rewards.append(dht_reward(q, costs[exits - 1], lam)[known])
+        arms.append(every[known])
         arm, reward = torch.cat(arms), torch.cat(rewards).clamp(0.0, 1.0)
         if arm.numel():
             self.policy.check_update(arm, reward)
