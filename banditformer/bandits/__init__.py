@@ -1,8 +1,12 @@
 """Built-in bandit policies, one per module, each module named after the policy's registry name
 (``lin_thompson`` is :class:`LinThompson` in :mod:`banditformer.bandits.lin_thompson`). They are
 registered through the plugin hooks (:mod:`banditformer.builtin`), the same door third-party
-policies use."""
+policies use.
 
+:func:`compiled_rounds` turns the compiled CPU rounds of the count policies (numba kernels, see
+:mod:`banditformer.bandits._compiled`) off or on inside a block; they change speed only."""
+
+from banditformer.bandits._compiled import compiled_available, compiled_rounds, compiled_rounds_enabled
 from banditformer.bandits.bayes_ucb import BayesUCB
 from banditformer.bandits.bucketed import Bucketed
 from banditformer.bandits.bucketed_combinatorial import BucketedCombinatorial
@@ -39,4 +43,7 @@ __all__ = [
     "SlidingWindowUCB",
     "ThompsonBeta",
     "ThompsonGaussian",
+    "compiled_available",
+    "compiled_rounds",
+    "compiled_rounds_enabled",
 ]

@@ -9,12 +9,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from banditformer.bandits._compiled import buffer_views, builtin, cpu_rows, kernels, written
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import PolicyBase
 from banditformer.core.stepper import LeanStepper
+from banditformer.core.validation import check_arms, check_rewards, value_checks_enabled
 
 # A score above any finite index, used to put untried arms first.
 _UNTRIED = 1e300
+
+_COUNT_VIEWS = ("counts", "sums", "arm_counts", "arm_reward_sums")  # what count_update writes
+_NO_GROUPS = np.zeros(0, dtype=np.int64)  # the kernels' "every row in group 0"
 
 
 def add_discount(policy: PolicyBase, discount: float) -> float:
@@ -112,6 +117,39 @@ class CountState:
         # one play and the float64 reward at (groups[i], arms[i]), after the discount
         policy: Any = self
         observe(policy, groups, arms, counts=torch.ones_like(rewards), sums=rewards)
+
+    def _compiled_update(self, arms: object, rewards: object, context: object, groups: object) -> bool:
+        # One kernel call (banditformer.bandits._compiled) for the undiscounted statistics of a
+        # built-in class on the CPU; a context, a discount, a subclass (which may override
+        # _update), another device or dtype take the torch path.
+        policy: Any = self
+        if context is not None or not builtin(self):
+            return False
+        if getattr(policy, "discount_factor", 1.0) != 1.0:
+            return False
+        if not cpu_rows(arms, rewards, groups) or not policy._buffers["counts"].is_cpu:
+            return False
+        kern = kernels()
+        if kern is None:
+            return False
+        low, high = policy.reward_range
+        counts, sums, arm_counts, arm_sums = buffer_views(policy, _COUNT_VIEWS)
+        group_rows = _NO_GROUPS if groups is None else groups.numpy()
+        bad = kern.count_update(
+            arms.numpy(), rewards.numpy(), group_rows, policy.num_groups, value_checks_enabled(), low, high,
+            counts, sums, arm_counts, arm_sums,
+        )  # fmt: skip
+        if bad:  # nothing was written: raise the torch path's error, in its order
+            device = policy.device
+            if bad & kern.BAD_ARMS:
+                check_arms("arms", arms, policy.num_arms, device)
+            if bad & kern.BAD_REWARDS:
+                check_rewards("rewards", rewards, tuple(rewards.shape), device, low, high)
+            if bad & kern.BAD_GROUPS:
+                check_arms("groups", groups, policy.num_groups, device)
+            raise InputValidationError("expected valid input, got a value check that failed without detail")
+        written(policy, _COUNT_VIEWS)
+        return True
 
 
 class CountStepper(LeanStepper):

@@ -8,8 +8,21 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._common import add_at
+from banditformer.bandits._compiled import (
+    buffer_views,
+    builtin,
+    context_bound,
+    context_rows,
+    cpu_rows,
+    kernels,
+    written,
+)
+from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 from banditformer.core.stepper import LeanStepper
+from banditformer.core.validation import check_arms, check_context, check_rewards, value_checks_enabled
+
+_LINEAR_VIEWS = ("gram", "xr", "arm_counts", "arm_reward_sums")  # what linear_update writes
 
 
 def ridge_fit(gram: Tensor, xr: Tensor, ridge: Tensor) -> tuple[Tensor, Tensor]:
@@ -128,6 +141,36 @@ class LinearPolicy(Policy):
         x = context.to(torch.float64)
         add_at(self.gram, groups, arms, x.unsqueeze(2) * x.unsqueeze(1))  # (n, d, d)
         add_at(self.xr, groups, arms, rewards.unsqueeze(1) * x)  # (n, d)
+
+    def _compiled_update(self, arms: object, rewards: object, context: object, groups: object) -> bool:
+        # _update and the lifetime statistics in one kernel call (banditformer.bandits._compiled),
+        # for a built-in class on the CPU; anything else takes the torch path
+        kern = kernels() if builtin(self) and self._buffers["gram"].is_cpu else None
+        if kern is None or not cpu_rows(arms, rewards, groups):
+            return False
+        rows = context_rows(self, context, None, groups)
+        if rows is None or rows[0].shape[0] != arms.shape[0]:  # type: ignore[union-attr]
+            return False
+        assert isinstance(arms, Tensor) and isinstance(rewards, Tensor) and isinstance(context, Tensor)
+        bound = context_bound(self, context.dtype)
+        gram, xr, arm_counts, arm_sums = buffer_views(self, _LINEAR_VIEWS)
+        bad = kern.linear_update(
+            arms.numpy(), rewards.numpy(), rows[0], rows[1], self.num_groups, value_checks_enabled(), bound,
+            gram, xr, arm_counts, arm_sums,
+        )  # fmt: skip
+        if bad:  # nothing was written: raise the torch path's error, in its order
+            low, high = self.reward_range
+            if bad & kern.BAD_ARMS:
+                check_arms("arms", arms, self.num_arms, self.device)
+            if bad & kern.BAD_REWARDS:
+                check_rewards("rewards", rewards, tuple(rewards.shape), self.device, low, high)
+            if bad & kern.BAD_CONTEXT:
+                check_context("context", context, self.context_dim, self.device, bound=self.context_bound)
+            if bad & kern.BAD_GROUPS:
+                check_arms("groups", groups, self.num_groups, self.device)
+            raise InputValidationError("expected valid input, got a value check that failed without detail")
+        written(self, _LINEAR_VIEWS)
+        return True
 
 
 class LinearStepper(LeanStepper):

@@ -7,12 +7,17 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._common import CountState, CountStepper, argmax_untried_first, explore_mixture
+from banditformer.bandits._compiled import buffer_views, builtin, draw_seed, kernels, select_rows
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
+from banditformer.core.random import counter_seed, counter_uniform, counter_uniforms
 
 __all__ = ["SCHEDULES", "EpsilonGreedy", "EpsilonGreedyStepper", "epsilon_schedule"]
 
 SCHEDULES = ("fixed", "inverse_time", "exponential")
+
+_VIEWS = ("sums", "counts", "epsilon", "min_epsilon")  # the buffers the compiled select reads
+_NO_RATES = np.zeros(0)  # the compiled select's "one rate for every group"
 
 
 def epsilon_schedule(
@@ -44,7 +49,11 @@ class EpsilonGreedy(CountState, Policy):
     Arms never observed in a row's group are played first (the untried-arm rule of
     :func:`~banditformer.bandits._common.argmax_untried_first`); with ``epsilon = 0`` the policy is
     then purely greedy on the empirical means. ``t`` in the schedule counts the observations of the
-    row's group.
+    row's group. Each ``select`` call draws one seed from the policy's generator, and row ``i``
+    takes uniform ``u`` number ``i`` of its stream
+    (:func:`~banditformer.core.random.counter_uniforms`): below epsilon the row explores, playing
+    arm ``floor(u / epsilon * K)`` (there ``u / epsilon`` is uniform on ``[0, 1)``, up to the
+    float grid), otherwise the greedy arm.
 
     Args:
         num_arms: K.
@@ -97,9 +106,30 @@ class EpsilonGreedy(CountState, Policy):
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         n = groups.shape[0]
         greedy = self._greedy(groups)
-        u = torch.rand(n, generator=self.generator, device=self.device, dtype=torch.float64)
-        random_arm = torch.randint(0, self.num_arms, (n,), generator=self.generator, device=self.device)
-        return torch.where(u < self.current_epsilon(groups), random_arm, greedy)
+        u = counter_uniforms(counter_seed(self.generator), n)
+        eps = self.current_epsilon(groups)
+        explore = u < eps
+        # one uniform per row: below epsilon, u / epsilon is uniform in [0, 1) and picks the arm
+        random_arm = (u / torch.where(explore, eps, 1.0) * self.num_arms).long().clamp(max=self.num_arms - 1)
+        return torch.where(explore, random_arm, greedy)
+
+    def _compiled_select(self, context: object, n: object, groups: object) -> Tensor | None:
+        kern = kernels() if context is None and builtin(self) and self._buffers["counts"].is_cpu else None
+        rows = select_rows(n, groups) if kern is not None else None
+        if rows is None:
+            return None
+        size, group_rows = rows
+        if group_rows.shape[0] and not kern.groups_ok(group_rows, self.num_groups):
+            return None  # before any draw: the torch path reports it
+        sums, counts, epsilon, min_epsilon = buffer_views(self, _VIEWS)
+        seed = draw_seed(self)  # the torch path's one draw; its uniforms come in the kernel
+        if self.schedule == "fixed":  # epsilon_schedule's "fixed": max(epsilon, min_epsilon), in float64
+            rate, rates = max(float(epsilon[0]), float(min_epsilon[0])), _NO_RATES
+        else:
+            rate, rates = 0.0, self.current_epsilon().to(torch.float64).numpy()
+        out = torch.empty(size, dtype=torch.long)
+        kern.epsilon_greedy_select(sums, counts, group_rows, seed, rate, rates, out.numpy())
+        return out
 
     def _stepper(self, group: int) -> EpsilonGreedyStepper:
         return EpsilonGreedyStepper(self, group)
@@ -107,7 +137,7 @@ class EpsilonGreedy(CountState, Policy):
 
 class EpsilonGreedyStepper(CountStepper):
     """Epsilon-greedy's lean stepper: the greedy arm of one group in NumPy, then the batched
-    path's two draws (a float64 uniform, a uniform arm) from the policy's generator, in its order.
+    path's draw (one seed from the policy's generator, and the first uniform of its stream).
     The fixed schedule's rate is read as a float; a decaying one is :meth:`EpsilonGreedy.current_epsilon`."""
 
     def _bind(self) -> None:
@@ -125,6 +155,8 @@ class EpsilonGreedyStepper(CountStepper):
             eps = max(float(self._epsilon), float(self._min_epsilon))
         else:
             eps = float(self._policy.current_epsilon(self._groups))  # type: ignore[attr-defined]
-        u = self._uniform()  # the batched path's two draws, in its order
-        random_arm = self._randint(self._policy.num_arms)
-        return random_arm if u < eps else greedy
+        u = counter_uniform(self._counter_seed(), 0)  # the batched path's draw, and its arithmetic
+        if u < eps:
+            k = self._policy.num_arms
+            return min(int(u / eps * k), k - 1)
+        return greedy

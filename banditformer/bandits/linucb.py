@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
+from banditformer.bandits._compiled import buffer_views, builtin, context_bound, context_rows, kernels
 from banditformer.bandits._linear import LinearPolicy, LinearStepper
+from banditformer.core.validation import value_checks_enabled
 
 __all__ = ["LinUCB", "LinUCBStepper", "linucb_index"]
+
+_VIEWS = ("gram", "xr", "ridge", "alpha")  # the buffers the compiled select reads
 
 
 def linucb_index(mean: Tensor, width: Tensor, alpha: float | Tensor) -> Tensor:
@@ -54,6 +59,23 @@ class LinUCB(LinearPolicy):
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         assert context is not None
         return linucb_index(*self.predict(context, groups), self.alpha).argmax(1)
+
+    def _compiled_select(self, context: object, n: object, groups: object) -> Tensor | None:
+        # the fit and the index in one kernel call (banditformer.bandits._compiled): the torch
+        # path's arms up to rounding; a bad call or a matrix the torch path inverts spectrally
+        # takes the torch path
+        kern = kernels() if builtin(self) and self._buffers["gram"].is_cpu else None
+        rows = context_rows(self, context, n, groups) if kern is not None else None
+        if rows is None:
+            return None
+        x, group_rows = rows
+        gram, xr, ridge, alpha = buffer_views(self, _VIEWS)
+        out = torch.empty(x.shape[0], dtype=torch.long)
+        bound = context_bound(self, context.dtype)  # type: ignore[union-attr]
+        status = kern.linucb_select(
+            gram, xr, float(ridge[0]), float(alpha[0]), x, group_rows, value_checks_enabled(), bound, out.numpy()
+        )
+        return out if status == 0 else None
 
     def _stepper(self, group: int) -> LinUCBStepper:
         return LinUCBStepper(self, group)

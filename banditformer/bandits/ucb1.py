@@ -10,9 +10,12 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._common import CountState, CountStepper, argmax_untried_first
+from banditformer.bandits._compiled import buffer_views, builtin, kernels, select_rows
 from banditformer.core.policy import Policy
 
 __all__ = ["UCB1", "UCB1Stepper", "ucb1_index"]
+
+_VIEWS = ("sums", "counts", "c")  # the buffers UCB1's compiled select reads
 
 
 def ucb1_index(sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor = 1.0) -> Tensor:
@@ -70,6 +73,15 @@ class UCB1(CountState, Policy):
         super().__init__(num_arms, context_dim=context_dim, num_groups=num_groups, seed=seed)
         self.add_hyperparameter("c", c, low=0.0)
         self._init_count_state(discount)
+
+    def _compiled_select(self, context: object, n: object, groups: object) -> Tensor | None:
+        kern = kernels() if context is None and builtin(self) and self._buffers["counts"].is_cpu else None
+        rows = select_rows(n, groups) if kern is not None else None
+        if rows is None:
+            return None
+        out = torch.empty(rows[0], dtype=torch.long)
+        sums, counts, c = buffer_views(self, _VIEWS)
+        return out if kern.ucb1_select(sums, counts, c, rows[1], out.numpy()) else None
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # One index table per group (G, K), gathered per row: rows of a group share statistics.

@@ -439,6 +439,10 @@ class Policy(PolicyBase):
                 f"expected `k` = None for one-arm policy {type(self).__name__} (it plays one arm per row; "
                 f"`k` is for a CombinatorialPolicy), got {got}"
             )
+        if explore and not propensity:
+            compiled = self._compiled_select(context, n, groups)
+            if compiled is not None:
+                return compiled
         checks: list = []
         n, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
@@ -583,6 +587,8 @@ class Policy(PolicyBase):
         Raises:
             InputValidationError: on a bad argument; the state is then unchanged.
         """
+        if self._compiled_update(arms, rewards, context, groups):
+            return
         arms, r, context, groups = self._checked_update(arms, rewards, context, groups)
         if arms.shape[0] == 0:
             return
@@ -614,6 +620,23 @@ class Policy(PolicyBase):
         _, context, groups = self._rows(context, n, groups, checks)
         values_ok(checks)
         return arms.long(), rewards.to(torch.float64), context, groups
+
+    def _compiled_select(self, context: object, n: object, groups: object) -> Tensor | None:
+        """An exploring ``select`` call (no propensities) in one compiled step, or ``None``
+        (default) for the torch path. A policy that has one (UCB1, epsilon-greedy and LinUCB on
+        the CPU, :mod:`banditformer.bandits._compiled`) returns the torch path's arms, drawing
+        what it draws, for the calls whose arguments it can check itself, and ``None``, having
+        drawn nothing, for every other call (the torch path then checks and reports it)."""
+        return None
+
+    def _compiled_update(self, arms: object, rewards: object, context: object, groups: object) -> bool:
+        """An ``update`` call in one compiled step, or ``False`` (default) for the torch path. A
+        policy that has one (the count policies and the linear ones on the CPU,
+        :mod:`banditformer.bandits._compiled`) checks and applies everything ``update`` would,
+        lifetime statistics included, with the same errors and nothing changed when it raises,
+        and returns ``True``; it returns ``False``, having changed nothing, for any call it does
+        not take (another device, dtype or form, which the torch path then checks)."""
+        return False
 
     @abstractmethod
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:

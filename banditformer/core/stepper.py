@@ -215,6 +215,11 @@ class LeanStepper(Stepper):
         self._u.uniform_(generator=self._policy.generator)
         return float(self._u_np[0])
 
+    def _counter_seed(self) -> int:
+        """:func:`~banditformer.core.random.counter_seed` from the policy's generator, as an int."""
+        self._i.random_(generator=self._policy.generator)
+        return int(self._i_np[0])
+
     def _randint(self, high: int) -> int:
         """``torch.randint(0, high, (1,))`` from the policy's generator, as an int."""
         self._i.random_(0, high, generator=self._policy.generator)

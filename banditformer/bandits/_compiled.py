@@ -1,0 +1,241 @@
+"""Compiled CPU rounds: one numba kernel per ``select`` or ``update`` call of the count policies,
+in place of a dozen small torch operations and the value checks' host sync.
+
+At a few thousand rows a torch round of UCB1 spends most of its time in fixed per-operation cost
+(about 5 µs per small op on a CPU core); the kernels in :mod:`banditformer.bandits._kernels` do
+the same arithmetic in one pass over NumPy views of the buffers. They give the torch path's
+arms and statistics (the same floating-point operations in the same order, property-tested),
+draw from the policy's generator exactly as the torch path does, and check every row before any
+write, raising the torch path's errors, so the choice of path changes speed only.
+
+Used when numba is installed (``pip install 'banditformer[fast]'``), the policy is on the CPU and
+the call's tensors have the usual dtypes (int64 arms and groups, float32 or float64 rewards);
+anything else takes the torch path. ``BANDITFORMER_COMPILED=0`` in the environment (read at import), or
+:func:`compiled_rounds` ``(False)`` around a block, turns them off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from banditformer.core.errors import InputValidationError
+
+__all__ = [
+    "COMPILED_ENV",
+    "buffer_views",
+    "builtin",
+    "compiled_available",
+    "compiled_rounds",
+    "compiled_rounds_enabled",
+    "context_bound",
+    "context_rows",
+    "cpu_rows",
+    "draw_seed",
+    "kernels",
+    "select_rows",
+    "written",
+]
+
+#: The environment variable that turns compiled rounds off (``0``, ``false``, ``no``, ``off``).
+COMPILED_ENV = "BANDITFORMER_COMPILED"
+
+_SCOPED: ContextVar[bool | None] = ContextVar("banditformer_compiled_rounds", default=None)
+_LOAD_LOCK = threading.Lock()
+_KERNELS: ModuleType | None = None
+_LOADED = False
+
+
+def _env_enabled() -> bool:
+    return os.environ.get(COMPILED_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+#: ``BANDITFORMER_COMPILED`` as read at import.
+ENV_ENABLED = _env_enabled()
+
+
+def compiled_available() -> bool:
+    """Whether numba can be imported here (the kernels are then compiled on first use)."""
+    return _load() is not None
+
+
+def compiled_rounds_enabled() -> bool:
+    """Whether policies on the CPU use the compiled rounds now: numba is installed, and neither
+    ``BANDITFORMER_COMPILED`` nor an enclosing :func:`compiled_rounds` block turns them off."""
+    return kernels() is not None
+
+
+@contextlib.contextmanager
+def compiled_rounds(enabled: bool) -> Iterator[None]:
+    """Turn the compiled rounds on or off inside a ``with`` block (this thread or asyncio task
+    only), e.g. to time or test the torch path beside them. On where numba is missing means
+    the torch path, as outside the block.
+
+    Examples:
+        >>> import torch
+        >>> from banditformer import make_policy
+        >>> from banditformer.bandits import compiled_rounds
+        >>> p = make_policy("ucb1", num_arms=3, seed=0)
+        >>> with compiled_rounds(False):
+        ...     p.select(n=4).tolist()
+        [0, 1, 2, 0]
+    """
+    if not isinstance(enabled, bool):
+        raise InputValidationError(f"expected `enabled` to be a bool, got {type(enabled).__name__} {enabled!r}")
+    token = _SCOPED.set(enabled)
+    try:
+        yield
+    finally:
+        _SCOPED.reset(token)
+
+
+def _load() -> ModuleType | None:
+    global _KERNELS, _LOADED
+    if not _LOADED:
+        with _LOAD_LOCK:
+            if not _LOADED:
+                try:
+                    from banditformer.bandits import _kernels
+                except ImportError:  # numba (or its llvmlite) is not installed here
+                    _kernels = None  # type: ignore[assignment]
+                _KERNELS, _LOADED = _kernels, True
+    return _KERNELS
+
+
+def kernels() -> ModuleType | None:
+    """The kernel module when compiled rounds are on (see :func:`compiled_rounds_enabled`), else ``None``."""
+    scoped = _SCOPED.get()
+    if not (ENV_ENABLED if scoped is None else scoped):
+        return None
+    return _KERNELS if _LOADED else _load()
+
+
+def builtin(policy: Any) -> bool:
+    """Whether ``policy``'s class is one of banditformer's own: a subclass may override any step
+    of a round (``_select``, ``_update``, the means, ...), which a compiled round would skip, so
+    subclasses take the torch path."""
+    return type(policy).__module__.startswith("banditformer.bandits.")
+
+
+def cpu_rows(arms: object, rewards: object, groups: object) -> bool:
+    """Whether an update call's tensors have the form the kernels take: ``(n,)`` int64 arms,
+    ``(n,)`` float32/float64 rewards, ``groups`` ``None`` or ``(n,)`` int64, all on the CPU.
+    Anything else goes to the torch path, which reports it."""
+    if not (isinstance(arms, Tensor) and isinstance(rewards, Tensor)):
+        return False
+    if arms.dtype != torch.int64 or arms.ndim != 1 or not arms.is_cpu:
+        return False
+    if rewards.dtype not in (torch.float64, torch.float32) or rewards.shape != arms.shape or not rewards.is_cpu:
+        return False
+    if groups is None:
+        return True
+    return isinstance(groups, Tensor) and groups.dtype == torch.int64 and groups.shape == arms.shape and groups.is_cpu
+
+
+def select_rows(n: object, groups: object) -> tuple[int, np.ndarray] | None:
+    """The rows of a context-free ``select`` call in the form the kernels take: ``(n, groups)``
+    with ``groups`` a NumPy view of a ``(n,)`` int64 CPU tensor (its values are the kernel's to
+    check) or an empty array for "every row in group 0"; ``None`` for anything else (no rows,
+    another form), which the torch path then checks."""
+    if groups is None:
+        if type(n) is not int or n < 1:
+            return None
+        return n, _EMPTY_NP
+    if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.ndim != 1 or not groups.is_cpu:
+        return None
+    rows = groups.shape[0]
+    if rows < 1 or (n is not None and (type(n) is not int or n != rows)):
+        return None
+    return rows, groups.numpy()
+
+
+# Per-policy NumPy views and scratch tensors, held beside the policy rather than on it, so that a
+# copy or a pickle of a policy never carries views of another policy's buffers.
+_SCRATCH: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _scratch(policy: Any) -> dict[str, Any]:
+    entry = _SCRATCH.get(policy)
+    if entry is None:
+        entry = _SCRATCH[policy] = {}
+    return entry
+
+
+def context_rows(policy: Any, context: object, n: object, groups: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """A contextual call's ``(n, d)`` float32/float64 CPU context and its groups as the kernels
+    take them (NumPy views; an empty array for "every row in group 0"), or ``None`` for anything
+    else, which the torch path then checks."""
+    if not isinstance(context, Tensor) or context.dtype not in (torch.float64, torch.float32):
+        return None
+    if context.ndim != 2 or not context.is_cpu or context.shape[1] != policy.context_dim:
+        return None
+    rows = context.shape[0]
+    if rows < 1 or (n is not None and (type(n) is not int or n != rows)):
+        return None
+    if groups is None:
+        return context.numpy(), _EMPTY_NP
+    if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.shape != (rows,) or not groups.is_cpu:
+        return None
+    return context.numpy(), groups.numpy()
+
+
+def context_bound(policy: Any, dtype: torch.dtype) -> float:
+    """The bound the torch path checks contexts of ``dtype`` against: the policy's, or none
+    (finite is the test) where it is beyond the dtype's range."""
+    bound = policy.context_bound
+    return bound if bound < torch.finfo(dtype).max else math.inf
+
+
+def buffer_views(policy: Any, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """NumPy views of a CPU policy's buffers ``names`` (0-dim ones as ``(1,)``), kept while its
+    buffers are the same tensors (in-place updates, ``load_state_dict`` and ``reset`` keep them;
+    a move to another device or an assignment replaces them, and the views with them)."""
+    buffers = policy._buffers
+    scratch = _scratch(policy)
+    cached = scratch.get(names)
+    if cached is not None:
+        for name, tensor in zip(names, cached[0]):  # noqa: B905 (equal lengths: both from names)
+            if buffers[name] is not tensor:
+                break
+        else:
+            return cached[1]
+    tensors = tuple(buffers[name] for name in names)
+    views = tuple(t.numpy().reshape(1) if t.ndim == 0 else t.numpy() for t in tensors)
+    scratch[names] = (tensors, views)
+    return views
+
+
+def written(policy: Any, names: tuple[str, ...]) -> None:
+    """Tell torch that a kernel changed the buffers ``names`` in place through their views: their
+    version counters move as an in-place torch op would move them (what caches of derived values,
+    such as a stepper's ridge fit, and autograd's checks go by)."""
+    buffers = policy._buffers
+    for name in names:
+        torch.autograd.graph.increment_version(buffers[name])
+
+
+def draw_seed(policy: Any) -> int:
+    """:func:`~banditformer.core.random.counter_seed` from a CPU policy's generator, as an int
+    (through a one-element scratch tensor kept for the policy)."""
+    scratch = _scratch(policy)
+    seed = scratch.get("seed")
+    if seed is None:
+        tensor = torch.empty(1, dtype=torch.int64)
+        seed = scratch["seed"] = (tensor, tensor.numpy())
+    seed[0].random_(generator=policy.generator)
+    return int(seed[1][0])
+
+
+_EMPTY = torch.zeros(0, dtype=torch.int64)
+_EMPTY_NP = _EMPTY.numpy()

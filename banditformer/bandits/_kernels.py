@@ -1,0 +1,429 @@
+"""The numba kernels of the compiled CPU rounds (:mod:`banditformer.bandits._compiled`).
+
+Imported only through :func:`banditformer.bandits._compiled.kernels`, and only where numba is
+installed. Each kernel is one pass (or two: check, then apply) over NumPy views of the policy's
+buffers and the call's tensors, doing the floating-point operations of the torch path in its
+order, so that a compiled round gives the torch path's arms and statistics:
+
+- statistics ``(G, K)`` float64, lifetime statistics ``(K,)`` float64;
+- ``groups`` is ``(n,)`` int64, or ``(0,)`` for "every row in group 0";
+- arms are written into a preallocated ``(n,)`` int64 ``out``.
+
+Compiled on first use (about a second per kernel and argument types) and cached on disk by numba
+(``cache=True``: next to this file, or in numba's user-wide cache where that is not writable).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from banditformer.core.random import SPLITMIX_GAMMA, SPLITMIX_MIX1, SPLITMIX_MIX2
+
+# Arguments are checked before any write (index checks are always on: numba does not bounds-check).
+_jit = numba.njit(cache=True, nogil=True)
+
+#: Flags of :func:`count_update`'s result, one per failed check.
+BAD_ARMS, BAD_REWARDS, BAD_GROUPS = 1, 2, 4
+
+_GAMMA, _MIX1, _MIX2 = np.uint64(SPLITMIX_GAMMA), np.uint64(SPLITMIX_MIX1), np.uint64(SPLITMIX_MIX2)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+
+
+@numba.njit(inline="always")
+def counter_uniform(seed: np.uint64, i: int) -> float:
+    """:func:`banditformer.core.random.counter_uniform`, bit for bit (uint64 arithmetic wraps)."""
+    z = seed + np.uint64(i + 1) * _GAMMA
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return np.float64(z >> _S11) * 1.1102230246251565e-16  # 2 ** -53
+
+
+@_jit
+def count_update(
+    arms: np.ndarray,
+    rewards: np.ndarray,
+    groups: np.ndarray,
+    num_groups: int,
+    check_rewards: bool,
+    low: float,
+    high: float,
+    counts: np.ndarray,
+    sums: np.ndarray,
+    arm_counts: np.ndarray,
+    arm_sums: np.ndarray,
+) -> int:
+    """One update call of a count policy: check every row, then add row ``i``'s play and reward
+    to ``counts``/``sums`` at ``(groups[i], arms[i])`` and to ``arm_counts``/``arm_sums`` at
+    ``arms[i]``, rows in order (the torch path's ``index_add_`` order).
+
+    Returns:
+        0 when applied; otherwise the OR of :data:`BAD_ARMS` (an arm outside ``[0, K)``),
+        :data:`BAD_REWARDS` (with ``check_rewards``: a reward not finite or outside
+        ``[low, high]``) and :data:`BAD_GROUPS`, with nothing written.
+    """
+    n = arms.shape[0]
+    num_arms = counts.shape[1]
+    grouped = groups.shape[0] > 0
+    bad = 0
+    for i in range(n):
+        a = arms[i]
+        if a < 0 or a >= num_arms:
+            bad |= BAD_ARMS
+        if check_rewards:
+            r = rewards[i]
+            if not (math.isfinite(r) and r >= low and r <= high):
+                bad |= BAD_REWARDS
+        if grouped:
+            g = groups[i]
+            if g < 0 or g >= num_groups:
+                bad |= BAD_GROUPS
+    if bad:
+        return bad
+    # Each table's additions are the rows' in order; a run of rows on one (group, arm) keeps its
+    # four running values in registers (a batch of an index policy is one long run).
+    if n == 0:
+        return 0
+    g = groups[0] if grouped else 0
+    a = arms[0]
+    acc_count = counts[g, a]
+    acc_sum = sums[g, a]
+    acc_life_count = arm_counts[a]
+    acc_life_sum = arm_sums[a]
+    for i in range(n):
+        gi = groups[i] if grouped else 0
+        ai = arms[i]
+        if ai != a or gi != g:  # (element stores, not tuple assignments: numba keeps those in memory)
+            counts[g, a] = acc_count
+            sums[g, a] = acc_sum
+            arm_counts[a] = acc_life_count
+            arm_sums[a] = acc_life_sum
+            g = gi
+            a = ai
+            acc_count = counts[g, a]
+            acc_sum = sums[g, a]
+            acc_life_count = arm_counts[a]
+            acc_life_sum = arm_sums[a]
+        r = np.float64(rewards[i])
+        acc_count += 1.0
+        acc_sum += r
+        acc_life_count += 1.0
+        acc_life_sum += r
+    counts[g, a] = acc_count
+    sums[g, a] = acc_sum
+    arm_counts[a] = acc_life_count
+    arm_sums[a] = acc_life_sum
+    return 0
+
+
+@_jit
+def groups_ok(groups: np.ndarray, num_groups: int) -> bool:
+    """Whether every entry of ``groups`` is in ``[0, num_groups)``."""
+    for i in range(groups.shape[0]):  # noqa: SIM110 (a loop numba compiles; all() over a generator it does not)
+        if groups[i] < 0 or groups[i] >= num_groups:
+            return False
+    return True
+
+
+@_jit
+def deal_untried(best: np.ndarray, counts: np.ndarray, groups: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = best[groups[i]]``, except that rows of a group with untried arms (count
+    ``<= 0``) are dealt them in index order, round-robin by the row's rank within its group
+    (:func:`~banditformer.bandits._common.argmax_untried_first`). ``groups`` are checked."""
+    num_groups, num_arms = counts.shape
+    n = out.shape[0]
+    grouped = groups.shape[0] > 0
+    untried = np.zeros(num_groups, np.int64)
+    any_untried = False
+    for g in range(num_groups):
+        for k in range(num_arms):
+            if counts[g, k] <= 0.0:
+                untried[g] += 1
+                any_untried = True
+    if not any_untried:
+        if grouped:
+            for i in range(n):
+                out[i] = best[groups[i]]
+        else:
+            out[:] = best[0]
+        return
+    rank = np.zeros(num_groups, np.int64)
+    for i in range(n):
+        g = groups[i] if grouped else 0
+        m = untried[g]
+        if m == 0:
+            out[i] = best[g]
+            continue
+        position = rank[g] % m
+        rank[g] += 1
+        seen = -1
+        for k in range(num_arms):
+            if counts[g, k] <= 0.0:
+                seen += 1
+                if seen == position:
+                    out[i] = k
+                    break
+
+
+@_jit
+def ucb1_select(sums: np.ndarray, counts: np.ndarray, c: np.ndarray, groups: np.ndarray, out: np.ndarray) -> bool:
+    """UCB1's arms (:func:`~banditformer.bandits.ucb1.ucb1_index`, then untried arms first):
+    per group ``mean + c[0] * sqrt(2 ln t / n)``, its first maximum, then :func:`deal_untried`.
+    Returns False, writing nothing, when a group is outside ``[0, G)``."""
+    num_groups, num_arms = counts.shape
+    if not groups_ok(groups, num_groups):
+        return False
+    scale = c[0]
+    best = np.zeros(num_groups, np.int64)
+    for g in range(num_groups):
+        total = 0.0
+        for k in range(num_arms):
+            total += counts[g, k]
+        log_t = math.log(max(total, 1.0))
+        top = -math.inf
+        for k in range(num_arms):
+            n_k = counts[g, k]
+            if n_k > 0.0:
+                safe = max(n_k, 1e-12)
+                value = sums[g, k] / safe + scale * math.sqrt(2.0 * log_t / safe)
+            else:
+                value = math.inf
+            if value > top:
+                top = value
+                best[g] = k
+    deal_untried(best, counts, groups, out)
+    return True
+
+
+@_jit
+def epsilon_greedy_select(
+    sums: np.ndarray,
+    counts: np.ndarray,
+    groups: np.ndarray,
+    seed: int,
+    rate: float,
+    rates: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Epsilon-greedy's arms: with ``u`` row ``i``'s :func:`counter_uniform` of ``seed`` and
+    ``eps`` its group's rate (``rates[g]``, or ``rate`` for every group when ``rates`` is empty),
+    the row plays arm ``min(int(u / eps * K), K - 1)`` when ``u < eps``, else its group's greedy
+    arm (the first maximum of ``sums / max(counts, 1e-12)``, untried arms first). ``groups`` are
+    checked."""
+    num_groups, num_arms = counts.shape
+    best = np.zeros(num_groups, np.int64)
+    for g in range(num_groups):
+        top = -math.inf
+        for k in range(num_arms):
+            value = sums[g, k] / max(counts[g, k], 1e-12)
+            if value > top:
+                top = value
+                best[g] = k
+    deal_untried(best, counts, groups, out)
+    grouped = groups.shape[0] > 0
+    stream = np.uint64(seed)
+    shared = rates.shape[0] == 0
+    if shared and not grouped:  # one rate (branch-free, so that it vectorises)
+        eps = rate
+        divisor = eps if eps > 0.0 else 1.0  # no row explores at 0
+        for i in range(out.shape[0]):
+            u = counter_uniform(stream, i)
+            arm = min(np.int64(u / divisor * num_arms), num_arms - 1)
+            out[i] = arm if u < eps else out[i]
+        return
+    for i in range(out.shape[0]):
+        g = groups[i] if grouped else 0
+        u = counter_uniform(stream, i)
+        eps = rate if shared else rates[g]
+        if u < eps:
+            out[i] = min(np.int64(u / eps * num_arms), num_arms - 1)
+
+
+#: :func:`linear_update`'s flag for a context that is not finite or beyond the bound, and
+#: :func:`linucb_select`'s result when a design matrix is not positive definite in floating point.
+BAD_CONTEXT, NOT_POSITIVE = 8, 16
+
+
+@_jit
+def contexts_ok(context: np.ndarray, bound: float) -> bool:
+    """Whether every entry of ``(n, d)`` ``context`` is finite and within ``[-bound, bound]``."""
+    n, d = context.shape
+    for i in range(n):
+        for j in range(d):
+            x = context[i, j]
+            if not (math.isfinite(x) and -bound <= x <= bound):
+                return False
+    return True
+
+
+@_jit
+def linear_update(
+    arms: np.ndarray,
+    rewards: np.ndarray,
+    context: np.ndarray,
+    groups: np.ndarray,
+    num_groups: int,
+    check_values: bool,
+    bound: float,
+    gram: np.ndarray,
+    xr: np.ndarray,
+    arm_counts: np.ndarray,
+    arm_sums: np.ndarray,
+) -> int:
+    """One update call of a linear policy: check every row, then add row ``i``'s ``x x^T`` to
+    ``gram[g, a]`` ``(G, K, d, d)`` and ``r x`` to ``xr[g, a]`` ``(G, K, d)`` in float64, rows in
+    order, and its play and reward to the lifetime statistics (the torch path's ``add_at``).
+
+    Returns:
+        0 when applied; otherwise the OR of :data:`BAD_ARMS`, :data:`BAD_REWARDS` (with
+        ``check_values``: not finite), :data:`BAD_CONTEXT` (with ``check_values``) and
+        :data:`BAD_GROUPS`, with nothing written.
+    """
+    n, d = context.shape
+    num_arms = xr.shape[1]
+    grouped = groups.shape[0] > 0
+    bad = 0
+    for i in range(n):
+        if arms[i] < 0 or arms[i] >= num_arms:
+            bad |= BAD_ARMS
+        if grouped and (groups[i] < 0 or groups[i] >= num_groups):
+            bad |= BAD_GROUPS
+        if check_values and not math.isfinite(rewards[i]):
+            bad |= BAD_REWARDS
+    if check_values and not contexts_ok(context, bound):
+        bad |= BAD_CONTEXT
+    if bad:
+        return bad
+    x = np.empty(d)
+    for i in range(n):
+        a = arms[i]
+        g = groups[i] if grouped else 0
+        r = np.float64(rewards[i])
+        for j in range(d):
+            x[j] = np.float64(context[i, j])
+        for j in range(d):
+            for m in range(d):
+                gram[g, a, j, m] += x[j] * x[m]
+            xr[g, a, j] += r * x[j]
+        arm_counts[a] += 1.0
+        arm_sums[a] += r
+    return 0
+
+
+@_jit
+def _fit_scores(gram: np.ndarray, xr: np.ndarray, ridge: float, theta_t: np.ndarray, coef: np.ndarray) -> bool:
+    """The ridge fit of every group and arm, laid out for :func:`linucb_select`'s row loop:
+    ``theta_t[g, j, k]`` is ``theta_k[j]`` (``A_k^-1 xr_k``) and ``coef[g, p, k]`` is
+    ``A_k^-1[j, m]`` for the ``p``-th pair ``j <= m``, doubled off the diagonal, so that
+    ``x^T A^-1 x`` is ``sum_p coef[p] x_j x_m``. ``A = ridge I + gram`` is factorised by Cholesky
+    and ``A^-1 = L^-T L^-1``; False when a pivot is not positive (the torch path then inverts
+    spectrally)."""
+    num_groups, num_arms, d = xr.shape
+    chol = np.empty((d, d))
+    inv_l = np.empty((d, d))
+    a_inv = np.empty((d, d))
+    for g in range(num_groups):
+        for k in range(num_arms):
+            for j in range(d):  # Cholesky-Banachiewicz, lower triangle
+                for m in range(j + 1):
+                    s = gram[g, k, j, m] + (ridge if j == m else 0.0)
+                    for t in range(m):
+                        s -= chol[j, t] * chol[m, t]
+                    if j == m:
+                        if not s > 0.0:  # also NaN
+                            return False
+                        chol[j, j] = math.sqrt(s)
+                    else:
+                        chol[j, m] = s / chol[m, m]
+            for j in range(d):  # L^-1 by forward substitution, lower triangle
+                for m in range(d):
+                    inv_l[j, m] = 0.0
+                inv_l[j, j] = 1.0 / chol[j, j]
+                for m in range(j):
+                    s = 0.0
+                    for t in range(m, j):
+                        s += chol[j, t] * inv_l[t, m]
+                    inv_l[j, m] = -s / chol[j, j]
+            for j in range(d):  # A^-1 = L^-T L^-1, symmetric
+                for m in range(j, d):
+                    s = 0.0
+                    for t in range(m, d):
+                        s += inv_l[t, j] * inv_l[t, m]
+                    a_inv[j, m] = s
+                    a_inv[m, j] = s
+            for j in range(d):
+                s = 0.0
+                for m in range(d):
+                    s += a_inv[j, m] * xr[g, k, m]
+                theta_t[g, j, k] = s
+            p = 0
+            for j in range(d):
+                for m in range(j, d):
+                    coef[g, p, k] = a_inv[j, m] if j == m else 2.0 * a_inv[j, m]
+                    p += 1
+    return True
+
+
+@_jit
+def linucb_select(
+    gram: np.ndarray,
+    xr: np.ndarray,
+    ridge: float,
+    alpha: float,
+    context: np.ndarray,
+    groups: np.ndarray,
+    check_values: bool,
+    bound: float,
+    out: np.ndarray,
+) -> int:
+    """LinUCB's arms: the first maximum over arms of ``x^T theta_a + alpha * sqrt(max(x^T A_a^-1
+    x, 0))`` for each row's context and group, from one ridge fit per call
+    (:func:`_fit_scores`). The fit and the sums are the torch path's up to rounding (another
+    order of the same operations).
+
+    Returns:
+        0 with ``out`` written; :data:`BAD_GROUPS`, :data:`BAD_CONTEXT` (with ``check_values``)
+        or :data:`NOT_POSITIVE` otherwise, having written nothing.
+    """
+    num_groups, num_arms, d = xr.shape
+    grouped = groups.shape[0] > 0
+    if grouped and not groups_ok(groups, num_groups):
+        return BAD_GROUPS
+    if check_values and not contexts_ok(context, bound):
+        return BAD_CONTEXT
+    pairs = d * (d + 1) // 2
+    theta_t = np.empty((num_groups, d, num_arms))
+    coef = np.empty((num_groups, pairs, num_arms))
+    if not _fit_scores(gram, xr, ridge, theta_t, coef):
+        return NOT_POSITIVE
+    x = np.empty(d)
+    mean = np.empty(num_arms)
+    quad = np.empty(num_arms)
+    for i in range(context.shape[0]):
+        g = groups[i] if grouped else 0
+        for j in range(d):
+            x[j] = np.float64(context[i, j])
+        mean[:] = 0.0
+        quad[:] = 0.0
+        p = 0
+        for j in range(d):  # arms innermost: independent sums that vectorise
+            xj = x[j]
+            for k in range(num_arms):
+                mean[k] += xj * theta_t[g, j, k]
+            for m in range(j, d):
+                c = xj * x[m]
+                for k in range(num_arms):
+                    quad[k] += c * coef[g, p, k]
+                p += 1
+        top = -math.inf
+        best = 0
+        for k in range(num_arms):
+            value = mean[k] + alpha * math.sqrt(max(quad[k], 0.0))
+            if value > top:
+                top = value
+                best = k
+        out[i] = best
+    return 0
