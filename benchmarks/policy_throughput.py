@@ -47,6 +47,7 @@ Run from the repository root (with ``pip install -e .[bench]`` for MABWiser)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -61,6 +62,7 @@ import torch
 from torch import Tensor
 
 from banditformer import CombinatorialPolicy, Policy, list_policies, make_backend, make_policy, set_value_checks
+from banditformer.bandits import compiled_rounds, compiled_rounds_enabled
 from banditformer.core.policy import PolicyBase
 from banditformer.problems import BERNOULLI_INSTANCES, BernoulliProblem
 
@@ -575,14 +577,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="time with banditformer.set_value_checks(False) (no finite/range checks, no host sync per call)",
     )
+    parser.add_argument(
+        "--no-compiled",
+        action="store_true",
+        help="time the torch path: banditformer.bandits.compiled_rounds(False) (no numba kernels)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    with compiled_rounds(False) if args.no_compiled else contextlib.nullcontext():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark of :func:`main`, on parsed arguments."""
+    notes: list[str] = []
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    notes: list[str] = []
+        # the same for the BLAS pools of NumPy and SciPy (MABWiser's LinUCB, numba's np.dot)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            notes.append("threadpoolctl is not installed: NumPy's and SciPy's BLAS use their own thread count")
+        else:
+            threadpool_limits(args.threads)
+    if args.no_compiled:
+        notes.append("compiled rounds off (banditformer.bandits.compiled_rounds(False)): the torch path")
+    elif not compiled_rounds_enabled():
+        notes.append("compiled rounds unavailable (numba is not installed): the torch path")
     if args.no_value_checks:
         set_value_checks(False)
         notes.append("value checks off (banditformer.set_value_checks(False)): shape/dtype/device checks only")
@@ -617,6 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "devices": devices,
             "policies": policies,
             "value_checks": not args.no_value_checks,
+            "compiled_rounds": compiled_rounds_enabled(),
         },
         notes=notes,
     )

@@ -114,3 +114,23 @@ def test_policy_throughput_refuses_an_unwritable_plot_path(monkeypatch: pytest.M
         runpy.run_path(str(BENCH / "policy_throughput.py"), run_name="__main__")
     assert exit_info.value.code == 2
     assert "expected a writable folder" in capsys.readouterr().err
+
+
+def test_policy_throughput_times_the_torch_path_with_no_compiled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import json
+
+    from banditformer.bandits import compiled_available, compiled_rounds_enabled
+
+    out = tmp_path / "report.json"
+    args = ["--batches", "4", "--seconds", "0.01", "--policies", "ucb1", "--no-mabwiser", "--no-smpy", "--no-stepper",
+            "--threads", "1", "--no-compiled", "--json", str(out)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["policy_throughput.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCH / "policy_throughput.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["compiled_rounds"] is False
+    assert any("compiled rounds off" in note for note in report["notes"])
+    assert compiled_rounds_enabled() == compiled_available()  # the block ended with the run

@@ -367,6 +367,44 @@ def _fit_scores(gram: np.ndarray, xr: np.ndarray, ridge: float, theta_t: np.ndar
     return True
 
 
+#: Rows per block of :func:`_score_one_group` (its ``(rows, d (d + 1) / 2)`` products stay in cache).
+SCORE_BLOCK = 512
+
+
+@_jit
+def _score_one_group(context: np.ndarray, theta_t: np.ndarray, coef: np.ndarray, alpha: float, out: np.ndarray) -> None:
+    """:func:`linucb_select`'s index and argmax for rows of one group, in blocks of
+    :data:`SCORE_BLOCK` rows: the products ``x_j x_m`` (``j <= m``) of each row, then ``x^T A^-1 x``
+    and ``x^T theta`` of every arm as two matrix products (BLAS)."""
+    n, d = context.shape
+    pairs, num_arms = coef.shape
+    block = min(n, SCORE_BLOCK)
+    products = np.empty((block, pairs))
+    x = np.empty((block, d))
+    for start in range(0, n, block):
+        rows = min(n, start + block) - start
+        for i in range(rows):
+            for j in range(d):
+                x[i, j] = np.float64(context[start + i, j])
+            p = 0
+            for j in range(d):
+                xj = x[i, j]
+                for m in range(j, d):
+                    products[i, p] = xj * x[i, m]
+                    p += 1
+        quad = np.dot(products[:rows], coef)  # (rows, K)
+        mean = np.dot(x[:rows], theta_t)
+        for i in range(rows):
+            top = -math.inf
+            best = 0
+            for k in range(num_arms):
+                value = mean[i, k] + alpha * math.sqrt(max(quad[i, k], 0.0))
+                if value > top:
+                    top = value
+                    best = k
+            out[start + i] = best
+
+
 @_jit
 def linucb_select(
     gram: np.ndarray,
@@ -399,6 +437,9 @@ def linucb_select(
     coef = np.empty((num_groups, pairs, num_arms))
     if not _fit_scores(gram, xr, ridge, theta_t, coef):
         return NOT_POSITIVE
+    if num_groups == 1:
+        _score_one_group(context, theta_t[0], coef[0], alpha, out)
+        return 0
     x = np.empty(d)
     mean = np.empty(num_arms)
     quad = np.empty(num_arms)
