@@ -44,6 +44,7 @@ __all__ = [
     "cpu_rows",
     "draw_seed",
     "kernels",
+    "scratch_tensor",
     "select_rows",
     "written",
 ]
@@ -128,19 +129,25 @@ def builtin(policy: Any) -> bool:
     return type(policy).__module__.startswith("banditformer.bandits.")
 
 
+def _plain(t: Tensor) -> bool:
+    """A CPU tensor that ``numpy()`` views as it is: no autograd history to keep, no lazy
+    negation or conjugation bit."""
+    return t.is_cpu and not t.requires_grad and not t.is_neg() and not t.is_conj()
+
+
 def cpu_rows(arms: object, rewards: object, groups: object) -> bool:
     """Whether an update call's tensors have the form the kernels take: ``(n,)`` int64 arms,
     ``(n,)`` float32/float64 rewards, ``groups`` ``None`` or ``(n,)`` int64, all on the CPU.
     Anything else goes to the torch path, which reports it."""
     if not (isinstance(arms, Tensor) and isinstance(rewards, Tensor)):
         return False
-    if arms.dtype != torch.int64 or arms.ndim != 1 or not arms.is_cpu:
+    if arms.dtype != torch.int64 or arms.ndim != 1 or not _plain(arms):
         return False
-    if rewards.dtype not in (torch.float64, torch.float32) or rewards.shape != arms.shape or not rewards.is_cpu:
+    if rewards.dtype not in (torch.float64, torch.float32) or rewards.shape != arms.shape or not _plain(rewards):
         return False
     if groups is None:
         return True
-    return isinstance(groups, Tensor) and groups.dtype == torch.int64 and groups.shape == arms.shape and groups.is_cpu
+    return isinstance(groups, Tensor) and groups.dtype == torch.int64 and groups.shape == arms.shape and _plain(groups)
 
 
 def select_rows(n: object, groups: object) -> tuple[int, np.ndarray] | None:
@@ -152,7 +159,7 @@ def select_rows(n: object, groups: object) -> tuple[int, np.ndarray] | None:
         if type(n) is not int or n < 1:
             return None
         return n, _EMPTY_NP
-    if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.ndim != 1 or not groups.is_cpu:
+    if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.ndim != 1 or not _plain(groups):
         return None
     rows = groups.shape[0]
     if rows < 1 or (n is not None and (type(n) is not int or n != rows)):
@@ -178,14 +185,14 @@ def context_rows(policy: Any, context: object, n: object, groups: object) -> tup
     else, which the torch path then checks."""
     if not isinstance(context, Tensor) or context.dtype not in (torch.float64, torch.float32):
         return None
-    if context.ndim != 2 or not context.is_cpu or context.shape[1] != policy.context_dim:
+    if context.ndim != 2 or not _plain(context) or context.shape[1] != policy.context_dim:
         return None
     rows = context.shape[0]
     if rows < 1 or (n is not None and (type(n) is not int or n != rows)):
         return None
     if groups is None:
         return context.numpy(), _EMPTY_NP
-    if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.shape != (rows,) or not groups.is_cpu:
+    if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.shape != (rows,) or not _plain(groups):
         return None
     return context.numpy(), groups.numpy()
 
@@ -198,21 +205,24 @@ def context_bound(policy: Any, dtype: torch.dtype) -> float:
 
 
 def buffer_views(policy: Any, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """NumPy views of a CPU policy's buffers ``names`` (0-dim ones as ``(1,)``), kept while its
-    buffers are the same tensors (in-place updates, ``load_state_dict`` and ``reset`` keep them;
-    a move to another device or an assignment replaces them, and the views with them)."""
+    """NumPy views of a CPU policy's buffers ``names`` (0-dim ones as ``(1,)``), kept while each
+    buffer is the same tensor at the same address (in-place updates, ``load_state_dict`` and
+    ``reset`` keep both; a move to another device, an assignment, ``share_memory()``, ``set_`` or
+    ``.data =`` change one, and the views are taken again). A policy moved off the CPU keeps the
+    old views, and so its old CPU buffers, until it is freed or its next compiled call."""
     buffers = policy._buffers
     scratch = _scratch(policy)
     cached = scratch.get(names)
     if cached is not None:
-        for name, tensor in zip(names, cached[0]):  # noqa: B905 (equal lengths: both from names)
-            if buffers[name] is not tensor:
+        for name, tensor, address in zip(names, cached[0], cached[1]):  # noqa: B905 (all from names)
+            current = buffers[name]
+            if current is not tensor or current.data_ptr() != address:
                 break
         else:
-            return cached[1]
+            return cached[2]
     tensors = tuple(buffers[name] for name in names)
     views = tuple(t.numpy().reshape(1) if t.ndim == 0 else t.numpy() for t in tensors)
-    scratch[names] = (tensors, views)
+    scratch[names] = (tensors, tuple(t.data_ptr() for t in tensors), views)
     return views
 
 
@@ -225,16 +235,23 @@ def written(policy: Any, names: tuple[str, ...]) -> None:
         torch.autograd.graph.increment_version(buffers[name])
 
 
+def scratch_tensor(policy: Any, name: str, size: int, dtype: torch.dtype = torch.float64) -> tuple[Tensor, np.ndarray]:
+    """A ``(size,)`` CPU tensor kept for the policy's compiled calls under ``name``, and its
+    NumPy view (its values are whatever the last call left)."""
+    scratch = _scratch(policy)
+    entry = scratch.get(name)
+    if entry is None or entry[0].shape[0] != size or entry[0].dtype != dtype:
+        tensor = torch.empty(size, dtype=dtype)
+        entry = scratch[name] = (tensor, tensor.numpy())
+    return entry
+
+
 def draw_seed(policy: Any) -> int:
     """:func:`~banditformer.core.random.counter_seed` from a CPU policy's generator, as an int
     (through a one-element scratch tensor kept for the policy)."""
-    scratch = _scratch(policy)
-    seed = scratch.get("seed")
-    if seed is None:
-        tensor = torch.empty(1, dtype=torch.int64)
-        seed = scratch["seed"] = (tensor, tensor.numpy())
-    seed[0].random_(generator=policy.generator)
-    return int(seed[1][0])
+    tensor, view = scratch_tensor(policy, "seed", 1, torch.int64)
+    tensor.random_(generator=policy.generator)
+    return int(view[0])
 
 
 _EMPTY = torch.zeros(0, dtype=torch.int64)

@@ -33,6 +33,14 @@ _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 
 
 @numba.njit(inline="always")
+def beats(value: float, top: float) -> bool:
+    """Whether ``value`` takes the place of the running maximum ``top`` in an argmax that keeps
+    the first maximum and, as ``torch.argmax``, treats NaN as above every number (the first NaN
+    wins)."""
+    return value > top or (math.isnan(value) and not math.isnan(top))
+
+
+@numba.njit(inline="always")
 def counter_uniform(seed: np.uint64, i: int) -> float:
     """:func:`banditformer.core.random.counter_uniform`, bit for bit (uint64 arithmetic wraps)."""
     z = seed + np.uint64(i + 1) * _GAMMA
@@ -169,20 +177,38 @@ def deal_untried(best: np.ndarray, counts: np.ndarray, groups: np.ndarray, out: 
 
 
 @_jit
-def ucb1_select(sums: np.ndarray, counts: np.ndarray, c: np.ndarray, groups: np.ndarray, out: np.ndarray) -> bool:
+def whole_totals(counts: np.ndarray, out: np.ndarray) -> bool:
+    """``out[g] = max(sum_k counts[g, k], 1)`` when every count is a whole number below ``2**52``
+    (then the sum is exact in any order, so it is torch's ``counts.sum(1)``); False otherwise
+    (fractional, discounted counts: the caller takes torch's sum)."""
+    num_groups, num_arms = counts.shape
+    for g in range(num_groups):
+        total = 0.0
+        for k in range(num_arms):
+            c = counts[g, k]
+            if not (c == math.floor(c) and c < 4503599627370496.0):
+                return False
+            total += c
+        out[g] = max(total, 1.0)
+    return True
+
+
+@_jit
+def ucb1_select(
+    sums: np.ndarray, counts: np.ndarray, c: np.ndarray, log_total: np.ndarray, groups: np.ndarray, out: np.ndarray
+) -> bool:
     """UCB1's arms (:func:`~banditformer.bandits.ucb1.ucb1_index`, then untried arms first):
     per group ``mean + c[0] * sqrt(2 ln t / n)``, its first maximum, then :func:`deal_untried`.
-    Returns False, writing nothing, when a group is outside ``[0, G)``."""
+    ``log_total`` is ``(G,)`` ``ln max(t, 1)`` as torch computes it (its sum of the counts and its
+    vectorised log, which can differ from libm's in the last bit). Returns False, writing
+    nothing, when a group is outside ``[0, G)``."""
     num_groups, num_arms = counts.shape
     if not groups_ok(groups, num_groups):
         return False
     scale = c[0]
     best = np.zeros(num_groups, np.int64)
     for g in range(num_groups):
-        total = 0.0
-        for k in range(num_arms):
-            total += counts[g, k]
-        log_t = math.log(max(total, 1.0))
+        log_t = log_total[g]
         top = -math.inf
         for k in range(num_arms):
             n_k = counts[g, k]
@@ -191,7 +217,7 @@ def ucb1_select(sums: np.ndarray, counts: np.ndarray, c: np.ndarray, groups: np.
                 value = sums[g, k] / safe + scale * math.sqrt(2.0 * log_t / safe)
             else:
                 value = math.inf
-            if value > top:
+            if beats(value, top):
                 top = value
                 best[g] = k
     deal_untried(best, counts, groups, out)
@@ -219,7 +245,7 @@ def epsilon_greedy_select(
         top = -math.inf
         for k in range(num_arms):
             value = sums[g, k] / max(counts[g, k], 1e-12)
-            if value > top:
+            if beats(value, top):
                 top = value
                 best[g] = k
     deal_untried(best, counts, groups, out)
@@ -242,9 +268,9 @@ def epsilon_greedy_select(
             out[i] = min(np.int64(u / eps * num_arms), num_arms - 1)
 
 
-#: :func:`linear_update`'s flag for a context that is not finite or beyond the bound, and
-#: :func:`linucb_select`'s result when a design matrix is not positive definite in floating point.
-BAD_CONTEXT, NOT_POSITIVE = 8, 16
+#: :func:`linear_update`'s and :func:`linucb_select`'s flag for a context that is not finite or
+#: beyond the bound.
+BAD_CONTEXT = 8
 
 
 @_jit
@@ -267,6 +293,8 @@ def linear_update(
     groups: np.ndarray,
     num_groups: int,
     check_values: bool,
+    low: float,
+    high: float,
     bound: float,
     gram: np.ndarray,
     xr: np.ndarray,
@@ -279,7 +307,7 @@ def linear_update(
 
     Returns:
         0 when applied; otherwise the OR of :data:`BAD_ARMS`, :data:`BAD_REWARDS` (with
-        ``check_values``: not finite), :data:`BAD_CONTEXT` (with ``check_values``) and
+        ``check_values``: not finite or outside ``[low, high]``), :data:`BAD_CONTEXT` (with ``check_values``) and
         :data:`BAD_GROUPS`, with nothing written.
     """
     n, d = context.shape
@@ -291,8 +319,10 @@ def linear_update(
             bad |= BAD_ARMS
         if grouped and (groups[i] < 0 or groups[i] >= num_groups):
             bad |= BAD_GROUPS
-        if check_values and not math.isfinite(rewards[i]):
-            bad |= BAD_REWARDS
+        if check_values:
+            r = rewards[i]
+            if not (math.isfinite(r) and r >= low and r <= high):
+                bad |= BAD_REWARDS
     if check_values and not contexts_ok(context, bound):
         bad |= BAD_CONTEXT
     if bad:
@@ -314,57 +344,21 @@ def linear_update(
 
 
 @_jit
-def _fit_scores(gram: np.ndarray, xr: np.ndarray, ridge: float, theta_t: np.ndarray, coef: np.ndarray) -> bool:
-    """The ridge fit of every group and arm, laid out for :func:`linucb_select`'s row loop:
-    ``theta_t[g, j, k]`` is ``theta_k[j]`` (``A_k^-1 xr_k``) and ``coef[g, p, k]`` is
-    ``A_k^-1[j, m]`` for the ``p``-th pair ``j <= m``, doubled off the diagonal, so that
-    ``x^T A^-1 x`` is ``sum_p coef[p] x_j x_m``. ``A = ridge I + gram`` is factorised by Cholesky
-    and ``A^-1 = L^-T L^-1``; False when a pivot is not positive (the torch path then inverts
-    spectrally)."""
-    num_groups, num_arms, d = xr.shape
-    chol = np.empty((d, d))
-    inv_l = np.empty((d, d))
-    a_inv = np.empty((d, d))
+def _score_layout(theta: np.ndarray, a_inv: np.ndarray, theta_t: np.ndarray, coef: np.ndarray) -> None:
+    """The ridge fit ``theta`` ``(G, K, d)`` and ``A^-1`` ``(G, K, d, d)`` laid out for the row
+    loops: ``theta_t[g, j, k] = theta[g, k, j]`` and ``coef[g, p, k] = A_k^-1[j, m]`` for the
+    ``p``-th pair ``j <= m``, the two off-diagonal entries added, so that ``x^T A^-1 x`` is
+    ``sum_p coef[p] x_j x_m``."""
+    num_groups, num_arms, d = theta.shape
     for g in range(num_groups):
         for k in range(num_arms):
-            for j in range(d):  # Cholesky-Banachiewicz, lower triangle
-                for m in range(j + 1):
-                    s = gram[g, k, j, m] + (ridge if j == m else 0.0)
-                    for t in range(m):
-                        s -= chol[j, t] * chol[m, t]
-                    if j == m:
-                        if not s > 0.0:  # also NaN
-                            return False
-                        chol[j, j] = math.sqrt(s)
-                    else:
-                        chol[j, m] = s / chol[m, m]
-            for j in range(d):  # L^-1 by forward substitution, lower triangle
-                for m in range(d):
-                    inv_l[j, m] = 0.0
-                inv_l[j, j] = 1.0 / chol[j, j]
-                for m in range(j):
-                    s = 0.0
-                    for t in range(m, j):
-                        s += chol[j, t] * inv_l[t, m]
-                    inv_l[j, m] = -s / chol[j, j]
-            for j in range(d):  # A^-1 = L^-T L^-1, symmetric
-                for m in range(j, d):
-                    s = 0.0
-                    for t in range(m, d):
-                        s += inv_l[t, j] * inv_l[t, m]
-                    a_inv[j, m] = s
-                    a_inv[m, j] = s
             for j in range(d):
-                s = 0.0
-                for m in range(d):
-                    s += a_inv[j, m] * xr[g, k, m]
-                theta_t[g, j, k] = s
+                theta_t[g, j, k] = theta[g, k, j]
             p = 0
             for j in range(d):
                 for m in range(j, d):
-                    coef[g, p, k] = a_inv[j, m] if j == m else 2.0 * a_inv[j, m]
+                    coef[g, p, k] = a_inv[g, k, j, j] if j == m else a_inv[g, k, j, m] + a_inv[g, k, m, j]
                     p += 1
-    return True
 
 
 #: Rows per block of :func:`_score_one_group` (its ``(rows, d (d + 1) / 2)`` products stay in cache).
@@ -399,7 +393,7 @@ def _score_one_group(context: np.ndarray, theta_t: np.ndarray, coef: np.ndarray,
             best = 0
             for k in range(num_arms):
                 value = mean[i, k] + alpha * math.sqrt(max(quad[i, k], 0.0))
-                if value > top:
+                if beats(value, top):
                     top = value
                     best = k
             out[start + i] = best
@@ -407,9 +401,8 @@ def _score_one_group(context: np.ndarray, theta_t: np.ndarray, coef: np.ndarray,
 
 @_jit
 def linucb_select(
-    gram: np.ndarray,
-    xr: np.ndarray,
-    ridge: float,
+    theta: np.ndarray,
+    a_inv: np.ndarray,
     alpha: float,
     context: np.ndarray,
     groups: np.ndarray,
@@ -418,15 +411,15 @@ def linucb_select(
     out: np.ndarray,
 ) -> int:
     """LinUCB's arms: the first maximum over arms of ``x^T theta_a + alpha * sqrt(max(x^T A_a^-1
-    x, 0))`` for each row's context and group, from one ridge fit per call
-    (:func:`_fit_scores`). The fit and the sums are the torch path's up to rounding (another
-    order of the same operations).
+    x, 0))`` for each row's context and group, from the torch path's ridge fit (``theta``
+    ``(G, K, d)``, ``a_inv`` ``(G, K, d, d)``). The sums run in another order than the torch
+    path's matrix products, so the index agrees with it to rounding.
 
     Returns:
-        0 with ``out`` written; :data:`BAD_GROUPS`, :data:`BAD_CONTEXT` (with ``check_values``)
-        or :data:`NOT_POSITIVE` otherwise, having written nothing.
+        0 with ``out`` written; :data:`BAD_GROUPS` or :data:`BAD_CONTEXT` (with
+        ``check_values``) otherwise, having written nothing.
     """
-    num_groups, num_arms, d = xr.shape
+    num_groups, num_arms, d = theta.shape
     grouped = groups.shape[0] > 0
     if grouped and not groups_ok(groups, num_groups):
         return BAD_GROUPS
@@ -435,8 +428,7 @@ def linucb_select(
     pairs = d * (d + 1) // 2
     theta_t = np.empty((num_groups, d, num_arms))
     coef = np.empty((num_groups, pairs, num_arms))
-    if not _fit_scores(gram, xr, ridge, theta_t, coef):
-        return NOT_POSITIVE
+    _score_layout(theta, a_inv, theta_t, coef)
     if num_groups == 1:
         _score_one_group(context, theta_t[0], coef[0], alpha, out)
         return 0
@@ -463,7 +455,7 @@ def linucb_select(
         best = 0
         for k in range(num_arms):
             value = mean[k] + alpha * math.sqrt(max(quad[k], 0.0))
-            if value > top:
+            if beats(value, top):
                 top = value
                 best = k
         out[i] = best

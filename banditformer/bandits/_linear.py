@@ -154,12 +154,12 @@ class LinearPolicy(Policy):
         assert isinstance(arms, Tensor) and isinstance(rewards, Tensor) and isinstance(context, Tensor)
         bound = context_bound(self, context.dtype)
         gram, xr, arm_counts, arm_sums = buffer_views(self, _LINEAR_VIEWS)
+        low, high = self.reward_range
         bad = kern.linear_update(
-            arms.numpy(), rewards.numpy(), rows[0], rows[1], self.num_groups, value_checks_enabled(), bound,
+            arms.numpy(), rewards.numpy(), rows[0], rows[1], self.num_groups, value_checks_enabled(), low, high, bound,
             gram, xr, arm_counts, arm_sums,
         )  # fmt: skip
         if bad:  # nothing was written: raise the torch path's error, in its order
-            low, high = self.reward_range
             if bad & kern.BAD_ARMS:
                 check_arms("arms", arms, self.num_arms, self.device)
             if bad & kern.BAD_REWARDS:

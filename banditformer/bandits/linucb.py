@@ -7,13 +7,11 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._compiled import buffer_views, builtin, context_bound, context_rows, kernels
+from banditformer.bandits._compiled import builtin, context_bound, context_rows, kernels
 from banditformer.bandits._linear import LinearPolicy, LinearStepper
 from banditformer.core.validation import value_checks_enabled
 
 __all__ = ["LinUCB", "LinUCBStepper", "linucb_index"]
-
-_VIEWS = ("gram", "xr", "ridge", "alpha")  # the buffers the compiled select reads
 
 
 def linucb_index(mean: Tensor, width: Tensor, alpha: float | Tensor) -> Tensor:
@@ -61,21 +59,23 @@ class LinUCB(LinearPolicy):
         return linucb_index(*self.predict(context, groups), self.alpha).argmax(1)
 
     def _compiled_select(self, context: object, n: object, groups: object) -> Tensor | None:
-        # the fit and the index in one kernel call (banditformer.bandits._compiled): the torch
-        # path's arms up to rounding; a bad call or a matrix the torch path inverts spectrally
-        # takes the torch path
+        # the torch path's ridge fit, then the index and argmax of every row in one kernel call
+        # (banditformer.bandits._compiled): the torch path's arms up to rounding of the sums
         kern = kernels() if builtin(self) and self._buffers["gram"].is_cpu else None
         rows = context_rows(self, context, n, groups) if kern is not None else None
         if rows is None:
             return None
         x, group_rows = rows
-        gram, xr, ridge, alpha = buffer_views(self, _VIEWS)
-        out = torch.empty(x.shape[0], dtype=torch.long)
+        if group_rows.shape[0] and not kern.groups_ok(group_rows, self.num_groups):
+            return None  # the torch path reports it
         bound = context_bound(self, context.dtype)  # type: ignore[union-attr]
-        status = kern.linucb_select(
-            gram, xr, float(ridge[0]), float(alpha[0]), x, group_rows, value_checks_enabled(), bound, out.numpy()
-        )
-        return out if status == 0 else None
+        checks = value_checks_enabled()
+        if checks and not kern.contexts_ok(x, bound):
+            return None
+        theta, a_inv = self.fit()  # (G, K, d), (G, K, d, d): Cholesky, or the spectral fallback
+        out = torch.empty(x.shape[0], dtype=torch.long)
+        kern.linucb_select(theta.numpy(), a_inv.numpy(), float(self.alpha), x, group_rows, False, bound, out.numpy())
+        return out
 
     def _stepper(self, group: int) -> LinUCBStepper:
         return LinUCBStepper(self, group)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._common import CountState, CountStepper, argmax_untried_first
-from banditformer.bandits._compiled import buffer_views, builtin, kernels, select_rows
+from banditformer.bandits._compiled import buffer_views, builtin, kernels, scratch_tensor, select_rows
 from banditformer.core.policy import Policy
 
 __all__ = ["UCB1", "UCB1Stepper", "ucb1_index"]
@@ -81,7 +80,13 @@ class UCB1(CountState, Policy):
             return None
         out = torch.empty(rows[0], dtype=torch.long)
         sums, counts, c = buffer_views(self, _VIEWS)
-        return out if kern.ucb1_select(sums, counts, c, rows[1], out.numpy()) else None
+        # ucb1_index's ln max(t, 1), bit for bit: torch's log of torch's total (whole counts sum
+        # exactly in any order, so the kernel adds them; fractional ones take torch's sum)
+        totals, totals_np = scratch_tensor(self, "log_total", self.num_groups)
+        if not kern.whole_totals(counts, totals_np):
+            torch.sum(self.counts, 1, out=totals).clamp_(min=1.0)
+        torch.log(totals, out=totals)
+        return out if kern.ucb1_select(sums, counts, c, totals_np, rows[1], out.numpy()) else None
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # One index table per group (G, K), gathered per row: rows of a group share statistics.
@@ -94,11 +99,16 @@ class UCB1(CountState, Policy):
 
 class UCB1Stepper(CountStepper):
     """UCB1's lean stepper: :func:`ucb1_index` of one group in NumPy, the same floating-point
-    operations in the same order, so that it picks the batched path's arm."""
+    operations in the same order, so that it picks the batched path's arm. The log of the total
+    is torch's, on the group's ``(1, K)`` row (its sum order, and its vectorised log, which
+    differs from libm's in the last bit for a few totals, such as 9170)."""
 
     def _bind(self) -> None:
         super()._bind()
         self._c = self._view("c")
+        self._row = self._policy._buffers["counts"][self._group : self._group + 1]  # (1, K)
+        self._log_total = torch.empty(1, dtype=torch.float64)
+        self._log_total_np = self._log_total.numpy()
 
     def _lean_select(self, context: Tensor | None) -> int:
         first = self._untried()
@@ -106,5 +116,7 @@ class UCB1Stepper(CountStepper):
             return first
         counts = self._counts
         safe = np.maximum(counts, 1e-12)
-        log_t = math.log(max(float(counts.sum()), 1.0))
+        torch.sum(self._row, 1, out=self._log_total)
+        torch.log(self._log_total.clamp_(min=1.0), out=self._log_total)
+        log_t = float(self._log_total_np[0])
         return int((self._sums / safe + float(self._c) * np.sqrt(2.0 * log_t / safe)).argmax())
