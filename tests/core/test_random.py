@@ -42,3 +42,27 @@ def test_samplers_use_only_their_generator() -> None:
 def test_derive_seed_is_stable_and_in_range(seed: int, key: str) -> None:
     s = derive_seed(seed, key)
     assert s == derive_seed(seed, key) and 0 <= s < 2**63
+
+
+@pytest.mark.cuda
+def test_counter_uniforms_on_cuda_are_the_cpu_bits() -> None:
+    from banditformer.core.random import counter_seed, counter_uniforms
+
+    for seed in (0, 1234567, 2**63 - 1):
+        cpu = counter_uniforms(torch.tensor(seed), 10_000)
+        assert torch.equal(counter_uniforms(torch.tensor(seed, device="cuda"), 10_000).cpu(), cpu)
+    gen = torch.Generator(device="cuda").manual_seed(3)
+    assert counter_seed(gen).device.type == "cuda"
+
+
+@pytest.mark.cuda
+def test_epsilon_greedy_on_cuda_plays_the_stream_of_its_seed() -> None:
+    from banditformer import make_policy
+    from banditformer.core.random import counter_uniform
+
+    policy = make_policy("epsilon_greedy", num_arms=4, epsilon=1.0, seed=0).to("cuda")
+    state = policy.generator.get_state()
+    arms = policy.select(n=64).cpu().tolist()  # epsilon 1: every row explores
+    policy.generator.set_state(state)
+    seed = int(torch.empty((), dtype=torch.int64, device="cuda").random_(generator=policy.generator))
+    assert arms == [min(int(counter_uniform(seed, i) / 1.0 * 4), 3) for i in range(64)]
