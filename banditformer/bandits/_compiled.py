@@ -1,17 +1,22 @@
-"""Compiled CPU rounds: one numba kernel per ``select`` or ``update`` call of the count policies,
-in place of a dozen small torch operations and the value checks' host sync.
+"""Compiled CPU rounds: one numba kernel per ``select`` call of UCB1, epsilon-greedy and LinUCB
+and per ``update`` call of the count and linear policies, in place of a dozen small torch
+operations and the value checks' host sync.
 
 At a few thousand rows a torch round of UCB1 spends most of its time in fixed per-operation cost
 (about 5 µs per small op on a CPU core); the kernels in :mod:`banditformer.bandits._kernels` do
 the same arithmetic in one pass over NumPy views of the buffers. They give the torch path's
-arms and statistics (the same floating-point operations in the same order, property-tested),
-draw from the policy's generator exactly as the torch path does, and check every row before any
-write, raising the torch path's errors, so the choice of path changes speed only.
+arms and statistics (the same floating-point operations in the same order, with torch's own
+results where its arithmetic is not libm's: UCB1's log of the total; property-tested), draw from
+the policy's generator exactly as the torch path does, and check every row before any write,
+raising the torch path's errors, so the choice of path changes speed only. LinUCB's ``select``
+is the exception: it scores the torch path's ridge fit with its own order of the sums, so its
+index agrees to rounding.
 
-Used when numba is installed (``pip install 'banditformer[fast]'``), the policy is on the CPU and
-the call's tensors have the usual dtypes (int64 arms and groups, float32 or float64 rewards);
-anything else takes the torch path. ``BANDITFORMER_COMPILED=0`` in the environment (read at import), or
-:func:`compiled_rounds` ``(False)`` around a block, turns them off.
+Used when numba is installed (``pip install 'banditformer[fast]'``), the policy is a built-in
+class on the CPU and the call's tensors have the usual form (int64 arms and groups, float32 or
+float64 rewards and contexts, no autograd history); anything else takes the torch path.
+``BANDITFORMER_COMPILED=0`` in the environment (read at import), or :func:`compiled_rounds`
+``(False)`` around a block, turns them off.
 """
 
 from __future__ import annotations

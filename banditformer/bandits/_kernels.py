@@ -3,9 +3,11 @@
 Imported only through :func:`banditformer.bandits._compiled.kernels`, and only where numba is
 installed. Each kernel is one pass (or two: check, then apply) over NumPy views of the policy's
 buffers and the call's tensors, doing the floating-point operations of the torch path in its
-order, so that a compiled round gives the torch path's arms and statistics:
+order, so that a compiled round gives the torch path's arms and statistics (LinUCB's index: to
+rounding):
 
-- statistics ``(G, K)`` float64, lifetime statistics ``(K,)`` float64;
+- statistics ``(G, K)`` float64 (the linear ones ``(G, K, d, d)`` and ``(G, K, d)``), lifetime
+  statistics ``(K,)`` float64;
 - ``groups`` is ``(n,)`` int64, or ``(0,)`` for "every row in group 0";
 - arms are written into a preallocated ``(n,)`` int64 ``out``.
 
