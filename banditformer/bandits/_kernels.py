@@ -180,17 +180,20 @@ def deal_untried(best: np.ndarray, counts: np.ndarray, groups: np.ndarray, out: 
 
 @_jit
 def whole_totals(counts: np.ndarray, out: np.ndarray) -> bool:
-    """``out[g] = max(sum_k counts[g, k], 1)`` when every count is a whole number below ``2**52``
-    (then the sum is exact in any order, so it is torch's ``counts.sum(1)``); False otherwise
-    (fractional, discounted counts: the caller takes torch's sum)."""
+    """``out[g] = max(sum_k counts[g, k], 1)`` when every count is a whole number and every
+    group's total is below ``2**53`` (then every partial sum is exact, in any order, so it is
+    torch's ``counts.sum(1)``); False otherwise (fractional, discounted counts, or totals past
+    ``2**53``: the caller takes torch's sum)."""
     num_groups, num_arms = counts.shape
     for g in range(num_groups):
         total = 0.0
         for k in range(num_arms):
             c = counts[g, k]
-            if not (c == math.floor(c) and c < 4503599627370496.0):
+            if not (c == math.floor(c) and c >= 0.0):
                 return False
             total += c
+        if not total < 9007199254740992.0:  # 2 ** 53 (counts are >= 0: partial sums are below it)
+            return False
         out[g] = max(total, 1.0)
     return True
 

@@ -106,7 +106,8 @@ class UCB1Stepper(CountStepper):
     def _bind(self) -> None:
         super()._bind()
         self._c = self._view("c")
-        self._row = self._policy._buffers["counts"][self._group : self._group + 1]  # (1, K)
+        self._row = self._buffer("counts")[self._group : self._group + 1]  # (1, K)
+        self._row_np = self._row.detach().numpy()
         self._log_total = torch.empty(1, dtype=torch.float64)
         self._log_total_np = self._log_total.numpy()
 
@@ -116,7 +117,9 @@ class UCB1Stepper(CountStepper):
             return first
         counts = self._counts
         safe = np.maximum(counts, 1e-12)
-        torch.sum(self._row, 1, out=self._log_total)
-        torch.log(self._log_total.clamp_(min=1.0), out=self._log_total)
+        kern = kernels()  # whole counts: their total in any order is torch's (one op fewer)
+        if kern is None or not kern.whole_totals(self._row_np, self._log_total_np):
+            torch.sum(self._row, 1, out=self._log_total).clamp_(min=1.0)
+        torch.log(self._log_total, out=self._log_total)
         log_t = float(self._log_total_np[0])
         return int((self._sums / safe + float(self._c) * np.sqrt(2.0 * log_t / safe)).argmax())

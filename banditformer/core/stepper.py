@@ -192,11 +192,14 @@ class LeanStepper(Stepper):
 
     Subclasses implement :meth:`_bind` (take the views they need, calling ``super()._bind()``),
     :meth:`_lean_select` and :meth:`_lean_update`; arguments reach them checked. The views are
-    taken again whenever the policy's buffers were replaced (``.to``, ``_apply``); off the CPU the
-    stepper runs the generic path.
+    taken again whenever a buffer they view was replaced or its memory moved (``.to``, ``_apply``,
+    an assignment, ``share_memory()``, ``set_``, ``.data =``); off the CPU the stepper runs the
+    generic path.
     """
 
     _bound: Tensor | None = None
+    # (name, buffer, address) of every buffer a view was taken of, for _refresh
+    _viewed: tuple[tuple[str, Tensor, int], ...] = ()
 
     def __init__(self, policy: SteppedPolicy, group: int = 0) -> None:
         super().__init__(policy, group)
@@ -226,25 +229,43 @@ class LeanStepper(Stepper):
         return int(self._i_np[0])
 
     def _refresh(self) -> None:
-        anchor = self._policy._buffers["arm_counts"]
+        buffers = self._policy._buffers
+        anchor = buffers["arm_counts"]
         if anchor is self._bound:
-            return
+            for name, tensor, address in self._viewed:
+                current = buffers[name]
+                if current is not tensor or current.data_ptr() != address:
+                    break
+            else:
+                return
         self._bound = anchor
         self._lean = anchor is not None and anchor.device.type == "cpu"
         # the group index follows the policy to its device, whichever path runs
         self._groups = torch.full((1,), self._group, dtype=torch.long, device=self._policy.device)
+        self._viewed = ()
         if self._lean:
             self._bind()
 
     def _bind(self) -> None:
-        """Take the NumPy views (of the current buffers) that the lean rounds use."""
-        p: Any = self._policy
-        self._arm_counts = p.arm_counts.numpy()
-        self._arm_reward_sums = p.arm_reward_sums.numpy()
+        """Take the NumPy views (of the current buffers) that the lean rounds use, through
+        :meth:`_view`, which records them for :meth:`_refresh`."""
+        self._arm_counts = self._view("arm_counts")
+        self._arm_reward_sums = self._view("arm_reward_sums")
 
     def _view(self, name: str) -> np.ndarray:
         """The NumPy view of buffer ``name`` (all groups)."""
-        return getattr(self._policy, name).detach().numpy()
+        tensor = self._policy._buffers[name]
+        assert tensor is not None
+        self._viewed = (*self._viewed, (name, tensor, tensor.data_ptr()))
+        return tensor.detach().numpy()
+
+    def _buffer(self, name: str) -> Tensor:
+        """Buffer ``name`` itself, recorded for :meth:`_refresh` as :meth:`_view` records a view
+        (for a lean round that reads it through torch ops on a view of it)."""
+        tensor = self._policy._buffers[name]
+        assert tensor is not None
+        self._viewed = (*self._viewed, (name, tensor, tensor.data_ptr()))
+        return tensor
 
     def _lean_context(self, context: object) -> Tensor | None:
         """:meth:`Stepper._context` for the CPU: the checks in NumPy, a float64 ``(1, d)`` tensor

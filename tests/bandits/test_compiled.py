@@ -438,3 +438,13 @@ def test_ucb1s_stepper_takes_torchs_log_of_the_total() -> None:
     with compiled_rounds(False):
         expected = int(batched.select(n=1))
     assert stepped.stepper().select() == expected
+
+
+def test_whole_totals_leave_sums_past_2_53_to_torch() -> None:
+    from banditformer.bandits import _kernels
+
+    out = np.zeros(1)
+    assert _kernels.whole_totals(np.array([[3.0, 0.0, 4.0]]), out) and out[0] == 7.0
+    assert _kernels.whole_totals(np.zeros((1, 3)), out) and out[0] == 1.0  # clamped, as torch's path
+    assert not _kernels.whole_totals(np.array([[2.0**52, 2.0**52 + 2.0]]), out)  # 2**53 + 2: inexact order
+    assert not _kernels.whole_totals(np.array([[0.5, 1.0]]), out)

@@ -3,6 +3,7 @@ for every registered one-arm policy (lean or generic), and bad scalars are refus
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -97,6 +98,37 @@ def test_a_stepper_follows_the_policy_to_new_buffers() -> None:
     p._apply(lambda t: t.clone())  # every buffer replaced by a copy
     step.update(1, 1.0)
     assert p.arm_counts.tolist() == [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("name", LEAN)
+@pytest.mark.parametrize("move", ["share_memory", "assign", "set_", "data"])
+def test_a_stepper_follows_a_buffer_whose_memory_moved(name: str, move: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    p = build(name, 3, seed=0)
+    step = p.stepper()
+    for _ in range(6):  # views taken, every arm tried
+        x = contexts(1, gen)
+        arm = step.select(x[0] if p.is_contextual else None)
+        step.update(arm, float(rewards_for(p, (1,), gen)), x[0].tolist() if p.is_contextual else None)
+    stat = "gram" if "gram" in p._buffers else "successes" if "successes" in p._buffers else "counts"
+    if move == "share_memory":
+        p.share_memory()
+    elif move == "assign":
+        setattr(p, stat, p._buffers[stat].clone())
+    elif move == "set_":
+        p._buffers[stat].set_(p._buffers[stat].clone())
+    else:
+        p._buffers[stat].data = p._buffers[stat].clone()
+    ref = copy.deepcopy(p)
+    for t in range(8):  # the stepper and the batched path on a copy agree round for round
+        x = contexts(1, gen)
+        ctx = x if p.is_contextual else None
+        got = step.select(x[0] if p.is_contextual else None)
+        assert got == int(ref.select(ctx, n=1)), (t, move)
+        r = rewards_for(p, (1,), gen).double()
+        step.update(got, float(r), x[0].tolist() if p.is_contextual else None)
+        ref.update(torch.tensor([got]), r, ctx)
+    assert state_equal(p, ref, exact=True)
 
 
 BAD_ARMS = [(True, "an int"), (1.0, "an int"), ("1", "an int"), (3, "in [0, 3)"), (-1, "in [0, 3)"),
