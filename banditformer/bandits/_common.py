@@ -9,17 +9,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from banditformer.bandits._compiled import buffer_views, builtin, cpu_rows, kernels, written
+from banditformer.bandits._compiled import NO_GROUPS, buffer_views, builtin, cpu_rows, kernels, raise_first, written
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import PolicyBase
 from banditformer.core.stepper import LeanStepper
-from banditformer.core.validation import check_arms, check_rewards, value_checks_enabled
+from banditformer.core.validation import value_checks_enabled
 
 # A score above any finite index, used to put untried arms first.
 _UNTRIED = 1e300
 
 _COUNT_VIEWS = ("counts", "sums", "arm_counts", "arm_reward_sums")  # what count_update writes
-_NO_GROUPS = np.zeros(0, dtype=np.int64)  # the kernels' "every row in group 0"
 
 
 def add_discount(policy: PolicyBase, discount: float) -> float:
@@ -134,20 +133,13 @@ class CountState:
             return False
         low, high = policy.reward_range
         counts, sums, arm_counts, arm_sums = buffer_views(policy, _COUNT_VIEWS)
-        group_rows = _NO_GROUPS if groups is None else groups.numpy()
+        group_rows = NO_GROUPS if groups is None else groups.numpy()
         bad = kern.count_update(
             arms.numpy(), rewards.numpy(), group_rows, policy.num_groups, value_checks_enabled(), low, high,
             counts, sums, arm_counts, arm_sums,
         )  # fmt: skip
-        if bad:  # nothing was written: raise the torch path's error, in its order
-            device = policy.device
-            if bad & kern.BAD_ARMS:
-                check_arms("arms", arms, policy.num_arms, device)
-            if bad & kern.BAD_REWARDS:
-                check_rewards("rewards", rewards, tuple(rewards.shape), device, low, high)
-            if bad & kern.BAD_GROUPS:
-                check_arms("groups", groups, policy.num_groups, device)
-            raise InputValidationError("expected valid input, got a value check that failed without detail")
+        if bad:  # nothing was written
+            raise_first(policy, kern, bad, arms, rewards, None, groups)
         written(policy, _COUNT_VIEWS)
         return True
 

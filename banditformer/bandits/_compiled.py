@@ -29,16 +29,18 @@ import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from banditformer.core.errors import InputValidationError
+from banditformer.core.validation import check_arms, check_context, check_rewards
 
 __all__ = [
     "COMPILED_ENV",
+    "NO_GROUPS",
     "buffer_views",
     "builtin",
     "compiled_available",
@@ -48,7 +50,9 @@ __all__ = [
     "context_rows",
     "cpu_rows",
     "draw_seed",
+    "groups_in_range",
     "kernels",
+    "raise_first",
     "scratch_tensor",
     "select_rows",
     "written",
@@ -163,7 +167,7 @@ def select_rows(n: object, groups: object) -> tuple[int, np.ndarray] | None:
     if groups is None:
         if type(n) is not int or n < 1:
             return None
-        return n, _EMPTY_NP
+        return n, NO_GROUPS
     if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.ndim != 1 or not _plain(groups):
         return None
     rows = groups.shape[0]
@@ -196,10 +200,34 @@ def context_rows(policy: Any, context: object, n: object, groups: object) -> tup
     if rows < 1 or (n is not None and (type(n) is not int or n != rows)):
         return None
     if groups is None:
-        return context.numpy(), _EMPTY_NP
+        return context.numpy(), NO_GROUPS
     if not isinstance(groups, Tensor) or groups.dtype != torch.int64 or groups.shape != (rows,) or not _plain(groups):
         return None
     return context.numpy(), groups.numpy()
+
+
+def groups_in_range(kern: ModuleType, policy: Any, groups: np.ndarray) -> bool:
+    """Whether a select call's kernel ``groups`` (:data:`NO_GROUPS` or a view) index the policy's
+    statistics; a call with one outside takes the torch path, which reports it."""
+    return groups.shape[0] == 0 or bool(kern.groups_ok(groups, policy.num_groups))
+
+
+def raise_first(
+    policy: Any, kern: ModuleType, bad: int, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: object
+) -> NoReturn:
+    """Raise the torch path's error for an update kernel's failed checks ``bad`` (its flags), the
+    first in the torch path's order: arms, rewards, context, groups."""
+    device = policy.device
+    low, high = policy.reward_range
+    if bad & kern.BAD_ARMS:
+        check_arms("arms", arms, policy.num_arms, device)
+    if bad & kern.BAD_REWARDS:
+        check_rewards("rewards", rewards, tuple(rewards.shape), device, low, high)
+    if context is not None and bad & kern.BAD_CONTEXT:
+        check_context("context", context, policy.context_dim, device, bound=policy.context_bound)
+    if bad & kern.BAD_GROUPS:
+        check_arms("groups", groups, policy.num_groups, device)
+    raise InputValidationError("expected valid input, got a value check that failed without detail")
 
 
 def context_bound(policy: Any, dtype: torch.dtype) -> float:
@@ -259,5 +287,5 @@ def draw_seed(policy: Any) -> int:
     return int(view[0])
 
 
-_EMPTY = torch.zeros(0, dtype=torch.int64)
-_EMPTY_NP = _EMPTY.numpy()
+#: The kernels' ``groups`` argument for "every row in group 0".
+NO_GROUPS = np.zeros(0, dtype=np.int64)

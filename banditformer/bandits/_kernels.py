@@ -201,15 +201,12 @@ def whole_totals(counts: np.ndarray, out: np.ndarray) -> bool:
 @_jit
 def ucb1_select(
     sums: np.ndarray, counts: np.ndarray, c: np.ndarray, log_total: np.ndarray, groups: np.ndarray, out: np.ndarray
-) -> bool:
+) -> None:
     """UCB1's arms (:func:`~banditformer.bandits.ucb1.ucb1_index`, then untried arms first):
     per group ``mean + c[0] * sqrt(2 ln t / n)``, its first maximum, then :func:`deal_untried`.
     ``log_total`` is ``(G,)`` ``ln max(t, 1)`` as torch computes it (its sum of the counts and its
-    vectorised log, which can differ from libm's in the last bit). Returns False, writing
-    nothing, when a group is outside ``[0, G)``."""
+    vectorised log, which can differ from libm's in the last bit). ``groups`` are checked."""
     num_groups, num_arms = counts.shape
-    if not groups_ok(groups, num_groups):
-        return False
     scale = c[0]
     best = np.zeros(num_groups, np.int64)
     for g in range(num_groups):
@@ -226,7 +223,6 @@ def ucb1_select(
                 top = value
                 best[g] = k
     deal_untried(best, counts, groups, out)
-    return True
 
 
 @_jit
@@ -273,8 +269,7 @@ def epsilon_greedy_select(
             out[i] = min(np.int64(u / eps * num_arms), num_arms - 1)
 
 
-#: :func:`linear_update`'s and :func:`linucb_select`'s flag for a context that is not finite or
-#: beyond the bound.
+#: :func:`linear_update`'s flag for a context that is not finite or beyond the bound.
 BAD_CONTEXT = 8
 
 
@@ -411,32 +406,21 @@ def linucb_select(
     alpha: float,
     context: np.ndarray,
     groups: np.ndarray,
-    check_values: bool,
-    bound: float,
     out: np.ndarray,
-) -> int:
+) -> None:
     """LinUCB's arms: the first maximum over arms of ``x^T theta_a + alpha * sqrt(max(x^T A_a^-1
-    x, 0))`` for each row's context and group, from the torch path's ridge fit (``theta``
-    ``(G, K, d)``, ``a_inv`` ``(G, K, d, d)``). The sums run in another order than the torch
-    path's matrix products, so the index agrees with it to rounding.
-
-    Returns:
-        0 with ``out`` written; :data:`BAD_GROUPS` or :data:`BAD_CONTEXT` (with
-        ``check_values``) otherwise, having written nothing.
-    """
+    x, 0))`` for each row's context and group (checked), from the torch path's ridge fit
+    (``theta`` ``(G, K, d)``, ``a_inv`` ``(G, K, d, d)``). The sums run in another order than the
+    torch path's matrix products, so the index agrees with it to rounding."""
     num_groups, num_arms, d = theta.shape
     grouped = groups.shape[0] > 0
-    if grouped and not groups_ok(groups, num_groups):
-        return BAD_GROUPS
-    if check_values and not contexts_ok(context, bound):
-        return BAD_CONTEXT
     pairs = d * (d + 1) // 2
     theta_t = np.empty((num_groups, d, num_arms))
     coef = np.empty((num_groups, pairs, num_arms))
     _score_layout(theta, a_inv, theta_t, coef)
     if num_groups == 1:
         _score_one_group(context, theta_t[0], coef[0], alpha, out)
-        return 0
+        return
     x = np.empty(d)
     mean = np.empty(num_arms)
     quad = np.empty(num_arms)
@@ -464,4 +448,3 @@ def linucb_select(
                 top = value
                 best = k
         out[i] = best
-    return 0

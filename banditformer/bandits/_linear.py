@@ -15,12 +15,12 @@ from banditformer.bandits._compiled import (
     context_rows,
     cpu_rows,
     kernels,
+    raise_first,
     written,
 )
-from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 from banditformer.core.stepper import LeanStepper
-from banditformer.core.validation import check_arms, check_context, check_rewards, value_checks_enabled
+from banditformer.core.validation import value_checks_enabled
 
 _LINEAR_VIEWS = ("gram", "xr", "arm_counts", "arm_reward_sums")  # what linear_update writes
 
@@ -159,16 +159,8 @@ class LinearPolicy(Policy):
             arms.numpy(), rewards.numpy(), rows[0], rows[1], self.num_groups, value_checks_enabled(), low, high, bound,
             gram, xr, arm_counts, arm_sums,
         )  # fmt: skip
-        if bad:  # nothing was written: raise the torch path's error, in its order
-            if bad & kern.BAD_ARMS:
-                check_arms("arms", arms, self.num_arms, self.device)
-            if bad & kern.BAD_REWARDS:
-                check_rewards("rewards", rewards, tuple(rewards.shape), self.device, low, high)
-            if bad & kern.BAD_CONTEXT:
-                check_context("context", context, self.context_dim, self.device, bound=self.context_bound)
-            if bad & kern.BAD_GROUPS:
-                check_arms("groups", groups, self.num_groups, self.device)
-            raise InputValidationError("expected valid input, got a value check that failed without detail")
+        if bad:  # nothing was written
+            raise_first(self, kern, bad, arms, rewards, context, groups)
         written(self, _LINEAR_VIEWS)
         return True
 

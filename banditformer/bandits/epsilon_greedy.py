@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._common import CountState, CountStepper, argmax_untried_first, explore_mixture
-from banditformer.bandits._compiled import buffer_views, builtin, draw_seed, kernels, select_rows
+from banditformer.bandits._compiled import buffer_views, builtin, draw_seed, groups_in_range, kernels, select_rows
 from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import Policy
 from banditformer.core.random import counter_seed, counter_uniform, counter_uniforms
@@ -119,7 +119,7 @@ class EpsilonGreedy(CountState, Policy):
         if rows is None:
             return None
         size, group_rows = rows
-        if group_rows.shape[0] and not kern.groups_ok(group_rows, self.num_groups):
+        if not groups_in_range(kern, self, group_rows):
             return None  # before any draw: the torch path reports it
         sums, counts, epsilon, min_epsilon = buffer_views(self, _VIEWS)
         seed = draw_seed(self)  # the torch path's one draw; its uniforms come in the kernel

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from banditformer.bandits._compiled import builtin, context_bound, context_rows, kernels
+from banditformer.bandits._compiled import builtin, context_bound, context_rows, groups_in_range, kernels
 from banditformer.bandits._linear import LinearPolicy, LinearStepper
 from banditformer.core.validation import value_checks_enabled
 
@@ -66,15 +66,13 @@ class LinUCB(LinearPolicy):
         if rows is None:
             return None
         x, group_rows = rows
-        if group_rows.shape[0] and not kern.groups_ok(group_rows, self.num_groups):
+        if not groups_in_range(kern, self, group_rows):
             return None  # the torch path reports it
-        bound = context_bound(self, context.dtype)  # type: ignore[union-attr]
-        checks = value_checks_enabled()
-        if checks and not kern.contexts_ok(x, bound):
+        if value_checks_enabled() and not kern.contexts_ok(x, context_bound(self, context.dtype)):  # type: ignore[union-attr]
             return None
         theta, a_inv = self.fit()  # (G, K, d), (G, K, d, d): Cholesky, or the spectral fallback
         out = torch.empty(x.shape[0], dtype=torch.long)
-        kern.linucb_select(theta.numpy(), a_inv.numpy(), float(self.alpha), x, group_rows, False, bound, out.numpy())
+        kern.linucb_select(theta.numpy(), a_inv.numpy(), float(self.alpha), x, group_rows, out.numpy())
         return out
 
     def _stepper(self, group: int) -> LinUCBStepper:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,10 +10,10 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._common import CountState, CountStepper, argmax_untried_first
-from banditformer.bandits._compiled import buffer_views, builtin, kernels, scratch_tensor, select_rows
+from banditformer.bandits._compiled import buffer_views, builtin, groups_in_range, kernels, scratch_tensor, select_rows
 from banditformer.core.policy import Policy
 
-__all__ = ["UCB1", "UCB1Stepper", "ucb1_index"]
+__all__ = ["UCB1", "UCB1Stepper", "log_totals", "ucb1_index"]
 
 _VIEWS = ("sums", "counts", "c")  # the buffers UCB1's compiled select reads
 
@@ -33,6 +34,17 @@ def ucb1_index(sums: Tensor, counts: Tensor, total: Tensor, c: float | Tensor = 
     safe = counts.clamp(min=1e-12)
     bonus = c * torch.sqrt(2.0 * torch.log(total.clamp(min=1.0)).unsqueeze(-1) / safe)
     return torch.where(counts > 0, sums / safe + bonus, torch.full_like(sums, float("inf")))
+
+
+def log_totals(kern: ModuleType | None, counts: Tensor, counts_np: np.ndarray, out: Tensor, out_np: np.ndarray) -> None:
+    """``out`` ``(G,)`` = :func:`ucb1_index`'s ``ln max(t, 1)`` of ``(G, K)`` ``counts`` (and
+    ``counts_np``, its NumPy view), bit for bit: torch's log of torch's total. Whole counts sum
+    exactly in any order, so a kernel adds them (``kern``, when compiled rounds are on); others
+    take torch's sum. The log is torch's: its vectorised log differs from libm's in the last bit
+    for a few totals, such as 9170."""
+    if kern is None or not kern.whole_totals(counts_np, out_np):
+        torch.sum(counts, 1, out=out).clamp_(min=1.0)
+    torch.log(out, out=out)
 
 
 class UCB1(CountState, Policy):
@@ -78,15 +90,14 @@ class UCB1(CountState, Policy):
         rows = select_rows(n, groups) if kern is not None else None
         if rows is None:
             return None
+        if not groups_in_range(kern, self, rows[1]):
+            return None  # the torch path reports it
         out = torch.empty(rows[0], dtype=torch.long)
         sums, counts, c = buffer_views(self, _VIEWS)
-        # ucb1_index's ln max(t, 1), bit for bit: torch's log of torch's total (whole counts sum
-        # exactly in any order, so the kernel adds them; fractional ones take torch's sum)
         totals, totals_np = scratch_tensor(self, "log_total", self.num_groups)
-        if not kern.whole_totals(counts, totals_np):
-            torch.sum(self.counts, 1, out=totals).clamp_(min=1.0)
-        torch.log(totals, out=totals)
-        return out if kern.ucb1_select(sums, counts, c, totals_np, rows[1], out.numpy()) else None
+        log_totals(kern, self.counts, counts, totals, totals_np)
+        kern.ucb1_select(sums, counts, c, totals_np, rows[1], out.numpy())
+        return out
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
         # One index table per group (G, K), gathered per row: rows of a group share statistics.
@@ -99,9 +110,8 @@ class UCB1(CountState, Policy):
 
 class UCB1Stepper(CountStepper):
     """UCB1's lean stepper: :func:`ucb1_index` of one group in NumPy, the same floating-point
-    operations in the same order, so that it picks the batched path's arm. The log of the total
-    is torch's, on the group's ``(1, K)`` row (its sum order, and its vectorised log, which
-    differs from libm's in the last bit for a few totals, such as 9170)."""
+    operations in the same order, so that it picks the batched path's arm; the log of the total
+    is :func:`log_totals` of the group's ``(1, K)`` row."""
 
     def _bind(self) -> None:
         super()._bind()
@@ -117,9 +127,6 @@ class UCB1Stepper(CountStepper):
             return first
         counts = self._counts
         safe = np.maximum(counts, 1e-12)
-        kern = kernels()  # whole counts: their total in any order is torch's (one op fewer)
-        if kern is None or not kern.whole_totals(self._row_np, self._log_total_np):
-            torch.sum(self._row, 1, out=self._log_total).clamp_(min=1.0)
-        torch.log(self._log_total, out=self._log_total)
+        log_totals(kernels(), self._row, self._row_np, self._log_total, self._log_total_np)
         log_t = float(self._log_total_np[0])
         return int((self._sums / safe + float(self._c) * np.sqrt(2.0 * log_t / safe)).argmax())

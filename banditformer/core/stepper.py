@@ -254,10 +254,7 @@ class LeanStepper(Stepper):
 
     def _view(self, name: str) -> np.ndarray:
         """The NumPy view of buffer ``name`` (all groups)."""
-        tensor = self._policy._buffers[name]
-        assert tensor is not None
-        self._viewed = (*self._viewed, (name, tensor, tensor.data_ptr()))
-        return tensor.detach().numpy()
+        return self._buffer(name).detach().numpy()
 
     def _buffer(self, name: str) -> Tensor:
         """Buffer ``name`` itself, recorded for :meth:`_refresh` as :meth:`_view` records a view
