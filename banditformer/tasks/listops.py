@@ -31,7 +31,7 @@ from banditformer.core.task import Task
 from banditformer.core.validation import check_int
 from banditformer.tasks.datasets import split
 
-__all__ = ["CLOSE", "OPS", "PAD", "VOCAB_SIZE", "decode", "evaluate", "listops"]
+__all__ = ["CLOSE", "OPS", "PAD", "VOCAB_SIZE", "balanced_length", "decode", "evaluate", "listops"]
 
 OPS = ("MIN", "MAX", "MED", "SM")
 PAD, CLOSE = 0, 15
@@ -67,6 +67,77 @@ def _expression(
         tokens += t
         values.append(v)
     return [*tokens, CLOSE], _apply(OPS[op], values)
+
+
+def _template(depth: int, k: int) -> list[tuple[int, int]]:
+    """The token layout of a complete ``k``-ary expression of nesting depth ``depth``, in prefix
+    order: ``(0, node)`` opens internal node ``node`` (heap order: node ``i``'s arguments are
+    ``k i + 1 .. k i + k``), ``(1, leaf)`` is leaf ``leaf``'s digit, ``(2, 0)`` closes a list."""
+    internal = (k**depth - 1) // (k - 1)
+    out: list[tuple[int, int]] = []
+
+    def walk(node: int) -> None:
+        if node >= internal:
+            out.append((1, node - internal))
+            return
+        out.append((0, node))
+        for child in range(k * node + 1, k * node + k + 1):
+            walk(child)
+        out.append((2, 0))
+
+    walk(0)
+    return out
+
+
+def balanced_length(depth: int, k: int) -> int:
+    """Tokens of a complete ``k``-ary expression of nesting depth ``depth``: an open and a close
+    token per list, ``(k^depth - 1) / (k - 1)`` lists, and ``k^depth`` digits.
+
+    Examples:
+        >>> balanced_length(1, 2), balanced_length(3, 2), balanced_length(2, 3)
+        (4, 22, 17)
+    """
+    return 2 * (k**depth - 1) // (k - 1) + k**depth
+
+
+def _apply_rows(op: Tensor, args: Tensor) -> Tensor:
+    """Each row's operation (``op`` ``(N,)``, indices into :data:`OPS`) over its arguments
+    (``args`` ``(N, k)``): ``(N,)``."""
+    ordered = args.sort(dim=1).values
+    by_op = torch.stack([
+        ordered[:, 0], ordered[:, -1], ordered[:, (args.shape[1] - 1) // 2], args.sum(1) % 10,
+    ], dim=1)  # fmt: skip
+    return by_op.gather(1, op.unsqueeze(1)).squeeze(1)
+
+
+def _balanced(
+    gen: torch.Generator, depths: Tensor, k: int, op_ids: tuple[int, ...], seq_len: int
+) -> tuple[Tensor, Tensor]:
+    """Complete ``k``-ary expressions, every digit at the sample's full depth: tokens
+    ``(N, seq_len)`` and values ``(N,)``. Depth by depth in increasing order, the operations and
+    then the digits of every sample of that depth are drawn from ``gen`` in one call each."""
+    n = depths.shape[0]
+    x = torch.full((n, seq_len), PAD, dtype=torch.long)
+    y = torch.empty(n, dtype=torch.long)
+    choices = torch.tensor(op_ids)
+    for depth in sorted(set(depths.tolist())):
+        rows = (depths == depth).nonzero().squeeze(1)
+        internal, leaves = (k**depth - 1) // (k - 1), k**depth
+        ops = choices[torch.randint(len(op_ids), (len(rows), internal), generator=gen)]
+        digits = torch.randint(10, (len(rows), leaves), generator=gen)
+        values = torch.cat([torch.empty(len(rows), internal, dtype=torch.long), digits], dim=1)
+        for node in range(internal - 1, -1, -1):  # bottom up: arguments before their list
+            values[:, node] = _apply_rows(ops[:, node], values[:, k * node + 1 : k * node + k + 1])
+        layout = _template(depth, k)
+        tokens = torch.full((len(rows), len(layout)), CLOSE, dtype=torch.long)
+        for pos, (kind, index) in enumerate(layout):
+            if kind == 0:
+                tokens[:, pos] = _OP0 + ops[:, index]
+            elif kind == 1:
+                tokens[:, pos] = _DIGIT0 + digits[:, index]
+        x[rows, : len(layout)] = tokens
+        y[rows] = values[:, 0]
+    return x, y
 
 
 def evaluate(tokens: Tensor | list[int]) -> int:
@@ -135,11 +206,18 @@ def listops(
     max_args: int = 4,
     seq_len: int = 96,
     ops: Sequence[str] = OPS,
+    balanced: bool = False,
 ) -> Task:
     """ListOps expressions with nesting depth uniform in ``[1, max_depth]`` (the known
     difficulty), each operation taking 2 to ``max_args`` arguments, at most ``seq_len`` tokens.
     Operations are drawn uniformly from ``ops`` (a subset of :data:`OPS`; the token ids and
     vocabulary stay those of all four, and the default draws every sample as before the option).
+
+    With ``balanced``, every list takes exactly ``max_args`` arguments and every digit sits at
+    the sample's full depth (a complete ``max_args``-ary tree), so all samples of one depth share
+    one layout of :func:`balanced_length` tokens and only their operations and digits differ:
+    the difficulty of finding each list's arguments is gone and what is left is one level of
+    evaluation per nesting level. (``MED`` of two arguments is ``MIN``.)
 
     Every draw comes from one generator seeded by ``seed``; an expression longer than ``seq_len``
     is drawn again (so deep samples have fewer arguments on average than unconstrained ones).
@@ -147,13 +225,21 @@ def listops(
 
     Raises:
         InputValidationError: for a bad argument, or a ``seq_len`` too short for ``max_depth``
-            (a depth-``d`` expression has at least ``3d + 1`` tokens).
+            (a depth-``d`` expression has at least ``3d + 1`` tokens, a balanced one
+            :func:`balanced_length`).
     """
     check_int("num_samples", num_samples, low=3)
     check_int("max_depth", max_depth, low=1)
     check_int("max_args", max_args, low=2)
     check_int("seq_len", seq_len, low=4)
     op_ids = _check_ops(ops)
+    if not isinstance(balanced, bool):
+        raise InputValidationError(f"expected `balanced` to be a bool, got {balanced!r}")
+    if balanced and seq_len < balanced_length(max_depth, max_args):
+        raise InputValidationError(
+            f"expected `seq_len` of at least {balanced_length(max_depth, max_args)} for a balanced expression of "
+            f"depth {max_depth} with {max_args} arguments per list, got {seq_len}"
+        )
     if seq_len < 3 * max_depth + 1:
         raise InputValidationError(
             f"expected `seq_len` of at least {3 * max_depth + 1} for max_depth={max_depth} (the shortest expression "
@@ -161,6 +247,10 @@ def listops(
         )
     gen = make_generator(seed)
     depths = torch.randint(1, max_depth + 1, (num_samples,), generator=gen)
+    model = {"input": "tokens", "vocab_size": VOCAB_SIZE, "seq_len": seq_len, "num_classes": 10}
+    if balanced:
+        x, y = _balanced(gen, depths, max_args, op_ids, seq_len)
+        return split("listops", model, x, y, seed, [str(d) for d in range(10)], depths)
     x = torch.full((num_samples, seq_len), PAD, dtype=torch.long)
     y = torch.empty(num_samples, dtype=torch.long)
     for i, depth in enumerate(depths.tolist()):
@@ -170,5 +260,4 @@ def listops(
                 break
         x[i, : len(tokens)] = torch.tensor(tokens)
         y[i] = value
-    model = {"input": "tokens", "vocab_size": VOCAB_SIZE, "seq_len": seq_len, "num_classes": 10}
     return split("listops", model, x, y, seed, [str(d) for d in range(10)], depths)

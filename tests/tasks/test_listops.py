@@ -7,7 +7,7 @@ import torch
 
 import banditformer as bf
 from banditformer.tasks import listops
-from banditformer.tasks.listops import CLOSE, PAD, decode, evaluate
+from banditformer.tasks.listops import CLOSE, PAD, balanced_length, decode, evaluate
 
 WORDS = {"[MIN": 11, "[MAX": 12, "[MED": 13, "[SM": 14, "]": CLOSE, **{str(d): d + 1 for d in range(10)}}
 
@@ -98,3 +98,71 @@ def test_ops_defaults_to_all_four() -> None:
 def test_bad_ops(ops: object, says: str) -> None:
     with pytest.raises(bf.InputValidationError, match=says):
         listops(num_samples=10, ops=ops)  # type: ignore[arg-type]
+
+
+def _leaf_levels(row: torch.Tensor) -> set[int]:
+    """The nesting level of every digit of ``row``."""
+    level, levels = 0, set()
+    for t in row.tolist():
+        if 11 <= t <= 14:
+            level += 1
+        elif t == CLOSE:
+            level -= 1
+        elif t != PAD:
+            levels.add(level)
+    return levels
+
+
+@pytest.mark.parametrize(("arity", "max_depth"), [(2, 4), (3, 3)])
+def test_balanced_expressions_are_complete_trees_with_their_values(arity: int, max_depth: int) -> None:
+    length = balanced_length(max_depth, arity)
+    task = listops(seed=3, num_samples=300, max_depth=max_depth, max_args=arity, seq_len=length, balanced=True)
+    layouts: dict[int, torch.Tensor] = {}
+    for part in (task.train, task.val, task.test):
+        for x, y, d in zip(part.x, part.y, part.difficulty, strict=True):
+            depth = int(d)
+            assert evaluate(x) == int(y) and _depth(x) == depth
+            assert _leaf_levels(x) == {depth}  # every digit at the full depth
+            assert int((x != PAD).sum()) == balanced_length(depth, arity)
+            kind = (x >= 11) * 2 + (x == CLOSE)  # op, close or digit/pad: one layout per depth
+            assert torch.equal(layouts.setdefault(depth, kind), kind)
+            assert all(len(args) == arity for args in _lists(x))
+    assert sorted(layouts) == list(range(1, max_depth + 1))
+
+
+def _lists(row: torch.Tensor) -> list[list[int]]:
+    """The argument count of every list of ``row``, as lists of placeholders."""
+    stack: list[list[int]] = []
+    done: list[list[int]] = []
+    for t in row.tolist():
+        if 11 <= t <= 14:
+            stack.append([])
+        elif t == CLOSE:
+            done.append(stack.pop())
+            if stack:
+                stack[-1].append(0)
+        elif t != PAD:
+            stack[-1].append(0)
+    return done
+
+
+def test_balanced_values_follow_each_operation() -> None:
+    task = listops(seed=0, num_samples=400, max_depth=1, max_args=3, seq_len=5, balanced=True)
+    x, y = task.train.x, task.train.y
+    digits = x[:, 1:4] - 1
+    want = {11: digits.min(1).values, 12: digits.max(1).values, 13: digits.median(1).values, 14: digits.sum(1) % 10}
+    for op, value in want.items():
+        rows = x[:, 0] == op
+        assert bool(rows.any()) and torch.equal(y[rows], value[rows])
+
+
+def test_balanced_is_seeded_and_checks_its_length() -> None:
+    a = listops(seed=7, num_samples=80, max_depth=3, max_args=2, seq_len=22, balanced=True)
+    b = listops(seed=7, num_samples=80, max_depth=3, max_args=2, seq_len=22, balanced=True)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y, b.test.y)
+    c = listops(seed=8, num_samples=80, max_depth=3, max_args=2, seq_len=22, balanced=True)
+    assert not torch.equal(a.train.x, c.train.x)
+    with pytest.raises(bf.InputValidationError, match=r"at least 22 for a balanced expression of depth 3 with 2"):
+        listops(max_depth=3, max_args=2, seq_len=21, balanced=True)
+    with pytest.raises(bf.InputValidationError, match="`balanced` to be a bool"):
+        listops(num_samples=10, balanced=1)  # type: ignore[arg-type]
