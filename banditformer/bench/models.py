@@ -380,7 +380,9 @@ def run_models(
         raise InputValidationError(f"expected a ModelPlan (plan_models(config)) or None, got {type(plan).__name__}")
     elif plan.config != config:
         raise InputValidationError("expected the plan of this configuration (plan_models(config)), got another's")
-    jobs = [(config, label, ctrl, kw, config.seed + i) for label, ctrl, kw in plan.runs for i in range(config.seeds)]
+    # Seed by seed (every configuration of a seed before the next seed): a run cut short holds
+    # whole seeds, which pair.
+    jobs = [(config, label, ctrl, kw, config.seed + i) for i in range(config.seeds) for label, ctrl, kw in plan.runs]
     keys = [f"{label}, seed {seed}" for _, label, _, _, seed in jobs]
     if log is not None:  # validate, then apply
         log.check_config(config.record(like=log.config))

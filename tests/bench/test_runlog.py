@@ -305,8 +305,8 @@ def test_bench_model_interrupted_keeps_the_finished_runs(tmp_path: Path, monkeyp
     log = RunLog.create(tmp_path, "model", asdict(config), config.digest())
     real = bench_model._one_run
 
-    def third_is_interrupted(config, label, controller, kwargs, seed):
-        if (label, seed) == ("dht lam=0.2", 0):
+    def third_is_interrupted(config, label, controller, kwargs, seed):  # runs go seed by seed
+        if (label, seed) == ("static", 1):
             raise KeyboardInterrupt
         return real(config, label, controller, kwargs, seed)
 
@@ -315,9 +315,9 @@ def test_bench_model_interrupted_keeps_the_finished_runs(tmp_path: Path, monkeyp
         run_models(config, log=log)
     report = info.value.report
     assert report.meta["status"] == "interrupted" and report.meta["jobs"]["missing"] == [
-        "dht lam=0.2, seed 0",
+        "static, seed 1",
         "dht lam=0.2, seed 1",
-    ]
+    ]  # the finished runs are the whole of seed 0
     assert [r.get("error") for r in report.runs] == [None, None, "not run: interrupted", "not run: interrupted"]
     assert json.loads((log.folder / "status.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(bench_model, "_one_run", real)
