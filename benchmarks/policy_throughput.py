@@ -61,8 +61,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from banditformer import CombinatorialPolicy, Policy, list_policies, make_backend, make_policy, set_value_checks
+from banditformer import CombinatorialPolicy, Policy, list_policies, make_backend, set_value_checks
 from banditformer.bandits import compiled_rounds, compiled_rounds_enabled
+from banditformer.bench.specs import make_spec_policy, parse_policy, spec_names
+from banditformer.core.errors import InputValidationError
 from banditformer.core.policy import PolicyBase
 from banditformer.problems import BERNOULLI_INSTANCES, BernoulliProblem
 
@@ -264,7 +266,7 @@ def stepper_step(policy: Policy, pool: Pool) -> Callable[[int], None]:
 def bench_stepper(name: str, seconds: float, repeats: int) -> Result | None:
     """The batch-1 cell of ``policy.stepper()`` on the CPU; ``None`` for combinatorial policies."""
     try:
-        policy = make_policy(name, num_arms=NUM_ARMS, context_dim=CONTEXT_DIM, seed=SEED)
+        policy = make_spec_policy(name, num_arms=NUM_ARMS, context_dim=CONTEXT_DIM, seed=SEED)
         if not isinstance(policy, Policy):
             return None
         iters, secs = time_loop(stepper_step(policy, make_pool(1, "cpu")), seconds, _no_sync, repeats)
@@ -275,7 +277,7 @@ def bench_stepper(name: str, seconds: float, repeats: int) -> Result | None:
 
 def bench_policy(name: str, device: str, batch: int, seconds: float, repeats: int) -> Result:
     try:
-        policy = make_policy(name, num_arms=NUM_ARMS, context_dim=CONTEXT_DIM, seed=SEED).to(device)
+        policy = make_spec_policy(name, num_arms=NUM_ARMS, context_dim=CONTEXT_DIM, seed=SEED).to(device)
         step = policy_step(policy, make_pool(batch, device), batch)
         iters, secs = time_loop(step, seconds, device_sync(device), repeats)
     except Exception as exc:  # report and go on with the other cells
@@ -471,7 +473,8 @@ def comparison_rows(report: Report) -> list[list[str]]:
     mab = {(r.policy, r.batch): r for r in report.results if r.library == "mabwiser"}
     smpy = {(r.policy, r.batch): r for r in report.results if r.library == "smpybandits"}
     rows = []
-    for (policy, batch), r in ours_for_peers(report).items():
+    for (spec, batch), r in ours_for_peers(report).items():
+        policy = parse_policy(spec)[0]  # a spec's options do not change whom it is compared with
         m = mab.get((MABWISER_PAIRS[policy][0], batch)) if policy in MABWISER_PAIRS else None
         p = smpy.get((SMPY_PAIRS[policy][0], batch)) if policy in SMPY_PAIRS else None
         if m is None and p is None:
@@ -489,7 +492,7 @@ def comparison_rows(report: Report) -> list[list[str]]:
             goal = f">= {target[1]:g}x {'MABWiser' if target[0] == 'mabwiser' else 'SMPy'}"
             met = "yes" if ratios[target[0]] >= target[1] else "no"
         rows.append([
-            policy, str(batch), fmt_rate(r.decisions_per_s),
+            spec, str(batch), fmt_rate(r.decisions_per_s),
             fmt_rate(m.decisions_per_s) if m else "", f"{ratios['mabwiser']:.3g}x" if m else "",
             fmt_rate(p.decisions_per_s) if p else "", f"{ratios['smpybandits']:.3g}x" if p else "",
             goal, met,
@@ -515,7 +518,7 @@ def plot_report(report: Report, path: str) -> None:
         if r.error or r.device != "cpu":
             continue
         if r.library == "banditformer":
-            if r.policy not in compared:
+            if parse_policy(r.policy)[0] not in compared:
                 continue
             if r.path == "stepper":
                 steppers[r.policy] = r.decisions_per_s
@@ -530,10 +533,10 @@ def plot_report(report: Report, path: str) -> None:
     for (library, policy), points in sorted(lines.items()):
         points.sort()
         style, marker = styles.get(library, ("-", "o"))
-        ax.plot(*zip(*points, strict=True), linestyle=style, marker=marker, color=colours.get(policy),
+        ax.plot(*zip(*points, strict=True), linestyle=style, marker=marker, color=colours.get(parse_policy(policy)[0]),
                 label=f"{library}: {policy}")  # fmt: skip
     for policy, rate in steppers.items():
-        ax.plot([1], [rate], marker="*", markersize=14, linestyle="none", color=colours.get(policy),
+        ax.plot([1], [rate], marker="*", markersize=14, linestyle="none", color=colours.get(parse_policy(policy)[0]),
                 markeredgecolor="black", label=f"banditformer: {policy}, stepper")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -560,7 +563,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=1, help="timed windows per cell; the fastest is reported (damps noise)"
     )
-    parser.add_argument("--policies", nargs="+", default=None, help="policy names (default: every registered one)")
+    parser.add_argument(
+        "--policies", nargs="+", default=None,
+        help="policy names, each optionally with options (thompson_beta:draws=matched); default: every registered one",
+    )  # fmt: skip
     parser.add_argument(
         "--devices", nargs="+", default=None, choices=["cpu", "cuda"], help="default: cpu, plus cuda if available"
     )
@@ -613,9 +619,10 @@ def run(args: argparse.Namespace) -> int:
 
     registered = list_policies()
     policies = args.policies or registered
-    unknown = [p for p in policies if p not in registered]
-    if unknown:
-        print(f"unknown policies {unknown}; registered: {registered}", file=sys.stderr)
+    try:
+        names = spec_names(policies)  # each a registered name, optionally with options: `name:key=value,...`
+    except InputValidationError as exc:
+        print(f"--policies: {exc}; registered: {registered}", file=sys.stderr)
         return 2
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
@@ -666,7 +673,7 @@ def run(args: argparse.Namespace) -> int:
                     if cell is not None:
                         report.results.append(cell)
 
-    compare = [p for p in policies if p in MABWISER_PAIRS]
+    compare = [p for p in dict.fromkeys(names) if p in MABWISER_PAIRS]  # each peer once, for every spec of it
     if args.no_mabwiser:
         notes.append("MABWiser comparison skipped (--no-mabwiser)")
     elif not compare:
@@ -685,7 +692,7 @@ def run(args: argparse.Namespace) -> int:
             for batch in args.batches:
                 report.results.append(bench_mabwiser(name, batch, args.seconds, args.repeats, per_row))
 
-    smpy = [p for p in policies if p in SMPY_PAIRS]
+    smpy = [p for p in dict.fromkeys(names) if p in SMPY_PAIRS]
     if args.no_smpy:
         notes.append("SMPyBandits comparison skipped (--no-smpy)")
     elif smpy and smpy_version() is None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,19 @@ def observe(policy: PolicyBase, groups: Tensor, arms: Tensor | None = None, **in
             add_at(table, groups, arms, values)
 
 
+def update_kernels(
+    policy: Any, arms: object, rewards: object, context: object, groups: object, buffer: str
+) -> ModuleType | None:
+    """The kernels for a compiled ``update`` call of ``policy`` (whose statistics include the
+    buffer ``buffer``), or ``None`` for the torch path: a context, a discount, a subclass (which
+    may override ``_update``), another device, dtype or form, or compiled rounds off."""
+    if context is not None or not builtin(policy) or getattr(policy, "discount_factor", 1.0) != 1.0:
+        return None
+    if not cpu_rows(arms, rewards, groups) or not policy._buffers[buffer].is_cpu:
+        return None
+    return kernels()
+
+
 class CountState:
     """A one-arm :class:`~banditformer.core.policy.Policy` whose statistics are the counts and sums
     of :func:`add_count_state`: their registration (:meth:`_init_count_state`, for the constructor),
@@ -122,13 +136,7 @@ class CountState:
         # built-in class on the CPU; a context, a discount, a subclass (which may override
         # _update), another device or dtype take the torch path.
         policy: Any = self
-        if context is not None or not builtin(self):
-            return False
-        if getattr(policy, "discount_factor", 1.0) != 1.0:
-            return False
-        if not cpu_rows(arms, rewards, groups) or not policy._buffers["counts"].is_cpu:
-            return False
-        kern = kernels()
+        kern = update_kernels(policy, arms, rewards, context, groups, "counts")
         if kern is None:
             return False
         low, high = policy.reward_range

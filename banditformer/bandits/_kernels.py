@@ -53,6 +53,37 @@ def counter_uniform(seed: np.uint64, i: int) -> float:
 
 
 @_jit
+def rows_bad(
+    arms: np.ndarray,
+    rewards: np.ndarray,
+    groups: np.ndarray,
+    num_groups: int,
+    num_arms: int,
+    check_rewards: bool,
+    low: float,
+    high: float,
+) -> int:
+    """The checks of an update call's rows: the OR of :data:`BAD_ARMS` (an arm outside
+    ``[0, K)``), :data:`BAD_REWARDS` (with ``check_rewards``: a reward not finite or outside
+    ``[low, high]``) and :data:`BAD_GROUPS` (``groups`` empty: every row in group 0), or 0."""
+    grouped = groups.shape[0] > 0
+    bad = 0
+    for i in range(arms.shape[0]):
+        a = arms[i]
+        if a < 0 or a >= num_arms:
+            bad |= BAD_ARMS
+        if check_rewards:
+            r = rewards[i]
+            if not (math.isfinite(r) and r >= low and r <= high):
+                bad |= BAD_REWARDS
+        if grouped:
+            g = groups[i]
+            if g < 0 or g >= num_groups:
+                bad |= BAD_GROUPS
+    return bad
+
+
+@_jit
 def count_update(
     arms: np.ndarray,
     rewards: np.ndarray,
@@ -76,21 +107,8 @@ def count_update(
         ``[low, high]``) and :data:`BAD_GROUPS`, with nothing written.
     """
     n = arms.shape[0]
-    num_arms = counts.shape[1]
     grouped = groups.shape[0] > 0
-    bad = 0
-    for i in range(n):
-        a = arms[i]
-        if a < 0 or a >= num_arms:
-            bad |= BAD_ARMS
-        if check_rewards:
-            r = rewards[i]
-            if not (math.isfinite(r) and r >= low and r <= high):
-                bad |= BAD_REWARDS
-        if grouped:
-            g = groups[i]
-            if g < 0 or g >= num_groups:
-                bad |= BAD_GROUPS
+    bad = rows_bad(arms, rewards, groups, num_groups, counts.shape[1], check_rewards, low, high)
     if bad:
         return bad
     # Each table's additions are the rows' in order; a run of rows on one (group, arm) keeps its
@@ -448,3 +466,212 @@ def linucb_select(
                 top = value
                 best = k
         out[i] = best
+
+
+@_jit
+def argmax_probabilities(
+    alpha: np.ndarray,
+    beta: np.ndarray,
+    nodes: np.ndarray,
+    weights: np.ndarray,
+    cumulative: np.ndarray,
+    reach_sds: float,
+    panel_sds: float,
+    grading: int,
+    shared_logs: float,
+    tolerance: float,
+    out: np.ndarray,
+) -> bool:
+    """:func:`banditformer.bandits._matching.argmax_probabilities` for one group, in one pass:
+    ``alpha``, ``beta`` ``(K,)`` (every entry at least 1), the Gauss-Legendre rule and its
+    cumulative matrix, and the module's constants; writes ``(K,)`` probabilities into ``out`` and
+    returns False (``out`` then unspecified) where they do not sum to 1 within ``tolerance``."""
+    num_arms = alpha.shape[0]
+    rule = nodes.shape[0]
+    mean = np.empty(num_arms)
+    sd = np.empty(num_arms)
+    lo = np.empty(num_arms)
+    hi = np.empty(num_arms)
+    top_lo = -1.0
+    for k in range(num_arms):
+        total = alpha[k] + beta[k]
+        mean[k] = alpha[k] / total
+        sd[k] = math.sqrt(alpha[k] * beta[k] / (total * total * (total + 1.0)))
+        reach = reach_sds * 0.5 / math.sqrt(total + 1.0)
+        lo[k] = max(mean[k] - reach, 0.0)
+        hi[k] = min(mean[k] + reach, 1.0)
+        top_lo = max(top_lo, lo[k])
+    out[:] = 0.0
+    arms = np.empty(num_arms, np.int64)
+    c = 0
+    for k in range(num_arms):
+        if hi[k] > top_lo:
+            arms[c] = k
+            c += 1
+    if c == 1:
+        out[arms[0]] = 1.0
+        return True
+    arms = arms[:c]
+    # panel edges: every window end, equal panels between them at most panel_sds of every window met
+    points = np.unique(np.concatenate((lo[arms], hi[arms])))
+    segments = points.shape[0] - 1
+    count = np.empty(segments, np.int64)
+    for s in range(segments):
+        mid = 0.5 * (points[s] + points[s + 1])
+        width = math.inf
+        for j in arms:
+            if lo[j] <= mid < hi[j]:
+                width = min(width, panel_sds * sd[j])
+        count[s] = 1 if width == math.inf else max(1, math.ceil((points[s + 1] - points[s]) / width))
+    grade_lo = False
+    grade_hi = False
+    for j in arms:
+        if lo[j] == 0.0 and alpha[j] != math.floor(alpha[j]):
+            grade_lo = True
+        if hi[j] == 1.0 and beta[j] != math.floor(beta[j]):
+            grade_hi = True
+    grade_lo = grade_lo and points[0] == 0.0
+    grade_hi = grade_hi and points[-1] == 1.0
+    panels = count.sum() + (grading if grade_lo else 0) + (grading if grade_hi else 0)
+    edges = np.empty(panels + 1)
+    e = 0
+    for s in range(segments):
+        for i in range(count[s]):
+            edges[e] = points[s] + (points[s + 1] - points[s]) * (i / count[s])
+            e += 1
+            if s == 0 and i == 0 and grade_lo:  # split the first panel towards 0
+                first = points[0] + (points[1] - points[0]) / count[0]
+                for h in range(grading, 0, -1):
+                    edges[e] = first * 0.5**h
+                    e += 1
+    if grade_hi:
+        last = edges[e - 1]
+        for h in range(1, grading + 1):
+            edges[e] = 1.0 - (1.0 - last) * 0.5**h
+            e += 1
+    edges[e] = points[-1]
+    # densities relative to their value at the mean, normalised by their quadrature mass
+    size = panels * rule
+    density = np.empty((c, size))
+    weight = np.empty(size)
+    x = np.empty(size)
+    for p in range(panels):
+        half = 0.5 * (edges[p + 1] - edges[p])
+        centre = 0.5 * (edges[p + 1] + edges[p])
+        for i in range(rule):
+            x[p * rule + i] = centre + half * nodes[i]
+            weight[p * rule + i] = half * weights[i]
+    log_x = np.empty(size)
+    log_1mx = np.empty(size)
+    for t in range(size):
+        log_x[t] = math.log(x[t]) if x[t] > 0.0 else -math.inf
+        log_1mx[t] = math.log1p(-x[t]) if x[t] < 1.0 else -math.inf
+    for q in range(c):
+        j = arms[q]
+        m = mean[j]
+        a1 = alpha[j] - 1.0
+        b1 = beta[j] - 1.0
+        shared = alpha[j] + beta[j] <= shared_logs
+        log_m = math.log(m)
+        log_1mm = math.log1p(-m)
+        mass = 0.0
+        for t in range(size):
+            if shared:
+                left = a1 * (log_x[t] - log_m) if a1 != 0.0 else 0.0
+                right = b1 * (log_1mx[t] - log_1mm) if b1 != 0.0 else 0.0
+            else:
+                dx = x[t] - m
+                left = a1 * math.log1p(dx / m) if a1 != 0.0 else 0.0
+                right = b1 * math.log1p(-dx / (1.0 - m)) if b1 != 0.0 else 0.0
+            value = math.exp(left + right)
+            density[q, t] = value
+            mass += weight[t] * value
+        for t in range(size):
+            density[q, t] /= mass
+    # CDFs on the nodes: the cumulative integral of each panel's interpolant
+    cdf = np.empty((c, size))
+    for q in range(c):
+        start = 0.0
+        for p in range(panels):
+            half = 0.5 * (edges[p + 1] - edges[p])
+            base = p * rule
+            for i in range(rule):
+                acc = 0.0
+                for m2 in range(rule):
+                    acc += cumulative[i, m2] * density[q, base + m2]
+                cdf[q, base + i] = min(max(start + half * acc, 0.0), 1.0)
+            acc = 0.0
+            for m2 in range(rule):
+                acc += weights[m2] * density[q, base + m2]
+            start += half * acc
+    # p_k = sum over nodes of weight * f_k * prod_{j != k} F_j: prefix and suffix products
+    prob = np.zeros(c)
+    prefix = np.empty(c)
+    for t in range(size):
+        run = 1.0
+        for q in range(c):
+            prefix[q] = run
+            run *= cdf[q, t]
+        run = 1.0
+        for q in range(c - 1, -1, -1):
+            prob[q] += weight[t] * density[q, t] * prefix[q] * run
+            run *= cdf[q, t]
+    total = prob.sum()
+    if not abs(total - 1.0) <= tolerance:
+        return False
+    for q in range(c):
+        out[arms[q]] = max(prob[q], 0.0) / total
+    return True
+
+
+@_jit
+def beta_update(
+    arms: np.ndarray,
+    rewards: np.ndarray,
+    uniforms: np.ndarray,
+    groups: np.ndarray,
+    num_groups: int,
+    check_rewards: bool,
+    apply: bool,
+    successes: np.ndarray,
+    failures: np.ndarray,
+    arm_counts: np.ndarray,
+    arm_sums: np.ndarray,
+) -> int:
+    """One update call of Beta Thompson sampling without a discount: with ``apply`` False, check
+    every row (as :func:`count_update`, rewards in [0, 1]) and return the flags; with ``apply``,
+    add row ``i``'s outcome (``uniforms[i] < rewards[i]``, the Bernoulli trick, or the reward
+    itself when ``uniforms`` is empty) to ``successes`` and its complement to ``failures`` at
+    ``(groups[i], arms[i])``, and its play and reward to the lifetime ``arm_counts`` /
+    ``arm_sums``, rows in order (the torch path's ``index_add_`` order), and return 0."""
+    if not apply:
+        return rows_bad(arms, rewards, groups, num_groups, successes.shape[1], check_rewards, 0.0, 1.0)
+    n = arms.shape[0]
+    grouped = groups.shape[0] > 0
+    trick = uniforms.shape[0] > 0
+    for i in range(n):
+        g = groups[i] if grouped else 0
+        a = arms[i]
+        r = np.float64(rewards[i])
+        outcome = (1.0 if uniforms[i] < r else 0.0) if trick else r
+        successes[g, a] += outcome
+        failures[g, a] += 1.0 - outcome
+        arm_counts[a] += 1.0
+        arm_sums[a] += r
+    return 0
+
+
+@_jit
+def draw_categorical(cdf: np.ndarray, groups: np.ndarray, seed: np.uint64, out: np.ndarray) -> None:
+    """Row ``i``'s arm: the first ``k`` with ``cdf[g, k] > u_i`` (``torch.searchsorted(...,
+    right=True)``), ``u_i`` :func:`counter_uniform` ``(seed, i)`` and ``g`` its group (``groups``
+    empty: group 0), clamped to ``K - 1``."""
+    num_arms = cdf.shape[1]
+    grouped = groups.shape[0] > 0
+    for i in range(out.shape[0]):
+        g = groups[i] if grouped else 0
+        u = counter_uniform(seed, i)
+        k = 0
+        while k < num_arms - 1 and not cdf[g, k] > u:
+            k += 1
+        out[i] = k

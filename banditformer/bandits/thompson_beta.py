@@ -7,10 +7,29 @@ import torch
 from torch import Tensor
 
 from banditformer.bandits._beta import BetaPosteriorMixin
+from banditformer.bandits._common import update_kernels
+from banditformer.bandits._compiled import (
+    NO_GROUPS,
+    buffer_views,
+    draw_seed,
+    kernels,
+    raise_first,
+    written,
+)  # fmt: skip
+from banditformer.bandits._matching import argmax_probabilities
 from banditformer.core.policy import Policy
+from banditformer.core.random import counter_seed, counter_uniforms
 from banditformer.core.stepper import LeanStepper
+from banditformer.core.validation import value_checks_enabled
 
-__all__ = ["ThompsonBeta", "ThompsonBetaStepper"]
+__all__ = ["MATCH_ROWS", "ThompsonBeta", "ThompsonBetaStepper"]
+
+#: The fewest rows of a CPU ``select`` call that ``draws="row"`` draws by probability matching
+#: (below it, drawing a Beta sample per row and arm is cheaper than the quadrature).
+MATCH_ROWS = 128
+
+_BETA_VIEWS = ("successes", "failures", "arm_counts", "arm_reward_sums")  # what beta_update writes
+_NO_UNIFORMS = np.empty(0)
 
 
 class ThompsonBeta(BetaPosteriorMixin, Policy):
@@ -28,8 +47,20 @@ class ThompsonBeta(BetaPosteriorMixin, Policy):
         discount: gamma in (0, 1].
         bernoulli_trick: see above.
         draws: ``"row"`` (each row draws its own posterior sample) or ``"group"`` (batched Thompson
-            sampling: one draw per group and ``select`` call, shared by the group's rows; much
-            cheaper for large batches, and it gives the rows of a group the same arm).
+            sampling: one draw per group and ``select`` call, shared by the group's rows; a
+            different algorithm, which gives the rows of a group the same arm).
+
+    With ``draws="row"``, a CPU ``select`` call of at least :data:`MATCH_ROWS` rows draws by
+    probability matching: each arm's probability of holding the highest posterior sample, by
+    quadrature once per group (:mod:`banditformer.bandits._matching`), and one uniform per row
+    picks its arm from them. That is the law of a Beta draw per row and arm (another random
+    stream), at ``O(G K)`` quadrature and ``O(n)`` draws instead of ``2 n K`` Gamma variates.
+    Fewer rows, another device, a prior below 1, or probabilities that do not sum to 1 draw a
+    Beta sample per row and arm.
+
+    Propensities (``select(..., propensity=True)``, :meth:`action_probabilities`) are the
+    quadrature's probabilities, for both ``draws``, where it applies (a prior of at least 1),
+    else the Monte-Carlo estimate.
 
     Examples:
         >>> p = ThompsonBeta(num_arms=2, seed=0)
@@ -39,10 +70,72 @@ class ThompsonBeta(BetaPosteriorMixin, Policy):
     """
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
+        if self.draws == "row" and groups.shape[0] >= MATCH_ROWS and self.device.type == "cpu":
+            p = self._argmax_probabilities()
+            if p is not None:
+                return self._draw_matched(p, groups)
         return self._draw(groups, lambda samples: samples.argmax(1))  # the arm of the highest sample
+
+    def _argmax_probabilities(self) -> np.ndarray | None:
+        """``(G, K)`` float64 (NumPy): each arm's probability of the highest posterior sample, or
+        ``None`` where the quadrature does not apply (:mod:`banditformer.bandits._matching`)."""
+        if self.min_concentration < 1.0:
+            return None
+        alpha = self.successes.detach().cpu().numpy() + float(self.prior_alpha)
+        beta = self.failures.detach().cpu().numpy() + float(self.prior_beta)
+        return argmax_probabilities(alpha, beta, kernels())
+
+    def _draw_matched(self, p: np.ndarray, groups: Tensor) -> Tensor:
+        """One arm per row from its group's probabilities ``p``: row ``i`` takes the first arm
+        whose cumulative probability exceeds the ``i``-th uniform of a counter stream seeded by
+        one draw of the policy's generator (:func:`~banditformer.core.random.counter_uniforms`);
+        an arm of probability 0 is never drawn. The kernel and the torch path give the same arms."""
+        cdf = np.cumsum(p, axis=1)
+        cdf[:, -1] = 1.0  # the rounding of the sum: a uniform below 1 always finds an arm
+        n = groups.shape[0]
+        kern = kernels()
+        if kern is not None:
+            out = torch.empty(n, dtype=torch.int64)
+            rows = NO_GROUPS if self.num_groups == 1 else groups.numpy()
+            kern.draw_categorical(cdf, rows, np.uint64(draw_seed(self)), out.numpy())
+            return out
+        u = counter_uniforms(counter_seed(self.generator), n)
+        table = torch.from_numpy(cdf)
+        if self.num_groups == 1:
+            arms = torch.searchsorted(table[0], u, right=True)
+        else:
+            arms = torch.searchsorted(table[groups], u.unsqueeze(1), right=True).squeeze(1)
+        return arms.clamp_(max=self.num_arms - 1)
+
+    def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor | None:
+        p = self._argmax_probabilities()  # every draws' law: "group" too, per row
+        return None if p is None else torch.from_numpy(p).to(self.device)[groups]
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         self._observe_outcomes(rewards, groups, arms, None)
+
+    def _compiled_update(self, arms: object, rewards: object, context: object, groups: object) -> bool:
+        # Two kernel calls (check, then apply) around the Bernoulli trick's uniforms, drawn as the
+        # torch path draws them, for a built-in class on the CPU without a discount; anything
+        # else takes the torch path.
+        kern = update_kernels(self, arms, rewards, context, groups, "successes")
+        if kern is None:
+            return False
+        assert isinstance(arms, Tensor) and isinstance(rewards, Tensor)  # cpu_rows says so
+        views = buffer_views(self, _BETA_VIEWS)
+        rows = (arms.numpy(), rewards.numpy())
+        group_rows = NO_GROUPS if groups is None else groups.numpy()  # type: ignore[union-attr]
+        bad = kern.beta_update(*rows, _NO_UNIFORMS, group_rows, self.num_groups, value_checks_enabled(), False, *views)
+        if bad:  # nothing was drawn or written
+            raise_first(self, kern, bad, arms, rewards, None, groups)
+        if arms.shape[0] == 0:
+            return True
+        uniforms = _NO_UNIFORMS
+        if self.bernoulli_trick:  # bernoulli_outcomes' draw: one float64 uniform per row
+            uniforms = torch.rand(arms.shape, generator=self.generator, dtype=torch.float64).numpy()
+        kern.beta_update(*rows, uniforms, group_rows, self.num_groups, False, True, *views)
+        written(self, _BETA_VIEWS)
+        return True
 
     def _stepper(self, group: int) -> ThompsonBetaStepper | None:
         # Lean where one row's draw is the batched path's: the direct Gamma sampler (a prior of at

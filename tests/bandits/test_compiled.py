@@ -32,6 +32,8 @@ COMPILED_UPDATE = [
     "moss",
     "bayes_ucb",
     "thompson_gaussian",
+    "thompson_beta",
+    "thompson_beta_shared",
 ]
 COMPILED_SELECT = ["ucb1", "discounted_ucb1", "epsilon_greedy", "epsilon_greedy_decay"]
 LINEAR = ["linucb", "lin_thompson"]  # a compiled update; LinUCB also a compiled select
@@ -54,8 +56,8 @@ def test_the_registry_names_above_are_those_with_compiled_steps() -> None:
             update.append(name)
         if getattr(cls, "_compiled_select", Policy._compiled_select) is not Policy._compiled_select:
             select.append(name)
-    # discounted_ucb1 has CountState's compiled update, which a discount sends to the torch path
-    assert sorted(update) == sorted(COMPILED_UPDATE + LINEAR + ["discounted_ucb1"])
+    # the discounted ones have their class's compiled update, which a discount sends to the torch path
+    assert sorted(update) == sorted(COMPILED_UPDATE + LINEAR + ["discounted_ucb1", "discounted_thompson_beta"])
     assert sorted(select) == sorted([*COMPILED_SELECT, "linucb"])
 
 
