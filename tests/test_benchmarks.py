@@ -134,3 +134,22 @@ def test_policy_throughput_times_the_torch_path_with_no_compiled(
     assert report["settings"]["compiled_rounds"] is False
     assert any("compiled rounds off" in note for note in report["notes"])
     assert compiled_rounds_enabled() == compiled_available()  # the block ended with the run
+
+
+def test_policy_throughput_takes_policy_specs(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    args = ["--batches", "4", "--seconds", "0.01", "--policies", "sw_ucb:window=3", "ucb1", "ucb1:c=0.5",
+            "--no-smpy", "--no-stepper"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["policy_throughput.py", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(BENCH / "policy_throughput.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert "sw_ucb:window=3" in out and "ucb1:c=0.5" in out
+    if "ours/MABWiser" in out:  # MABWiser installed: both UCB1 specs are compared with its UCB1
+        compared = [line.split()[0] for line in out.split("banditformer vs the peers")[1].splitlines()[3:] if line]
+        assert compared[:2] == ["ucb1", "ucb1:c=0.5"]
+    for bad, says in (("nope", "nope"), ("ucb1:c", "expected `key=value` options")):
+        monkeypatch.setattr(sys, "argv", ["policy_throughput.py", "--policies", bad, "--seconds", "0.01"])
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(str(BENCH / "policy_throughput.py"), run_name="__main__")
+        assert exit_info.value.code == 2 and says in capsys.readouterr().err
