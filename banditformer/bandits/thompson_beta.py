@@ -70,46 +70,65 @@ class ThompsonBeta(BetaPosteriorMixin, Policy):
     """
 
     def _select(self, context: Tensor | None, groups: Tensor) -> Tensor:
-        if self.draws == "row" and groups.shape[0] >= MATCH_ROWS and self.device.type == "cpu":
-            p = self._argmax_probabilities()
-            if p is not None:
-                return self._draw_matched(p, groups)
+        n = groups.shape[0]
+        if self.draws == "row" and n >= MATCH_ROWS and self.device.type == "cpu":
+            present, index = self._present(groups)
+            if n >= MATCH_ROWS * (1 if present is None else present.shape[0]):  # rows per quadrature
+                p = self._argmax_probabilities(present)
+                if p is not None:
+                    return self._draw_matched(p, index, n)
         return self._draw(groups, lambda samples: samples.argmax(1))  # the arm of the highest sample
 
-    def _argmax_probabilities(self) -> np.ndarray | None:
-        """``(G, K)`` float64 (NumPy): each arm's probability of the highest posterior sample, or
-        ``None`` where the quadrature does not apply (:mod:`banditformer.bandits._matching`)."""
+    def _present(self, groups: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        """The groups a call's rows belong to, sorted, and each row's index into them; ``None``
+        and ``None`` for a policy of one group."""
+        if self.num_groups == 1:
+            return None, None
+        present, index = torch.unique(groups, sorted=True, return_inverse=True)
+        return present, index
+
+    def _argmax_probabilities(self, present: Tensor | None = None) -> np.ndarray | None:
+        """``(G', K)`` float64 (NumPy): each arm's probability of the highest posterior sample in
+        each group of ``present`` (default: every group), or ``None`` where the quadrature does
+        not apply (:mod:`banditformer.bandits._matching`)."""
         if self.min_concentration < 1.0:
             return None
-        alpha = self.successes.detach().cpu().numpy() + float(self.prior_alpha)
-        beta = self.failures.detach().cpu().numpy() + float(self.prior_beta)
+        successes, failures = self.successes.detach(), self.failures.detach()
+        if present is not None:
+            successes, failures = successes[present], failures[present]
+        alpha = successes.cpu().numpy() + float(self.prior_alpha)
+        beta = failures.cpu().numpy() + float(self.prior_beta)
         return argmax_probabilities(alpha, beta, kernels())
 
-    def _draw_matched(self, p: np.ndarray, groups: Tensor) -> Tensor:
-        """One arm per row from its group's probabilities ``p``: row ``i`` takes the first arm
-        whose cumulative probability exceeds the ``i``-th uniform of a counter stream seeded by
-        one draw of the policy's generator (:func:`~banditformer.core.random.counter_uniforms`);
-        an arm of probability 0 is never drawn. The kernel and the torch path give the same arms."""
+    def _draw_matched(self, p: np.ndarray, index: Tensor | None, n: int) -> Tensor:
+        """One arm for each of ``n`` rows from the probabilities ``p[index[i]]`` (``index``
+        ``None``: row 0 of ``p`` for every row): row ``i`` takes the first arm whose cumulative probability exceeds
+        the ``i``-th uniform of a counter stream seeded by one draw of the policy's generator
+        (:func:`~banditformer.core.random.counter_uniforms`); an arm of probability 0 is never
+        drawn. The kernel and the torch path give the same arms."""
         cdf = np.cumsum(p, axis=1)
         cdf[:, -1] = 1.0  # the rounding of the sum: a uniform below 1 always finds an arm
-        n = groups.shape[0]
         kern = kernels()
         if kern is not None:
             out = torch.empty(n, dtype=torch.int64)
-            rows = NO_GROUPS if self.num_groups == 1 else groups.numpy()
+            rows = NO_GROUPS if index is None else index.numpy()
             kern.draw_categorical(cdf, rows, np.uint64(draw_seed(self)), out.numpy())
             return out
         u = counter_uniforms(counter_seed(self.generator), n)
         table = torch.from_numpy(cdf)
-        if self.num_groups == 1:
+        if index is None:
             arms = torch.searchsorted(table[0], u, right=True)
         else:
-            arms = torch.searchsorted(table[groups], u.unsqueeze(1), right=True).squeeze(1)
+            arms = torch.searchsorted(table[index], u.unsqueeze(1), right=True).squeeze(1)
         return arms.clamp_(max=self.num_arms - 1)
 
     def _action_probabilities(self, context: Tensor | None, groups: Tensor) -> Tensor | None:
-        p = self._argmax_probabilities()  # every draws' law: "group" too, per row
-        return None if p is None else torch.from_numpy(p).to(self.device)[groups]
+        present, index = self._present(groups)  # every draws' law: "group" too, per row
+        p = self._argmax_probabilities(present)
+        if p is None:
+            return None
+        table = torch.from_numpy(p).to(self.device)
+        return table.expand(groups.shape[0], -1) if index is None else table[index.to(self.device)]
 
     def _update(self, arms: Tensor, rewards: Tensor, context: Tensor | None, groups: Tensor) -> None:
         self._observe_outcomes(rewards, groups, arms, None)

@@ -236,3 +236,24 @@ def test_compiled_matched_rounds_equal_torch_rounds(num_groups: int) -> None:
         with compiled_rounds(False):
             reference.update(expected, rewards, groups=groups)
         assert state_equal(compiled, reference, exact=True)
+
+
+def test_many_groups_with_few_rows_each_draw_per_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 groups and 200 rows: fewer than MATCH_ROWS rows per quadrature, so Beta draws per row;
+    # the same rows in 1 group present (group 7): one quadrature, matched
+    spread = torch.arange(20).repeat(10)
+    one = torch.full((2 * MATCH_ROWS,), 7)
+    got = [ThompsonBeta(num_arms=4, num_groups=20, seed=1).select(groups=g) for g in (spread, one)]
+    _beta_draws(monkeypatch)
+    assert torch.equal(got[0], ThompsonBeta(num_arms=4, num_groups=20, seed=1).select(groups=spread))
+    assert not torch.equal(got[1], ThompsonBeta(num_arms=4, num_groups=20, seed=1).select(groups=one))
+
+
+def test_grouped_propensities_are_each_groups_probabilities() -> None:
+    policy = ThompsonBeta(num_arms=3, num_groups=3, seed=0)
+    policy.successes.copy_(torch.tensor([[5.0, 1, 1], [1, 5, 1], [1, 1, 5]], dtype=torch.float64))
+    groups = torch.tensor([2, 0, 2, 1])
+    alpha, beta = policy.posterior()
+    p = torch.from_numpy(argmax_probabilities(alpha.numpy(), beta.numpy(), kernels()))
+    assert torch.equal(policy.action_probabilities(groups=groups), p[groups])
+    assert policy.action_probabilities(groups=groups).argmax(1).tolist() == [2, 0, 2, 1]
