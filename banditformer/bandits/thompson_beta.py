@@ -53,8 +53,9 @@ class ThompsonBeta(BetaPosteriorMixin, Policy):
     With ``draws="row"``, a CPU ``select`` call of at least :data:`MATCH_ROWS` rows per group it
     touches draws by probability matching: each arm's probability of holding the highest
     posterior sample, by quadrature once for each of those groups
-    (:mod:`banditformer.bandits._matching`), and one uniform per row picks its arm from them. That is the law of a Beta draw per row and arm (another random
-    stream), at ``O(G K)`` quadrature and ``O(n)`` draws instead of ``2 n K`` Gamma variates.
+    (:mod:`banditformer.bandits._matching`), and one uniform per row picks its arm from them.
+    That is the law of a Beta draw per row and arm (another random stream), at ``O(G K)``
+    quadrature and ``O(n)`` draws instead of ``2 n K`` Gamma variates.
     Fewer rows, another device, a prior below 1, or probabilities that do not sum to 1 draw a
     Beta sample per row and arm.
 
