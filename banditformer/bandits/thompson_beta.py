@@ -8,14 +8,7 @@ from torch import Tensor
 
 from banditformer.bandits._beta import BetaPosteriorMixin
 from banditformer.bandits._common import update_kernels
-from banditformer.bandits._compiled import (
-    NO_GROUPS,
-    buffer_views,
-    draw_seed,
-    kernels,
-    raise_first,
-    written,
-)  # fmt: skip
+from banditformer.bandits._compiled import NO_GROUPS, buffer_views, draw_seed, kernels, raise_first, written
 from banditformer.bandits._matching import argmax_probabilities
 from banditformer.core.policy import Policy
 from banditformer.core.random import counter_seed, counter_uniforms
