@@ -49,7 +49,7 @@ from banditformer.controllers.dht import dht_reward
 from banditformer.controllers.threshold_bandit import ThresholdBandit
 from banditformer.core.exits import replay_exits
 from banditformer.core.files import write_atomic
-from banditformer.training import TrainConfig, Trainer, save_atomic
+from banditformer.training import TrainConfig, Trainer, record_exits, save_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,19 +94,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _exit_logits(net: torch.nn.Module, x: torch.Tensor, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(N, L, C)`` every exit's logits at the full decision and ``(N, D)`` the stem contexts."""
-    logits, contexts = [], []
-    net.eval()
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch):
-            h, context = net.stem(x[i : i + batch])
-            full = bf.Decision.full(h.shape[0], net.cfg.num_layers, net.cfg.num_heads)
-            logits.append(net.run_exits(h, full, all_exits=True).exit_logits.float())
-            contexts.append(context.float())
-    return torch.cat(logits), torch.cat(contexts)
-
-
 def train_network(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """Train (or load) network ``seed`` and return its recorded exits on the train and test splits."""
     path = Path(args.out) / f"net{seed}.pt"
@@ -121,8 +108,8 @@ def train_network(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     start = time.perf_counter()
     Trainer(net, ctrl, data, config).fit()
     seconds = time.perf_counter() - start
-    train_logits, train_context = _exit_logits(net, data.train.x)
-    test_logits, _ = _exit_logits(net, data.test.x)
+    train_logits, train_context = record_exits(net, data.train.x)
+    test_logits, _ = record_exits(net, data.test.x)
     record = {
         "train_logits": train_logits, "train_context": train_context, "train_y": data.train.y,
         "test_logits": test_logits, "test_y": data.test.y,

@@ -19,7 +19,7 @@ from banditformer.core.task import Split
 from banditformer.core.validation import check_float, check_int
 from banditformer.model import AdaptiveModel, check_model
 
-__all__ = ["calibrate_budget", "operating_curve", "score_shapes"]
+__all__ = ["calibrate_budget", "operating_curve", "record_exits", "score_shapes"]
 
 
 @torch.no_grad()
@@ -256,3 +256,36 @@ def score_shapes(model: AdaptiveModel, split: Split, *, batch_size: int = 256) -
         ratio = float(table.sample_flops(shape)[0]) / table.full
         out.append({"depth": depth, "heads": heads, "accuracy": hits / len(split), "flop_ratio": ratio})
     return out
+
+
+def record_exits(model: AdaptiveModel, x: torch.Tensor, *, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every exit's logits of ``x`` at the full shape, no halting, and the stem contexts: what an
+    offline study of halting rules on a frozen network needs (every exit's answer known).
+
+    Args:
+        model: the model (with ``exit_heads`` each depth has its own classifier), in eval mode
+            for the call (its mode restored after).
+        x: ``(N, ...)`` the model's inputs.
+
+    Returns:
+        ``(N, L, C)`` float32 logits (exit ``d`` at index ``d - 1``; the last is the full model's
+        output) and ``(N, D)`` float32 stem contexts, on the CPU.
+    """
+    check_model(model)
+    if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
+        raise InputValidationError(f"expected a non-empty batch of inputs, got {x!r:.80}")
+    check_int("batch_size", batch_size, low=1)
+    cfg, dev = model.cfg, model.device
+    logits, contexts = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                h, context = model.stem(x[start : start + batch_size].to(dev))
+                full = Decision.full(h.shape[0], cfg.num_layers, cfg.num_heads, dev)
+                logits.append(model.run_exits(h, full, all_exits=True).exit_logits.float().cpu())
+                contexts.append(context.float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(logits), torch.cat(contexts)

@@ -14,7 +14,14 @@ import torch.nn.functional as F
 
 import banditformer as bf
 from banditformer.model import DynamicTransformer, TransformerConfig
-from banditformer.training import TrainConfig, Trainer, calibrate_budget, multi_exit_loss, operating_curve
+from banditformer.training import (
+    TrainConfig,
+    Trainer,
+    calibrate_budget,
+    multi_exit_loss,
+    operating_curve,
+    record_exits,
+)
 
 
 def trainer(controller: str = "entropy_exit", objective: str = "auto", epochs: int = 2, **kwargs) -> Trainer:
@@ -235,3 +242,23 @@ def test_a_knob_whose_points_are_far_apart_is_mixed_to_the_budget() -> None:
     assert not torch.equal(c.generator.get_state(), gen_before)  # inference drew; the calibration put it back
     with pytest.raises(bf.InputValidationError, match="cheapest operating point costs"):
         calibrate_budget(model, c, task.val, stem / 2)
+
+
+def test_record_exits_gives_each_depths_own_answer_at_the_full_shape_and_keeps_the_mode() -> None:
+    task = bf.make_task("pointer_chasing", seed=0, num_samples=300, length=6, max_hops=2)
+    torch.manual_seed(0)
+    model = DynamicTransformer(TransformerConfig.for_task(task, d_model=16, num_layers=3, num_heads=2, exit_heads=True))
+    x = task.train.x[:70]
+    logits, context = record_exits(model, x, batch_size=32)  # three batches, the last short
+    assert logits.shape == (70, 3, task.model["num_classes"]) and context.shape == (70, 16)
+    assert model.training  # restored
+    model.eval()
+    with torch.no_grad():
+        h, ctx = model.stem(x)
+        for depth in (1, 2, 3):  # exit d's logits are the model's output at depth d with every head
+            at = model.run(h, bf.Decision.uniform(70, 3, 2, depth, 2))
+            torch.testing.assert_close(logits[:, depth - 1], at, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(context, ctx)
+    assert not torch.equal(logits[:, 0], logits[:, 2])  # each depth's own classifier
+    with pytest.raises(bf.InputValidationError, match="non-empty batch"):
+        record_exits(model, x[:0])
