@@ -44,6 +44,7 @@ import banditformer as bf
 from banditformer.bench.experiment import controller_kwargs_for, prepare_experiment
 from banditformer.bench.stats import ci95_halfwidth, paired_difference
 from banditformer.controllers.threshold_bandit import ThresholdBandit
+from banditformer.core.exits import ExitPoint, next_patience
 from banditformer.core.files import write_atomic
 from banditformer.training import TrainConfig, Trainer, record_exits, save_atomic
 
@@ -119,15 +120,23 @@ def train_network(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
 
 def confidence(logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``(N, L)`` scores per exit, higher meaning surer: max probability, minus the normalised
-    entropy, the margin, and agreement with the previous exit's class (0 at the first exit)."""
-    probs = logits.double().softmax(-1)
-    top = probs.topk(2, dim=-1).values
-    entropy = -(probs * probs.clamp_min(1e-300).log()).sum(-1) / math.log(probs.shape[-1])
-    pred = logits.argmax(-1)
-    agree = torch.zeros_like(entropy)
-    agree[:, 1:] = (pred[:, 1:] == pred[:, :-1]).double()
-    return {"max_prob": top[..., 0], "entropy": -entropy, "margin": top[..., 0] - top[..., 1], "agree": agree}
+    """``(N, L)`` scores per exit, higher meaning surer, as the exit controllers read them
+    (:class:`~banditformer.core.exits.ExitPoint`): max probability, minus the normalised entropy,
+    the margin, and agreement with the previous exit's class (PABEE's patience above 1). The last
+    column is 0: the last exit always stops, and no rule reads it."""
+    n, layers, _ = logits.shape
+    out = {k: torch.zeros(n, layers, dtype=torch.float64) for k in ("max_prob", "entropy", "margin", "agree")}
+    rows, context = torch.arange(n), torch.zeros(n, 0)
+    last = streak = None
+    for d in range(layers - 1):
+        pred = logits[:, d].argmax(-1)
+        streak = next_patience(pred, last, streak)
+        point = ExitPoint(d + 1, layers, rows, logits[:, d], context, streak)
+        out["max_prob"][:, d], out["margin"][:, d] = point.max_prob.double(), point.margin.double()
+        out["entropy"][:, d] = -point.entropy.double()
+        out["agree"][:, d] = (streak > 1).double()
+        last = pred
+    return out
 
 
 def stop_at(score: torch.Tensor, threshold: float) -> torch.Tensor:
