@@ -365,6 +365,52 @@ def _cmd_bench_model(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in report.runs) else 0
 
 
+def _check_writable_dir(flag: str, path: str) -> None:
+    """Fail unless ``path`` is a folder that takes files, or can be made under one (its nearest
+    existing ancestor takes a temporary file, removed at once); makes nothing that stays."""
+    import tempfile
+
+    p = Path(path).absolute()
+    where = p if p.exists() else next((a for a in p.parents if a.exists()), None)
+    try:
+        if where is None or not where.is_dir():
+            raise NotADirectoryError(f"{where} is not a folder")
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise InputValidationError(
+            f"expected {flag} to be a writable folder or one that can be made, got {path!r}: {exc.strerror or exc}"
+        ) from None
+
+
+def _cmd_bench_report(args: argparse.Namespace) -> int:
+    from banditformer.bench.models import recorded_report
+    from banditformer.bench.report import format_model_report, write_model_report
+
+    if args.out is not None:  # before planning: a place that cannot hold the files fails first
+        _check_writable_dir("--out", args.out)
+    report = recorded_report(args.folder, whole_seeds=not args.all_runs)
+    meta = report.meta
+    which = "every recorded run" if args.all_runs else "whole seeds only"
+    print(
+        f"{meta['folder']}: {meta['recorded']} of {meta['planned']} runs recorded ({meta['status']}); "
+        f"reporting seeds {meta['seeds']} ({which})\n"
+    )
+    if not report.runs:
+        print("nothing to report yet" + ("" if args.all_runs else " (no seed has finished every run; --all-runs)"))
+        return 0
+    print(format_model_report(report))
+    if args.out is not None:
+        try:
+            folder = write_model_report(report, args.out)
+        except OSError as exc:
+            raise BanditformerError(
+                f"expected to write the report into {args.out!r}, got: {exc.strerror or exc}"
+            ) from None
+        print(f"\nwritten: {folder / 'results.json'}, {folder / 'runs.csv'}")
+    return 0
+
+
 def _json_object(text: str) -> dict:
     """An argparse type: a JSON object."""
     import json
@@ -688,8 +734,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", default=None, help="a TOML file of these options (names with _ for -); flags given override it"
     )
     bm.set_defaults(func=_cmd_bench_model)
+    br = bench_sub.add_parser(
+        "report", help="the report of a `bench model` results folder so far, complete or not (reads only)",
+        description="Print the report of the runs a `bench model` results folder has recorded, while its run goes "
+        "on or after it stopped: by default only the seeds whose every run has finished, so that every comparison "
+        "pairs the same seeds. The folder is only read.",
+    )  # fmt: skip
+    br.add_argument("folder", metavar="FOLDER", help="a `bench model` results folder (with run.json and jobs/)")
+    br.add_argument("--all-runs", action="store_true", help="every recorded run, also of seeds not finished")
+    br.add_argument("--out", metavar="DIR", default=None, help="also write results.json and runs.csv into DIR")
+    br.set_defaults(func=_cmd_bench_report)
     parser._bench_parsers = {"bandits": bb, "model": bm}  # type: ignore[attr-defined]
-    parser._commands = {"plugins": p, "demo": m, "bandits": d, "ope": o, "bench bandits": bb, "bench model": bm}  # type: ignore[attr-defined]
+    parser._commands = {  # type: ignore[attr-defined]
+        "plugins": p, "demo": m, "bandits": d, "ope": o, "bench bandits": bb, "bench model": bm, "bench report": br,
+    }  # fmt: skip
     return parser
 
 

@@ -47,7 +47,8 @@ Examples:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -73,6 +74,7 @@ __all__ = [
     "budget_kwargs",
     "format_model_report",
     "plan_models",
+    "recorded_report",
     "run_models",
     "write_model_report",
 ]
@@ -279,7 +281,29 @@ def _summarise(plan: list[tuple[str, str, dict[str, Any]]], runs: list[dict[str,
     areas = _curve_areas(labels, runs, [1.0 - r["flop_saving"] for r in done])
     for r in done:
         r.update(areas.get(r["controller"], {}))
+    _against_best_at_budget(done, accuracy)
     return rows
+
+
+def _against_best_at_budget(rows: list[dict[str, Any]], accuracy: dict[str, dict[int, float]]) -> None:
+    """Matched cost: the configurations at one budget (labels ``name@b``: budgeted baselines and
+    calibrated controllers alike) against the most accurate of them (highest mean accuracy), paired
+    by seed; each row of such a group gets ``best_at_budget`` (that label) and, but for the best
+    itself, ``accuracy_vs_best`` with its 95% interval and ``paired_seeds_vs_best``. A group of
+    one configuration gets nothing."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if "@" in r["label"]:
+            groups.setdefault(r["label"].rsplit("@", 1)[1], []).append(r)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        best = max(group, key=lambda r: r["accuracy"])
+        for r in group:
+            r["best_at_budget"] = best["label"]
+            paired = None if r is best else paired_difference(accuracy[r["label"]], accuracy[best["label"]])
+            if paired is not None:
+                r["accuracy_vs_best"], r["accuracy_vs_best_ci95"], r["paired_seeds_vs_best"] = paired
 
 
 #: Numbers a run has only with some options (batch-1 timing) or tasks (known difficulty).
@@ -338,6 +362,57 @@ def _calibrated_run(run: dict[str, Any], budget: float, label: str) -> dict[str,
     # (its batch-1 time, when measured, is the entry's own: timed at the calibrated knob)
     kept = {k: v for k, v in run.items() if k not in ("shapes", "eval_us_per_sample_b1")}
     return {**kept, **entry, "label": label}
+
+
+def recorded_report(folder: str | Path, *, whole_seeds: bool = True) -> ModelReport:
+    """The report of the runs a ``bench model`` results folder has recorded so far, complete or
+    not: the folder is only read (a run in progress may go on beside it), its configuration is
+    planned again (:func:`plan_models`: the same labels and calibrated budgets as the run's own
+    report), and the runs are summarised as :func:`run_models` summarises them.
+
+    Args:
+        folder: the results folder (``run.json``, ``jobs/``).
+        whole_seeds: keep only the seeds whose every planned run has finished (so that every
+            comparison pairs the same seeds); ``False``: every recorded run.
+
+    Returns:
+        the report; its ``config.seeds`` is the number of seeds reported, and ``meta`` says
+        ``status`` (``complete`` when every planned run is there), ``seeds`` (those reported),
+        ``recorded`` and ``planned`` (run counts).
+
+    Raises:
+        InputValidationError: ``folder`` is not a model bench's results folder, its configuration
+            does not plan (a plugin it names is gone), or its recorded jobs are not this plan's.
+    """
+    log = RunLog.read(folder, "model")
+    try:
+        config = ModelBenchConfig(**log.config)
+    except TypeError as exc:
+        raise InputValidationError(
+            f"expected a configuration of this version in {str(log.folder / log.RUN)!r}, got: {exc}"
+        ) from None
+    plan = plan_models(config)
+    seeds = [config.seed + i for i in range(config.seeds)]
+    keys = {(label, seed): f"{label}, seed {seed}" for seed in seeds for label, _, _ in plan.runs}
+    if log.jobs is not None and sorted(log.jobs) != sorted(keys.values()):
+        raise InputValidationError(
+            f"expected the jobs recorded in {str(log.folder / log.RUN)!r} to be this configuration's plan, "
+            f"got a different list (were plugins added or removed?)"
+        )
+    recorded = log.recorded()
+    runs = [check_run_record(recorded[key]) for key in keys.values() if key in recorded]
+    if whole_seeds:
+        seeds = [s for s in seeds if all(keys[label, s] in recorded for label, _, _ in plan.runs)]
+        runs = [r for r in runs if r["seed"] in seeds]
+    else:
+        seeds = sorted({r["seed"] for r in runs})
+    meta = {
+        "status": "complete" if len(recorded.keys() & set(keys.values())) == len(keys) else "partial",
+        "seeds": seeds, "recorded": len(recorded.keys() & set(keys.values())), "planned": len(keys),
+        "folder": str(log.folder),
+    }  # fmt: skip
+    shown = replace(config, seeds=max(len(seeds), 1))
+    return ModelReport(shown, runs, _summarise(plan.runs, runs), meta)
 
 
 def run_models(

@@ -147,6 +147,7 @@ def format_model_report(report: ModelReport) -> str:
             lines.append(
                 f"  {controller:<28}{r['curve_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "") + note
             )
+    lines += _best_at_budget_lines(report.summary)
     shaped = [r for r in report.summary if r.get("shapes")]
     if shaped:
         names = [f"d{s['depth']}h{s['heads']}" for s in shaped[0]["shapes"]]
@@ -158,6 +159,31 @@ def format_model_report(report: ModelReport) -> str:
     lines += [f"{r['label']} ({e.split(': ', 1)[0]}): FAILED: {e.split(': ', 1)[1]}" for r in report.summary
               for e in r.get("errors", [])]  # fmt: skip
     return "\n".join(lines)
+
+
+def _best_at_budget_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """The matched-cost section: per budget, each configuration's accuracy minus the best's there,
+    paired by seed, with its mean FLOP ratio (is it at equal or higher cost?)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in summary:
+        if "best_at_budget" in r:
+            groups.setdefault(r["best_at_budget"], []).append(r)
+    if not groups:
+        return []
+    lines = ["", "at each budget, against its most accurate configuration (paired by seed, mean ± 95%):"]
+    for best_label, group in groups.items():
+        best = next(r for r in group if r["label"] == best_label)
+        lines.append(
+            f"  {best_label}: {best['accuracy']:.1%} at {1 - best['flop_saving']:.3f} of the full FLOPs "
+            f"({best['seeds']} seeds)"
+        )
+        for r in sorted((r for r in group if r is not best), key=lambda r: -r["accuracy"]):
+            vs = "(no common seed)"
+            if "accuracy_vs_best" in r:
+                half = r["accuracy_vs_best_ci95"]
+                vs = f"{r['accuracy_vs_best'] * 100:+.1f}" + (f" ± {half * 100:.1f}" if math.isfinite(half) else "")
+            lines.append(f"    {r['label']:<34}{vs:>14}  at {1 - r['flop_saving']:.3f}")
+    return lines
 
 
 #: The columns of ``runs.csv``, one row per configuration and seed.

@@ -178,10 +178,12 @@ class RunLog:
         return log
 
     @classmethod
-    def resume(cls, folder: str | os.PathLike[str], kind: str) -> RunLog:
-        """The log of an existing results folder of ``kind``, to run what it is missing; reads and
-        locks, changes nothing until :meth:`begin`. Leftover temporary files of killed writes
-        are removed."""
+    def read(cls, folder: str | os.PathLike[str], kind: str) -> RunLog:
+        """The log of an existing results folder of ``kind``, read only: no lock is taken and
+        nothing is written or removed, so a folder whose run is still in progress can be read
+        (:meth:`recorded` then gives the jobs finished so far). Raises
+        :class:`~banditformer.core.errors.InputValidationError` when ``folder`` is not such a
+        folder."""
         folder = Path(folder)
         what = f"a results folder of `banditformer bench {kind.replace('_', ' ')}` (with {cls.RUN})"
         try:
@@ -199,9 +201,17 @@ class RunLog:
             raise InputValidationError(f"expected {what} at {str(folder)!r}, got a {cls.RUN} without its fields")
         if doc.get("kind") != kind:
             raise InputValidationError(f"expected {what} at {str(folder)!r}, got one of kind {doc.get('kind')!r}")
+        return cls(folder, kind, doc["config"], doc["config_hash"], doc.get("jobs"))
+
+    @classmethod
+    def resume(cls, folder: str | os.PathLike[str], kind: str) -> RunLog:
+        """The log of an existing results folder of ``kind``, to run what it is missing; reads and
+        locks, changes nothing until :meth:`begin`. Leftover temporary files of killed writes
+        are removed."""
+        log = cls.read(folder, kind)
+        folder = log.folder
         if not os.access(folder, os.W_OK):
             raise InputValidationError(f"expected a writable results folder {str(folder)!r}, got a read-only one")
-        log = cls(folder, kind, doc["config"], doc["config_hash"], doc.get("jobs"))
         log.resumed = True
         log._lock()
         (folder / cls.JOBS).mkdir(exist_ok=True)

@@ -80,9 +80,30 @@ def test_a_report_has_calibrated_rows_shapes_pairs_and_curve_areas() -> None:
                    and r["seed"] == seed for e in r["calibrated"] if "error" not in e]  # fmt: skip
         per_seed.append(curve_area(points, low))
     assert rows["entropy_exit"]["curve_area"] == pytest.approx(sum(per_seed) / 2)
+    # matched cost: at each budget, every configuration against the most accurate there, by seed
+    at = {lab: rows[lab] for lab in ("static_small@0.7", "entropy_exit@0.7")}
+    best = max(at, key=lambda lab: at[lab]["accuracy"])
+    other = next(lab for lab in at if lab != best)
+    assert at[best]["best_at_budget"] == at[other]["best_at_budget"] == best and "accuracy_vs_best" not in at[best]
+    by_seed = {lab: {r["seed"]: r["accuracy"] for r in _label_runs(report, lab)} for lab in at}
+    mean, half, n = paired_difference(by_seed[other], by_seed[best])
+    assert at[other]["accuracy_vs_best"] == pytest.approx(mean) and at[other]["paired_seeds_vs_best"] == n == 2
+    assert at[other]["accuracy_vs_best_ci95"] == pytest.approx(half)
+    assert "best_at_budget" not in rows["entropy_exit@0.01"] and "best_at_budget" not in rows["static"]
     text = format_model_report(report)
     assert "area under accuracy vs inference FLOP ratio" in text and "d3h2" in text and "vs full" in text
+    paired_line = f"{mean * 100:+.1f} ± {half * 100:.1f}  at {1 - at[other]['flop_saving']:.3f}"
+    assert f"  {best}: " in text and paired_line in text
     assert "entropy_exit@0.01 (seed 1): FAILED: expected a FLOP budget" in text
+
+
+def _label_runs(report, label: str) -> list[dict]:
+    """The runs of ``label``, a calibrated label's (``name@b``) read from its run's ``calibrated``."""
+    if any(r["label"] == label for r in report.runs):
+        return [r for r in report.runs if r["label"] == label]
+    name, budget = label.rsplit("@", 1)
+    return [{"seed": r["seed"], **e} for r in report.runs if r["label"] == name for e in r["calibrated"]
+            if f"{e['budget']:g}" == budget]  # fmt: skip
 
 
 def test_curve_area_is_the_mean_best_accuracy_within_each_budget() -> None:
@@ -124,3 +145,28 @@ def test_the_exit_report_pairs_each_network_with_the_static_grid(tmp_path, capsy
     assert f"d2h1 {mean * 100:+.1f} ± {half * 100:.1f} (2)" in out.split("2. matched")[0]
     assert "threshold_bandit lam=0.1" in out.split("2. matched")[1].split("3. savings")[0]
     assert "5. curve areas" in out
+
+
+def test_a_recorded_folder_reports_as_its_run_did_and_keeps_whole_seeds(tmp_path) -> None:
+    from banditformer.bench.models import recorded_report
+    from banditformer.bench.runlog import RunLog
+
+    config = ModelBenchConfig(**POINTER, controllers=["static", "entropy_exit"], budgets=[0.7], lams=[], seeds=2,
+                              batch1_samples=0)  # fmt: skip
+    with RunLog.create(tmp_path, "model", config.record(), config.digest()) as log:
+        report = run_models(config, log=log)
+        again = recorded_report(log.folder)  # read beside the lock the run holds
+    assert again.summary == report.summary and again.meta["status"] == "complete" and again.meta["seeds"] == [0, 1]
+    # seed 1 loses a run: only seed 0 is whole; every recorded run on request
+    (job,) = [p for p in (log.folder / "jobs").iterdir() if p.name.startswith("entropy_exit_seed_1")]
+    job.unlink()
+    whole = recorded_report(log.folder)
+    assert whole.meta == {"status": "partial", "seeds": [0], "recorded": 3, "planned": 4, "folder": str(log.folder)}
+    assert {r["seed"] for r in whole.runs} == {0} and whole.config.seeds == 1
+    rows = {r["label"]: r for r in whole.summary}
+    assert rows["static"]["seeds"] == rows["entropy_exit@0.7"]["seeds"] == 1
+    every = recorded_report(log.folder, whole_seeds=False)
+    rows = {r["label"]: r for r in every.summary}
+    assert every.meta["seeds"] == [0, 1] and rows["static"]["seeds"] == 2 and rows["entropy_exit"]["seeds"] == 1
+    with pytest.raises(InputValidationError, match="expected a results folder of `banditformer bench model`"):
+        recorded_report(tmp_path)
