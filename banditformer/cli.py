@@ -403,11 +403,16 @@ def _cmd_bench_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         try:
             folder = write_model_report(report, args.out)
+            written = [folder / "results.json", folder / "runs.csv"]
+            if not args.no_plot:
+                from banditformer.bench.plots import plot_model_report
+
+                written += plot_model_report(report, folder)
         except OSError as exc:
             raise BanditformerError(
                 f"expected to write the report into {args.out!r}, got: {exc.strerror or exc}"
             ) from None
-        print(f"\nwritten: {folder / 'results.json'}, {folder / 'runs.csv'}")
+        print(f"\nwritten: {', '.join(str(f) for f in written)}")
     return 0
 
 
@@ -742,7 +747,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     br.add_argument("folder", metavar="FOLDER", help="a `bench model` results folder (with run.json and jobs/)")
     br.add_argument("--all-runs", action="store_true", help="every recorded run, also of seeds not finished")
-    br.add_argument("--out", metavar="DIR", default=None, help="also write results.json and runs.csv into DIR")
+    br.add_argument(
+        "--out", metavar="DIR", default=None, help="also write results.json, runs.csv, pareto.png and time.png into DIR"
+    )
+    br.add_argument("--no-plot", action="store_true", help="with --out: skip the PNGs (which need matplotlib)")
     br.set_defaults(func=_cmd_bench_report)
     parser._bench_parsers = {"bandits": bb, "model": bm}  # type: ignore[attr-defined]
     parser._commands = {  # type: ignore[attr-defined]
@@ -827,7 +835,7 @@ def _preflight(args: argparse.Namespace, sub: argparse.ArgumentParser) -> None:
     if getattr(args, "task", None) is not None and args.task not in list_tasks():
         names = list_tasks()
         sub.error(f"unknown task {args.task!r}; expected one of: {', '.join(names)}{close_names(args.task, names)}")
-    if hasattr(args, "no_plot") and not args.no_plot:
+    if hasattr(args, "no_plot") and not args.no_plot and getattr(args, "out", "") is not None:  # report: only --out
         try:
             import matplotlib  # noqa: F401
         except ImportError as exc:

@@ -278,6 +278,8 @@ def test_bench_logs_of_a_combinatorial_problem_are_refused_before_a_results_fold
 
 
 def test_bench_report_prints_a_folder_so_far_and_checks_out_first(tmp_path, capsys) -> None:
+    import json
+
     argv = ["bench", "model", "--task", "pointer_chasing", "--task-kwargs", '{"num_samples": 90}', "--epochs", "1",
             "--width", "8", "--layers", "3", "--heads", "2", "--exit-heads", "--controllers", "static",
             "entropy_exit", "--budgets", "0.7", "--lams", "--seeds", "2", "--batch1-samples", "0", "--no-plot",
@@ -289,17 +291,24 @@ def test_bench_report_prints_a_folder_so_far_and_checks_out_first(tmp_path, caps
     assert capsys.readouterr().out.split("\n\n", 1)[1].rstrip("\n") == table
     for job in (folder / "jobs").glob("static_seed_1-*.json"):
         job.unlink()
-    assert main(["bench", "report", str(folder), "--out", str(tmp_path / "README" / "x")]) == 0
+    assert main(["bench", "report", str(folder), "--out", str(tmp_path / "README" / "x"), "--no-plot"]) == 0
     out = capsys.readouterr().out
     assert f"{folder}: 3 of 4 runs recorded (partial); reporting seeds [0] (whole seeds only)" in out
-    assert (tmp_path / "README" / "x" / "results.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "README" / "x").iterdir()) == ["results.json", "runs.csv"]
+    written = json.loads((tmp_path / "README" / "x" / "results.json").read_text())
+    assert {r["seed"] for r in written["runs"]} == {0} and written["status"] == "partial"
     (folder / "jobs" / "static_seed_1-x.json").write_text("{}")  # unreadable: warned, skipped
     with pytest.warns(UserWarning, match="unreadable job record"):
         assert main(["bench", "report", str(folder), "--all-runs"]) == 0
     assert "reporting seeds [0, 1] (every recorded run)" in capsys.readouterr().out
+    (folder / "jobs" / "static_seed_1-x.json").unlink()
     # a place that cannot take the files is refused before the folder is read; nothing is made
     (tmp_path / "file").write_text("")
     assert main(["bench", "report", str(folder), "--out", str(tmp_path / "file" / "x")]) == 2
     assert "expected --out to be a writable folder or one that can be made" in capsys.readouterr().err
     assert main(["bench", "report", str(tmp_path)]) == 2
     assert "expected a results folder of `banditformer bench model`" in capsys.readouterr().err
+    pytest.importorskip("matplotlib")
+    assert main(["bench", "report", str(folder), "--out", str(tmp_path / "plots")]) == 0
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["pareto.png", "results.json", "runs.csv",
+                                                                       "time.png"]  # fmt: skip
