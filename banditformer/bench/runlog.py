@@ -314,7 +314,7 @@ class RunLog:
                 if not isinstance(key, str) or p.name != _job_file(key):
                     raise ValueError("its key does not match its name")
             except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-                warnings.warn(f"{p}: unreadable job record ({exc}); the job runs again", stacklevel=2)
+                warnings.warn(f"{p}: unreadable job record ({exc}); skipped (a resume runs it again)", stacklevel=2)
                 continue
             out[key] = value
         return out
