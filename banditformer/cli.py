@@ -153,7 +153,8 @@ _BENCH_FIELDS: dict[str, dict[str, str]] = {
     "model": {
         **{name: name for name in ("task", "controllers", "lams", "budgets", "dht_budgets", "seeds", "seed", "epochs",
                                    "batch_size", "lr", "pooling", "exit_heads", "warmup", "layerdrop", "task_kwargs",
-                                   "controller_kwargs", "threads", "objective", "eval_shapes", "batch1_samples")},
+                                   "controller_kwargs", "threads", "objective", "eval_shapes", "batch1_samples",
+                                   "curve")},
         "width": "d_model", "layers": "num_layers", "heads": "num_heads",
     },
 }  # fmt: skip
@@ -704,6 +705,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also score every trained network at every uniform shape (the decisions-versus-weights ablation)",
     )  # fmt: skip
     bm.add_argument(
+        "--curve", action=argparse.BooleanOptionalAction, default=True,
+        help="record each trained network's operating curve on validation and test (controllers with a knob) "
+        "and report the area calibrated on validation at every budget (default: on)",
+    )  # fmt: skip
+    bm.add_argument(
         "--batch1-samples", type=int, default=64,
         help="time inference at batch 1 on this many test samples; 0: not (default: %(default)s)",
     )  # fmt: skip
@@ -733,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run only the runs missing from FOLDER, a results folder of an earlier run, with its recorded "
         "configuration (configuration flags given must match it)",
     )  # fmt: skip
-    bm.add_argument("--no-plot", action="store_true", help="skip pareto.png and time.png (which need matplotlib)")
+    bm.add_argument("--no-plot", action="store_true", help="skip the plots (which need matplotlib)")
     bm.add_argument("--quiet", action="store_true", help="no progress bar")
     bm.add_argument(
         "--config", default=None, help="a TOML file of these options (names with _ for -); flags given override it"
@@ -748,7 +754,7 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("folder", metavar="FOLDER", help="a `bench model` results folder (with run.json and jobs/)")
     br.add_argument("--all-runs", action="store_true", help="every recorded run, also of seeds not finished")
     br.add_argument(
-        "--out", metavar="DIR", default=None, help="also write results.json, runs.csv, pareto.png and time.png into DIR"
+        "--out", metavar="DIR", default=None, help="also write results.json, runs.csv and the plots into DIR"
     )
     br.add_argument("--no-plot", action="store_true", help="with --out: skip the PNGs (which need matplotlib)")
     br.set_defaults(func=_cmd_bench_report)

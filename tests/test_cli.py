@@ -308,7 +308,11 @@ def test_bench_report_prints_a_folder_so_far_and_checks_out_first(tmp_path, caps
     assert "expected --out to be a writable folder or one that can be made" in capsys.readouterr().err
     assert main(["bench", "report", str(tmp_path)]) == 2
     assert "expected a results folder of `banditformer bench model`" in capsys.readouterr().err
+    # the operating curves are on by default; a resume keeps what the folder recorded
+    assert "calibrated on validation at every budget" in table
+    assert main(["bench", "model", "--resume", str(folder), "--no-curve", "--quiet", "--no-plot"]) == 2
+    assert "--curve False (recorded True)" in capsys.readouterr().err
     pytest.importorskip("matplotlib")
     assert main(["bench", "report", str(folder), "--out", str(tmp_path / "plots")]) == 0
-    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["pareto.png", "results.json", "runs.csv",
-                                                                       "time.png"]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["curves.png", "pareto.png", "results.json",
+                                                                       "runs.csv", "time.png"]  # fmt: skip

@@ -270,7 +270,7 @@ TRAIN_FIELDS = ("epochs", "batch_size", "lr", "objective")
 #: Model-bench fields added after results folders were first recorded, with their defaults: left
 #: out of the record (and so of the hash) while at their default, so that an older folder still
 #: resumes with its recorded configuration.
-LATER_FIELDS: dict[str, Any] = {"objective": "auto", "eval_shapes": False, "batch1_samples": 0}
+LATER_FIELDS: dict[str, Any] = {"objective": "auto", "eval_shapes": False, "batch1_samples": 0, "curve": False}
 
 
 @dataclass
@@ -298,6 +298,10 @@ class ModelBenchConfig:
         eval_shapes: also score every trained network at every uniform shape (each depth, each
             head count, no halting) on the test split: the decisions-versus-weights ablation.
         batch1_samples: also time inference at batch 1 on this many test samples (0: not).
+        curve: also record each trained network's whole operating curve (every operating point
+            of its knob, scored on the validation and the test split) for the controllers with
+            operating points, and report the area under the curve calibrated on validation at
+            every budget (:func:`~banditformer.bench.stats.calibrated_area`).
         threads: intra-op threads of every run.
     """
 
@@ -327,6 +331,7 @@ class ModelBenchConfig:
     objective: str = "auto"
     eval_shapes: bool = False
     batch1_samples: int = 0
+    curve: bool = False
 
     def __post_init__(self) -> None:
         check_registered("task", self.task)
@@ -345,8 +350,9 @@ class ModelBenchConfig:
         for name in ("seeds", "d_model", "num_layers", "num_heads", "threads"):
             check_int(name, getattr(self, name), low=1)
         check_int("batch1_samples", self.batch1_samples, low=0)
-        if not isinstance(self.eval_shapes, bool):
-            raise InputValidationError(f"expected `eval_shapes` to be a bool, got {self.eval_shapes!r}")
+        for name in ("eval_shapes", "curve"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputValidationError(f"expected `{name}` to be a bool, got {getattr(self, name)!r}")
         check_int("seed", self.seed, low=0, high=SEED_MAX)
         if self.seed + self.seeds - 1 > SEED_MAX:
             raise InputValidationError(

@@ -19,7 +19,7 @@ from banditformer.core.task import Split
 from banditformer.core.validation import SEED_MAX, check_int, check_memory
 from banditformer.model import DynamicTransformer, TransformerConfig
 from banditformer.plugins import check_registered, get_plugin_manager, make_controller, make_task
-from banditformer.training import TrainConfig, Trainer, calibrate_budget, score_shapes
+from banditformer.training import TrainConfig, Trainer, calibrate_budget, operating_curve, score_shapes
 
 __all__ = [
     "MODEL_DEFAULTS",
@@ -188,6 +188,7 @@ def run_experiment(
     calibrate: list[float] | None = None,
     eval_shapes: bool = False,
     batch1_samples: int = 0,
+    curve: bool = False,
 ) -> dict[str, Any]:
     """Train ``controller`` (a registered name) with a fresh model on ``task`` and evaluate it on
     the test split.
@@ -203,6 +204,12 @@ def run_experiment(
     on the test split (:func:`~banditformer.training.score_shapes`); with ``batch1_samples``
     ``n``, ``result["eval_us_per_sample_b1"]`` times inference one sample at a time on the
     first ``n`` test samples (decisions included).
+
+    With ``curve`` (a controller with operating points), ``result["curve"]`` holds the trained
+    network's whole operating curve: at every operating point of its knob, the validation and the
+    test split's accuracy and mean FLOP ratio (:func:`~banditformer.training.operating_curve`,
+    one pass per split for a halting controller), from which the report takes the area under the
+    curve calibrated on validation at every budget (:func:`~banditformer.bench.stats.calibrated_area`).
 
     Returns:
         ``accuracy``, mean forward FLOPs per sample at inference and in training with their savings
@@ -223,6 +230,10 @@ def run_experiment(
         raise InputValidationError(
             f"expected a controller with operating points to calibrate to budgets {calibrate}, got {controller!r}"
         )
+    if not isinstance(curve, bool):
+        raise InputValidationError(f"expected `curve` to be a bool, got {curve!r}")
+    if curve and ctrl.operating_points() is None:
+        raise InputValidationError(f"expected a controller with operating points for `curve`, got {controller!r}")
     config = train or TrainConfig(seed=seed)
     trainer = Trainer(net, ctrl, data, config, on_metrics=get_plugin_manager().notify_metrics)
     start = time.perf_counter()
@@ -282,6 +293,13 @@ def run_experiment(
                 entry["eval_us_per_sample_b1"] = batch1_us()  # at this knob
             _add_spearman(entry, data.test.difficulty, at["flops"])
             result["calibrated"].append(entry)
+    if curve:  # after the calibrated budgets: it leaves the knob and the controller's state as they were
+        val = operating_curve(trainer.model, ctrl, data.val)
+        result["curve"] = [
+            {"value": v["value"], "val_accuracy": v["accuracy"], "val_flop_ratio": v["flop_ratio"],
+             "accuracy": t["accuracy"], "flop_ratio": t["flop_ratio"]}
+            for v, t in zip(val, operating_curve(trainer.model, ctrl, data.test), strict=True)
+        ]  # fmt: skip
     if out is not None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ from banditformer.bench.pool import run_bench_jobs
 from banditformer.bench.report import format_model_report, write_model_report
 from banditformer.bench.results import RUN_NUMBERS, ModelReport, check_run_record
 from banditformer.bench.runlog import RunLog, check_log
-from banditformer.bench.stats import ci95_halfwidth, curve_area, paired_difference, pareto_front
+from banditformer.bench.stats import calibrated_area, ci95_halfwidth, curve_area, paired_difference, pareto_front
 from banditformer.controllers import RandomController, budget_shape, uniform_shapes
 from banditformer.core.errors import BanditformerError, InputValidationError, PluginError
 from banditformer.core.validation import check_float, check_int
@@ -84,6 +84,9 @@ BUDGETED = ("static_small", "random", "layerdrop")
 
 #: The key of a run's options that lists the budgets it is calibrated to after training.
 CALIBRATE = "calibrate_budgets"
+
+#: The key of a run's options that asks for its network's whole operating curve after training.
+CURVE = "operating_curve"
 
 
 def budget_kwargs(name: str, table: Any, budget: float, *, seed: int = 0, drop: float = 0.2) -> dict[str, Any]:
@@ -150,6 +153,8 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
         except Exception:  # a bad option: check_experiment below names the configuration
             knob = False
         calibrate = {CALIBRATE: list(budgets)} if knob and budgets else {}
+        if knob and config.curve:
+            calibrate[CURVE] = True
         if calibrate:
             _check_distinct_budgets(name, budgets)
         if name == "static_grid":  # a static model trained at every uniform shape
@@ -165,7 +170,8 @@ def plan_models(config: ModelBenchConfig) -> ModelPlan:
             runs += [(f"{name} lam={lam:g}", name, {**extra, "lam": lam, **calibrate}) for lam in config.lams]
             if "flop_budget" in accepts:  # trained to its budget by dual ascent, calibrated to that budget
                 runs += [
-                    (f"{name} budget={b:g}", name, {**extra, "flop_budget": b, **({CALIBRATE: [b]} if knob else {})})
+                    (f"{name} budget={b:g}", name, {**extra, "flop_budget": b,
+                                                     **({**calibrate, CALIBRATE: [b]} if knob else {})})
                     for b in config.dht_budgets
                 ]
         else:
@@ -217,8 +223,8 @@ def _check_distinct_budgets(name: str, budgets: list[float]) -> None:
 
 
 def _factory_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """A run's options without the bench's own (:data:`CALIBRATE`): what the factory takes."""
-    return {k: v for k, v in kwargs.items() if k != CALIBRATE}
+    """A run's options without the bench's own (:data:`CALIBRATE`, :data:`CURVE`): what the factory takes."""
+    return {k: v for k, v in kwargs.items() if k not in (CALIBRATE, CURVE)}
 
 
 # -------------------------------------------------------------------------------------- the runs
@@ -231,6 +237,7 @@ def _one_run(config: ModelBenchConfig, label: str, controller: str, kwargs: dict
             config.task, controller, seed=seed, task_kwargs=config.task_kwargs, model=config.model,
             controller_kwargs=_factory_kwargs(kwargs), train=config.train_config(seed),
             calibrate=kwargs.get(CALIBRATE), eval_shapes=config.eval_shapes, batch1_samples=config.batch1_samples,
+            curve=bool(kwargs.get(CURVE)),
         )  # fmt: skip
     except Exception as exc:  # reported by label; the other runs go on
         return {"label": label, "controller": controller, "seed": seed, "error": f"{type(exc).__name__}: {exc}"}
@@ -328,24 +335,50 @@ def _curve_areas(
 ) -> dict[str, dict[str, Any]]:
     """Per controller: the area under its accuracy-versus-inference-FLOPs curve (every label of it
     is a point; :func:`~banditformer.bench.stats.curve_area`) over ``[lowest mean FLOP ratio of
-    the report, 1]``, per seed, with its mean and 95% interval."""
+    the report, 1]``, per seed, with its mean and 95% interval; and where every run of it recorded
+    its network's operating curve (``curve``), the area of that curve calibrated on validation at
+    every budget over the same range (:func:`~banditformer.bench.stats.calibrated_area`,
+    ``calibrated_area``; a seed's runs pooled: at each budget, the point calibration picks among
+    all of them)."""
     if not ratios or min(ratios) >= 1.0:
         return {}
     low = max(min(ratios), 0.0)
     of = {label: controller for label, controller in labels}
     points: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    curves: dict[str, dict[int, set[tuple[float, float, float]] | None]] = {}
     for r in runs:
         if "error" in r or r["label"] not in of:
             continue
-        by_seed = points.setdefault(of[r["label"]], {})
+        controller = of[r["label"]]
+        by_seed = points.setdefault(controller, {})
         by_seed.setdefault(r["seed"], []).append((1.0 - float(r["flop_saving"]), float(r["accuracy"])))
-    out = {}
+        seeds = curves.setdefault(controller, {})
+        if "curve" not in r:
+            seeds[r["seed"]] = None  # a run without its curve: no calibrated area for this controller
+        elif seeds.setdefault(r["seed"], set()) is not None:  # a calibrated label repeats its run's curve
+            seeds[r["seed"]] |= {(p["val_flop_ratio"], p["val_accuracy"], p["accuracy"]) for p in r["curve"]}
+    out: dict[str, dict[str, Any]] = {}
+    per_seed: dict[str, dict[int, float]] = {}
     for controller, by_seed in points.items():
         values = [curve_area(p, low) for p in by_seed.values()]
         out[controller] = {
             "curve_area": sum(values) / len(values), "curve_area_ci95": float(ci95_halfwidth(values)),
             "curve_low": low,
         }  # fmt: skip
+        pooled = curves[controller]
+        if all(c is not None for c in pooled.values()):
+            per_seed[controller] = {s: calibrated_area(sorted(c), low) for s, c in pooled.items() if c is not None}
+            values = list(per_seed[controller].values())
+            out[controller]["calibrated_area"] = sum(values) / len(values)
+            out[controller]["calibrated_area_ci95"] = float(ci95_halfwidth(values))
+    if len(per_seed) > 1:  # each against the highest, paired by seed
+        best = max(per_seed, key=lambda c: out[c]["calibrated_area"])
+        for controller, values in per_seed.items():
+            out[controller]["calibrated_area_best"] = best
+            paired = None if controller == best else paired_difference(values, per_seed[best])
+            if paired is not None:
+                keys = ("calibrated_area_vs_best", "calibrated_area_vs_best_ci95", "calibrated_area_paired_seeds")
+                out[controller].update(zip(keys, paired, strict=True))
     return out
 
 

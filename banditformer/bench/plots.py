@@ -9,12 +9,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from banditformer.bench.results import BanditReport, ModelReport
-from banditformer.bench.stats import ci95_halfwidth
+from banditformer.bench.stats import calibrated_accuracy, ci95_halfwidth
 from banditformer.core.errors import BanditformerError, InputValidationError
 from banditformer.core.files import atomic_file
 
-__all__ = ["plot_model_report", "plot_regret", "pyplot"]
+__all__ = ["plot_calibrated_curves", "plot_model_report", "plot_regret", "pyplot"]
 
 
 def pyplot() -> Any:
@@ -73,7 +75,8 @@ def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> li
     ``time.png``, inference time per sample against FLOPs per sample. Each configuration is its
     mean over seeds (a large marker; with several seeds, a 95% bar on the vertical axis) and each
     seed's run a small faint dot of the same colour; on ``pareto.png`` the Pareto front of the
-    means is joined and ringed. Returns the two paths."""
+    means is joined and ringed. When runs recorded their operating curves (``curve``), a third,
+    ``curves.png`` (:func:`plot_calibrated_curves`). Returns the paths."""
     if not isinstance(report, ModelReport):
         raise InputValidationError(f"expected a ModelReport, got {type(report).__name__}")
     plt = pyplot()
@@ -109,4 +112,50 @@ def plot_model_report(report: ModelReport, folder: str | os.PathLike[str]) -> li
     ax.set(xlabel="inference MFLOPs per sample", ylabel="inference time per sample (µs)", title=title)
     ax.legend(fontsize=7, ncol=2)
     _save(plt, fig, out / "time.png")
-    return [out / "pareto.png", out / "time.png"]
+    paths = [out / "pareto.png", out / "time.png"]
+    if any("curve" in run for run in report.runs if "error" not in run):
+        paths.append(plot_calibrated_curves(report, out / "curves.png"))
+    return paths
+
+
+def plot_calibrated_curves(report: ModelReport, path: str | os.PathLike[str], points: int = 400) -> Path:
+    """A PNG of each controller's test accuracy against the FLOP budget its network is calibrated
+    to on validation (:func:`~banditformer.bench.stats.calibrated_accuracy`; a seed's runs pooled,
+    as the report's calibrated area is), its mean over seeds with a 95% band, at ``points``
+    budgets from the report's cheapest configuration to 1; every configuration without a curve
+    (the static baselines) is its mean accuracy at its mean FLOP ratio, with its 95% bar. Returns
+    ``path``."""
+    if not isinstance(report, ModelReport):
+        raise InputValidationError(f"expected a ModelReport, got {type(report).__name__}")
+    plt = pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [r for r in report.summary if r["seeds"]]
+    low = min((1.0 - r["flop_saving"] for r in rows), default=0.0)
+    budgets = [low + (1.0 - low) * i / (points - 1) for i in range(points)]
+    pooled: dict[str, dict[int, list[tuple[float, float, float]]]] = {}
+    for run in report.runs:
+        if "error" not in run and "curve" in run:
+            pooled.setdefault(run["controller"], {}).setdefault(run["seed"], []).extend(
+                (p["val_flop_ratio"], p["val_accuracy"], p["accuracy"]) for p in run["curve"]
+            )
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    colors = plt.cm.tab10.colors
+    for i, (controller, by_seed) in enumerate(sorted(pooled.items())):
+        acc = torch.tensor([[calibrated_accuracy(c, b) for b in budgets] for c in by_seed.values()]) * 100
+        mean, half = acc.mean(0), ci95_halfwidth(acc, dim=0).nan_to_num(0.0)
+        color = colors[i % len(colors)]
+        ax.step(budgets, mean.tolist(), where="post", color=color, label=f"{controller} (calibrated)")
+        ax.fill_between(budgets, (mean - half).tolist(), (mean + half).tolist(), step="post", color=color, alpha=0.15)
+    for j, r in enumerate(r for r in rows if r["controller"] not in pooled):
+        half = r.get("accuracy_ci95", float("nan"))
+        color = colors[(len(pooled) + j) % len(colors)]
+        ax.errorbar(1.0 - r["flop_saving"], r["accuracy"] * 100, yerr=None if half != half else half * 100,
+                    fmt="s", ms=6, capsize=3, color=color, label=r["label"])  # fmt: skip
+    c = report.config
+    title = f"{c.task}: {c.num_layers} blocks, {c.seeds} seed(s), 95% bands"
+    ax.set(xlabel="inference FLOP budget (ratio of the full model; calibrated on validation)",
+           ylabel="test accuracy (%)", title=title)  # fmt: skip
+    ax.legend(fontsize=7, ncol=2)
+    _save(plt, fig, path)
+    return path

@@ -22,7 +22,15 @@ from torch import Tensor
 from banditformer.bandits.kl_ucb import bernoulli_kl
 from banditformer.core.errors import InputValidationError
 
-__all__ = ["agreement", "ci95_halfwidth", "curve_area", "lai_robbins_bound", "paired_difference", "pareto_front"]
+__all__ = [
+    "agreement",
+    "calibrated_accuracy",
+    "calibrated_area",
+    "ci95_halfwidth",
+    "curve_area", "lai_robbins_bound",
+    "paired_difference",
+    "pareto_front",
+]
 
 
 def ci95_halfwidth(samples: Tensor | Sequence[float], dim: int = 0) -> Tensor:
@@ -117,6 +125,48 @@ def curve_area(points: Sequence[tuple[float, float]], low: float, high: float = 
         x, best = ratio, max(best, accuracy)
     area += best * (high - x)
     return area / (high - low)
+
+
+def calibrated_area(
+    curve: Sequence[tuple[float, float, float]], low: float, high: float = 1.0
+) -> float:
+    """The mean over FLOP budgets ``x`` in ``[low, high]`` of the test accuracy at the operating
+    point that calibration on validation picks for ``x``
+    (:func:`~banditformer.training.calibrate_budget`'s rule: the largest validation FLOP ratio
+    within ``x``, the most accurate on validation among equal ratios; 0 where even the cheapest
+    point costs more than ``x``). Nothing is chosen on the test split, so unlike
+    :func:`curve_area` over test points, more operating points do not buy a higher area by chance.
+
+    Args:
+        curve: ``(validation FLOP ratio, validation accuracy, test accuracy)`` per operating point.
+
+    Examples:
+        >>> calibrated_area([(0.5, 0.8, 0.7), (1.0, 0.9, 0.95)], low=0.0)  # 0 on [0, .5), .7 on [.5, 1)
+        0.35
+        >>> calibrated_area([(0.5, 0.8, 0.7), (0.5, 0.6, 0.9)], low=0.5)  # the one validation prefers
+        0.7
+    """
+    if not high > low:
+        raise ValueError(f"expected high > low, got [{low}, {high}]")
+    area, current, x = 0.0, 0.0, low
+    for ratio, _, accuracy in sorted(curve):  # the last point within x, ties by validation accuracy
+        ratio = min(max(ratio, low), high)
+        area += current * (ratio - x)
+        x, current = ratio, accuracy
+    area += current * (high - x)
+    return area / (high - low)
+
+
+def calibrated_accuracy(curve: Sequence[tuple[float, float, float]], budget: float) -> float:
+    """The test accuracy at the operating point that calibration on validation picks for
+    ``budget``, by :func:`calibrated_area`'s rule (0 where no point fits); ``curve`` as there.
+
+    Examples:
+        >>> calibrated_accuracy([(0.5, 0.8, 0.7), (1.0, 0.9, 0.95)], 0.75)
+        0.7
+    """
+    within = [p for p in curve if p[0] <= budget]
+    return max(within)[2] if within else 0.0
 
 
 def paired_difference(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int] | None:

@@ -31,6 +31,16 @@ def test_plots_are_written(tmp_path: Path) -> None:
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
+def test_operating_curves_add_a_calibrated_curve_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    pointer = {"task": "pointer_chasing", "task_kwargs": {"num_samples": 90}, "epochs": 1, "d_model": 8,
+               "num_layers": 3, "num_heads": 2, "exit_heads": True}  # fmt: skip
+    config = ModelBenchConfig(controllers=["static", "entropy_exit"], budgets=[0.7], lams=[], curve=True, **pointer)
+    paths = plot_model_report(run_models(config), tmp_path)
+    assert [p.name for p in paths] == ["pareto.png", "time.png", "curves.png"]
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and paths[2].stat().st_size > 5000
+
+
 def test_without_matplotlib_a_plot_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(bf.BanditformerError, match=r"expected matplotlib for plots \(pip install 'banditformer"):

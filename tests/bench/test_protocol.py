@@ -170,3 +170,71 @@ def test_a_recorded_folder_reports_as_its_run_did_and_keeps_whole_seeds(tmp_path
     assert every.meta["seeds"] == [0, 1] and rows["static"]["seeds"] == 2 and rows["entropy_exit"]["seeds"] == 1
     with pytest.raises(InputValidationError, match="expected a results folder of `banditformer bench model`"):
         recorded_report(tmp_path)
+
+
+def test_a_network_operating_curve_gives_the_area_calibrated_on_validation() -> None:
+    from banditformer.bench.stats import calibrated_area
+    from banditformer.controllers.early_exit import THRESHOLD_POINTS
+
+    config = ModelBenchConfig(**POINTER, controllers=["static", "entropy_exit", "patience_exit"], budgets=[0.7],
+                              lams=[], seeds=2, curve=True)  # fmt: skip
+    report = run_models(config)
+    runs = {(r["label"], r["seed"]): r for r in report.runs}
+    assert "curve" not in runs[("static", 0)]  # no knob, no curve
+    run = runs[("entropy_exit", 1)]
+    assert [p["value"] for p in run["curve"]] == THRESHOLD_POINTS
+    # the curve is the test split as inference scores it: the calibrated budget's point is on it
+    entry = run["calibrated"][0]
+    point = next(p for p in run["curve"] if p["value"] == entry["value"])
+    assert point["accuracy"] == pytest.approx(entry["accuracy"])
+    assert point["flop_ratio"] == pytest.approx(1 - entry["flop_saving"])
+    assert (point["val_accuracy"], point["val_flop_ratio"]) == pytest.approx((entry["val_accuracy"],
+                                                                               entry["val_flop_ratio"]))
+    rows = {r["label"]: r for r in report.summary}
+    low = rows["static"]["curve_low"]
+    per_seed = {}
+    assert rows["entropy_exit@0.7"]["seeds"] == 2
+    for name in ("entropy_exit", "patience_exit"):
+        per_seed[name] = {s: calibrated_area([(p["val_flop_ratio"], p["val_accuracy"], p["accuracy"])
+                                              for p in runs[(name, s)]["curve"]], low) for s in (0, 1)}  # fmt: skip
+        assert rows[name]["calibrated_area"] == pytest.approx(sum(per_seed[name].values()) / 2)
+        if rows[f"{name}@0.7"]["seeds"]:  # a calibrated row carries its controller's area
+            assert rows[f"{name}@0.7"]["calibrated_area"] == rows[name]["calibrated_area"]
+    assert "calibrated_area" not in rows["static"]
+    best = max(per_seed, key=lambda n: rows[n]["calibrated_area"])
+    other = next(n for n in per_seed if n != best)
+    mean, half, n = paired_difference(per_seed[other], per_seed[best])
+    assert rows[other]["calibrated_area_vs_best"] == pytest.approx(mean) and n == 2
+    assert rows[other]["calibrated_area_best"] == best and "calibrated_area_vs_best" not in rows[best]
+    text = format_model_report(report)
+    assert "calibrated on validation at every budget" in text and f"{mean:+.4f} ± {half:.4f} (2 seeds)" in text
+
+
+def test_calibrated_area_takes_what_validation_picks_at_each_budget() -> None:
+    from banditformer.bench.stats import calibrated_area
+
+    # validation's 0.6 point is its most accurate at 0.6, but test is scored wherever validation points
+    curve = [(0.4, 0.5, 0.6), (0.6, 0.7, 0.65), (0.6, 0.6, 0.99), (0.8, 0.9, 0.5)]
+    expected = (0.6 * 0.2 + 0.65 * 0.2 + 0.5 * 0.2) / 0.8  # 0 below 0.4; a worse test point at 0.8 still taken
+    assert calibrated_area(curve, low=0.2) == pytest.approx(expected)
+    assert calibrated_area(curve, low=0.2) < curve_area([(r, t) for r, _, t in curve], low=0.2)
+    with pytest.raises(ValueError, match="high > low"):
+        calibrated_area(curve, low=1.0)
+    # the area is the mean of the calibrated accuracy over the budgets (the plotted curve)
+    from banditformer.bench.stats import calibrated_accuracy
+
+    grid = [0.2 + 0.8 * (i + 0.5) / 8000 for i in range(8000)]
+    assert sum(calibrated_accuracy(curve, b) for b in grid) / len(grid) == pytest.approx(expected, abs=1e-3)
+    assert calibrated_accuracy(curve, 0.39) == 0.0 and calibrated_accuracy(curve, 0.7) == 0.65
+
+
+def test_a_curve_needs_a_knob_and_a_bool() -> None:
+    from banditformer.bench.experiment import run_experiment
+
+    with pytest.raises(InputValidationError, match="`curve` to be a bool"):
+        ModelBenchConfig(**POINTER, controllers=["static"], curve="yes")
+    with pytest.raises(InputValidationError, match="operating points for `curve`, got 'static'"):
+        run_experiment("pointer_chasing", "static", task_kwargs={"num_samples": 90}, curve=True)
+    plan = plan_models(ModelBenchConfig(**POINTER, controllers=["static", "entropy_exit"], lams=[], curve=True))
+    assert [(label, "operating_curve" in kw) for label, _, kw in plan.runs] == [("static", False),
+                                                                                ("entropy_exit", True)]

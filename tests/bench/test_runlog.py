@@ -116,9 +116,10 @@ def test_the_configuration_hash_is_the_one_results_folders_are_named_by() -> Non
     model = ModelBenchConfig(epochs=2, budgets=[0.5], lams=[0.1], dht_budgets=[0.5], seeds=2)
     assert model.digest() == "ec0acb36a8" == config_digest(model.record())
     # fields added since are left out of the record at their defaults, and count once set
-    assert set(asdict(model)) - set(model.record()) == {"objective", "eval_shapes", "batch1_samples"}
-    assert ModelBenchConfig(epochs=2, budgets=[0.5], lams=[0.1], dht_budgets=[0.5], seeds=2,
-                            eval_shapes=True).digest() != "ec0acb36a8"  # fmt: skip
+    assert set(asdict(model)) - set(model.record()) == {"objective", "eval_shapes", "batch1_samples", "curve"}
+    for later in ({"eval_shapes": True}, {"curve": True}):
+        assert ModelBenchConfig(epochs=2, budgets=[0.5], lams=[0.1], dht_budgets=[0.5], seeds=2,
+                                **later).digest() != "ec0acb36a8"  # fmt: skip
     with pytest.raises(bf.InputValidationError, match="expected the configuration as a dict, got list"):
         config_digest([1])  # type: ignore[arg-type]
 
