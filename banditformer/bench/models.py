@@ -367,7 +367,7 @@ def _curve_areas(
         }  # fmt: skip
         pooled = curves[controller]
         if all(c is not None for c in pooled.values()):
-            per_seed[controller] = {s: calibrated_area(sorted(c), low) for s, c in pooled.items() if c is not None}
+            per_seed[controller] = {s: calibrated_area(list(c), low) for s, c in pooled.items() if c is not None}
             values = list(per_seed[controller].values())
             out[controller]["calibrated_area"] = sum(values) / len(values)
             out[controller]["calibrated_area_ci95"] = float(ci95_halfwidth(values))

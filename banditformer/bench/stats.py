@@ -27,7 +27,8 @@ __all__ = [
     "calibrated_accuracy",
     "calibrated_area",
     "ci95_halfwidth",
-    "curve_area", "lai_robbins_bound",
+    "curve_area",
+    "lai_robbins_bound",
     "paired_difference",
     "pareto_front",
 ]
