@@ -385,18 +385,23 @@ def _check_writable_dir(flag: str, path: str) -> None:
 
 
 def _cmd_bench_report(args: argparse.Namespace) -> int:
-    from banditformer.bench.models import recorded_report
+    from banditformer.bench.models import combined_report, recorded_report
     from banditformer.bench.report import format_model_report, write_model_report
 
     if args.out is not None:  # before planning: a place that cannot hold the files fails first
         _check_writable_dir("--out", args.out)
-    report = recorded_report(args.folder, whole_seeds=not args.all_runs)
-    meta = report.meta
+    if len(args.folder) == 1:
+        report = recorded_report(args.folder[0], whole_seeds=not args.all_runs)
+    else:
+        report = combined_report(args.folder, whole_seeds=not args.all_runs)
     which = "every recorded run" if args.all_runs else "whole seeds only"
-    print(
-        f"{meta['folder']}: {meta['recorded']} of {meta['planned']} runs recorded ({meta['status']}); "
-        f"reporting seeds {meta['seeds']} ({which})\n"
-    )
+    for meta in report.meta.get("folders", [report.meta]):
+        named = f"; its configurations named [{'], ['.join(meta['variants'])}]" if meta.get("variants") else ""
+        print(
+            f"{meta['folder']}: {meta['recorded']} of {meta['planned']} runs recorded ({meta['status']}); "
+            f"reporting seeds {meta['seeds']} ({which}){named}"
+        )
+    print()
     if not report.runs:
         print("nothing to report yet" + ("" if args.all_runs else " (no seed has finished every run; --all-runs)"))
         return 0
@@ -749,9 +754,14 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="the report of a `bench model` results folder so far, complete or not (reads only)",
         description="Print the report of the runs a `bench model` results folder has recorded, while its run goes "
         "on or after it stopped: by default only the seeds whose every run has finished, so that every comparison "
-        "pairs the same seeds. The folder is only read.",
+        "pairs the same seeds. The folder is only read. Several folders make one report.",
     )  # fmt: skip
-    br.add_argument("folder", metavar="FOLDER", help="a `bench model` results folder (with run.json and jobs/)")
+    br.add_argument(
+        "folder", metavar="FOLDER", nargs="+",
+        help="a `bench model` results folder (with run.json and jobs/); several on the same task, model and schedule "
+        "make one report, paired by seed (a later folder's configurations that train differently are named by the "
+        "difference: `entropy_exit [objective=sandwich]`)",
+    )  # fmt: skip
     br.add_argument("--all-runs", action="store_true", help="every recorded run, also of seeds not finished")
     br.add_argument(
         "--out", metavar="DIR", default=None, help="also write results.json, runs.csv and the plots into DIR"

@@ -46,8 +46,10 @@ Examples:
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +70,12 @@ from banditformer.plugins import make_controller
 
 __all__ = [
     "BUDGETED",
+    "COMBINABLE_FIELDS",
     "ModelBenchConfig",
     "ModelPlan",
     "ModelReport",
     "budget_kwargs",
+    "combined_report",
     "format_model_report",
     "plan_models",
     "recorded_report",
@@ -417,6 +421,137 @@ def recorded_report(folder: str | Path, *, whole_seeds: bool = True) -> ModelRep
         InputValidationError: ``folder`` is not a model bench's results folder, its configuration
             does not plan (a plugin it names is gone), or its recorded jobs are not this plan's.
     """
+    part = _read_folder(folder, whole_seeds)
+    shown = replace(part.config, seeds=max(len(part.meta["seeds"]), 1))
+    return ModelReport(shown, part.runs, _summarise(part.plan.runs, part.runs), part.meta)
+
+
+#: The configuration fields in which folders combined in one report may differ
+#: (:func:`combined_report`): which configurations and seeds ran, how they were measured, and
+#: the training choices (``objective``, ``controller_kwargs``) that a configuration's label then
+#: names. Every other field (the task, the model, the schedule) must be the same in every folder,
+#: so that the runs of one seed train on the same data from the same start and pair.
+COMBINABLE_FIELDS = ("controllers", "lams", "budgets", "dht_budgets", "seeds", "seed", "threads", "eval_shapes",
+                     "batch1_samples", "curve", "objective", "controller_kwargs")  # fmt: skip
+
+
+def combined_report(folders: Sequence[str | Path], *, whole_seeds: bool = True) -> ModelReport:
+    """One report over the runs of several ``bench model`` results folders on the same task,
+    model and schedule: a new controller, objective or controller option measured in its own
+    folder is paired by seed with the baselines another folder trained, without training them
+    again (each folder is only read, as :func:`recorded_report` reads it).
+
+    A configuration of a later folder that trains differently from the first folder (another
+    ``objective``, other ``controller_kwargs`` for its controller, ``budgets`` aside) carries
+    the difference in its label and its controller name, ``"entropy_exit [objective=sandwich]"``,
+    ``"threshold_bandit lam=0.1 [reveal=1.0]"`` (its calibrated budgets
+    ``"... [reveal=1.0]@0.5"``); one that trains the same keeps its label, and its runs join
+    that configuration's (more seeds of it, say). The curve areas and the matched-cost
+    comparisons treat each named variant as a controller of its own.
+
+    Args:
+        folders: two or more results folders; the first one's configuration is the reference.
+        whole_seeds: in each folder, only the seeds whose every planned run has finished;
+            ``False``: every recorded run.
+
+    Returns:
+        the report; its ``config`` is the first folder's with the controllers, lambdas and
+        budgets of all of them and ``seeds`` the number of seeds reported; ``meta`` sums the
+        folders' ``recorded`` and ``planned``, unites their ``seeds`` (``status``: ``complete``
+        when every folder is), and lists each folder's own ``meta`` under ``folders`` (with the
+        ``variants`` it named).
+
+    Raises:
+        InputValidationError: fewer than two folders, one that :func:`recorded_report` refuses,
+            folders that differ beyond :data:`COMBINABLE_FIELDS` (each difference named), or one
+            configuration and seed recorded in two folders.
+    """
+    if isinstance(folders, (str, Path)) or not isinstance(folders, Sequence) or len(folders) < 2:
+        raise InputValidationError(f"expected a list of at least two results folders, got {folders!r}")
+    parts = [_read_folder(folder, whole_seeds) for folder in folders]  # each checked, nothing combined yet
+    first = parts[0].config
+    for part in parts[1:]:
+        differ = [
+            f"{f.name}: {getattr(part.config, f.name)!r} against {getattr(first, f.name)!r}"
+            for f in fields(ModelBenchConfig)
+            if f.name not in COMBINABLE_FIELDS and getattr(part.config, f.name) != getattr(first, f.name)
+        ]
+        if differ:
+            raise InputValidationError(
+                f"expected folders on the same task, model and schedule, got {part.meta['folder']!r} differing "
+                f"from {parts[0].meta['folder']!r} in " + "; ".join(differ)
+            )
+    plan: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    runs: list[dict[str, Any]] = []
+    owner: dict[tuple[str, int], str] = {}  # (label, seed) -> the folder that recorded it
+    for i, part in enumerate(parts):
+        names: dict[str, tuple[str, str]] = {}
+        variants = []
+        for label, controller, kwargs in part.plan.runs:
+            variant = "" if i == 0 else _variant(first, part.config, controller)
+            name = (f"{label} [{variant}]", f"{controller} [{variant}]") if variant else (label, controller)
+            names[label] = name
+            if variant and variant not in variants:
+                variants.append(variant)
+            if name[0] not in plan:
+                plan[name[0]] = (*name, dict(kwargs))
+            elif kwargs.get(CALIBRATE):  # one configuration in two folders: the budgets of both
+                held = plan[name[0]][2]
+                held[CALIBRATE] = list(dict.fromkeys([*held.get(CALIBRATE, []), *kwargs[CALIBRATE]]))
+        for run in part.runs:
+            label, controller = names[run["label"]]
+            key = (label, run["seed"])
+            if key in owner:
+                raise InputValidationError(
+                    f"expected each configuration and seed recorded in one folder, got {label!r} seed {run['seed']} "
+                    f"in {owner[key]!r} and {part.meta['folder']!r}"
+                )
+            owner[key] = part.meta["folder"]
+            runs.append({**run, "label": label, "controller": controller})
+        part.meta["variants"] = variants
+    seeds = sorted({s for part in parts for s in part.meta["seeds"]})
+    meta = {
+        "status": "complete" if all(p.meta["status"] == "complete" for p in parts) else "partial",
+        "seeds": seeds, "recorded": sum(p.meta["recorded"] for p in parts),
+        "planned": sum(p.meta["planned"] for p in parts), "folder": parts[0].meta["folder"],
+        "folders": [p.meta for p in parts],
+    }  # fmt: skip
+
+    def united(name: str) -> list[Any]:
+        return list(dict.fromkeys(v for p in parts for v in getattr(p.config, name)))
+
+    shown = replace(first, controllers=united("controllers"), lams=united("lams"), budgets=united("budgets"),
+                    dht_budgets=united("dht_budgets"), seeds=max(len(seeds), 1))  # fmt: skip
+    return ModelReport(shown, runs, _summarise(list(plan.values()), runs), meta)
+
+
+def _variant(first: ModelBenchConfig, other: ModelBenchConfig, controller: str) -> str:
+    """How ``other`` trains ``controller`` differently from ``first``: ``"objective=sandwich"``,
+    ``"reveal=1.0"`` (its options other than ``budgets`` that differ, JSON-written; ``"x unset"``
+    for one only ``first`` gives), joined by ``", "``; ``""`` when it trains the same."""
+    parts = [f"objective={other.objective}"] if other.objective != first.objective else []
+    mine = {k: v for k, v in other.controller_kwargs.get(controller, {}).items() if k != "budgets"}
+    theirs = {k: v for k, v in first.controller_kwargs.get(controller, {}).items() if k != "budgets"}
+    parts += [f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(mine.items()) if theirs.get(k, _NONE) != v]
+    parts += [f"{k} unset" for k in sorted(theirs) if k not in mine]
+    return ", ".join(parts)
+
+
+_NONE = object()
+
+
+@dataclass
+class _Folder:
+    """One results folder as read: its configuration, its plan, the runs kept, and its meta."""
+
+    config: ModelBenchConfig
+    plan: ModelPlan
+    runs: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+
+def _read_folder(folder: str | Path, whole_seeds: bool) -> _Folder:
+    """Read and check one results folder (see :func:`recorded_report`)."""
     log = RunLog.read(folder, "model")
     try:
         config = ModelBenchConfig(**log.config)
@@ -444,8 +579,7 @@ def recorded_report(folder: str | Path, *, whole_seeds: bool = True) -> ModelRep
         "seeds": seeds, "recorded": len(recorded.keys() & set(keys.values())), "planned": len(keys),
         "folder": str(log.folder),
     }  # fmt: skip
-    shown = replace(config, seeds=max(len(seeds), 1))
-    return ModelReport(shown, runs, _summarise(plan.runs, runs), meta)
+    return _Folder(config, plan, runs, meta)
 
 
 def run_models(

@@ -119,8 +119,9 @@ def format_model_report(report: ModelReport) -> str:
     _check(report, ModelReport)
     many = report.config.seeds > 1
     b1 = any("eval_us_per_sample_b1" in r for r in report.summary)
+    w = _label_width(report.summary)
     head = (
-        f"{'configuration':<30}{'accuracy':>16}{'vs full (paired)':>18}{'FLOP saving':>13}{'(training)':>12}"
+        f"{'configuration':<{w}}{'accuracy':>16}{'vs full (paired)':>18}{'FLOP saving':>13}{'(training)':>12}"
         f"{'µs/sample':>11}{'(batch 1)' if b1 else '':>11}{'train time':>12}  front"
     )
     lines = [head, "-" * len(head)]
@@ -134,7 +135,7 @@ def format_model_report(report: ModelReport) -> str:
             vs = f"{r['accuracy_vs_full'] * 100:+.1f}" + (f" ± {half * 100:.1f}" if math.isfinite(half) else "")
         one = f"{r['eval_us_per_sample_b1']:.1f}" if "eval_us_per_sample_b1" in r else ""
         lines.append(
-            f"{r['label']:<30}{acc:>16}{vs:>18}{r['flop_saving']:>13.1%}{r['train_flop_saving']:>12.1%}"
+            f"{r['label']:<{w}}{acc:>16}{vs:>18}{r['flop_saving']:>13.1%}{r['train_flop_saving']:>12.1%}"
             f"{r['eval_us_per_sample']:>11.1f}{one:>11}{r['wall_time_s']:>11.1f}s  {'*' if r.get('pareto') else ''}"
         )
     areas = {r["controller"]: r for r in report.summary if "curve_area" in r}
@@ -145,7 +146,8 @@ def format_model_report(report: ModelReport) -> str:
             half = r["curve_area_ci95"]
             note = "  (no configuration below the full cost)" if r["curve_area"] == 0 else ""
             lines.append(
-                f"  {controller:<28}{r['curve_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "") + note
+                f"  {controller:<{w - 2}}{r['curve_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "")
+                + note
             )
     lines += _calibrated_area_lines(report.summary)
     lines += _best_at_budget_lines(report.summary)
@@ -153,13 +155,20 @@ def format_model_report(report: ModelReport) -> str:
     if shaped:
         names = [f"d{s['depth']}h{s['heads']}" for s in shaped[0]["shapes"]]
         lines += ["", "test accuracy of each trained network at fixed shapes (FLOP ratio under the shape):"]
-        lines.append(f"  {'':<28}" + "".join(f"{n:>7}" for n in names))
-        lines.append(f"  {'(FLOP ratio)':<28}" + "".join(f"{s['flop_ratio']:>7.2f}" for s in shaped[0]["shapes"]))
-        lines += [f"  {r['label']:<28}" + "".join(f"{s['accuracy'] * 100:>7.1f}" for s in r["shapes"]) for r in shaped]
+        lines.append(f"  {'':<{w - 2}}" + "".join(f"{n:>7}" for n in names))
+        lines.append(f"  {'(FLOP ratio)':<{w - 2}}" + "".join(f"{s['flop_ratio']:>7.2f}" for s in shaped[0]["shapes"]))
+        lines += [f"  {r['label']:<{w - 2}}" + "".join(f"{s['accuracy'] * 100:>7.1f}" for s in r["shapes"])
+                  for r in shaped]
     # failures by configuration, calibrated budgets' included (an unreachable budget, with its reason)
     lines += [f"{r['label']} ({e.split(': ', 1)[0]}): FAILED: {e.split(': ', 1)[1]}" for r in report.summary
               for e in r.get("errors", [])]  # fmt: skip
     return "\n".join(lines)
+
+
+def _label_width(summary: list[dict[str, Any]]) -> int:
+    """The label column's width: 30 characters, or the longest label (a combined report's
+    variants are long) and two spaces."""
+    return max([30] + [len(r["label"]) + 2 for r in summary])
 
 
 def _calibrated_area_lines(summary: list[dict[str, Any]]) -> list[str]:
@@ -168,6 +177,7 @@ def _calibrated_area_lines(summary: list[dict[str, Any]]) -> list[str]:
     areas = {r["controller"]: r for r in summary if "calibrated_area" in r}
     if not areas:
         return []
+    w = _label_width(summary)
     low = next(iter(areas.values()))["curve_low"]
     lines = [
         "",
@@ -176,7 +186,7 @@ def _calibrated_area_lines(summary: list[dict[str, Any]]) -> list[str]:
     ]
     for controller, r in sorted(areas.items(), key=lambda kv: -kv[1]["calibrated_area"]):
         half = r["calibrated_area_ci95"]
-        line = f"  {controller:<28}{r['calibrated_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "")
+        line = f"  {controller:<{w - 2}}{r['calibrated_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "")
         if "calibrated_area_vs_best" in r:
             diff, half = r["calibrated_area_vs_best"], r["calibrated_area_vs_best_ci95"]
             line += f"  {diff:+.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "")
@@ -194,6 +204,7 @@ def _best_at_budget_lines(summary: list[dict[str, Any]]) -> list[str]:
             groups.setdefault(r["best_at_budget"], []).append(r)
     if not groups:
         return []
+    w = _label_width(summary)
     lines = ["", "at each budget, against its most accurate configuration (paired by seed, mean ± 95%):"]
     for best_label, group in groups.items():
         best = next(r for r in group if r["label"] == best_label)
@@ -206,7 +217,7 @@ def _best_at_budget_lines(summary: list[dict[str, Any]]) -> list[str]:
             if "accuracy_vs_best" in r:
                 half = r["accuracy_vs_best_ci95"]
                 vs = f"{r['accuracy_vs_best'] * 100:+.1f}" + (f" ± {half * 100:.1f}" if math.isfinite(half) else "")
-            lines.append(f"    {r['label']:<34}{vs:>14}  at {1 - r['flop_saving']:.3f}")
+            lines.append(f"    {r['label']:<{w + 4}}{vs:>14}  at {1 - r['flop_saving']:.3f}")
     return lines
 
 

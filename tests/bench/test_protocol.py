@@ -172,6 +172,64 @@ def test_a_recorded_folder_reports_as_its_run_did_and_keeps_whole_seeds(tmp_path
         recorded_report(tmp_path)
 
 
+def _recorded(tmp_path, name: str, **kwargs):
+    """Run a tiny configuration into its own results folder; returns (folder, report)."""
+    from banditformer.bench.runlog import RunLog
+
+    config = ModelBenchConfig(**{**POINTER, "budgets": [0.7], "lams": [], **kwargs})
+    with RunLog.create(tmp_path / name, "model", config.record(), config.digest()) as log:
+        return log.folder, run_models(config, log=log)
+
+
+def test_folders_combine_into_one_report_paired_by_seed_with_variants_named(tmp_path, capsys) -> None:
+    from banditformer.bench.models import combined_report, recorded_report
+    from banditformer.cli import main
+
+    base, _ = _recorded(tmp_path, "base", controllers=["static", "static_small", "entropy_exit"], seeds=2)
+    new, other = _recorded(tmp_path, "new", controllers=["entropy_exit"], seeds=2, objective="sandwich")
+    more, _ = _recorded(tmp_path, "more", controllers=["static"], seed=2)  # a third seed of the full model
+    report = combined_report([base, new, more])
+    rows = {r["label"]: r for r in report.summary}
+    variant = "entropy_exit [objective=sandwich]"
+    assert list(rows) == ["static", "static_small@0.7", "entropy_exit", "entropy_exit@0.7", variant, f"{variant}@0.7"]
+    assert rows["static"]["seeds"] == 3 and rows[variant]["seeds"] == 2 and rows[variant]["controller"] == variant
+    # the new folder's runs, paired by seed with the first folder's full model
+    full = {r["seed"]: r["accuracy"] for r in report.runs if r["label"] == "static"}
+    mine = {r["seed"]: r["accuracy"] for r in other.runs}
+    mean, _, n = paired_difference(mine, full)
+    assert rows[variant]["accuracy_vs_full"] == pytest.approx(mean) and rows[variant]["paired_seeds"] == n == 2
+    # the first folder's own numbers are its report's (the third seed only adds to the full model)
+    alone = {r["label"]: r for r in recorded_report(base).summary}
+    assert rows["entropy_exit@0.7"]["accuracy"] == alone["entropy_exit@0.7"]["accuracy"]
+    assert rows[f"{variant}@0.7"]["accuracy"] == {r["label"]: r for r in other.summary}["entropy_exit@0.7"]["accuracy"]
+    # matched cost and the curve areas see the variant as a configuration of its own
+    assert rows[f"{variant}@0.7"]["best_at_budget"] == rows["static_small@0.7"]["best_at_budget"]
+    low, per_seed = rows["static"]["curve_low"], []
+    for seed in (0, 1):  # the variant's own points only: its runs and their calibrated budgets
+        run = next(r for r in other.runs if r["seed"] == seed)
+        points = [(1 - run["flop_saving"], run["accuracy"])]
+        points += [(1 - e["flop_saving"], e["accuracy"]) for e in run["calibrated"] if "error" not in e]
+        per_seed.append(curve_area(points, low))
+    assert rows[variant]["curve_area"] == pytest.approx(sum(per_seed) / 2)
+    assert report.meta["seeds"] == [0, 1, 2] and report.meta["planned"] == 9 and report.meta["status"] == "complete"
+    assert [m["variants"] for m in report.meta["folders"]] == [[], ["objective=sandwich"], []]
+    assert report.config.seeds == 3 and report.config.controllers == ["static", "static_small", "entropy_exit"]
+    # refused, naming why: a different schedule, a run in two folders, a single folder
+    other_schedule, _ = _recorded(tmp_path, "longer", controllers=["static"], seed=5, epochs=2)
+    with pytest.raises(InputValidationError, match=r"differing from .* in epochs: 2 against 1"):
+        combined_report([base, other_schedule])
+    with pytest.raises(InputValidationError, match=r"'static' seed 0 in .* and "):
+        combined_report([base, base])
+    with pytest.raises(InputValidationError, match="at least two results folders"):
+        combined_report([base])
+    # the command line: several folders, one report
+    assert main(["bench", "report", str(base), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert f"{new}: 2 of 2 runs recorded (complete); reporting seeds [0, 1] (whole seeds only); its configurations " \
+        "named [objective=sandwich]" in out
+    assert f"  {variant}@0.7" in out  # in the matched-cost section, paired with the first folder's baselines
+
+
 def test_a_network_operating_curve_gives_the_area_calibrated_on_validation() -> None:
     from banditformer.bench.stats import calibrated_area
     from banditformer.controllers.early_exit import THRESHOLD_POINTS
