@@ -343,7 +343,8 @@ def _curve_areas(
     its network's operating curve (``curve``), the area of that curve calibrated on validation at
     every budget over the same range (:func:`~banditformer.bench.stats.calibrated_area`,
     ``calibrated_area``; a seed's runs pooled: at each budget, the point calibration picks among
-    all of them)."""
+    all of them). A controller without curves (a static grid) is paired, by the area of its points,
+    against the highest calibrated area (``curve_area_vs_calibrated_best``)."""
     if not ratios or min(ratios) >= 1.0:
         return {}
     low = max(min(ratios), 0.0)
@@ -363,8 +364,10 @@ def _curve_areas(
             seeds[r["seed"]] |= {(p["val_flop_ratio"], p["val_accuracy"], p["accuracy"]) for p in r["curve"]}
     out: dict[str, dict[str, Any]] = {}
     per_seed: dict[str, dict[int, float]] = {}
+    grids: dict[str, dict[int, float]] = {}  # controllers without operating curves: their points' areas
     for controller, by_seed in points.items():
-        values = [curve_area(p, low) for p in by_seed.values()]
+        grids[controller] = {s: curve_area(p, low) for s, p in by_seed.items()}
+        values = list(grids[controller].values())
         out[controller] = {
             "curve_area": sum(values) / len(values), "curve_area_ci95": float(ci95_halfwidth(values)),
             "curve_low": low,
@@ -375,14 +378,25 @@ def _curve_areas(
             values = list(per_seed[controller].values())
             out[controller]["calibrated_area"] = sum(values) / len(values)
             out[controller]["calibrated_area_ci95"] = float(ci95_halfwidth(values))
+    if not per_seed:
+        return out
+    best = max(per_seed, key=lambda c: out[c]["calibrated_area"])
     if len(per_seed) > 1:  # each against the highest, paired by seed
-        best = max(per_seed, key=lambda c: out[c]["calibrated_area"])
         for controller, values in per_seed.items():
             out[controller]["calibrated_area_best"] = best
             paired = None if controller == best else paired_difference(values, per_seed[best])
             if paired is not None:
                 keys = ("calibrated_area_vs_best", "calibrated_area_vs_best_ci95", "calibrated_area_paired_seeds")
                 out[controller].update(zip(keys, paired, strict=True))
+    # a controller without operating curves (a static grid: one network per point, its FLOPs fixed,
+    # nothing to calibrate) against the highest calibrated area, by the area of its own points
+    for controller, values in grids.items():
+        if any(c is not None for c in curves[controller].values()) or out[controller]["curve_area"] == 0:
+            continue
+        paired = paired_difference(values, per_seed[best])
+        if paired is not None:
+            keys = ("curve_area_vs_calibrated_best", "curve_area_vs_calibrated_best_ci95", "curve_area_paired_seeds")
+            out[controller].update(zip(keys, paired, strict=True), calibrated_area_best=best)
     return out
 
 

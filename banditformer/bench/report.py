@@ -192,6 +192,17 @@ def _calibrated_area_lines(summary: list[dict[str, Any]]) -> list[str]:
             line += f"  {diff:+.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "")
             line += f" ({r['calibrated_area_paired_seeds']} seeds)"
         lines.append(line)
+    grids = list({r["controller"]: r for r in summary if "curve_area_vs_calibrated_best" in r}.values())
+    if grids:
+        lines.append("  static grids (one network per point, nothing to calibrate; the area of their points):")
+    for r in grids:
+        half, diff = r["curve_area_ci95"], r["curve_area_vs_calibrated_best"]
+        dhalf = r["curve_area_vs_calibrated_best_ci95"]
+        lines.append(
+            f"  {r['controller']:<{w - 2}}{r['curve_area']:.4f}" + (f" ± {half:.4f}" if math.isfinite(half) else "")
+            + f"  {diff:+.4f}" + (f" ± {dhalf:.4f}" if math.isfinite(dhalf) else "")
+            + f" ({r['curve_area_paired_seeds']} seeds)"
+        )
     return lines
 
 

@@ -231,11 +231,11 @@ def test_folders_combine_into_one_report_paired_by_seed_with_variants_named(tmp_
 
 
 def test_a_network_operating_curve_gives_the_area_calibrated_on_validation() -> None:
-    from banditformer.bench.stats import calibrated_area
+    from banditformer.bench.stats import calibrated_area, curve_area
     from banditformer.controllers.early_exit import THRESHOLD_POINTS
 
-    config = ModelBenchConfig(**POINTER, controllers=["static", "entropy_exit", "patience_exit"], budgets=[0.7],
-                              lams=[], seeds=2, curve=True)  # fmt: skip
+    config = ModelBenchConfig(**POINTER, controllers=["static", "static_small", "entropy_exit", "patience_exit"],
+                              budgets=[0.7], lams=[], seeds=2, curve=True)  # fmt: skip
     report = run_models(config)
     runs = {(r["label"], r["seed"]): r for r in report.runs}
     assert "curve" not in runs[("static", 0)]  # no knob, no curve
@@ -266,6 +266,14 @@ def test_a_network_operating_curve_gives_the_area_calibrated_on_validation() -> 
     assert rows[other]["calibrated_area_best"] == best and "calibrated_area_vs_best" not in rows[best]
     text = format_model_report(report)
     assert "calibrated on validation at every budget" in text and f"{mean:+.4f} ± {half:.4f} (2 seeds)" in text
+    # a static grid (no curves) against the highest calibrated area, by the area of its own points
+    small_runs = {s: runs[("static_small@0.7", s)] for s in (0, 1)}
+    grid = {s: curve_area([(1 - r["flop_saving"], r["accuracy"])], low) for s, r in small_runs.items()}
+    mean, half, n = paired_difference(grid, per_seed[best])
+    small = rows["static_small@0.7"]
+    assert small["curve_area_vs_calibrated_best"] == pytest.approx(mean) and small["calibrated_area_best"] == best
+    assert "curve_area_vs_calibrated_best" not in rows["static"]  # no point below the full cost
+    assert "static grids" in text and f"{mean:+.4f} ± {half:.4f} (2 seeds)" in text
 
 
 def test_calibrated_area_takes_what_validation_picks_at_each_budget() -> None:
