@@ -546,12 +546,10 @@ def _variant(first: ModelBenchConfig, other: ModelBenchConfig, controller: str) 
     parts = [f"objective={other.objective}"] if other.objective != first.objective else []
     mine = {k: v for k, v in other.controller_kwargs.get(controller, {}).items() if k != "budgets"}
     theirs = {k: v for k, v in first.controller_kwargs.get(controller, {}).items() if k != "budgets"}
-    parts += [f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(mine.items()) if theirs.get(k, _NONE) != v]
+    changed = sorted((k, v) for k, v in mine.items() if k not in theirs or theirs[k] != v)
+    parts += [f"{k}={json.dumps(v, sort_keys=True)}" for k, v in changed]
     parts += [f"{k} unset" for k in sorted(theirs) if k not in mine]
     return ", ".join(parts)
-
-
-_NONE = object()
 
 
 @dataclass
